@@ -1,0 +1,137 @@
+//! What the user typed, as clap derive types. Nothing here probes the host or resolves a
+//! default: values stay as written (`80%` stays a share) until a command resolves them
+//! against what the probe found (ripgrep's low-level/high-level split).
+//!
+//! Size and duration arguments are parsed here with the core's parsers, so a bad value is
+//! refused before anything runs, with a message naming the value and the accepted forms.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use ramguard_core::units::{parse_duration, SizeSpec};
+
+/// Makes memory-hungry parallel batch work finish.
+///
+/// ramguard admits a task only when its predicted peak fits in memory, brakes before the
+/// kernel's OOM killer strikes, journals every result so a rerun resumes, and explains what
+/// happened.
+#[derive(Debug, Parser)]
+#[command(
+    name = "ramguard",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show the memory this process may use and where each figure comes from.
+    ///
+    /// Reports the effective memory limit (the smallest of RAM and every cgroup limit from
+    /// this process's cgroup up to the root), the headroom left under it, swap and zram,
+    /// /dev/shm, memory pressure (PSI) and usable CPUs.
+    Probe(ProbeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ProbeArgs {
+    /// Print one JSON object (with a "schema" field) instead of the summary.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Read the host's files under DIR instead of `/` (a captured tree, for tests and for
+    /// inspecting another machine's copy).
+    #[arg(long, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+
+    /// Also show what a size such as `80%`, `4G` or `1.5GiB` means on this host, as
+    /// `--mem` and `--reserve` would resolve it (repeatable).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size_spec)]
+    pub resolve: Vec<SizeSpec>,
+
+    /// Keep watching: print the limit, available memory and pressure every DUR (like
+    /// `250ms`, `2s`) until interrupted or `--count` lines were printed.
+    #[arg(long, value_name = "DUR", value_parser = parse_interval)]
+    pub watch: Option<Duration>,
+
+    /// With `--watch`, stop after N lines.
+    #[arg(long, value_name = "N", requires = "watch")]
+    pub count: Option<u64>,
+}
+
+/// Parses `512M`, `2G`, `1.5GiB`, `1073741824` or `80%`.
+pub fn parse_size_spec(s: &str) -> Result<SizeSpec, String> {
+    s.parse::<SizeSpec>().map_err(|e| e.to_string())
+}
+
+/// Parses a duration for a polling interval; zero would spin, so it is refused.
+pub fn parse_interval(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s).map_err(|e| e.to_string())?;
+    if d.is_zero() {
+        return Err(format!("invalid interval '{s}': must be more than zero"));
+    }
+    Ok(d)
+}
+
+/// Prints a clap error the ramguard way and returns its exit code: help and version go to
+/// stdout in full; a usage error is one line on stderr (what is wrong, where), exit 2.
+pub fn report_clap_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    match e.kind() {
+        ErrorKind::DisplayHelp
+        | ErrorKind::DisplayVersion
+        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = e.print();
+            ExitCode::from(if e.exit_code() == 0 {
+                0
+            } else {
+                crate::EXIT_USAGE
+            })
+        }
+        _ => {
+            let rendered = e.render().to_string();
+            let first = rendered
+                .lines()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("error: invalid arguments");
+            let mut stderr = std::io::stderr().lock();
+            let _ = writeln!(stderr, "{first}");
+            // Clap's own tip ("a similar argument exists") is worth keeping; usage is not.
+            for line in rendered
+                .lines()
+                .filter(|l| l.trim_start().starts_with("tip:"))
+            {
+                let _ = writeln!(
+                    stderr,
+                    "hint: {}",
+                    line.trim_start().trim_start_matches("tip: ")
+                );
+            }
+            ExitCode::from(crate::EXIT_USAGE)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn zero_interval_is_refused() {
+        assert!(parse_interval("0s").is_err());
+        assert_eq!(parse_interval("250ms"), Ok(Duration::from_millis(250)));
+    }
+}
