@@ -8,6 +8,8 @@
 
 pub mod limits;
 pub mod parse;
+pub mod policy;
+pub mod tasks;
 pub mod units;
 
 pub use units::{Bytes, SizeSpec};

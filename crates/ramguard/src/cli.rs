@@ -32,12 +32,25 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run a sweep: admit each task only when its predicted peak memory fits.
+    Run(Box<crate::commands::run::RunArgs>),
+    /// Show a sweep's progress: counts by state, running tasks, learned peak, ETA.
+    Status(crate::commands::status::StatusArgs),
+    /// Export one row per task: params, state, peak, duration, exit class, result.
+    Results(crate::commands::results::ResultsArgs),
+    /// List the sweeps in the journal.
+    List(crate::commands::list::ListArgs),
+    /// Find what on this machine will hurt a memory-hungry batch, and say how to fix it.
+    Doctor(crate::commands::doctor::DoctorArgs),
     /// Show the memory this process may use and where each figure comes from.
     ///
     /// Reports the effective memory limit (the smallest of RAM and every cgroup limit from
     /// this process's cgroup up to the root), the headroom left under it, swap and zram,
     /// /dev/shm, memory pressure (PSI) and usable CPUs.
     Probe(ProbeArgs),
+    /// Internal: kills a dead run's tasks (started by `ramguard run`).
+    #[command(name = "__sentinel", hide = true)]
+    Sentinel { nonce: String },
 }
 
 #[derive(Debug, Args)]

@@ -7,7 +7,11 @@
 
 pub mod cli;
 pub mod commands;
+pub mod doctor;
+pub mod journal;
 pub mod probe;
+pub mod supervisor;
+pub mod sweep_file;
 
 use std::io::Write;
 use std::process::ExitCode;

@@ -1,6 +1,11 @@
 //! One file per subcommand; [`dispatch`] routes the parsed command line to it.
 
+pub mod doctor;
+pub mod list;
 pub mod probe;
+pub mod results;
+pub mod run;
+pub mod status;
 
 use anyhow::Result;
 
@@ -10,6 +15,15 @@ use crate::Outcome;
 /// Runs the command the user asked for.
 pub fn dispatch(cli: Cli) -> Result<Outcome> {
     match cli.command {
+        Command::Run(args) => run::run(&args),
+        Command::Status(args) => status::run(&args),
+        Command::Results(args) => results::run(&args),
+        Command::List(args) => list::run(&args),
+        Command::Doctor(args) => doctor::run(&args),
         Command::Probe(args) => probe::run(&args),
+        Command::Sentinel { nonce } => {
+            crate::supervisor::sentinel::run(&nonce)?;
+            Ok(Outcome::Success)
+        }
     }
 }

@@ -1,0 +1,1031 @@
+//! The admission/brake policy: a pure state machine, driven like quinn-proto.
+//!
+//! Inputs are samples (memory of the host and of each running task's tree) and exits, each
+//! stamped with `now` (time since the run started, supplied by the caller). Outputs are
+//! [`Action`]s polled with [`Policy::poll_action`], and [`Policy::poll_timeout`] says when
+//! the policy next wants to be asked even if nothing happens. No clock, no I/O, no processes:
+//! [`sim`] drives the very same code with scripted memory traces in simulated time.
+//!
+//! # Admission
+//! A queued task is started only while fewer than `max_jobs` run, PSI `full avg10` is below
+//! `psi_full_pause`, and its predicted peak fits in
+//!
+//! ```text
+//! min(available − reserve, budget − Σ current) − Σ_running max(0, predicted_i − current_i)
+//! ```
+//!
+//! The last term reserves every running task's *future* growth: tasks start small and grow,
+//! which defeats a free-memory check at start time. A task started since the last sample has
+//! `current = 0`, so it is reserved in full; memory freed by an exit is credited at once.
+//!
+//! Queue order is task order. A task that does not fit may be overtaken by a smaller one
+//! later in the queue (backfill), but only `max(max_jobs, 1)` times for the same head of the
+//! queue: after that nothing more is admitted until the head fits, so running tasks drain and
+//! a big task is never starved by a stream of small ones. When nothing runs, the head needs
+//! only its measured lower bound to fit (the model may over-predict; the brake corrects), so
+//! a sweep never stalls on a wrong prediction. Predictions above the budget are thereby run
+//! alone; only a *measured* lower bound above the budget fails a task without starting.
+//!
+//! # Prediction
+//! See [`predict`]: per-task from numeric features when they explain the finished peaks,
+//! else a high quantile of finished peaks plus a margin, else `--estimate`; never below the
+//! task's lower bound (its peak when braked or OOM-killed, or from the journal). A running
+//! task's prediction is `max(prediction, peak so far)` and is refreshed when the model learns.
+//!
+//! **Cold start** (no estimate, nothing finished): one task is admitted first. More are
+//! admitted only when every cold-started running task has *settled* (its peak grew by at most
+//! 5% over the last [`SETTLE_WINDOW`]), each predicted as the largest peak seen in this run
+//! plus the margin; the brake corrects what this gets wrong. The trade-off is makespan
+//! against wasted (braked) work and against leaning on the brake at all. Measured in
+//! simulated time by `tests/policy_sim.rs::cold_start_tradeoff` (8 GiB host, 6 GiB budget,
+//! 512 MiB brake level, `-j 8`, 8 identical tasks; tasks exit 100 ms after TERM):
+//!
+//! | workload                         | strategy            | makespan | braked task-s | brakes |
+//! |----------------------------------|---------------------|---------:|--------------:|-------:|
+//! | ramp 10 s to 1 GiB, hold 20 s    | cold start          |   83.5 s |           0   |      0 |
+//! |                                  | `--estimate` right  |   60.0 s |           0   |      0 |
+//! |                                  | `-j 1`              |  240.0 s |           0   |      0 |
+//! |                                  | `--estimate` 10× low|   60.0 s |          17.6 |      3 |
+//! | ramp 25 s to 1.5 GiB, hold 5 s   | cold start          |  116.7 s |           0   |      0 |
+//! |                                  | `--estimate` right  |   90.0 s |           0   |      0 |
+//! |                                  | `-j 1`              |  240.0 s |           0   |      0 |
+//! |                                  | `--estimate` 10× low|   90.0 s |          72.8 |      7 |
+//!
+//! Cold start costs about one ramp plus the settle window (+30–40%) and never brakes;
+//! admitting blind finishes as fast *here* only because simulated tasks die promptly on
+//! TERM and the brake always wins the race — it throws away a task's worth of work or more,
+//! and on a real host with slow-dying trees or a fast grower it is the kernel that decides.
+//! Anything finished replaces the guess with the learned model.
+//!
+//! # Brake
+//! When available falls below `brake_level`, or the running trees hold more than the
+//! budget, the newest running task that is not already stopping gets TERM (and KILL after
+//! `grace`, or at once while available is below `hard_level`). It fires once, then waits:
+//! no second victim while one is still stopping; if memory is still short after the victim
+//! was reaped, the next sample brakes the next newest. A braked (or kernel-OOM-killed) task
+//! is requeued with its peak as lower bound without spending `--retries`; after `max_brakes`
+//! it runs alone, and braked alone at that point it fails with how much it needed.
+//! `oom_score_adj` rises with start order (100 + 50 × rank, at most 1000) so that the
+//! kernel, if it strikes first, picks the same task the brake would.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::units::Bytes;
+
+pub mod predict;
+pub mod sim;
+
+use predict::Predictor;
+
+/// Index of a task in the list given to [`Policy::new`].
+pub type TaskId = usize;
+
+/// Settings, all resolved to bytes and durations by the caller.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// `--mem`: the most the running tasks' trees may hold together.
+    pub budget: Bytes,
+    /// Host headroom kept free: admission needs `available − reserve` to fit the task.
+    pub reserve: Bytes,
+    /// When available headroom falls below this, the brake stops the newest task.
+    pub brake_level: Bytes,
+    /// When available falls below this, the brake kills at once (no grace).
+    pub hard_level: Bytes,
+    /// `-j`: most tasks running at once.
+    pub max_jobs: usize,
+    /// `--estimate`: the peak assumed for a task before anything is measured.
+    pub estimate: Option<Bytes>,
+    /// `--task-mem`: a task whose tree exceeds this fails as over cap.
+    pub task_cap: Option<Bytes>,
+    /// `--timeout`: a task running longer fails as timed out.
+    pub timeout: Option<Duration>,
+    /// `--grace`: time between TERM and KILL.
+    pub grace: Duration,
+    /// `--retries`: extra attempts for ordinary failures (not brakes).
+    pub retries: u32,
+    /// Admission pauses while PSI `full avg10` (percent) is at or above this.
+    pub psi_full_pause: f64,
+    /// After this many brakes a task runs alone; if it is braked alone it fails.
+    pub max_brakes: u32,
+}
+
+/// What the policy knows about a task before it runs.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TaskSpec {
+    /// Numeric values from the task's parameters/argv, in a fixed order for the sweep
+    /// (same length for every task of a sweep, `NaN` where a task has none).
+    pub features: Vec<f64>,
+    /// A peak known from an earlier run (journal): a lower bound for its prediction.
+    pub lower_bound: Option<Bytes>,
+    /// Attempts already used in earlier runs (journal), counted against `--retries`.
+    pub prior_attempts: u32,
+}
+
+/// One observation of memory, taken by the supervisor.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    /// Effective available headroom now (the probe's `available`).
+    pub available: Bytes,
+    /// PSI `full avg10` in percent, when known.
+    pub psi_full_avg10: Option<f64>,
+    /// Memory of each running task's whole process tree (PSS when refreshed, else RSS).
+    pub tasks: Vec<(TaskId, Bytes)>,
+}
+
+/// Why ramguard stops a task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopReason {
+    /// Memory ran short; the task is requeued, not failed.
+    Brake,
+    /// The tree exceeded `--task-mem`.
+    OverCap,
+    /// The task ran longer than `--timeout`.
+    Timeout,
+    /// ramguard was interrupted (Ctrl-C / SIGTERM).
+    Interrupt,
+}
+
+/// How a task's process ended, as the supervisor saw it (before the policy's verdict).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Exit {
+    /// Exit code when it exited.
+    pub code: Option<i32>,
+    /// Signal number when a signal killed it.
+    pub signal: Option<i32>,
+    /// The kernel OOM-killed something in the task's tree during this attempt.
+    pub oom_killed: bool,
+    /// SIGBUS while `/dev/shm` was nearly full.
+    pub shm_full: bool,
+    /// Highest memory of the tree seen during the attempt.
+    pub peak: Bytes,
+}
+
+/// The verdict on one attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExitClass {
+    /// Exited with code 0.
+    Done,
+    /// Exited with a nonzero code.
+    Failed,
+    /// Killed by a signal nobody in ramguard sent.
+    Signaled,
+    /// Stopped for exceeding `--task-mem`.
+    OverCap,
+    /// Stopped for exceeding `--timeout`.
+    TimedOut,
+    /// Stopped by the brake and requeued.
+    Braked,
+    /// Killed by the kernel's OOM killer.
+    OomKilled,
+    /// SIGBUS with `/dev/shm` nearly full.
+    ShmBus,
+    /// Stopped because ramguard was interrupted; runs again next time.
+    Interrupted,
+}
+
+/// A task's state; each state carries its data.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TaskState {
+    /// Waiting for room.
+    Queued {
+        attempt: u32,
+        lower_bound: Option<Bytes>,
+        brakes: u32,
+    },
+    /// Running; `stopping` is set once TERM was sent.
+    Running {
+        attempt: u32,
+        started: Duration,
+        current: Bytes,
+        peak: Bytes,
+        predicted: Bytes,
+        brakes: u32,
+        stopping: Option<(StopReason, Duration)>,
+    },
+    /// Finished with exit code 0; its peak has been learned.
+    Done { peak: Bytes, duration: Duration },
+    /// Failed for good (or interrupted); `reason` is one line a person reads.
+    Failed { class: ExitClass, reason: String },
+}
+
+/// What the supervisor must do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Start a task; `oom_score_adj` rises with start order.
+    Start {
+        task: TaskId,
+        attempt: u32,
+        predicted: Bytes,
+        oom_score_adj: i32,
+    },
+    /// Send SIGTERM to the task's whole tree.
+    Term { task: TaskId, reason: StopReason },
+    /// Send SIGKILL to the task's whole tree.
+    Kill { task: TaskId, reason: StopReason },
+    /// An attempt ended with this verdict (after [`Policy::handle_exit`]).
+    Finished {
+        task: TaskId,
+        attempt: u32,
+        class: ExitClass,
+        /// Requeued for another attempt (brake, OOM, retry).
+        requeued: bool,
+        /// One line a person reads: "exit code 3", "needs 5.1 GiB, budget 4 GiB".
+        reason: String,
+        peak: Bytes,
+    },
+    /// A task can never run: fails without starting (too big to fit even alone).
+    Fail { task: TaskId, reason: String },
+    /// Something worth a journal event and a progress line.
+    Note(Note),
+}
+
+/// Events worth telling the user about that need no action from the supervisor.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Note {
+    /// Admission paused (PSI, or nothing fits right now while tasks run).
+    Paused { why: String },
+    /// Admission resumed after a pause.
+    Resumed,
+    /// The learned typical peak changed noticeably.
+    LearnedPeak { peak: Bytes },
+    /// The brake fired: the reason in words.
+    Brake { task: TaskId, why: String },
+}
+
+/// How long a cold-started task's peak must stay within [`SETTLE_GROWTH`] before more
+/// unknown tasks are admitted beside it.
+pub const SETTLE_WINDOW: Duration = Duration::from_secs(2);
+/// Relative growth of a peak that counts as "still growing".
+pub const SETTLE_GROWTH: f64 = 0.05;
+/// A learned typical peak that moves by more than this share is announced.
+const LEARNED_NOTE_CHANGE: f64 = 0.10;
+
+/// Bookkeeping per task that the public state does not carry.
+#[derive(Debug, Clone, Default)]
+struct Aux {
+    /// Start order of the current attempt; the brake stops the highest.
+    seq: u64,
+    /// Rank for `oom_score_adj` among tasks running together.
+    rank: u32,
+    /// KILL was sent for the current attempt.
+    killed: bool,
+    /// Ordinary failures so far (journal's prior attempts included), against `--retries`.
+    failures: u32,
+    /// Highest lower bound known: journal, brakes, OOM kills.
+    lower_bound: Option<Bytes>,
+    /// Started with no prediction at all (cold start).
+    cold: bool,
+    /// Peak when it last grew by more than [`SETTLE_GROWTH`], and when.
+    settle_ref: Bytes,
+    grown_at: Duration,
+    /// The brake stopped it while nothing else ran.
+    braked_alone: bool,
+    /// Why the brake stopped it, in words.
+    brake_why: String,
+}
+
+/// Why admission is held back, for the Paused/Resumed notes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pause {
+    Psi,
+    Stalled,
+}
+
+/// The policy machine.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    config: Config,
+    tasks: Vec<TaskState>,
+    specs: Vec<TaskSpec>,
+    aux: Vec<Aux>,
+    predictor: Predictor,
+    actions: VecDeque<Action>,
+    /// Available headroom from the last sample plus memory freed by exits since.
+    available: Option<Bytes>,
+    psi: Option<f64>,
+    paused: Option<Pause>,
+    interrupted: bool,
+    next_seq: u64,
+    /// Largest peak any attempt reached in this run: the cold-start guess.
+    largest_seen: Bytes,
+    noted_typical: Option<Bytes>,
+    /// The head of the queue and how often smaller tasks overtook it.
+    head: Option<(TaskId, u32)>,
+}
+
+impl Policy {
+    /// Every task starts queued (or as the spec says from a previous run).
+    pub fn new(config: Config, specs: Vec<TaskSpec>) -> Policy {
+        let tasks = specs
+            .iter()
+            .map(|s| TaskState::Queued {
+                attempt: s.prior_attempts + 1,
+                lower_bound: s.lower_bound,
+                brakes: 0,
+            })
+            .collect();
+        let aux = specs
+            .iter()
+            .map(|s| Aux {
+                failures: s.prior_attempts,
+                lower_bound: s.lower_bound,
+                ..Aux::default()
+            })
+            .collect();
+        Policy {
+            predictor: Predictor::new(config.estimate),
+            config,
+            tasks,
+            specs,
+            aux,
+            actions: VecDeque::new(),
+            available: None,
+            psi: None,
+            paused: None,
+            interrupted: false,
+            next_seq: 0,
+            largest_seen: Bytes::ZERO,
+            noted_typical: None,
+            head: None,
+        }
+    }
+
+    /// Peaks measured in earlier runs of the sweep (journal), to learn from before starting.
+    pub fn learn_from_history(&mut self, observations: &[(Vec<f64>, Bytes)]) {
+        for (features, peak) in observations {
+            self.predictor.observe(features, *peak);
+        }
+        self.note_learned();
+    }
+
+    /// Feeds a memory sample.
+    pub fn handle_sample(&mut self, now: Duration, sample: &Sample) {
+        self.available = Some(sample.available);
+        self.psi = sample.psi_full_avg10;
+        for &(id, mem) in &sample.tasks {
+            let Some(TaskState::Running {
+                current,
+                peak,
+                predicted,
+                ..
+            }) = self.tasks.get_mut(id)
+            else {
+                continue;
+            };
+            *current = mem;
+            *peak = (*peak).max(mem);
+            *predicted = (*predicted).max(*peak);
+            let peak = *peak;
+            self.largest_seen = self.largest_seen.max(peak);
+            let aux = &mut self.aux[id];
+            if peak > aux.settle_ref.scale(1.0 + SETTLE_GROWTH) {
+                aux.settle_ref = peak;
+                aux.grown_at = now;
+            }
+        }
+        self.check_caps(now);
+        self.check_brake(now, sample.available);
+        self.check_psi();
+    }
+
+    /// Feeds the end of a task's process (after the supervisor reaped it).
+    pub fn handle_exit(&mut self, now: Duration, task: TaskId, exit: &Exit) {
+        let Some(TaskState::Running {
+            attempt,
+            started,
+            current,
+            peak,
+            brakes,
+            stopping,
+            ..
+        }) = self.tasks.get(task).cloned()
+        else {
+            return;
+        };
+        let peak = peak.max(exit.peak);
+        self.largest_seen = self.largest_seen.max(peak);
+        if let Some(a) = self.available.as_mut() {
+            *a = a.saturating_add(current);
+        }
+        let next = attempt + 1;
+        let (class, requeued, reason) = match stopping.map(|s| s.0) {
+            Some(StopReason::Brake) => {
+                let why = format!("braked at {peak}: {}", self.aux[task].brake_why);
+                self.brake_verdict(task, ExitClass::Braked, next, brakes, peak, why)
+            }
+            Some(StopReason::OverCap) => {
+                let cap = self.config.task_cap.unwrap_or_default();
+                let reason = format!("used {peak}, over the per-task cap {cap} (--task-mem)");
+                self.fail(task, ExitClass::OverCap, reason)
+            }
+            Some(StopReason::Timeout) => {
+                let t = self.config.timeout.unwrap_or_default();
+                let reason = format!(
+                    "ran longer than the {} timeout (--timeout)",
+                    crate::units::format_duration(t)
+                );
+                self.fail(task, ExitClass::TimedOut, reason)
+            }
+            Some(StopReason::Interrupt) => {
+                self.fail(task, ExitClass::Interrupted, "interrupted".to_string())
+            }
+            None if exit.code == Some(0) => {
+                let features = self.specs[task].features.clone();
+                self.predictor.observe(&features, peak);
+                self.tasks[task] = TaskState::Done {
+                    peak,
+                    duration: now.saturating_sub(started),
+                };
+                self.note_learned();
+                self.refresh_running_predictions();
+                (ExitClass::Done, false, "done".to_string())
+            }
+            None if exit.oom_killed => {
+                let why = format!("killed by the kernel's OOM killer at {peak}");
+                self.brake_verdict(task, ExitClass::OomKilled, next, brakes, peak, why)
+            }
+            None if exit.shm_full => self.fail(
+                task,
+                ExitClass::ShmBus,
+                "bus error (SIGBUS) with /dev/shm full: shared memory ran out \
+                 (hint: free /dev/shm or lower -j)"
+                    .to_string(),
+            ),
+            None => {
+                let (class, reason) = match (exit.signal, exit.code) {
+                    (Some(sig), _) => (ExitClass::Signaled, format!("killed by signal {sig}")),
+                    (None, Some(code)) => (ExitClass::Failed, format!("exit code {code}")),
+                    (None, None) => (ExitClass::Failed, "ended without an exit status".into()),
+                };
+                self.aux[task].failures += 1;
+                if self.aux[task].failures <= self.config.retries && !self.interrupted {
+                    self.requeue(task, next, brakes);
+                    (class, true, reason)
+                } else {
+                    self.fail(task, class, reason)
+                }
+            }
+        };
+        self.actions.push_back(Action::Finished {
+            task,
+            attempt,
+            class,
+            requeued,
+            reason,
+            peak,
+        });
+    }
+
+    /// Stop admitting and stop every running task (Ctrl-C, SIGTERM).
+    pub fn interrupt(&mut self, now: Duration) {
+        self.interrupted = true;
+        let ids: Vec<TaskId> = self.running_ids().collect();
+        for id in ids {
+            if self.stopping(id).is_none() {
+                self.stop(now, id, StopReason::Interrupt);
+            }
+        }
+    }
+
+    /// The next thing to do, if any. Call until it returns `None`.
+    pub fn poll_action(&mut self, now: Duration) -> Option<Action> {
+        if self.actions.is_empty() {
+            self.decide(now);
+        }
+        self.actions.pop_front()
+    }
+
+    /// When the policy next wants a sample or a call, even if nothing happens.
+    pub fn poll_timeout(&self, now: Duration) -> Option<Duration> {
+        if !self.actions.is_empty() {
+            return Some(now);
+        }
+        let mut next: Option<Duration> = None;
+        let mut want = |t: Duration| next = Some(next.map_or(t, |n: Duration| n.min(t)));
+        let cold_waiting = !self.interrupted
+            && (0..self.tasks.len())
+                .any(|id| matches!(self.tasks[id], TaskState::Queued { .. }) && self.is_cold(id));
+        for id in self.running_ids() {
+            let TaskState::Running {
+                started, stopping, ..
+            } = &self.tasks[id]
+            else {
+                continue;
+            };
+            match stopping {
+                Some((_, at)) if !self.aux[id].killed => want(*at + self.config.grace),
+                Some(_) => {}
+                None => {
+                    if let Some(t) = self.config.timeout {
+                        want(*started + t);
+                    }
+                    let settles = self.aux[id].grown_at + SETTLE_WINDOW;
+                    // Once settled, only a sample or an exit can change the verdict.
+                    if cold_waiting && self.aux[id].cold && settles > now {
+                        want(settles);
+                    }
+                }
+            }
+        }
+        next
+    }
+
+    /// Returns true if and only if every task is done or failed (or, after an interrupt,
+    /// nothing is running any more).
+    pub fn is_finished(&self) -> bool {
+        if self.interrupted {
+            return self.running_ids().next().is_none();
+        }
+        self.tasks
+            .iter()
+            .all(|t| matches!(t, TaskState::Done { .. } | TaskState::Failed { .. }))
+    }
+
+    /// The task's current state.
+    pub fn state(&self, task: TaskId) -> &TaskState {
+        &self.tasks[task]
+    }
+
+    /// The settings the policy was built with.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The peak the policy would predict for a task now.
+    pub fn predicted(&self, task: TaskId) -> Bytes {
+        match &self.tasks[task] {
+            TaskState::Running { predicted, .. } => *predicted,
+            TaskState::Done { peak, .. } => *peak,
+            _ => self
+                .model_prediction(task)
+                .unwrap_or_else(|| self.cold_guess(task)),
+        }
+    }
+
+    /// What has been learned about peaks so far.
+    pub fn predictor(&self) -> &Predictor {
+        &self.predictor
+    }
+
+    /// The room admission would offer a task now (see the module doc); `None` before the
+    /// first sample. Negative when running tasks' reservations already exceed the headroom.
+    pub fn room(&self) -> Option<i128> {
+        let available = self.available?;
+        let (mut current, mut reserved) = (0i128, 0i128);
+        for id in self.running_ids() {
+            if let TaskState::Running {
+                current: c,
+                predicted,
+                ..
+            } = &self.tasks[id]
+            {
+                current += i128::from(c.get());
+                reserved += i128::from(predicted.saturating_sub(*c).get());
+            }
+        }
+        let host = i128::from(available.get()) - i128::from(self.config.reserve.get());
+        let budget = i128::from(self.config.budget.get()) - current;
+        Some(host.min(budget) - reserved)
+    }
+
+    // ---- decisions -------------------------------------------------------------------
+
+    /// Emits whatever is due now: kills after grace, timeouts, fails and admissions.
+    fn decide(&mut self, now: Duration) {
+        let hard = self.available.is_some_and(|a| a < self.config.hard_level);
+        let ids: Vec<TaskId> = self.running_ids().collect();
+        for id in ids {
+            match self.stopping(id) {
+                Some((reason, at)) if !self.aux[id].killed => {
+                    if hard || now >= at + self.config.grace {
+                        self.aux[id].killed = true;
+                        self.actions.push_back(Action::Kill { task: id, reason });
+                    }
+                }
+                Some(_) => {}
+                None => {
+                    let started = match &self.tasks[id] {
+                        TaskState::Running { started, .. } => *started,
+                        _ => continue,
+                    };
+                    if self.config.timeout.is_some_and(|t| now >= started + t) {
+                        self.stop(now, id, StopReason::Timeout);
+                    }
+                }
+            }
+        }
+        if self.interrupted {
+            return;
+        }
+        self.fail_impossible();
+        self.admit(now);
+    }
+
+    /// Fails queued tasks whose measured lower bound exceeds the budget: they can never fit.
+    fn fail_impossible(&mut self) {
+        for id in 0..self.tasks.len() {
+            let TaskState::Queued { brakes, .. } = self.tasks[id] else {
+                continue;
+            };
+            let Some(lb) = self.aux[id].lower_bound else {
+                continue;
+            };
+            if lb > self.config.budget {
+                let class = if brakes > 0 {
+                    ExitClass::Braked
+                } else {
+                    ExitClass::Failed
+                };
+                let reason = format!(
+                    "needs at least {lb}, more than the {} budget (hint: raise --mem)",
+                    self.config.budget
+                );
+                self.tasks[id] = TaskState::Failed {
+                    class,
+                    reason: reason.clone(),
+                };
+                self.actions.push_back(Action::Fail { task: id, reason });
+            }
+        }
+    }
+
+    /// Starts queued tasks while they fit (module doc, "Admission").
+    fn admit(&mut self, now: Duration) {
+        if self.paused == Some(Pause::Psi) || self.available.is_none() {
+            return;
+        }
+        loop {
+            let running: Vec<TaskId> = self.running_ids().collect();
+            if running.len() >= self.config.max_jobs.max(1) {
+                return;
+            }
+            if running
+                .iter()
+                .any(|&id| self.must_run_alone(self.running_brakes(id)))
+            {
+                return; // a task that must run alone is running
+            }
+            let Some(room) = self.room() else { return };
+            let cold_settled = running
+                .iter()
+                .all(|&id| !self.aux[id].cold || self.is_settled(id, now));
+            let queued: Vec<TaskId> = (0..self.tasks.len())
+                .filter(|&id| matches!(self.tasks[id], TaskState::Queued { .. }))
+                .collect();
+            let Some(&head) = queued.first() else {
+                self.set_stalled(false);
+                return;
+            };
+            if self.head.is_none_or(|(h, _)| h != head) {
+                self.head = Some((head, 0));
+            }
+            let mut head_blocked = false;
+            let mut chosen = None;
+            for &id in &queued {
+                let lower = self.aux[id].lower_bound.unwrap_or_default();
+                let alone = self.must_run_alone(self.queued_brakes(id));
+                let model = self.model_prediction(id);
+                let (predicted, cold) = match model {
+                    Some(p) => (p, false),
+                    None => (self.cold_guess(id), true),
+                };
+                // Unknown tasks wait beside cold-started ones that still grow.
+                let cold_blocked = cold && !cold_settled;
+                let fits = if running.is_empty() {
+                    i128::from(lower.get()) <= room
+                } else if alone || cold_blocked {
+                    false
+                } else {
+                    i128::from(predicted.get()) <= room
+                };
+                if fits {
+                    chosen = Some((id, predicted, cold));
+                    break;
+                }
+                if id == head {
+                    head_blocked = true;
+                    let overtaken = self.head.map_or(0, |h| h.1);
+                    if !running.is_empty()
+                        && !cold_blocked
+                        && overtaken as usize >= self.config.max_jobs.max(1)
+                    {
+                        break; // stop backfilling: let the head have the room as it frees
+                    }
+                }
+            }
+            let Some((id, predicted, cold)) = chosen else {
+                self.set_stalled(running.is_empty());
+                return;
+            };
+            if head_blocked && id != head {
+                if let Some(h) = self.head.as_mut() {
+                    h.1 += 1;
+                }
+            }
+            self.set_stalled(false);
+            self.start(now, id, predicted, cold);
+        }
+    }
+
+    /// Moves a queued task to running and emits its Start.
+    fn start(&mut self, now: Duration, id: TaskId, predicted: Bytes, cold: bool) {
+        let TaskState::Queued {
+            attempt, brakes, ..
+        } = self.tasks[id]
+        else {
+            return;
+        };
+        let rank = self
+            .running_ids()
+            .map(|r| self.aux[r].rank + 1)
+            .max()
+            .unwrap_or(0);
+        let oom_score_adj = (100 + 50 * rank.min(18) as i32).min(1000);
+        self.next_seq += 1;
+        let aux = &mut self.aux[id];
+        aux.seq = self.next_seq;
+        aux.rank = rank;
+        aux.killed = false;
+        aux.cold = cold;
+        aux.settle_ref = Bytes::ZERO;
+        aux.grown_at = now;
+        aux.braked_alone = false;
+        self.tasks[id] = TaskState::Running {
+            attempt,
+            started: now,
+            current: Bytes::ZERO,
+            peak: Bytes::ZERO,
+            predicted,
+            brakes,
+            stopping: None,
+        };
+        self.actions.push_back(Action::Start {
+            task: id,
+            attempt,
+            predicted,
+            oom_score_adj,
+        });
+    }
+
+    /// Sends TERM to a running task and remembers why and when.
+    fn stop(&mut self, now: Duration, id: TaskId, reason: StopReason) {
+        if let TaskState::Running { stopping, .. } = &mut self.tasks[id] {
+            *stopping = Some((reason, now));
+            self.actions.push_back(Action::Term { task: id, reason });
+        }
+    }
+
+    /// Stops tasks whose tree exceeds `--task-mem`.
+    fn check_caps(&mut self, now: Duration) {
+        let Some(cap) = self.config.task_cap else {
+            return;
+        };
+        let over: Vec<TaskId> = self
+            .running_ids()
+            .filter(|&id| {
+                self.stopping(id).is_none()
+                    && matches!(self.tasks[id], TaskState::Running { current, .. } if current > cap)
+            })
+            .collect();
+        for id in over {
+            self.stop(now, id, StopReason::OverCap);
+        }
+    }
+
+    /// Fires the brake on the newest task when memory is short, once per response.
+    fn check_brake(&mut self, now: Duration, available: Bytes) {
+        let running: Vec<TaskId> = self.running_ids().collect();
+        let held: Bytes = running
+            .iter()
+            .map(|&id| match self.tasks[id] {
+                TaskState::Running { current, .. } => current,
+                _ => Bytes::ZERO,
+            })
+            .sum();
+        let why = if available < self.config.brake_level {
+            format!(
+                "available {available} below the brake level {}",
+                self.config.brake_level
+            )
+        } else if held > self.config.budget {
+            format!("tasks hold {held}, over the {} budget", self.config.budget)
+        } else {
+            return;
+        };
+        // Wait for the previous victim to be reaped before judging memory again.
+        if running
+            .iter()
+            .any(|&id| matches!(self.stopping(id), Some((StopReason::Brake, _))))
+        {
+            return;
+        }
+        let Some(victim) = running
+            .iter()
+            .copied()
+            .filter(|&id| self.stopping(id).is_none())
+            .max_by_key(|&id| self.aux[id].seq)
+        else {
+            return;
+        };
+        self.aux[victim].braked_alone = running.len() == 1;
+        self.aux[victim].brake_why = why.clone();
+        self.stop(now, victim, StopReason::Brake);
+        self.actions
+            .push_back(Action::Note(Note::Brake { task: victim, why }));
+    }
+
+    /// Pauses admission while PSI `full avg10` is at or above the threshold.
+    fn check_psi(&mut self) {
+        let limit = self.config.psi_full_pause;
+        let high = limit > 0.0 && self.psi.is_some_and(|p| p >= limit);
+        match (high, self.paused) {
+            (true, Some(Pause::Psi)) | (false, None) | (false, Some(Pause::Stalled)) => {}
+            (true, _) => {
+                self.paused = Some(Pause::Psi);
+                let why = format!(
+                    "memory pressure: PSI full avg10 {:.1}% at or above {limit}%",
+                    self.psi.unwrap_or_default()
+                );
+                self.actions.push_back(Action::Note(Note::Paused { why }));
+            }
+            (false, Some(Pause::Psi)) => {
+                self.paused = None;
+                self.actions.push_back(Action::Note(Note::Resumed));
+            }
+        }
+    }
+
+    /// Announces (once) that nothing can start although nothing runs, and when that ends.
+    fn set_stalled(&mut self, stalled: bool) {
+        match (stalled, self.paused) {
+            (true, None) => {
+                self.paused = Some(Pause::Stalled);
+                let why = format!(
+                    "waiting for memory: nothing fits in {} available (reserve {})",
+                    self.available.unwrap_or_default(),
+                    self.config.reserve
+                );
+                self.actions.push_back(Action::Note(Note::Paused { why }));
+            }
+            (false, Some(Pause::Stalled)) => {
+                self.paused = None;
+                self.actions.push_back(Action::Note(Note::Resumed));
+            }
+            _ => {}
+        }
+    }
+
+    // ---- verdicts ----------------------------------------------------------------------
+
+    /// Requeues a braked or OOM-killed task with its peak as lower bound, or fails it when it
+    /// was stopped while running alone after `max_brakes`.
+    fn brake_verdict(
+        &mut self,
+        id: TaskId,
+        class: ExitClass,
+        next: u32,
+        brakes: u32,
+        peak: Bytes,
+        why: String,
+    ) -> (ExitClass, bool, String) {
+        let brakes = brakes + 1;
+        let lb = self.aux[id].lower_bound.unwrap_or_default().max(peak);
+        self.aux[id].lower_bound = Some(lb);
+        let alone = self.aux[id].braked_alone
+            || (class == ExitClass::OomKilled && self.running_ids().all(|r| r == id));
+        if alone && brakes >= self.config.max_brakes && !self.interrupted {
+            let reason =
+                format!("needs more than {peak}, which does not fit even running alone ({why})");
+            return self.fail(id, class, reason);
+        }
+        if self.interrupted {
+            return self.fail(id, ExitClass::Interrupted, format!("interrupted; {why}"));
+        }
+        self.requeue(id, next, brakes);
+        (class, true, why)
+    }
+
+    /// Puts a task back in the queue for another attempt.
+    fn requeue(&mut self, id: TaskId, attempt: u32, brakes: u32) {
+        self.tasks[id] = TaskState::Queued {
+            attempt,
+            lower_bound: self.aux[id].lower_bound,
+            brakes,
+        };
+    }
+
+    /// Marks a task failed for good.
+    fn fail(&mut self, id: TaskId, class: ExitClass, reason: String) -> (ExitClass, bool, String) {
+        self.tasks[id] = TaskState::Failed {
+            class,
+            reason: reason.clone(),
+        };
+        (class, false, reason)
+    }
+
+    // ---- prediction --------------------------------------------------------------------
+
+    /// The model's prediction for a task, never below its lower bound; `None` when cold.
+    fn model_prediction(&self, id: TaskId) -> Option<Bytes> {
+        let lb = self.aux[id].lower_bound.unwrap_or_default();
+        self.predictor
+            .predict(&self.specs[id].features)
+            .map(|p| p.max(lb))
+    }
+
+    /// The cold-start guess: the largest peak seen in this run plus the margin.
+    fn cold_guess(&self, id: TaskId) -> Bytes {
+        let lb = self.aux[id].lower_bound.unwrap_or_default();
+        self.largest_seen.scale(1.0 + predict::MARGIN).max(lb)
+    }
+
+    /// Returns true if and only if nothing about the task's peak is known but its bound.
+    fn is_cold(&self, id: TaskId) -> bool {
+        self.model_prediction(id).is_none()
+    }
+
+    /// Returns true if and only if the task's peak has not grown noticeably for a while.
+    fn is_settled(&self, id: TaskId, now: Duration) -> bool {
+        now.saturating_sub(self.aux[id].grown_at) >= SETTLE_WINDOW
+    }
+
+    /// Re-predicts running tasks after the model learned something.
+    fn refresh_running_predictions(&mut self) {
+        let ids: Vec<TaskId> = self.running_ids().collect();
+        for id in ids {
+            let Some(p) = self.model_prediction(id) else {
+                continue;
+            };
+            if let TaskState::Running {
+                peak, predicted, ..
+            } = &mut self.tasks[id]
+            {
+                *predicted = p.max(*peak);
+            }
+            self.aux[id].cold = false;
+        }
+    }
+
+    /// Emits LearnedPeak when the typical peak moved by more than 10%.
+    fn note_learned(&mut self) {
+        if self.predictor.observed() == 0 {
+            return;
+        }
+        let Some(t) = self.predictor.typical() else {
+            return;
+        };
+        let moved = self.noted_typical.is_none_or(|old| {
+            let old = old.get().max(1) as f64;
+            (t.get() as f64 - old).abs() / old > LEARNED_NOTE_CHANGE
+        });
+        if moved {
+            self.noted_typical = Some(t);
+            self.actions
+                .push_back(Action::Note(Note::LearnedPeak { peak: t }));
+        }
+    }
+
+    // ---- small accessors ---------------------------------------------------------------
+
+    fn running_ids(&self) -> impl Iterator<Item = TaskId> + '_ {
+        self.tasks
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| matches!(t, TaskState::Running { .. }))
+            .map(|(id, _)| id)
+    }
+
+    fn stopping(&self, id: TaskId) -> Option<(StopReason, Duration)> {
+        match &self.tasks[id] {
+            TaskState::Running { stopping, .. } => *stopping,
+            _ => None,
+        }
+    }
+
+    /// Returns true if and only if a task braked this often must run alone.
+    fn must_run_alone(&self, brakes: u32) -> bool {
+        brakes > 0 && brakes >= self.config.max_brakes
+    }
+
+    fn running_brakes(&self, id: TaskId) -> u32 {
+        match &self.tasks[id] {
+            TaskState::Running { brakes, .. } => *brakes,
+            _ => 0,
+        }
+    }
+
+    fn queued_brakes(&self, id: TaskId) -> u32 {
+        match &self.tasks[id] {
+            TaskState::Queued { brakes, .. } => *brakes,
+            _ => 0,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

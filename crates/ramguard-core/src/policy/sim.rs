@@ -1,0 +1,561 @@
+//! A simulated host and simulated time that drive the real [`Policy`], quinn-style.
+//!
+//! Each task follows a scripted memory trace per attempt (piecewise linear, ending in an
+//! exit); the host's available memory is `capacity − external − Σ task memory`. [`Sim::step`]
+//! jumps to the next wake-up (the policy's [`Policy::poll_timeout`], the next scripted exit,
+//! or the next sample tick), delivers exits, samples, drains actions and executes them the
+//! way the supervisor would: Start spawns at once, Term makes a task exit after its scripted
+//! `term_delay` (or never, if it ignores TERM), Kill ends it at once. If tasks ever hold more
+//! than the capacity, the simulated kernel OOM-kills the task with the highest
+//! `oom_score_adj`, as Linux would.
+//!
+//! While it runs, the harness checks invariants independently of the policy and records
+//! violations in the [`Report`]: a Start only when the task fits (recomputed from the
+//! harness's own view), Kill only after Term, Finished only after an exit, at most one final
+//! verdict per task. `plan`/`simulate` can replay recorded traces through this same code.
+//! Pure: no clock, no I/O.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use super::{Action, Config, Exit, ExitClass, Note, Policy, Sample, TaskId, TaskSpec, TaskState};
+use crate::units::Bytes;
+
+/// How a scripted attempt ends when nobody stops it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    /// Exits with this code.
+    Code(i32),
+    /// Dies of this signal (sent by nobody in ramguard).
+    Signal(i32),
+    /// The kernel OOM-killed it (the supervisor saw the oom_kill counter move).
+    OomKilled,
+    /// SIGBUS with /dev/shm full.
+    ShmFull,
+}
+
+/// One attempt's memory over time since its start, and how it ends.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Script {
+    /// `(age, memory)` points, linearly interpolated; the attempt ends at the last age.
+    pub points: Vec<(Duration, Bytes)>,
+    /// The natural end at the last point.
+    pub end: End,
+    /// How long after TERM it exits; `None` ignores TERM (only KILL ends it).
+    pub term_delay: Option<Duration>,
+}
+
+impl Script {
+    /// Grows linearly from nothing to `peak` over `ramp`, holds `hold`, exits with `code`.
+    pub fn ramp(peak: Bytes, ramp: Duration, hold: Duration, code: i32) -> Script {
+        Script {
+            points: vec![
+                (Duration::ZERO, Bytes::ZERO),
+                (ramp, peak),
+                (ramp + hold, peak),
+            ],
+            end: End::Code(code),
+            term_delay: Some(Duration::from_millis(100)),
+        }
+    }
+
+    /// The same trace ending differently.
+    pub fn ending(mut self, end: End) -> Script {
+        self.end = end;
+        self
+    }
+
+    /// The same trace ignoring TERM.
+    pub fn ignoring_term(mut self) -> Script {
+        self.term_delay = None;
+        self
+    }
+
+    /// Memory at `age`, interpolated between points.
+    pub fn memory_at(&self, age: Duration) -> Bytes {
+        let mut prev = (Duration::ZERO, Bytes::ZERO);
+        for &(t, m) in &self.points {
+            if age <= t {
+                let span = t.saturating_sub(prev.0).as_secs_f64();
+                if span <= 0.0 {
+                    return m;
+                }
+                let f = age.saturating_sub(prev.0).as_secs_f64() / span;
+                let v = prev.1.get() as f64 + (m.get() as f64 - prev.1.get() as f64) * f;
+                return Bytes(v.max(0.0) as u64);
+            }
+            prev = (t, m);
+        }
+        prev.1
+    }
+
+    /// When the attempt ends by itself.
+    pub fn length(&self) -> Duration {
+        self.points.last().map_or(Duration::ZERO, |p| p.0)
+    }
+}
+
+/// A simulated task: what the policy knows, and what each attempt will do.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SimTask {
+    /// What the policy is told about the task.
+    pub spec: TaskSpec,
+    /// Attempt `k` (0-based within this run) follows `scripts[min(k, len − 1)]`.
+    pub scripts: Vec<Script>,
+}
+
+impl SimTask {
+    /// A task that does the same thing on every attempt.
+    pub fn new(script: Script) -> SimTask {
+        SimTask {
+            spec: TaskSpec::default(),
+            scripts: vec![script],
+        }
+    }
+
+    /// The same task with these features.
+    pub fn features(mut self, features: Vec<f64>) -> SimTask {
+        self.spec.features = features;
+        self
+    }
+}
+
+/// The simulated machine.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Host {
+    /// Memory the tasks and everything else share.
+    pub capacity: Bytes,
+    /// Memory held outside the sweep, as a step function of time.
+    pub external: Vec<(Duration, Bytes)>,
+    /// PSI `full avg10`, as a step function of time.
+    pub psi: Vec<(Duration, f64)>,
+}
+
+impl Host {
+    /// A quiet host of this size.
+    pub fn new(capacity: Bytes) -> Host {
+        Host {
+            capacity,
+            external: Vec::new(),
+            psi: Vec::new(),
+        }
+    }
+
+    fn external_at(&self, t: Duration) -> Bytes {
+        step_at(&self.external, t).unwrap_or_default()
+    }
+
+    fn psi_at(&self, t: Duration) -> Option<f64> {
+        step_at(&self.psi, t)
+    }
+}
+
+fn step_at<T: Copy>(steps: &[(Duration, T)], t: Duration) -> Option<T> {
+    steps.iter().take_while(|s| s.0 <= t).last().map(|s| s.1)
+}
+
+/// What a simulated run measured, and what went wrong.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Report {
+    /// Time when the policy was finished and nothing ran.
+    pub makespan: Duration,
+    /// Task-seconds of attempts that ended braked or OOM-killed: wasted work.
+    pub braked_seconds: f64,
+    /// Brake notes emitted.
+    pub brakes: u32,
+    /// Tasks the simulated kernel OOM-killed because memory ran out.
+    pub kernel_oom_kills: u32,
+    /// Most tasks running at once.
+    pub max_running: usize,
+    /// Final verdicts (Finished not requeued, or Fail) per task.
+    pub finals: Vec<u32>,
+    /// Invariant violations, in words; empty when all held.
+    pub violations: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+struct Run {
+    started: Duration,
+    script: Script,
+    adj: i32,
+    peak: Bytes,
+    mem: Bytes,
+    term_at: Option<Duration>,
+    kill_at: Option<Duration>,
+    oom: bool,
+}
+
+impl Run {
+    fn exit_time(&self) -> Duration {
+        let mut t = self.started + self.script.length();
+        if let (Some(term), Some(d)) = (self.term_at, self.script.term_delay) {
+            t = t.min(term + d);
+        }
+        if let Some(k) = self.kill_at {
+            t = t.min(k);
+        }
+        t
+    }
+}
+
+/// The harness: a policy, a host and tasks, in simulated time.
+#[derive(Debug)]
+pub struct Sim {
+    policy: Policy,
+    host: Host,
+    tasks: Vec<SimTask>,
+    attempts: Vec<usize>,
+    runs: BTreeMap<TaskId, Run>,
+    /// Exited but not yet given a verdict: start time of the attempt.
+    awaiting: BTreeMap<TaskId, Duration>,
+    now: Duration,
+    tick: Duration,
+    interrupt_at: Option<Duration>,
+    interrupted: bool,
+    primed: bool,
+    view_available: Bytes,
+    view_mem: BTreeMap<TaskId, Bytes>,
+    log: Vec<(Duration, Action)>,
+    report: Report,
+}
+
+/// Simulated time after which [`Sim::drive`] gives up: the policy is stuck.
+pub const SIM_LIMIT: Duration = Duration::from_secs(24 * 3600);
+
+impl Sim {
+    /// A harness sampling every 50 ms.
+    pub fn new(config: Config, host: Host, tasks: Vec<SimTask>) -> Sim {
+        let specs = tasks.iter().map(|t| t.spec.clone()).collect();
+        let n = tasks.len();
+        Sim {
+            policy: Policy::new(config, specs),
+            view_available: host.capacity,
+            host,
+            tasks,
+            attempts: vec![0; n],
+            runs: BTreeMap::new(),
+            awaiting: BTreeMap::new(),
+            now: Duration::ZERO,
+            tick: Duration::from_millis(50),
+            interrupt_at: None,
+            interrupted: false,
+            primed: false,
+            view_mem: BTreeMap::new(),
+            log: Vec::new(),
+            report: Report {
+                finals: vec![0; n],
+                ..Report::default()
+            },
+        }
+    }
+
+    /// Interrupts the run (Ctrl-C) at this simulated time.
+    pub fn interrupt_at(&mut self, t: Duration) {
+        self.interrupt_at = Some(t);
+    }
+
+    /// The policy under test.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// The policy under test, to seed it (e.g. `learn_from_history`) before driving.
+    pub fn policy_mut(&mut self) -> &mut Policy {
+        &mut self.policy
+    }
+
+    /// Every action with the time it was polled.
+    pub fn log(&self) -> &[(Duration, Action)] {
+        &self.log
+    }
+
+    /// Simulated time now.
+    pub fn now(&self) -> Duration {
+        self.now
+    }
+
+    /// Returns true if and only if the policy is finished and nothing runs.
+    pub fn finished(&self) -> bool {
+        self.policy.is_finished() && self.runs.is_empty()
+    }
+
+    /// Advances to the next wake-up and handles it; returns false once finished.
+    pub fn step(&mut self) -> bool {
+        if !self.primed {
+            // The supervisor samples and drains once before it first sleeps.
+            self.primed = true;
+            self.sample_and_drain();
+        }
+        if self.finished() {
+            return false;
+        }
+        let mut next = self.now + self.tick;
+        if let Some(p) = self.policy.poll_timeout(self.now) {
+            next = next.min(p.max(self.now));
+        }
+        for run in self.runs.values() {
+            next = next.min(run.exit_time().max(self.now));
+            // The next corner of the trace: a ramp that ends between ticks is seen at once.
+            let age = self.now.saturating_sub(run.started);
+            if let Some(&(t, _)) = run.script.points.iter().find(|p| p.0 > age) {
+                next = next.min(run.started + t);
+            }
+        }
+        if let Some(i) = self.interrupt_at.filter(|_| !self.interrupted) {
+            next = next.min(i.max(self.now));
+        }
+        self.now = next;
+        self.deliver_exits();
+        if self.interrupt_at.is_some_and(|i| i <= self.now) && !self.interrupted {
+            self.interrupted = true;
+            self.policy.interrupt(self.now);
+        }
+        self.kernel();
+        self.sample_and_drain();
+        !self.finished()
+    }
+
+    /// Steps until finished, then checks the end-of-run invariants; returns the report.
+    pub fn drive(&mut self) -> Report {
+        let mut same_time = 0;
+        loop {
+            let before = self.now;
+            if !self.step() {
+                break;
+            }
+            same_time = if self.now == before { same_time + 1 } else { 0 };
+            assert!(same_time < 10_000, "policy spins at {:?}", self.now);
+            assert!(self.now < SIM_LIMIT, "policy stuck: {:#?}", self.policy);
+        }
+        self.report.makespan = self.now;
+        for (id, &n) in self.report.finals.iter().enumerate() {
+            let state = self.policy.state(id);
+            if self.interrupted {
+                if n > 1 {
+                    self.report
+                        .violations
+                        .push(format!("task {id}: {n} final verdicts"));
+                }
+            } else if n != 1 || !matches!(state, TaskState::Done { .. } | TaskState::Failed { .. })
+            {
+                self.report
+                    .violations
+                    .push(format!("task {id}: {n} final verdicts, state {state:?}"));
+            }
+        }
+        self.report.clone()
+    }
+
+    fn memory(&self) -> Bytes {
+        self.runs.values().map(|r| r.mem).sum::<Bytes>() + self.host.external_at(self.now)
+    }
+
+    /// Hands every attempt whose time is up to the policy.
+    fn deliver_exits(&mut self) {
+        loop {
+            let due = self
+                .runs
+                .iter()
+                .filter(|(_, r)| r.exit_time() <= self.now)
+                .min_by_key(|(_, r)| r.exit_time())
+                .map(|(&id, _)| id);
+            let Some(id) = due else { break };
+            let Some(run) = self.runs.remove(&id) else {
+                break;
+            };
+            let natural = run.exit_time() == run.started + run.script.length()
+                && run.kill_at.is_none_or(|k| k > run.exit_time());
+            let last = run
+                .script
+                .memory_at(run.exit_time().saturating_sub(run.started));
+            let peak = run.peak.max(last);
+            let mut exit = Exit {
+                code: None,
+                signal: None,
+                oom_killed: false,
+                shm_full: false,
+                peak,
+            };
+            if run.oom {
+                exit.signal = Some(9);
+                exit.oom_killed = true;
+            } else if run.kill_at.is_some_and(|k| k <= run.exit_time()) {
+                exit.signal = Some(9);
+            } else if natural {
+                match run.script.end {
+                    End::Code(c) => exit.code = Some(c),
+                    End::Signal(s) => exit.signal = Some(s),
+                    End::OomKilled => {
+                        exit.signal = Some(9);
+                        exit.oom_killed = true;
+                    }
+                    End::ShmFull => {
+                        exit.signal = Some(7);
+                        exit.shm_full = true;
+                    }
+                }
+            } else {
+                exit.signal = Some(15);
+            }
+            self.view_available = self.view_available.saturating_add(run.mem);
+            self.view_mem.remove(&id);
+            self.awaiting.insert(id, run.started);
+            self.policy.handle_exit(self.now, id, &exit);
+        }
+    }
+
+    /// The simulated kernel: when memory runs out, kill the highest `oom_score_adj`.
+    fn kernel(&mut self) {
+        let now = self.now;
+        for run in self.runs.values_mut() {
+            run.mem = run.script.memory_at(now.saturating_sub(run.started));
+            run.peak = run.peak.max(run.mem);
+        }
+        while self.memory() > self.host.capacity {
+            let victim = self
+                .runs
+                .iter()
+                .filter(|(_, r)| !r.oom)
+                .max_by_key(|(_, r)| (r.adj, r.started))
+                .map(|(&id, _)| id);
+            let Some(id) = victim else { break };
+            self.report.kernel_oom_kills += 1;
+            if let Some(r) = self.runs.get_mut(&id) {
+                r.oom = true;
+                r.kill_at = Some(now);
+                r.mem = Bytes::ZERO;
+            }
+        }
+        self.deliver_exits();
+    }
+
+    /// Samples the host and tasks, then executes the policy's actions.
+    fn sample_and_drain(&mut self) {
+        let used = self.memory();
+        let available = self.host.capacity.saturating_sub(used);
+        let tasks: Vec<(TaskId, Bytes)> = self.runs.iter().map(|(&id, r)| (id, r.mem)).collect();
+        self.view_available = available;
+        self.view_mem = tasks.iter().copied().collect();
+        self.policy.handle_sample(
+            self.now,
+            &Sample {
+                available,
+                psi_full_avg10: self.host.psi_at(self.now),
+                tasks,
+            },
+        );
+        while let Some(action) = self.policy.poll_action(self.now) {
+            self.execute(&action);
+            self.log.push((self.now, action));
+        }
+    }
+
+    fn execute(&mut self, action: &Action) {
+        let now = self.now;
+        match action {
+            Action::Start {
+                task,
+                predicted,
+                oom_score_adj,
+                ..
+            } => {
+                self.check_fits(*task, *predicted);
+                if self.runs.contains_key(task) || self.awaiting.contains_key(task) {
+                    self.violation(format!("task {task} started twice"));
+                }
+                let k = self.attempts[*task];
+                self.attempts[*task] += 1;
+                let scripts = &self.tasks[*task].scripts;
+                let script = scripts[k.min(scripts.len() - 1)].clone();
+                self.runs.insert(
+                    *task,
+                    Run {
+                        started: now,
+                        script,
+                        adj: *oom_score_adj,
+                        peak: Bytes::ZERO,
+                        mem: Bytes::ZERO,
+                        term_at: None,
+                        kill_at: None,
+                        oom: false,
+                    },
+                );
+                self.view_mem.insert(*task, Bytes::ZERO);
+                self.report.max_running = self.report.max_running.max(self.runs.len());
+            }
+            Action::Term { task, .. } => match self.runs.get_mut(task) {
+                Some(r) => {
+                    r.term_at.get_or_insert(now);
+                }
+                None => self.violation(format!("TERM to task {task}, which is not running")),
+            },
+            Action::Kill { task, .. } => match self.runs.get_mut(task) {
+                Some(r) if r.term_at.is_some() => {
+                    r.kill_at.get_or_insert(now);
+                }
+                Some(_) => self.violation(format!("KILL before TERM to task {task}")),
+                None => self.violation(format!("KILL to task {task}, which is not running")),
+            },
+            Action::Finished {
+                task,
+                class,
+                requeued,
+                ..
+            } => {
+                let Some(started) = self.awaiting.remove(task) else {
+                    self.violation(format!("Finished for task {task} without an exit"));
+                    return;
+                };
+                if matches!(class, ExitClass::Braked | ExitClass::OomKilled) {
+                    self.report.braked_seconds += now.saturating_sub(started).as_secs_f64();
+                }
+                if !requeued {
+                    self.report.finals[*task] += 1;
+                }
+            }
+            Action::Fail { task, .. } => {
+                if self.runs.contains_key(task) {
+                    self.violation(format!("Fail for running task {task}"));
+                }
+                self.report.finals[*task] += 1;
+            }
+            Action::Note(Note::Brake { .. }) => self.report.brakes += 1,
+            Action::Note(_) => {}
+        }
+    }
+
+    /// Checks, from the harness's own view, that a started task fit (module doc of policy).
+    fn check_fits(&mut self, task: TaskId, predicted: Bytes) {
+        let others: Vec<TaskId> = self.runs.keys().copied().collect();
+        if others.is_empty() {
+            return; // alone: only its lower bound must fit, checked by the budget rule
+        }
+        let cfg = self.policy.config().clone();
+        let current: Bytes = others
+            .iter()
+            .map(|id| self.view_mem.get(id).copied().unwrap_or_default())
+            .sum();
+        let reserved: Bytes = others
+            .iter()
+            .map(|&id| {
+                let cur = self.view_mem.get(&id).copied().unwrap_or_default();
+                self.policy.predicted(id).saturating_sub(cur)
+            })
+            .sum();
+        let room = self
+            .view_available
+            .saturating_sub(cfg.reserve)
+            .min(cfg.budget.saturating_sub(current));
+        if predicted.saturating_add(reserved) > room {
+            self.violation(format!(
+                "task {task} started at {:?} predicted {predicted} with {reserved} reserved, \
+                 room {room}",
+                self.now
+            ));
+        }
+    }
+
+    fn violation(&mut self, what: String) {
+        self.report.violations.push(what);
+    }
+}

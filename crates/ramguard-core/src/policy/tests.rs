@@ -1,0 +1,330 @@
+//! Unit tests that call the policy's interface directly, the way the supervisor does, for
+//! contracts the simulated scenarios (`tests/policy_sim.rs`) do not pin one call at a time.
+
+use super::*;
+
+const MIB: u64 = 1 << 20;
+
+fn mib(x: u64) -> Bytes {
+    Bytes(x * MIB)
+}
+
+fn ms(x: u64) -> Duration {
+    Duration::from_millis(x)
+}
+
+fn config() -> Config {
+    Config {
+        budget: mib(4096),
+        reserve: mib(256),
+        brake_level: mib(400),
+        hard_level: mib(100),
+        max_jobs: 4,
+        estimate: Some(mib(1024)),
+        task_cap: None,
+        timeout: None,
+        grace: ms(5000),
+        retries: 0,
+        psi_full_pause: 40.0,
+        max_brakes: 3,
+    }
+}
+
+fn policy(n: usize, config: Config) -> Policy {
+    Policy::new(config, vec![TaskSpec::default(); n])
+}
+
+fn drain(p: &mut Policy, now: Duration) -> Vec<Action> {
+    std::iter::from_fn(|| p.poll_action(now)).collect()
+}
+
+fn sample(available: u64, tasks: &[(TaskId, u64)]) -> Sample {
+    Sample {
+        available: mib(available),
+        psi_full_avg10: None,
+        tasks: tasks.iter().map(|&(t, m)| (t, mib(m))).collect(),
+    }
+}
+
+fn started(actions: &[Action]) -> Vec<TaskId> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Start { task, .. } => Some(*task),
+            _ => None,
+        })
+        .collect()
+}
+
+fn exit(code: i32, peak: u64) -> Exit {
+    Exit {
+        code: Some(code),
+        signal: None,
+        oom_killed: false,
+        shm_full: false,
+        peak: mib(peak),
+    }
+}
+
+#[test]
+fn nothing_starts_before_the_first_sample() {
+    let mut p = policy(2, config());
+    assert_eq!(drain(&mut p, ms(0)), vec![]);
+    p.handle_sample(ms(0), &sample(8192, &[]));
+    assert_eq!(started(&drain(&mut p, ms(0))), vec![0, 1]);
+}
+
+#[test]
+fn admission_reserves_growth_of_running_tasks() {
+    // 4 GiB budget, 1 GiB estimate: four fit at once; a fifth waits although the running
+    // tasks use only 100 MiB each so far.
+    let mut p = policy(5, config());
+    p.handle_sample(ms(0), &sample(8192, &[]));
+    assert_eq!(started(&drain(&mut p, ms(0))).len(), 4);
+    p.handle_sample(
+        ms(50),
+        &sample(7800, &[(0, 100), (1, 100), (2, 100), (3, 100)]),
+    );
+    assert_eq!(started(&drain(&mut p, ms(50))), Vec::<TaskId>::new());
+    assert_eq!(p.room(), Some(i128::from(mib(4096 - 4 * 1024).get())));
+}
+
+#[test]
+fn brake_terms_newest_names_the_levels_and_kills_below_hard_level() {
+    let mut p = policy(2, config());
+    p.handle_sample(ms(0), &sample(8192, &[]));
+    drain(&mut p, ms(0));
+    p.handle_sample(ms(50), &sample(180, &[(0, 1500), (1, 1200)]));
+    let a = drain(&mut p, ms(50));
+    assert_eq!(
+        a,
+        vec![
+            Action::Term {
+                task: 1,
+                reason: StopReason::Brake
+            },
+            Action::Note(Note::Brake {
+                task: 1,
+                why: "available 180 MiB below the brake level 400 MiB".into()
+            }),
+        ]
+    );
+    // Still short, victim not reaped: no second victim. Below the hard level: KILL now.
+    p.handle_sample(ms(100), &sample(90, &[(0, 1500), (1, 1300)]));
+    assert_eq!(
+        drain(&mut p, ms(100)),
+        vec![Action::Kill {
+            task: 1,
+            reason: StopReason::Brake
+        }]
+    );
+    p.handle_exit(ms(120), 1, &exit(0, 1300));
+    let a = drain(&mut p, ms(120));
+    assert_eq!(
+        a[0],
+        Action::Finished {
+            task: 1,
+            attempt: 1,
+            class: ExitClass::Braked,
+            requeued: true,
+            reason: "braked at 1.3 GiB: available 180 MiB below the brake level 400 MiB".into(),
+            peak: mib(1300),
+        }
+    );
+    assert_eq!(
+        p.state(1),
+        &TaskState::Queued {
+            attempt: 2,
+            lower_bound: Some(mib(1300)),
+            brakes: 1
+        }
+    );
+}
+
+#[test]
+fn grace_expiry_is_announced_by_poll_timeout_then_kill() {
+    let mut p = policy(
+        1,
+        Config {
+            timeout: Some(ms(1000)),
+            ..config()
+        },
+    );
+    p.handle_sample(ms(0), &sample(8192, &[]));
+    drain(&mut p, ms(0));
+    assert_eq!(p.poll_timeout(ms(0)), Some(ms(1000)));
+    assert_eq!(
+        drain(&mut p, ms(1000)),
+        vec![Action::Term {
+            task: 0,
+            reason: StopReason::Timeout
+        }]
+    );
+    assert_eq!(p.poll_timeout(ms(1000)), Some(ms(6000)));
+    assert_eq!(drain(&mut p, ms(5999)), vec![]);
+    assert_eq!(
+        drain(&mut p, ms(6000)),
+        vec![Action::Kill {
+            task: 0,
+            reason: StopReason::Timeout
+        }]
+    );
+    assert_eq!(p.poll_timeout(ms(6000)), None);
+}
+
+#[test]
+fn an_exit_for_a_task_that_is_not_running_is_ignored() {
+    let mut p = policy(1, config());
+    p.handle_exit(ms(0), 0, &exit(0, 10));
+    assert_eq!(drain(&mut p, ms(0)), vec![]);
+    assert!(matches!(p.state(0), TaskState::Queued { .. }));
+}
+
+#[test]
+fn learned_peak_is_announced_only_when_it_moves_by_more_than_ten_percent() {
+    let mut p = policy(
+        3,
+        Config {
+            estimate: None,
+            ..config()
+        },
+    );
+    p.learn_from_history(&[(vec![], mib(1000))]);
+    let notes = |a: Vec<Action>| -> Vec<Action> {
+        a.into_iter()
+            .filter(|a| matches!(a, Action::Note(Note::LearnedPeak { .. })))
+            .collect()
+    };
+    assert_eq!(
+        notes(drain(&mut p, ms(0))),
+        vec![Action::Note(Note::LearnedPeak { peak: mib(1100) })]
+    );
+    p.learn_from_history(&[(vec![], mib(1050))]);
+    assert_eq!(notes(drain(&mut p, ms(0))), vec![]);
+    p.learn_from_history(&[(vec![], mib(2000))]);
+    assert_eq!(notes(drain(&mut p, ms(0))).len(), 1);
+}
+
+#[test]
+fn nothing_fits_while_nothing_runs_pauses_once_and_resumes() {
+    let spec = TaskSpec {
+        lower_bound: Some(mib(3000)),
+        ..TaskSpec::default()
+    };
+    let mut p = Policy::new(config(), vec![spec]);
+    p.handle_sample(ms(0), &sample(2000, &[]));
+    let a = drain(&mut p, ms(0));
+    assert!(
+        matches!(&a[..], [Action::Note(Note::Paused { why })] if why.contains("waiting for memory")),
+        "{a:?}"
+    );
+    p.handle_sample(ms(50), &sample(2000, &[]));
+    assert_eq!(drain(&mut p, ms(50)), vec![]);
+    p.handle_sample(ms(100), &sample(8000, &[]));
+    let a = drain(&mut p, ms(100));
+    assert_eq!(a[0], Action::Note(Note::Resumed));
+    assert_eq!(started(&a), vec![0]);
+}
+
+#[test]
+fn journal_attempts_count_against_retries() {
+    let spec = TaskSpec {
+        prior_attempts: 2,
+        ..TaskSpec::default()
+    };
+    let mut p = Policy::new(
+        Config {
+            retries: 2,
+            ..config()
+        },
+        vec![spec],
+    );
+    p.handle_sample(ms(0), &sample(8192, &[]));
+    let a = drain(&mut p, ms(0));
+    assert!(matches!(a[0], Action::Start { attempt: 3, .. }), "{a:?}");
+    p.handle_exit(ms(10), 0, &exit(4, 1));
+    let a = drain(&mut p, ms(10));
+    assert!(
+        matches!(
+            &a[0],
+            Action::Finished {
+                class: ExitClass::Failed,
+                requeued: false,
+                ..
+            }
+        ),
+        "{a:?}"
+    );
+    assert!(p.is_finished());
+}
+
+#[test]
+fn running_prediction_grows_with_the_observed_peak() {
+    let mut p = policy(1, config());
+    p.handle_sample(ms(0), &sample(8192, &[]));
+    drain(&mut p, ms(0));
+    assert_eq!(p.predicted(0), mib(1024));
+    p.handle_sample(ms(50), &sample(6000, &[(0, 1500)]));
+    assert_eq!(p.predicted(0), mib(1500));
+    p.handle_sample(ms(100), &sample(6500, &[(0, 900)]));
+    assert_eq!(p.predicted(0), mib(1500));
+}
+
+#[test]
+fn interrupt_finishes_once_nothing_runs() {
+    let mut p = policy(
+        3,
+        Config {
+            max_jobs: 1,
+            ..config()
+        },
+    );
+    p.handle_sample(ms(0), &sample(8192, &[]));
+    drain(&mut p, ms(0));
+    p.interrupt(ms(10));
+    assert_eq!(
+        drain(&mut p, ms(10)),
+        vec![Action::Term {
+            task: 0,
+            reason: StopReason::Interrupt
+        }]
+    );
+    assert!(!p.is_finished());
+    p.handle_exit(ms(20), 0, &exit(143, 5));
+    let a = drain(&mut p, ms(20));
+    assert!(
+        matches!(
+            &a[..],
+            [Action::Finished {
+                class: ExitClass::Interrupted,
+                requeued: false,
+                ..
+            }]
+        ),
+        "{a:?}"
+    );
+    assert!(p.is_finished());
+}
+
+#[test]
+fn poll_timeout_never_returns_a_settle_deadline_in_the_past() {
+    // Regression: once a cold-started task had settled but the next unknown task still did
+    // not fit, poll_timeout returned the past settle deadline and the caller spun.
+    let mut p = policy(
+        2,
+        Config {
+            estimate: None,
+            budget: mib(1500),
+            ..config()
+        },
+    );
+    p.handle_sample(ms(0), &sample(8192, &[]));
+    assert_eq!(started(&drain(&mut p, ms(0))), vec![0]);
+    p.handle_sample(ms(100), &sample(7000, &[(0, 1000)]));
+    drain(&mut p, ms(100));
+    assert_eq!(p.poll_timeout(ms(100)), Some(ms(2100)));
+    // Settled at 2.1 s, but 1000 MiB + a 1100 MiB guess exceed the 1500 MiB budget.
+    p.handle_sample(ms(3000), &sample(7000, &[(0, 1000)]));
+    assert_eq!(started(&drain(&mut p, ms(3000))), Vec::<TaskId>::new());
+    assert_eq!(p.poll_timeout(ms(3000)), None);
+}

@@ -1,0 +1,241 @@
+//! Task sources and command templates: from what the user typed to a list of [`TaskDef`]s.
+//!
+//! Every source (`:::` lists, `--grid`, `--tasks FILE`, `--repeat N`, a sweep file) ends in
+//! the same shape: named parameters, the rendered argv, and an identity key. The key is what
+//! the journal remembers a task by, so it must not depend on the task's position in the
+//! input: reordering a grid or a task file must map every task to the same key, and a rerun
+//! then runs only what is missing. It is the canonical JSON of the parameters (an object,
+//! keys sorted) or, for raw command lines, the JSON array of the argv.
+//!
+//! This module is pure: the binary reads files and stdin and hands the text in. It owns no
+//! policy either; [`features`] only exposes numeric parameters for the predictor.
+
+mod sources;
+mod template;
+
+pub use sources::{
+    cartesian, from_lines, from_params, grid, looks_like_range, parse_grid, parse_range, repeat,
+    split_lists, split_words, MAX_TASKS,
+};
+pub use template::{is_valid_name, Template, SEQ};
+
+use std::collections::{BTreeMap, HashSet};
+
+use serde::{Deserialize, Serialize};
+
+/// One task ready to run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskDef {
+    /// Named parameters in a stable order ("1","2",.. for ::: lists; grid names; JSON keys sorted; empty for raw command lines and --repeat except "#"; "1" for a --tasks line used as a template's value).
+    pub params: Vec<(String, String)>,
+    /// The argv to execute (already rendered).
+    pub argv: Vec<String>,
+    /// The task's identity: canonical JSON of params (object with sorted keys) when params is non-empty, else a JSON array of argv. Independent of the task's position in the input (except --repeat, whose identity is its number).
+    pub key: String,
+}
+
+impl TaskDef {
+    /// Builds a task from its parameters and argv, computing the identity key.
+    pub fn new(params: Vec<(String, String)>, argv: Vec<String>) -> TaskDef {
+        let key = identity_key(&params, &argv);
+        TaskDef { params, argv, key }
+    }
+
+    /// The value of parameter `name`, if the task has it.
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// The identity key of a task with these params and argv (see [`TaskDef::key`]).
+pub fn identity_key(params: &[(String, String)], argv: &[String]) -> String {
+    // Strings always serialize, so these cannot fail.
+    if params.is_empty() {
+        serde_json::to_string(argv).unwrap_or_default()
+    } else {
+        let sorted: BTreeMap<&str, &str> = params
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        serde_json::to_string(&sorted).unwrap_or_default()
+    }
+}
+
+/// Why a task source was refused; each message names the value, line or placeholder.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TaskError {
+    /// The command template is empty.
+    #[error("empty command: give the command to run after --")]
+    EmptyTemplate,
+    /// A `{` or `}` in a template element does not form a placeholder.
+    #[error("invalid template argument '{arg}': {reason}; write {{{{ and }}}} for literal braces")]
+    Brace { arg: String, reason: String },
+    /// A placeholder names a parameter the task does not have.
+    #[error("unknown placeholder {{{name}}} in template (params: {params})")]
+    UnknownPlaceholder { name: String, params: String },
+    /// `{}` was used, but the tasks do not have exactly one parameter.
+    #[error("placeholder {{}} needs exactly one parameter (params: {params}); name one instead, like {{1}} or {{name}}")]
+    AmbiguousWhole { params: String },
+    /// The template uses no placeholder, so every task would run the same command.
+    #[error("the command uses no placeholder, so every task would run the same command; put {{{first}}} where the value belongs (params: {params})")]
+    NoPlaceholder { params: String, first: String },
+    /// A `--grid` spec is malformed.
+    #[error("invalid --grid '{spec}': {reason}")]
+    Grid { spec: String, reason: String },
+    /// A `START..STOP:STEP` range is malformed.
+    #[error("invalid range '{text}': {reason}")]
+    Range { text: String, reason: String },
+    /// A command line has an opening quote without its closing one.
+    #[error("unterminated quote in '{0}'")]
+    Quote(String),
+    /// Two grid axes (or sweep-file grid keys) have the same name.
+    #[error("parameter '{0}' is given twice")]
+    DuplicateParam(String),
+    /// A line of a task list is malformed.
+    #[error("line {line}: {message}")]
+    Line { line: usize, message: String },
+    /// The source expands to no task at all.
+    #[error("no tasks: {0}")]
+    Empty(String),
+    /// The source expands to more tasks than ramguard accepts.
+    #[error("too many tasks: {what} would expand to {count} tasks (the limit is {MAX_TASKS})")]
+    TooMany { what: String, count: u128 },
+}
+
+/// Duplicate identities are an error at the call site: returns the first duplicated key, if any.
+pub fn first_duplicate(tasks: &[TaskDef]) -> Option<&str> {
+    let mut seen = HashSet::with_capacity(tasks.len());
+    tasks
+        .iter()
+        .map(|t| t.key.as_str())
+        .find(|k| !seen.insert(*k))
+}
+
+fn parse_feature(s: &str) -> Option<f64> {
+    s.trim().parse::<f64>().ok().filter(|v| v.is_finite())
+}
+
+/// Numeric features for prediction: for each param name whose values parse as f64 in every task (ignoring "#"), one column, in the order of the first task's params; per task a Vec<f64> of the same length (NaN where missing). For tasks without params (raw command lines), use numeric argv tokens by position when all tasks have the same argv length (e.g. `--years 10`), else none.
+///
+/// Names that appear only in later tasks follow the first task's, in order of first
+/// appearance. Infinite and NaN values do not count as numeric.
+pub fn features(tasks: &[TaskDef]) -> Vec<Vec<f64>> {
+    let Some(first) = tasks.first() else {
+        return Vec::new();
+    };
+    let any_params = tasks.iter().any(|t| t.params.iter().any(|(k, _)| k != SEQ));
+    if any_params {
+        let mut names: Vec<&str> = Vec::new();
+        for t in tasks {
+            for (k, _) in &t.params {
+                if k != SEQ && !names.contains(&k.as_str()) {
+                    names.push(k);
+                }
+            }
+        }
+        names.retain(|n| {
+            tasks
+                .iter()
+                .filter_map(|t| t.param(n))
+                .all(|v| parse_feature(v).is_some())
+        });
+        return tasks
+            .iter()
+            .map(|t| {
+                names
+                    .iter()
+                    .map(|n| t.param(n).and_then(parse_feature).unwrap_or(f64::NAN))
+                    .collect()
+            })
+            .collect();
+    }
+    let len = first.argv.len();
+    if tasks.iter().any(|t| t.argv.len() != len) {
+        return vec![Vec::new(); tasks.len()];
+    }
+    let columns: Vec<usize> = (0..len)
+        .filter(|&i| tasks.iter().all(|t| parse_feature(&t.argv[i]).is_some()))
+        .collect();
+    tasks
+        .iter()
+        .map(|t| {
+            columns
+                .iter()
+                .map(|&i| parse_feature(&t.argv[i]).unwrap_or(f64::NAN))
+                .collect()
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn task(params: &[(&str, &str)], argv: &[&str]) -> TaskDef {
+        TaskDef::new(
+            params
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            argv.iter().map(|s| s.to_string()).collect(),
+        )
+    }
+
+    #[test]
+    fn key_is_sorted_params_or_argv() {
+        assert_eq!(
+            task(&[("lam", "0"), ("beta", "3.0")], &["x"]).key,
+            r#"{"beta":"3.0","lam":"0"}"#
+        );
+        assert_eq!(task(&[], &["echo", "a b"]).key, r#"["echo","a b"]"#);
+        assert_eq!(task(&[("#", "3")], &["x"]).key, r##"{"#":"3"}"##);
+    }
+
+    #[test]
+    fn duplicates_are_found() {
+        let a = task(&[("x", "1")], &["a"]);
+        let b = task(&[("x", "2")], &["a"]);
+        assert_eq!(first_duplicate(&[a.clone(), b.clone()]), None);
+        assert_eq!(first_duplicate(&[a.clone(), b, a]), Some(r#"{"x":"1"}"#));
+    }
+
+    #[test]
+    fn features_from_numeric_params() {
+        let ts = [
+            task(&[("lam", "1e-10"), ("name", "a"), ("beta", "3.0")], &[]),
+            task(&[("lam", "0"), ("name", "b"), ("beta", "3.1")], &[]),
+        ];
+        assert_eq!(features(&ts), vec![vec![1e-10, 3.0], vec![0.0, 3.1]]);
+    }
+
+    #[test]
+    fn features_missing_params_are_nan() {
+        let ts = [task(&[("a", "1")], &[]), task(&[("b", "2")], &[])];
+        let f = features(&ts);
+        assert_eq!(f[0][0], 1.0);
+        assert!(f[0][1].is_nan());
+        assert!(f[1][0].is_nan());
+        assert_eq!(f[1][1], 2.0);
+    }
+
+    #[test]
+    fn features_from_argv_positions() {
+        let ts = [
+            task(&[], &["python", "bt.py", "--years", "1"]),
+            task(&[], &["python", "bt.py", "--years", "10"]),
+        ];
+        assert_eq!(features(&ts), vec![vec![1.0], vec![10.0]]);
+        let uneven = [task(&[], &["a", "1"]), task(&[], &["a", "1", "2"])];
+        assert_eq!(features(&uneven), vec![Vec::<f64>::new(), Vec::new()]);
+        assert!(features(&[]).is_empty());
+    }
+
+    #[test]
+    fn repeat_tasks_have_no_features() {
+        let ts = [task(&[("#", "1")], &["x"]), task(&[("#", "2")], &["x"])];
+        assert_eq!(features(&ts), vec![Vec::<f64>::new(), Vec::new()]);
+    }
+}

@@ -1,0 +1,728 @@
+//! The task sources: `:::` lists, `--grid` axes and ranges, task lines, `--repeat`, and
+//! explicit parameter sets (sweep files).
+//!
+//! Products are cartesian with the first list or axis varying slowest, as GNU parallel
+//! does. Every source refuses to expand to nothing and to more than [`MAX_TASKS`] tasks,
+//! checking the count before building anything so a typo cannot exhaust memory.
+
+use super::template::{is_valid_name, name_list, SEQ};
+use super::{TaskDef, TaskError, Template};
+
+/// The most tasks one source may expand to.
+pub const MAX_TASKS: usize = 1_000_000;
+
+/// The accepted `--grid` forms, quoted in errors.
+const GRID_FORMS: &str = "expected NAME=V1,V2 or NAME=START..STOP:STEP";
+
+/// Splits `CMD ARGS ::: a b ::: c` into the template and the lists.
+pub fn split_lists(args: &[String]) -> (Vec<String>, Vec<Vec<String>>) {
+    let mut parts = args.split(|a| a == ":::");
+    let template = parts.next().unwrap_or_default().to_vec();
+    let lists = parts.map(<[String]>::to_vec).collect();
+    (template, lists)
+}
+
+/// Splits a command line into argv as a POSIX shell splits words: quotes and backslashes
+/// are honoured, nothing is expanded (`$HOME` stays `$HOME`).
+pub fn split_words(line: &str) -> Result<Vec<String>, TaskError> {
+    shell_words::split(line).map_err(|_| TaskError::Quote(line.to_string()))
+}
+
+/// The number of combinations of lists of these lengths, refusing more than [`MAX_TASKS`].
+fn product_len(lens: &[usize], what: &str) -> Result<usize, TaskError> {
+    let count = lens
+        .iter()
+        .fold(1u128, |acc, &n| acc.saturating_mul(n as u128));
+    if count > MAX_TASKS as u128 {
+        return Err(TaskError::TooMany {
+            what: what.to_string(),
+            count,
+        });
+    }
+    Ok(count as usize)
+}
+
+/// Visits every combination of one value per axis, the first axis varying slowest.
+fn for_each_combination(
+    axes: &[(String, Vec<String>)],
+    mut f: impl FnMut(Vec<(String, String)>) -> Result<(), TaskError>,
+) -> Result<(), TaskError> {
+    let mut idx = vec![0usize; axes.len()];
+    loop {
+        let params = axes
+            .iter()
+            .zip(&idx)
+            .map(|((name, values), &i)| (name.clone(), values[i].clone()))
+            .collect();
+        f(params)?;
+        // Advance the odometer from the last axis.
+        let mut pos = axes.len();
+        loop {
+            if pos == 0 {
+                return Ok(());
+            }
+            pos -= 1;
+            idx[pos] += 1;
+            if idx[pos] < axes[pos].1.len() {
+                break;
+            }
+            idx[pos] = 0;
+        }
+    }
+}
+
+/// The cartesian product of the `:::` lists; with no placeholder in the template the values
+/// are appended as last arguments, one per list.
+pub fn cartesian(
+    template: &Template,
+    lists: &[Vec<String>],
+    shell: bool,
+) -> Result<Vec<TaskDef>, TaskError> {
+    if lists.is_empty() {
+        return Err(TaskError::Empty("no ::: lists were given".into()));
+    }
+    if let Some(i) = lists.iter().position(Vec::is_empty) {
+        return Err(TaskError::Empty(format!(
+            "::: list {} is empty (put values after :::)",
+            i + 1
+        )));
+    }
+    let lens: Vec<usize> = lists.iter().map(Vec::len).collect();
+    let count = product_len(&lens, "the ::: lists")?;
+    let axes: Vec<(String, Vec<String>)> = lists
+        .iter()
+        .enumerate()
+        .map(|(i, l)| ((i + 1).to_string(), l.clone()))
+        .collect();
+    let mut out = Vec::with_capacity(count);
+    for_each_combination(&axes, |params| {
+        let argv = template.render_appending(&params, out.len() + 1, shell)?;
+        out.push(TaskDef::new(params, argv));
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// Returns true if and only if `text` is meant as a `START..STOP[:STEP]` range: it holds
+/// `..` and what precedes it is a number (so `../data` stays a plain value).
+pub fn looks_like_range(text: &str) -> bool {
+    text.split_once("..")
+        .is_some_and(|(start, _)| start.trim().parse::<f64>().is_ok())
+}
+
+/// Digits after the decimal point that `text` (a number as written) needs.
+fn decimals(text: &str) -> usize {
+    let t = text.trim().to_ascii_lowercase();
+    let (mantissa, exp) = match t.split_once('e') {
+        Some((m, e)) => (m.to_string(), e.parse::<i64>().unwrap_or(0)),
+        None => (t.clone(), 0),
+    };
+    let frac = mantissa.split_once('.').map_or(0, |(_, f)| f.len() as i64);
+    (frac - exp).clamp(0, 15) as usize
+}
+
+/// Formats `v` with `max` decimals, trimming trailing zeros down to `min` decimals.
+fn format_fixed(v: f64, max: usize, min: usize) -> String {
+    let mut s = format!("{v:.max$}");
+    if max > min {
+        let keep = s.len() - (max - min);
+        while s.len() > keep && s.ends_with('0') {
+            s.pop();
+        }
+        if s.ends_with('.') {
+            s.pop();
+        }
+    }
+    if s.starts_with('-') && s[1..].chars().all(|c| c == '0' || c == '.') {
+        s.remove(0);
+    }
+    s
+}
+
+/// Expands `START..STOP[:STEP]` (STEP defaults to 1; STOP included when a step lands on it
+/// within float tolerance) into values formatted without float noise.
+pub fn parse_range(text: &str) -> Result<Vec<String>, TaskError> {
+    let err = |reason: &str| TaskError::Range {
+        text: text.to_string(),
+        reason: reason.to_string(),
+    };
+    let Some((start_s, rest)) = text.split_once("..") else {
+        return Err(err("expected START..STOP or START..STOP:STEP"));
+    };
+    let (stop_s, step_s) = match rest.split_once(':') {
+        Some((stop, step)) => (stop, step),
+        None => (rest, "1"),
+    };
+    let (start_s, stop_s, step_s) = (start_s.trim(), stop_s.trim(), step_s.trim());
+    let num = |s: &str, what: &str| -> Result<f64, TaskError> {
+        s.parse::<f64>()
+            .ok()
+            .filter(|v| v.is_finite())
+            .ok_or_else(|| err(&format!("{what} '{s}' is not a number")))
+    };
+    let (start, stop, step) = (
+        num(start_s, "START")?,
+        num(stop_s, "STOP")?,
+        num(step_s, "STEP")?,
+    );
+    if step == 0.0 {
+        return Err(err("the step must not be 0"));
+    }
+    if (stop - start) * step < 0.0 {
+        return Err(err(
+            "the range is empty: the step goes away from STOP (use a negative step to count down)",
+        ));
+    }
+    let too_many = |count: u128| TaskError::TooMany {
+        what: format!("the range '{text}'"),
+        count,
+    };
+    // Integers are exact: no tolerance, no formatting questions.
+    if let (Ok(a), Ok(b), Ok(s)) = (
+        start_s.parse::<i64>(),
+        stop_s.parse::<i64>(),
+        step_s.parse::<i64>(),
+    ) {
+        let count = (b as i128 - a as i128) / s as i128 + 1;
+        if count > MAX_TASKS as i128 {
+            return Err(too_many(count as u128));
+        }
+        return Ok((0..count as i64).map(|i| (a + i * s).to_string()).collect());
+    }
+    let q = (stop - start) / step;
+    let q = q + 1e-9 * q.abs().max(1.0);
+    if q + 1.0 > MAX_TASKS as f64 {
+        return Err(too_many(q as u128 + 1));
+    }
+    let count = q.floor() as usize + 1;
+    let max = decimals(start_s)
+        .max(decimals(stop_s))
+        .max(decimals(step_s));
+    let min = decimals(start_s);
+    Ok((0..count)
+        .map(|i| format_fixed(start + i as f64 * step, max, min))
+        .collect())
+}
+
+/// Parses `NAME=V1,V2,...`, `NAME=START..STOP[:STEP]` or `NAME=VALUE` into an axis.
+pub fn parse_grid(spec: &str) -> Result<(String, Vec<String>), TaskError> {
+    let err = |reason: String| TaskError::Grid {
+        spec: spec.to_string(),
+        reason,
+    };
+    let Some((name, values)) = spec.split_once('=') else {
+        return Err(err(GRID_FORMS.into()));
+    };
+    let name = name.trim();
+    if name == SEQ || !is_valid_name(name) {
+        return Err(err(format!(
+            "'{name}' is not a parameter name (use letters, digits, _ - .); {GRID_FORMS}"
+        )));
+    }
+    let values = values.trim();
+    if values.is_empty() {
+        return Err(err(format!("no values; {GRID_FORMS}")));
+    }
+    if values.contains(',') {
+        let items: Vec<String> = values.split(',').map(|v| v.trim().to_string()).collect();
+        if items.iter().any(String::is_empty) {
+            return Err(err(format!("an empty value in the list; {GRID_FORMS}")));
+        }
+        return Ok((name.to_string(), items));
+    }
+    if looks_like_range(values) {
+        return match parse_range(values) {
+            Ok(v) => Ok((name.to_string(), v)),
+            Err(TaskError::Range { reason, .. }) => Err(err(format!("{GRID_FORMS} ({reason})"))),
+            Err(e) => Err(e),
+        };
+    }
+    Ok((name.to_string(), vec![values.to_string()]))
+}
+
+/// The cartesian product of named axes, in the order given; the template must use them.
+pub fn grid(
+    template: &Template,
+    axes: &[(String, Vec<String>)],
+    shell: bool,
+) -> Result<Vec<TaskDef>, TaskError> {
+    if axes.is_empty() {
+        return Err(TaskError::Empty("no grid axes were given".into()));
+    }
+    for (i, (name, values)) in axes.iter().enumerate() {
+        if axes[..i].iter().any(|(n, _)| n == name) {
+            return Err(TaskError::DuplicateParam(name.clone()));
+        }
+        if values.is_empty() {
+            return Err(TaskError::Empty(format!(
+                "grid axis '{name}' has no values"
+            )));
+        }
+    }
+    if !template.has_placeholders() {
+        return Err(TaskError::NoPlaceholder {
+            params: axes
+                .iter()
+                .map(|(n, _)| n.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            first: axes[0].0.clone(),
+        });
+    }
+    let lens: Vec<usize> = axes.iter().map(|(_, v)| v.len()).collect();
+    let count = product_len(&lens, "the grid")?;
+    let mut out = Vec::with_capacity(count);
+    for_each_combination(axes, |params| {
+        let argv = template.render(&params, out.len() + 1, shell)?;
+        out.push(TaskDef::new(params, argv));
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// Tasks from explicit parameter sets (a sweep file's `tasks = [...]`); keys are sorted.
+pub fn from_params(
+    template: &Template,
+    sets: Vec<Vec<(String, String)>>,
+    shell: bool,
+) -> Result<Vec<TaskDef>, TaskError> {
+    if sets.is_empty() {
+        return Err(TaskError::Empty("the task list is empty".into()));
+    }
+    if sets.len() > MAX_TASKS {
+        return Err(TaskError::TooMany {
+            what: "the task list".into(),
+            count: sets.len() as u128,
+        });
+    }
+    let mut out = Vec::with_capacity(sets.len());
+    for mut params in sets {
+        params.sort_by(|a, b| a.0.cmp(&b.0));
+        out.push(param_task(template, params, out.len() + 1, shell)?);
+    }
+    Ok(out)
+}
+
+/// Renders one task of named params, refusing a template that would ignore them.
+fn param_task(
+    template: &Template,
+    params: Vec<(String, String)>,
+    seq: usize,
+    shell: bool,
+) -> Result<TaskDef, TaskError> {
+    if !params.is_empty() && !template.has_placeholders() {
+        let first = params[0].0.clone();
+        return Err(TaskError::NoPlaceholder {
+            params: name_list(&params),
+            first,
+        });
+    }
+    let argv = template.render(&params, seq, shell)?;
+    Ok(TaskDef::new(params, argv))
+}
+
+/// Converts one JSON params object into sorted `(name, value)` pairs.
+fn json_params(line: &str) -> Result<Vec<(String, String)>, String> {
+    let value: serde_json::Value =
+        serde_json::from_str(line).map_err(|e| format!("invalid JSON params: {e}"))?;
+    let serde_json::Value::Object(map) = value else {
+        return Err("a line starting with '{' must be a JSON object of params".into());
+    };
+    let mut params = Vec::with_capacity(map.len());
+    for (k, v) in map {
+        if k == SEQ || !is_valid_name(&k) {
+            return Err(format!(
+                "'{k}' is not a parameter name (use letters, digits, _ - .)"
+            ));
+        }
+        let text = match v {
+            serde_json::Value::String(s) => s,
+            serde_json::Value::Number(n) => n.to_string(),
+            serde_json::Value::Bool(b) => b.to_string(),
+            other => {
+                return Err(format!(
+                    "param '{k}' must be a string, number or boolean, not {other}"
+                ))
+            }
+        };
+        params.push((k, text));
+    }
+    params.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(params)
+}
+
+/// Tasks from a task list, one a line; `#` comments and blank lines are skipped.
+///
+/// A line starting with `{` is a JSON object of params for `template`. Any other line is a
+/// command line split into argv as a POSIX shell splits words (quotes honoured, nothing
+/// expanded) when there is no template; with a template it is one value, `{}` or `{1}`
+/// (appended when the template has no placeholder), as with GNU parallel reading stdin.
+pub fn from_lines(
+    text: &str,
+    template: Option<&Template>,
+    shell: bool,
+) -> Result<Vec<TaskDef>, TaskError> {
+    let mut out = Vec::new();
+    for (i, raw) in text.lines().enumerate() {
+        let line_no = i + 1;
+        let at = |message: String| TaskError::Line {
+            line: line_no,
+            message,
+        };
+        let line = raw.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        if out.len() >= MAX_TASKS {
+            return Err(TaskError::TooMany {
+                what: "the task list".into(),
+                count: text.lines().count() as u128,
+            });
+        }
+        let seq = out.len() + 1;
+        let task = if line.starts_with('{') {
+            let Some(template) = template else {
+                return Err(at(
+                    "a JSON params line needs a command template: add `-- CMD ARGS {name}`".into(),
+                ));
+            };
+            let params = json_params(line).map_err(at)?;
+            param_task(template, params, seq, shell).map_err(|e| at(e.to_string()))?
+        } else if let Some(template) = template {
+            let params = vec![("1".to_string(), line.to_string())];
+            let argv = template
+                .render_appending(&params, seq, shell)
+                .map_err(|e| at(e.to_string()))?;
+            TaskDef::new(params, argv)
+        } else {
+            let argv = shell_words::split(line).map_err(|_| at("unterminated quote".into()))?;
+            if argv.is_empty() {
+                return Err(at("the command line is empty".into()));
+            }
+            let argv = if shell {
+                vec!["sh".into(), "-c".into(), line.to_string()]
+            } else {
+                argv
+            };
+            TaskDef::new(Vec::new(), argv)
+        };
+        out.push(task);
+    }
+    if out.is_empty() {
+        return Err(TaskError::Empty(
+            "the task list has no lines other than blanks and # comments".into(),
+        ));
+    }
+    Ok(out)
+}
+
+/// `n` tasks of one command; `{#}` is 1..=n and each task's identity is its number.
+pub fn repeat(template: &Template, n: usize, shell: bool) -> Result<Vec<TaskDef>, TaskError> {
+    if n == 0 {
+        return Err(TaskError::Empty("--repeat 0".into()));
+    }
+    if n > MAX_TASKS {
+        return Err(TaskError::TooMany {
+            what: format!("--repeat {n}"),
+            count: n as u128,
+        });
+    }
+    (1..=n)
+        .map(|i| {
+            let params = vec![(SEQ.to_string(), i.to_string())];
+            let argv = template.render(&params, i, shell)?;
+            Ok(TaskDef::new(params, argv))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(v: &[&str]) -> Vec<String> {
+        v.iter().map(|x| x.to_string()).collect()
+    }
+
+    fn t(args: &[&str]) -> Template {
+        Template::parse(&s(args)).unwrap()
+    }
+
+    fn argvs(tasks: &[TaskDef]) -> Vec<Vec<String>> {
+        tasks.iter().map(|t| t.argv.clone()).collect()
+    }
+
+    #[test]
+    fn split_lists_like_gnu_parallel() {
+        let (tpl, lists) = split_lists(&s(&["echo", "{1}", ":::", "a", "b", ":::", "c"]));
+        assert_eq!(tpl, s(&["echo", "{1}"]));
+        assert_eq!(lists, vec![s(&["a", "b"]), s(&["c"])]);
+        let (tpl, lists) = split_lists(&s(&["echo", "x"]));
+        assert_eq!(tpl, s(&["echo", "x"]));
+        assert!(lists.is_empty());
+        let (_, lists) = split_lists(&s(&["echo", ":::"]));
+        assert_eq!(lists, vec![Vec::<String>::new()]);
+    }
+
+    #[test]
+    fn cartesian_first_list_varies_slowest() {
+        let tasks = cartesian(
+            &t(&["echo", "{1}-{2}", "{#}"]),
+            &[s(&["a", "b"]), s(&["x", "y"])],
+            false,
+        )
+        .unwrap();
+        assert_eq!(
+            argvs(&tasks),
+            vec![
+                s(&["echo", "a-x", "1"]),
+                s(&["echo", "a-y", "2"]),
+                s(&["echo", "b-x", "3"]),
+                s(&["echo", "b-y", "4"]),
+            ]
+        );
+        assert_eq!(tasks[1].key, r#"{"1":"a","2":"y"}"#);
+    }
+
+    #[test]
+    fn cartesian_appends_without_placeholders() {
+        let tasks =
+            cartesian(&t(&["python", "x.py"]), &[s(&["1", "2"]), s(&["z"])], false).unwrap();
+        assert_eq!(
+            argvs(&tasks),
+            vec![
+                s(&["python", "x.py", "1", "z"]),
+                s(&["python", "x.py", "2", "z"])
+            ]
+        );
+        let tasks = cartesian(&t(&["echo", "{}"]), &[s(&["only"])], false).unwrap();
+        assert_eq!(argvs(&tasks), vec![s(&["echo", "only"])]);
+    }
+
+    #[test]
+    fn cartesian_refuses_empty_and_huge() {
+        let tpl = t(&["echo"]);
+        assert_eq!(
+            cartesian(&tpl, &[], false).unwrap_err().to_string(),
+            "no tasks: no ::: lists were given"
+        );
+        let err = cartesian(&tpl, &[s(&["a"]), vec![]], false).unwrap_err();
+        assert!(err.to_string().contains("::: list 2 is empty"), "{err}");
+        let big: Vec<String> = (0..1001).map(|i| i.to_string()).collect();
+        let err = cartesian(&tpl, &[big.clone(), big], false).unwrap_err();
+        assert!(err.to_string().contains("1002001 tasks"), "{err}");
+        let err = cartesian(&t(&["echo", "{3}"]), &[s(&["a"])], false).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "unknown placeholder {3} in template (params: 1)"
+        );
+    }
+
+    #[test]
+    fn ranges_without_float_noise() {
+        assert_eq!(
+            parse_range("3.0..3.3:0.1").unwrap(),
+            s(&["3.0", "3.1", "3.2", "3.3"])
+        );
+        assert_eq!(parse_range("1..5:2").unwrap(), s(&["1", "3", "5"]));
+        assert_eq!(parse_range("1..4").unwrap(), s(&["1", "2", "3", "4"]));
+        assert_eq!(parse_range("1..6:2").unwrap(), s(&["1", "3", "5"]));
+        assert_eq!(parse_range("5..1:-2").unwrap(), s(&["5", "3", "1"]));
+        assert_eq!(
+            parse_range("0..1:0.25").unwrap(),
+            s(&["0", "0.25", "0.5", "0.75", "1"])
+        );
+        assert_eq!(
+            parse_range("0.1..0.3:0.1").unwrap(),
+            s(&["0.1", "0.2", "0.3"])
+        );
+        assert_eq!(
+            parse_range("-0.2..0:0.1").unwrap(),
+            s(&["-0.2", "-0.1", "0.0"])
+        );
+        assert_eq!(
+            parse_range("1e-3..3e-3:1e-3").unwrap(),
+            s(&["0.001", "0.002", "0.003"])
+        );
+    }
+
+    #[test]
+    fn bad_ranges_say_why() {
+        for (text, why) in [
+            ("1..5:0", "the step must not be 0"),
+            ("5..1", "the range is empty"),
+            ("1..x", "STOP 'x' is not a number"),
+            ("1..5:q", "STEP 'q' is not a number"),
+        ] {
+            let msg = parse_range(text).unwrap_err().to_string();
+            assert!(msg.starts_with(&format!("invalid range '{text}'")), "{msg}");
+            assert!(msg.contains(why), "{msg}");
+        }
+        let err = parse_range("0..10000000").unwrap_err().to_string();
+        assert!(
+            err.starts_with("too many tasks: the range '0..10000000'"),
+            "{err}"
+        );
+        let err = parse_range("0..1:0.0000001").unwrap_err().to_string();
+        assert!(err.starts_with("too many tasks"), "{err}");
+    }
+
+    #[test]
+    fn grid_specs() {
+        assert_eq!(
+            parse_grid("lam=0,1e-10, 1e-8").unwrap(),
+            ("lam".to_string(), s(&["0", "1e-10", "1e-8"]))
+        );
+        assert_eq!(
+            parse_grid("beta=3.0..3.3:0.1").unwrap().1,
+            s(&["3.0", "3.1", "3.2", "3.3"])
+        );
+        assert_eq!(parse_grid("data=../x").unwrap().1, s(&["../x"]));
+        assert_eq!(
+            parse_grid("x=1..").unwrap_err().to_string(),
+            "invalid --grid 'x=1..': expected NAME=V1,V2 or NAME=START..STOP:STEP (STOP '' is not a number)"
+        );
+        for bad in ["lam", "=1,2", "lam=", "lam=1,,2", "a b=1", "#=1"] {
+            let msg = parse_grid(bad).unwrap_err().to_string();
+            assert!(msg.starts_with(&format!("invalid --grid '{bad}'")), "{msg}");
+        }
+    }
+
+    #[test]
+    fn grid_in_flag_order() {
+        let axes = vec![
+            parse_grid("lam=0,1e-10").unwrap(),
+            parse_grid("beta=3.0..3.1:0.1").unwrap(),
+        ];
+        let tpl = t(&["python", "t3b.py", "--lam", "{lam}", "--beta", "{beta}"]);
+        let tasks = grid(&tpl, &axes, false).unwrap();
+        assert_eq!(tasks.len(), 4);
+        assert_eq!(
+            tasks[1].argv,
+            s(&["python", "t3b.py", "--lam", "0", "--beta", "3.1"])
+        );
+        assert_eq!(
+            tasks[1].params,
+            vec![("lam".into(), "0".into()), ("beta".into(), "3.1".into())]
+        );
+        assert_eq!(tasks[1].key, r#"{"beta":"3.1","lam":"0"}"#);
+    }
+
+    #[test]
+    fn grid_errors() {
+        let tpl = t(&["x", "{lam}"]);
+        let err = grid(
+            &tpl,
+            &[("lam".into(), s(&["1"])), ("lam".into(), s(&["2"]))],
+            false,
+        )
+        .unwrap_err();
+        assert_eq!(err.to_string(), "parameter 'lam' is given twice");
+        let err = grid(&t(&["x", "{beta}"]), &[("lam".into(), s(&["1"]))], false).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "unknown placeholder {beta} in template (params: lam)"
+        );
+        let err = grid(&t(&["x"]), &[("lam".into(), s(&["1"]))], false).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("put {lam} where the value belongs (params: lam)"),
+            "{err}"
+        );
+        assert!(grid(&tpl, &[], false)
+            .unwrap_err()
+            .to_string()
+            .starts_with("no tasks"));
+    }
+
+    #[test]
+    fn lines_of_commands() {
+        let text = "# sweep\n\npython bt.py --years 1\n  python bt.py --name 'a b' --x \"$HOME\"\n";
+        let tasks = from_lines(text, None, false).unwrap();
+        assert_eq!(
+            argvs(&tasks),
+            vec![
+                s(&["python", "bt.py", "--years", "1"]),
+                s(&["python", "bt.py", "--name", "a b", "--x", "$HOME"]),
+            ]
+        );
+        assert!(tasks[0].params.is_empty());
+        assert_eq!(tasks[0].key, r#"["python","bt.py","--years","1"]"#);
+    }
+
+    #[test]
+    fn lines_of_json_params() {
+        let tpl = t(&["python", "t.py", "--lam", "{lam}", "--beta", "{beta}"]);
+        let text = "{\"lam\": 1e-10, \"beta\": \"3.0\"}\n{\"beta\": 3.5, \"lam\": 0}\n";
+        let tasks = from_lines(text, Some(&tpl), false).unwrap();
+        assert_eq!(
+            tasks[0].argv,
+            s(&["python", "t.py", "--lam", "1e-10", "--beta", "3.0"])
+        );
+        assert_eq!(
+            tasks[1].params,
+            vec![("beta".into(), "3.5".into()), ("lam".into(), "0".into())]
+        );
+    }
+
+    #[test]
+    fn lines_as_values_with_a_template() {
+        let tasks = from_lines("a b\nc\n", Some(&t(&["echo", "{}"])), false).unwrap();
+        assert_eq!(argvs(&tasks), vec![s(&["echo", "a b"]), s(&["echo", "c"])]);
+    }
+
+    #[test]
+    fn line_errors_name_the_line() {
+        let cases: [(&str, Option<Template>, &str); 6] = [
+            ("ok\n\n# c\npython 'x\n", None, "line 4: unterminated quote"),
+            (
+                "{\"lam\": 1}\n",
+                None,
+                "line 1: a JSON params line needs a command template",
+            ),
+            (
+                "\n{\"lam\": \n",
+                Some(t(&["x", "{lam}"])),
+                "line 2: invalid JSON params",
+            ),
+            (
+                "{\"lam\": [1]}",
+                Some(t(&["x", "{lam}"])),
+                "line 1: param 'lam' must be a string",
+            ),
+            (
+                "{\"lam\": 1}\n{\"beta\": 2}",
+                Some(t(&["x", "{lam}"])),
+                "line 2: unknown placeholder {lam} in template (params: beta)",
+            ),
+            ("# only\n\n", None, "no tasks: the task list has no lines"),
+        ];
+        for (text, tpl, want) in cases {
+            let msg = from_lines(text, tpl.as_ref(), false)
+                .unwrap_err()
+                .to_string();
+            assert!(msg.starts_with(want), "{msg:?} should start with {want:?}");
+        }
+    }
+
+    #[test]
+    fn repeat_numbers_tasks() {
+        let tasks = repeat(&t(&["python", "trial.py", "--seed", "{#}"]), 3, false).unwrap();
+        assert_eq!(tasks[2].argv, s(&["python", "trial.py", "--seed", "3"]));
+        assert_eq!(tasks[2].key, r##"{"#":"3"}"##);
+        assert_eq!(tasks[0].params, vec![("#".into(), "1".into())]);
+        assert_eq!(
+            repeat(&t(&["x"]), 0, false).unwrap_err().to_string(),
+            "no tasks: --repeat 0"
+        );
+        assert!(repeat(&t(&["x"]), MAX_TASKS + 1, false).is_err());
+    }
+
+    #[test]
+    fn shell_mode_for_every_source() {
+        let tasks = cartesian(&t(&["echo {} > out.txt"]), &[s(&["a b"])], true).unwrap();
+        assert_eq!(tasks[0].argv, s(&["sh", "-c", "echo 'a b' > out.txt"]));
+        let tasks = from_lines("echo $HOME | wc\n", None, true).unwrap();
+        assert_eq!(tasks[0].argv, s(&["sh", "-c", "echo $HOME | wc"]));
+    }
+}

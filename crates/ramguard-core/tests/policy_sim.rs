@@ -1,0 +1,771 @@
+//! Scenario tests of the admission/brake policy, driven in simulated time by
+//! `ramguard_core::policy::sim`. Each asserts what a user would notice: what ran together,
+//! what was stopped and why, what failed with which reason. Every run also checks the
+//! harness's invariants (start only when it fits, one final verdict per task, no simulated
+//! kernel OOM kill).
+
+use std::time::Duration;
+
+use ramguard_core::policy::sim::{End, Host, Report, Script, Sim, SimTask};
+use ramguard_core::policy::{Action, Config, ExitClass, Note, StopReason, TaskId, TaskState};
+use ramguard_core::Bytes;
+
+const GIB: f64 = (1u64 << 30) as f64;
+
+fn gib(x: f64) -> Bytes {
+    Bytes((x * GIB) as u64)
+}
+
+fn secs(x: f64) -> Duration {
+    Duration::from_secs_f64(x)
+}
+
+/// An 8 GiB host with a 6 GiB budget, -j 8, brake at 512 MiB, no estimate.
+fn config() -> Config {
+    Config {
+        budget: gib(6.0),
+        reserve: gib(0.25),
+        brake_level: gib(0.5),
+        hard_level: gib(0.125),
+        max_jobs: 8,
+        estimate: None,
+        task_cap: None,
+        timeout: None,
+        grace: secs(5.0),
+        retries: 0,
+        psi_full_pause: 40.0,
+        max_brakes: 3,
+    }
+}
+
+fn host() -> Host {
+    Host::new(gib(8.0))
+}
+
+fn ramp(peak: f64, ramp_s: f64, hold_s: f64) -> SimTask {
+    SimTask::new(Script::ramp(gib(peak), secs(ramp_s), secs(hold_s), 0))
+}
+
+fn run(config: Config, host: Host, tasks: Vec<SimTask>) -> (Sim, Report) {
+    let mut sim = Sim::new(config, host, tasks);
+    let report = sim.drive();
+    (sim, report)
+}
+
+fn assert_clean(report: &Report) {
+    assert!(report.violations.is_empty(), "{:#?}", report.violations);
+    assert_eq!(report.kernel_oom_kills, 0, "simulated kernel OOM kill");
+}
+
+fn starts(sim: &Sim) -> Vec<(Duration, TaskId, Bytes)> {
+    sim.log()
+        .iter()
+        .filter_map(|(t, a)| match a {
+            Action::Start {
+                task, predicted, ..
+            } => Some((*t, *task, *predicted)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn verdicts(sim: &Sim, task: TaskId) -> Vec<(ExitClass, bool, String)> {
+    sim.log()
+        .iter()
+        .filter_map(|(_, a)| match a {
+            Action::Finished {
+                task: t,
+                class,
+                requeued,
+                reason,
+                ..
+            } if *t == task => Some((*class, *requeued, reason.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn all_done(sim: &Sim, n: usize) {
+    for id in 0..n {
+        assert!(
+            matches!(sim.policy().state(id), TaskState::Done { .. }),
+            "task {id}: {:?}",
+            sim.policy().state(id)
+        );
+    }
+}
+
+#[test]
+fn tasks_that_fit_run_in_parallel_up_to_jobs() {
+    let cfg = Config {
+        max_jobs: 3,
+        estimate: Some(gib(0.6)),
+        ..config()
+    };
+    let (sim, report) = run(cfg, host(), (0..6).map(|_| ramp(0.5, 1.0, 2.0)).collect());
+    assert_clean(&report);
+    all_done(&sim, 6);
+    assert_eq!(report.max_running, 3);
+    assert_eq!(report.brakes, 0);
+    // Two waves of three tasks of 3 s each.
+    assert!(report.makespan < secs(6.5), "{:?}", report.makespan);
+    // The first three start together at once.
+    let s = starts(&sim);
+    assert!(s[..3].iter().all(|(t, _, _)| *t == Duration::ZERO));
+}
+
+#[test]
+fn reservations_stop_ramping_tasks_from_overcommitting() {
+    // Each task starts near zero and grows to 1.8 GiB over 10 s. A free-memory check at
+    // start time would admit all 8 at t=0 (8 GiB free) and end at 14 GiB; reserving the
+    // predicted growth admits 3 (3 × 2 GiB = 6 GiB budget).
+    let cfg = Config {
+        estimate: Some(gib(2.0)),
+        ..config()
+    };
+    let (sim, report) = run(cfg, host(), (0..8).map(|_| ramp(1.8, 10.0, 1.0)).collect());
+    assert_clean(&report);
+    all_done(&sim, 8);
+    assert_eq!(report.max_running, 3);
+    assert_eq!(report.brakes, 0);
+    // Later tasks start only as earlier ones finish, not while they are still small.
+    let s = starts(&sim);
+    assert!(s[3].0 >= secs(11.0), "{:?}", s[3]);
+}
+
+#[test]
+fn leaky_task_is_braked_requeued_with_its_peak_and_finishes_later() {
+    let cfg = Config {
+        estimate: Some(gib(0.5)),
+        ..config()
+    };
+    let mut tasks: Vec<SimTask> = (0..3).map(|_| ramp(0.5, 1.0, 20.0)).collect();
+    tasks.push(ramp(5.0, 10.0, 1.0)); // needs 5 GiB, estimated at 0.5 GiB
+    let (sim, report) = run(cfg, host(), tasks);
+    assert_clean(&report);
+    all_done(&sim, 4);
+    let v = verdicts(&sim, 3);
+    assert_eq!(v.len(), 2, "{v:?}");
+    assert_eq!(v[0].0, ExitClass::Braked);
+    assert!(v[0].1, "a braked task is requeued");
+    assert!(v[0].2.starts_with("braked at "), "{}", v[0].2);
+    assert!(v[0].2.contains("over the 6 GiB budget"), "{}", v[0].2);
+    assert_eq!(v[1].0, ExitClass::Done);
+    // Only the leaky task was braked; the second attempt is predicted at least its peak.
+    assert_eq!(report.brakes, 1);
+    let again: Vec<_> = starts(&sim).into_iter().filter(|s| s.1 == 3).collect();
+    assert_eq!(again.len(), 2);
+    assert!(again[1].2 >= gib(4.4), "{}", again[1].2);
+    // Braking does not spend retries (there are none) and the rerun comes after the others.
+    assert!(again[1].0 >= secs(21.0), "{:?}", again[1].0);
+}
+
+#[test]
+fn brake_stops_one_victim_at_a_time_newest_first() {
+    // Four tasks estimated small all grow to 3 GiB at once: 12 GiB on an 8 GiB host.
+    let cfg = Config {
+        estimate: Some(gib(0.5)),
+        budget: gib(7.5),
+        ..config()
+    };
+    let (sim, report) = run(cfg, host(), (0..4).map(|_| ramp(3.0, 8.0, 2.0)).collect());
+    assert_clean(&report);
+    all_done(&sim, 4);
+    // Between a brake's TERM and its victim's verdict no second task is braked.
+    let mut pending: Option<TaskId> = None;
+    let mut victims = Vec::new();
+    for (_, a) in sim.log() {
+        match a {
+            Action::Term {
+                task,
+                reason: StopReason::Brake,
+            } => {
+                assert!(pending.is_none(), "second brake while {pending:?} stops");
+                pending = Some(*task);
+                victims.push(*task);
+            }
+            Action::Finished { task, .. } if pending == Some(*task) => pending = None,
+            _ => {}
+        }
+    }
+    // The newest (last started) task is the first victim.
+    assert_eq!(victims.first(), Some(&3));
+    assert_eq!(victims[..2], [3, 2], "{victims:?}");
+}
+
+#[test]
+fn brake_kills_at_once_below_the_hard_level_when_term_is_ignored() {
+    let cfg = Config {
+        estimate: Some(gib(0.5)),
+        grace: secs(30.0),
+        ..config()
+    };
+    let mut tasks = vec![ramp(1.0, 0.5, 20.0)];
+    // Grows fast and ignores TERM: the grace would let it fill the host.
+    tasks.push(SimTask::new(
+        Script::ramp(gib(7.5), secs(4.0), secs(1.0), 0).ignoring_term(),
+    ));
+    tasks[1]
+        .scripts
+        .push(Script::ramp(gib(0.5), secs(1.0), secs(1.0), 0));
+    let (sim, report) = run(cfg, host(), tasks);
+    assert_clean(&report);
+    let kill = sim
+        .log()
+        .iter()
+        .find(|(_, a)| matches!(a, Action::Kill { task: 1, .. }))
+        .expect("KILL sent");
+    let term = sim
+        .log()
+        .iter()
+        .find(|(_, a)| matches!(a, Action::Term { task: 1, .. }))
+        .unwrap();
+    assert!(
+        kill.0 - term.0 < secs(2.0),
+        "killed long after TERM: {:?}",
+        kill.0
+    );
+    assert_eq!(verdicts(&sim, 1)[0].0, ExitClass::Braked);
+}
+
+#[test]
+fn task_too_big_to_ever_fit_fails_without_starting() {
+    let mut big = ramp(1.0, 1.0, 1.0);
+    big.spec.lower_bound = Some(gib(10.0));
+    let (sim, report) = run(config(), host(), vec![big, ramp(0.5, 1.0, 1.0)]);
+    assert_clean(&report);
+    let fail = sim
+        .log()
+        .iter()
+        .find_map(|(_, a)| match a {
+            Action::Fail { task: 0, reason } => Some(reason.clone()),
+            _ => None,
+        })
+        .expect("Fail for task 0");
+    assert_eq!(
+        fail,
+        "needs at least 10 GiB, more than the 6 GiB budget (hint: raise --mem)"
+    );
+    assert!(starts(&sim).iter().all(|s| s.1 != 0));
+    assert!(matches!(sim.policy().state(1), TaskState::Done { .. }));
+}
+
+#[test]
+fn task_that_outgrows_the_budget_alone_fails_naming_its_size() {
+    let cfg = Config {
+        max_brakes: 1,
+        ..config()
+    };
+    let (sim, report) = run(cfg, host(), vec![ramp(7.0, 7.0, 1.0)]);
+    assert_clean(&report);
+    let v = verdicts(&sim, 0);
+    let last = v.last().unwrap();
+    assert_eq!((last.0, last.1), (ExitClass::Braked, false));
+    assert!(last.2.starts_with("needs more than 6"), "{}", last.2);
+    assert!(last.2.contains("even running alone"), "{}", last.2);
+    assert!(matches!(
+        sim.policy().state(0),
+        TaskState::Failed {
+            class: ExitClass::Braked,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn cold_start_admits_one_then_widens_as_peaks_settle() {
+    let (sim, report) = run(
+        config(),
+        host(),
+        (0..6).map(|_| ramp(1.0, 4.0, 10.0)).collect(),
+    );
+    assert_clean(&report);
+    all_done(&sim, 6);
+    let s = starts(&sim);
+    assert_eq!(s[0].0, Duration::ZERO);
+    // The second waits for the first to stop growing (~4 s ramp, then 2 s of no growth
+    // above 5%).
+    assert!(s[1].0 >= secs(5.5), "{:?}", s[1]);
+    // Then several are admitted together, predicted at the seen peak plus margin.
+    assert!(report.max_running >= 4, "{}", report.max_running);
+    assert!(s[1].2 >= gib(1.0), "{}", s[1].2);
+    assert_eq!(report.brakes, 0);
+}
+
+/// Runs one workload under four strategies; returns (cold, estimate, serial, blind).
+fn strategies(tasks: &dyn Fn() -> Vec<SimTask>, peak: f64) -> [Report; 4] {
+    let (_, cold) = run(config(), host(), tasks());
+    let informed = Config {
+        estimate: Some(gib(peak * 1.1)),
+        ..config()
+    };
+    let (_, known) = run(informed, host(), tasks());
+    let serial = Config {
+        max_jobs: 1,
+        ..config()
+    };
+    let (_, one) = run(serial, host(), tasks());
+    // Blind: an estimate ten times too small admits everything at once; the brake cleans up.
+    let blind = Config {
+        estimate: Some(gib(peak / 10.0)),
+        ..config()
+    };
+    let (_, blind) = run(blind, host(), tasks());
+    [cold, known, one, blind]
+}
+
+#[test]
+fn cold_start_tradeoff() {
+    // The module doc's table comes from this test's output (`-- --nocapture`).
+    let workloads: [(&str, f64, f64, f64); 2] = [
+        ("early peak", 1.0, 10.0, 20.0),
+        ("late peak", 1.5, 25.0, 5.0),
+    ];
+    for (name, peak, ramp_s, hold_s) in workloads {
+        let tasks =
+            move || -> Vec<SimTask> { (0..8).map(|_| ramp(peak, ramp_s, hold_s)).collect() };
+        let [cold, known, one, blind] = strategies(&tasks, peak);
+        for (strategy, r) in [
+            ("cold start", &cold),
+            ("--estimate right", &known),
+            ("-j 1", &one),
+            ("--estimate 10x low", &blind),
+        ] {
+            assert!(
+                r.violations.is_empty(),
+                "{name} {strategy}: {:#?}",
+                r.violations
+            );
+            println!(
+                "{name:10} {strategy:18}: makespan {:6.1} s, braked {:5.1} task-s, brakes {}, \
+                 kernel OOM kills {}",
+                r.makespan.as_secs_f64(),
+                r.braked_seconds,
+                r.brakes,
+                r.kernel_oom_kills
+            );
+        }
+        assert_clean(&cold);
+        assert_clean(&known);
+        assert_eq!(cold.brakes, 0, "{name}");
+        assert!(cold.makespan < one.makespan / 2, "{name}");
+        assert!(known.makespan <= cold.makespan, "{name}");
+        // Cold start costs about one ramp plus the settle window plus a partial wave.
+        assert!(
+            cold.makespan <= known.makespan + secs(ramp_s + hold_s + 5.0),
+            "{name}"
+        );
+        assert!(blind.brakes > 0 && blind.braked_seconds > 0.0, "{name}");
+    }
+}
+
+#[test]
+fn big_tasks_predicted_from_features_do_not_run_together() {
+    // Seed 001: a backtest's peak grows with its years. After 1- and 2-year tasks, the
+    // 10-year ones are predicted at ~2.5 GiB each and a 4 GiB budget holds only one.
+    let cfg = Config {
+        budget: gib(4.0),
+        max_jobs: 4,
+        estimate: Some(gib(0.3)),
+        ..config()
+    };
+    let per_year = 0.23;
+    let years = [1.0, 2.0, 1.0, 2.0, 10.0, 10.0, 10.0, 1.0];
+    let tasks: Vec<SimTask> = years
+        .iter()
+        .map(|&y| ramp(per_year * y, 1.0, 2.0).features(vec![y, 10.0]))
+        .collect();
+    let (sim, report) = run(cfg, host(), tasks);
+    assert_clean(&report);
+    all_done(&sim, years.len());
+    assert_eq!(report.brakes, 0);
+    let big: Vec<TaskId> = (0..years.len()).filter(|&i| years[i] == 10.0).collect();
+    for &(t, id, predicted) in &starts(&sim) {
+        if big.contains(&id) {
+            assert!(predicted >= gib(2.3), "task {id} predicted {predicted}");
+            // No other big task runs at that moment.
+            let overlapping = big.iter().filter(|&&b| b != id).any(|&b| {
+                let ran = sim
+                    .log()
+                    .iter()
+                    .any(|(s, a)| matches!(a, Action::Start { task, .. } if *task == b) && *s <= t);
+                let ended = sim.log().iter().any(|(s, a)| {
+                    matches!(a, Action::Finished { task, .. } if *task == b) && *s <= t
+                });
+                ran && !ended
+            });
+            assert!(!overlapping, "big task {id} started beside another big one");
+        }
+    }
+    // The small task queued after the big ones backfills beside them.
+    let last = starts(&sim).into_iter().find(|s| s.1 == 7).unwrap();
+    let first_big_done = sim
+        .log()
+        .iter()
+        .find(|(_, a)| matches!(a, Action::Finished { task: 6, .. }))
+        .unwrap()
+        .0;
+    assert!(
+        last.0 < first_big_done,
+        "small task waited for the last big one"
+    );
+}
+
+#[test]
+fn history_seeds_the_feature_model_before_anything_runs() {
+    let cfg = Config {
+        budget: gib(4.0),
+        ..config()
+    };
+    let tasks = vec![
+        ramp(2.3, 1.0, 2.0).features(vec![10.0]),
+        ramp(2.3, 1.0, 2.0).features(vec![10.0]),
+    ];
+    let mut sim = Sim::new(cfg, host(), tasks);
+    sim.policy_mut()
+        .learn_from_history(&[(vec![1.0], gib(0.23)), (vec![2.0], gib(0.46))]);
+    let report = sim.drive();
+    assert_clean(&report);
+    assert_eq!(report.max_running, 1);
+    assert!(sim
+        .log()
+        .iter()
+        .any(|(_, a)| matches!(a, Action::Note(Note::LearnedPeak { .. }))));
+}
+
+#[test]
+fn psi_pauses_admission_once_and_resumes() {
+    let cfg = Config {
+        max_jobs: 1,
+        estimate: Some(gib(0.5)),
+        ..config()
+    };
+    let mut h = host();
+    h.psi = vec![(secs(0.0), 0.0), (secs(1.0), 60.0), (secs(6.0), 5.0)];
+    let (sim, report) = run(cfg, h, (0..4).map(|_| ramp(0.2, 0.5, 1.0)).collect());
+    assert_clean(&report);
+    all_done(&sim, 4);
+    let paused: Vec<_> = sim
+        .log()
+        .iter()
+        .filter(|(_, a)| matches!(a, Action::Note(Note::Paused { .. })))
+        .collect();
+    assert_eq!(paused.len(), 1, "{paused:?}");
+    let resumed: Vec<Duration> = sim
+        .log()
+        .iter()
+        .filter(|(_, a)| matches!(a, Action::Note(Note::Resumed)))
+        .map(|(t, _)| *t)
+        .collect();
+    assert_eq!(resumed, vec![secs(6.0)]);
+    let s = starts(&sim);
+    assert!(
+        s.iter().all(|(t, _, _)| *t < secs(1.0) || *t >= secs(6.0)),
+        "{s:?}"
+    );
+    if let Action::Note(Note::Paused { why }) = &paused[0].1 {
+        assert!(why.contains("PSI full avg10 60.0%"), "{why}");
+    }
+}
+
+#[test]
+fn timeout_terms_then_kills_after_grace() {
+    let cfg = Config {
+        timeout: Some(secs(3.0)),
+        grace: secs(2.0),
+        ..config()
+    };
+    let stubborn = SimTask::new(Script::ramp(gib(0.1), secs(1.0), secs(100.0), 0).ignoring_term());
+    let (sim, report) = run(cfg, host(), vec![stubborn]);
+    assert_clean(&report);
+    let term = sim
+        .log()
+        .iter()
+        .find(|(_, a)| {
+            matches!(
+                a,
+                Action::Term {
+                    reason: StopReason::Timeout,
+                    ..
+                }
+            )
+        })
+        .unwrap()
+        .0;
+    let kill = sim
+        .log()
+        .iter()
+        .find(|(_, a)| {
+            matches!(
+                a,
+                Action::Kill {
+                    reason: StopReason::Timeout,
+                    ..
+                }
+            )
+        })
+        .unwrap()
+        .0;
+    assert_eq!(term, secs(3.0));
+    assert_eq!(kill, secs(5.0));
+    let v = verdicts(&sim, 0);
+    assert_eq!(
+        v,
+        vec![(
+            ExitClass::TimedOut,
+            false,
+            "ran longer than the 3s timeout (--timeout)".to_string()
+        )]
+    );
+}
+
+#[test]
+fn over_cap_task_fails_and_others_finish() {
+    let cfg = Config {
+        task_cap: Some(gib(1.0)),
+        estimate: Some(gib(0.5)),
+        ..config()
+    };
+    let (sim, report) = run(cfg, host(), vec![ramp(2.0, 2.0, 1.0), ramp(0.5, 1.0, 1.0)]);
+    assert_clean(&report);
+    let v = verdicts(&sim, 0);
+    assert_eq!(v.len(), 1);
+    assert_eq!((v[0].0, v[0].1), (ExitClass::OverCap, false));
+    assert!(v[0].2.contains("over the per-task cap 1 GiB"), "{}", v[0].2);
+    assert!(matches!(sim.policy().state(1), TaskState::Done { .. }));
+}
+
+#[test]
+fn interrupt_terms_running_tasks_and_admits_nothing_more() {
+    let cfg = Config {
+        max_jobs: 3,
+        estimate: Some(gib(0.5)),
+        ..config()
+    };
+    let mut sim = Sim::new(cfg, host(), (0..6).map(|_| ramp(0.4, 1.0, 10.0)).collect());
+    sim.interrupt_at(secs(2.0));
+    let report = sim.drive();
+    assert!(report.violations.is_empty(), "{:#?}", report.violations);
+    assert!(sim.policy().is_finished());
+    assert!(starts(&sim).iter().all(|s| s.0 < secs(2.0)));
+    for id in 0..3 {
+        assert_eq!(
+            verdicts(&sim, id),
+            vec![(ExitClass::Interrupted, false, "interrupted".to_string())]
+        );
+    }
+    for id in 3..6 {
+        assert!(matches!(sim.policy().state(id), TaskState::Queued { .. }));
+    }
+}
+
+#[test]
+fn ordinary_failures_are_retried_then_fail() {
+    let cfg = Config {
+        retries: 2,
+        estimate: Some(gib(0.2)),
+        ..config()
+    };
+    let flaky = SimTask {
+        spec: Default::default(),
+        scripts: vec![
+            Script::ramp(gib(0.1), secs(0.5), secs(0.5), 3),
+            Script::ramp(gib(0.1), secs(0.5), secs(0.5), 0).ending(End::Signal(11)),
+            Script::ramp(gib(0.1), secs(0.5), secs(0.5), 0),
+        ],
+    };
+    let broken = SimTask::new(Script::ramp(gib(0.1), secs(0.5), secs(0.5), 1));
+    let (sim, report) = run(cfg, host(), vec![flaky, broken]);
+    assert_clean(&report);
+    let v: Vec<_> = verdicts(&sim, 0)
+        .into_iter()
+        .map(|v| (v.0, v.1, v.2))
+        .collect();
+    assert_eq!(
+        v,
+        vec![
+            (ExitClass::Failed, true, "exit code 3".to_string()),
+            (ExitClass::Signaled, true, "killed by signal 11".to_string()),
+            (ExitClass::Done, false, "done".to_string()),
+        ]
+    );
+    let b = verdicts(&sim, 1);
+    assert_eq!(b.len(), 3, "1 attempt + 2 retries");
+    assert_eq!((b[2].0, b[2].1), (ExitClass::Failed, false));
+}
+
+#[test]
+fn oom_killed_exit_is_requeued_with_a_lower_bound_without_spending_retries() {
+    let cfg = Config {
+        retries: 0,
+        estimate: Some(gib(0.2)),
+        ..config()
+    };
+    let task = SimTask {
+        spec: Default::default(),
+        scripts: vec![
+            Script::ramp(gib(1.0), secs(1.0), secs(0.5), 0).ending(End::OomKilled),
+            Script::ramp(gib(1.0), secs(1.0), secs(0.5), 0),
+        ],
+    };
+    let (sim, report) = run(cfg, host(), vec![task]);
+    assert_clean(&report);
+    let v = verdicts(&sim, 0);
+    assert_eq!((v[0].0, v[0].1), (ExitClass::OomKilled, true));
+    assert!(v[0].2.contains("OOM killer at 1 GiB"), "{}", v[0].2);
+    assert_eq!(v[1].0, ExitClass::Done);
+    let s = starts(&sim);
+    assert!(s[1].2 >= gib(1.0), "second attempt predicted {}", s[1].2);
+}
+
+#[test]
+fn sigbus_with_full_shm_fails_naming_dev_shm() {
+    let t = SimTask::new(Script::ramp(gib(0.1), secs(0.5), secs(0.5), 0).ending(End::ShmFull));
+    let (sim, report) = run(config(), host(), vec![t]);
+    assert_clean(&report);
+    let v = verdicts(&sim, 0);
+    assert_eq!((v[0].0, v[0].1), (ExitClass::ShmBus, false));
+    assert!(v[0].2.contains("/dev/shm full"), "{}", v[0].2);
+}
+
+#[test]
+fn oom_score_adj_rises_with_start_order() {
+    let cfg = Config {
+        estimate: Some(gib(0.2)),
+        max_jobs: 4,
+        ..config()
+    };
+    let (sim, _) = run(cfg, host(), (0..4).map(|_| ramp(0.1, 1.0, 1.0)).collect());
+    let adj: Vec<i32> = sim
+        .log()
+        .iter()
+        .filter_map(|(_, a)| match a {
+            Action::Start { oom_score_adj, .. } => Some(*oom_score_adj),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(adj, vec![100, 150, 200, 250]);
+}
+
+#[test]
+fn big_task_at_the_head_is_not_starved_by_small_ones() {
+    // -j 2, 4 GiB budget: a 3 GiB task waits behind a running 1.5 GiB one; small tasks
+    // may overtake it only twice, then admission holds until the big one fits.
+    let cfg = Config {
+        budget: gib(4.0),
+        max_jobs: 2,
+        estimate: Some(gib(0.5)),
+        ..config()
+    };
+    let mut tasks = vec![ramp(1.5, 0.5, 3.0)];
+    let mut big = ramp(3.0, 1.0, 1.0);
+    big.spec.lower_bound = Some(gib(3.0));
+    tasks.push(big);
+    tasks.extend((0..10).map(|_| ramp(0.4, 0.5, 1.0)));
+    let (sim, report) = run(cfg, host(), tasks);
+    assert_clean(&report);
+    all_done(&sim, 12);
+    let order: Vec<TaskId> = starts(&sim).into_iter().map(|s| s.1).collect();
+    let big_at = order.iter().position(|&t| t == 1).unwrap();
+    assert!(
+        big_at <= 4,
+        "big task started as number {big_at}: {order:?}"
+    );
+}
+
+#[test]
+fn every_task_gets_exactly_one_verdict_in_a_mixed_sweep() {
+    let cfg = Config {
+        retries: 1,
+        estimate: Some(gib(0.6)),
+        task_cap: Some(gib(3.0)),
+        timeout: Some(secs(30.0)),
+        ..config()
+    };
+    let mut tasks: Vec<SimTask> = (0..10)
+        .map(|i| ramp(0.3 + 0.2 * i as f64, 2.0, 3.0))
+        .collect();
+    tasks.push(SimTask::new(Script::ramp(
+        gib(0.2),
+        secs(1.0),
+        secs(1.0),
+        2,
+    )));
+    tasks.push(ramp(3.5, 3.0, 1.0));
+    tasks.push(SimTask::new(
+        Script::ramp(gib(0.1), secs(1.0), secs(60.0), 0).ignoring_term(),
+    ));
+    let (sim, report) = run(cfg, host(), tasks);
+    assert_clean(&report);
+    assert!(report.finals.iter().all(|&n| n == 1), "{:?}", report.finals);
+    assert!(sim.policy().is_finished());
+}
+
+#[test]
+fn when_growth_outruns_the_brake_the_kernel_kills_the_newest_and_it_is_requeued() {
+    // Eight tasks estimated at 100 MiB grow to 3 GiB in half a second: faster than any
+    // sampling can brake. The simulated kernel kills by oom_score_adj, i.e. the newest,
+    // which is the same choice the brake makes; those attempts are requeued, not failed.
+    let cfg = Config {
+        budget: gib(8.0),
+        estimate: Some(gib(0.1)),
+        ..config()
+    };
+    let (sim, report) = run(cfg, host(), (0..8).map(|_| ramp(3.0, 0.5, 1.0)).collect());
+    assert!(report.violations.is_empty(), "{:#?}", report.violations);
+    assert!(report.kernel_oom_kills > 0);
+    all_done(&sim, 8);
+    let first_oom = sim
+        .log()
+        .iter()
+        .find_map(|(_, a)| match a {
+            Action::Finished {
+                task,
+                class: ExitClass::OomKilled,
+                requeued,
+                ..
+            } => Some((*task, *requeued)),
+            _ => None,
+        })
+        .expect("an OOM-killed verdict");
+    // Task 7, the newest, is braked first; the kernel then takes the newest left.
+    assert!(first_oom.0 >= 6 && first_oom.1, "{first_oom:?}");
+}
+
+#[test]
+fn memory_taken_by_something_else_brakes_newest_first_and_work_resumes_later() {
+    // Three 1 GiB tasks run; another program takes 4.8 GiB at 3 s, 5.6 GiB at 5 s, and
+    // quits at 20 s. Each step leaves less than the 512 MiB brake level, so the brake stops
+    // the newest task each time, one victim per step.
+    let cfg = Config {
+        estimate: Some(gib(1.1)),
+        ..config()
+    };
+    let mut h = host();
+    h.external = vec![
+        (secs(0.0), gib(0.0)),
+        (secs(3.0), gib(4.8)),
+        (secs(5.0), gib(5.6)),
+        (secs(20.0), gib(0.0)),
+    ];
+    let (sim, report) = run(cfg, h, (0..3).map(|_| ramp(1.0, 1.0, 10.0)).collect());
+    assert_clean(&report);
+    all_done(&sim, 3);
+    let victims: Vec<TaskId> = sim
+        .log()
+        .iter()
+        .filter_map(|(_, a)| match a {
+            Action::Note(Note::Brake { task, why }) => {
+                assert!(why.contains("below the brake level 512 MiB"), "{why}");
+                Some(*task)
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(victims, vec![2, 1]);
+    // Victims restart only when room appears: the first when task 0 finishes at 11 s
+    // (2.4 GiB free beside 5.6 GiB), the second once the other program quits at 20 s.
+    let restarts: Vec<Duration> = starts(&sim).iter().skip(3).map(|s| s.0).collect();
+    assert_eq!(restarts, vec![secs(11.0), secs(20.0)]);
+    assert_eq!(report.brakes, 2);
+}

@@ -1,0 +1,277 @@
+//! `ramguard results [SWEEP]`: one row per task — params, state, attempts, peak, duration,
+//! exit class and the task's result — as a table, CSV or JSON.
+//!
+//! Named params become one column each (a param whose name clashes with a fixed column is
+//! prefixed `param.`); positional params become one `params` column. A result object is
+//! flattened into `result.<field>` columns (nested objects as `result.a.b`); a result that
+//! is not an object is one `result` column. A result file that was not valid JSON shows its
+//! raw text in `result_raw` with a `result_warning`, and a one-line warning on stderr.
+//! Rows come in task order (first appearance in the sweep). CSV gives bytes and seconds as
+//! plain numbers for pandas and spreadsheets; the table shows them for people.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::Result;
+use serde_json::{json, Value};
+
+use crate::journal::display::{csv_field, duration_ms, opt_bytes, table};
+use crate::journal::read::ResultRow;
+use crate::journal::{self, Journal};
+use crate::Outcome;
+
+/// Version of the `results --format json` output.
+pub const RESULTS_SCHEMA: u32 = 1;
+
+/// Output format of `results`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Aligned columns for reading.
+    Table,
+    /// Comma-separated values with a header (RFC 4180 quoting).
+    Csv,
+    /// One JSON object with a "schema" field and a "tasks" array.
+    Json,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ResultsArgs {
+    /// The sweep to export; may be omitted when the journal holds only one.
+    #[arg(value_name = "SWEEP")]
+    pub sweep: Option<String>,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: Format,
+
+    /// Same as `--format json`.
+    #[arg(long, conflicts_with = "format")]
+    pub json: bool,
+
+    /// The journal file [default: $RAMGUARD_JOURNAL, else ./.ramguard/journal.db].
+    #[arg(long, value_name = "PATH")]
+    pub journal: Option<PathBuf>,
+}
+
+const FIXED: [&str; 9] = [
+    "task", "state", "attempts", "peak", "duration", "exit", "code", "signal", "reason",
+];
+
+/// Exports the sweep's results.
+pub fn run(args: &ResultsArgs) -> Result<Outcome> {
+    let path = journal::resolve_path(args.journal.as_deref());
+    let j = Journal::open_existing(&path)?;
+    let sweep = j.resolve_sweep(args.sweep.as_deref())?;
+    let mut rows = Vec::with_capacity(usize::try_from(sweep.counts.total).unwrap_or(0));
+    j.for_each_result(sweep.id, |r| {
+        rows.push(r);
+        Ok(())
+    })?;
+    let warned = rows.iter().filter(|r| r.result_warning.is_some()).count();
+    let format = if args.json { Format::Json } else { args.format };
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    match format {
+        Format::Json => {
+            let tasks: Vec<Value> = rows.iter().map(row_json).collect();
+            let v = json!({
+                "schema": RESULTS_SCHEMA,
+                "journal": path.display().to_string(),
+                "sweep": sweep.name,
+                "tasks": tasks,
+            });
+            serde_json::to_writer_pretty(&mut out, &v)?;
+            writeln!(out)?;
+        }
+        Format::Csv | Format::Table => {
+            let (header, cells) = flatten(&rows, format == Format::Csv);
+            if format == Format::Csv {
+                let line = |cs: &[String]| {
+                    cs.iter()
+                        .map(|c| csv_field(c))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                };
+                writeln!(out, "{}", line(&header))?;
+                for r in &cells {
+                    writeln!(out, "{}", line(r))?;
+                }
+            } else if cells.is_empty() {
+                writeln!(out, "sweep '{}' has no tasks yet", sweep.name)?;
+            } else {
+                out.write_all(table(&header, &cells).as_bytes())?;
+            }
+        }
+    }
+    out.flush()?;
+    if warned > 0 {
+        eprintln!(
+            "warning: {warned} task(s) wrote a result file that is not valid JSON; its text is kept in result_raw"
+        );
+    }
+    Ok(Outcome::Success)
+}
+
+fn row_json(r: &ResultRow) -> Value {
+    let mut v = json!({
+        "task": r.key, "params": r.params, "state": r.state, "attempts": r.attempts,
+        "peak": r.peak, "duration_ms": r.duration_ms, "exit": r.class,
+        "code": r.code, "signal": r.signal, "reason": r.reason, "result": r.result,
+    });
+    if let (Some(raw), Value::Object(m)) = (&r.result_raw, &mut v) {
+        m.insert("result_raw".into(), json!(raw));
+    }
+    if let (Some(w), Value::Object(m)) = (&r.result_warning, &mut v) {
+        m.insert("result_warning".into(), json!(w));
+    }
+    v
+}
+
+/// A JSON value as one cell: strings bare, null empty, others as JSON.
+fn cell(v: &Value) -> String {
+    match v {
+        Value::Null => String::new(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Flattens a result into `(column, cell)` pairs under `prefix`.
+fn flatten_value(prefix: &str, v: &Value, out: &mut Vec<(String, String)>) {
+    match v {
+        Value::Object(m) if !m.is_empty() => {
+            for (k, x) in m {
+                flatten_value(&format!("{prefix}.{k}"), x, out);
+            }
+        }
+        other => out.push((prefix.to_string(), cell(other))),
+    }
+}
+
+/// Named cells of one row: `(column, text)`.
+type Cells = Vec<(String, String)>;
+
+/// Pushes `name` to `cols` if absent.
+fn add_col(cols: &mut Vec<String>, name: &str) {
+    if !cols.iter().any(|c| c == name) {
+        cols.push(name.to_string());
+    }
+}
+
+/// Builds the header and the rows of cells; `raw` gives bytes and seconds as plain numbers.
+fn flatten(rows: &[ResultRow], raw: bool) -> (Vec<String>, Vec<Vec<String>>) {
+    let mut param_cols: Vec<String> = Vec::new();
+    let mut result_cols: Vec<String> = Vec::new();
+    let mut flat: Vec<(Cells, Cells)> = Vec::with_capacity(rows.len());
+    let mut any_warning = false;
+    for r in rows {
+        let mut ps = Vec::new();
+        match &r.params {
+            Value::Object(m) => {
+                for (k, v) in m {
+                    let name = if FIXED.contains(&k.as_str()) || k.starts_with("result") {
+                        format!("param.{k}")
+                    } else {
+                        k.clone()
+                    };
+                    add_col(&mut param_cols, &name);
+                    ps.push((name, cell(v)));
+                }
+            }
+            other => {
+                add_col(&mut param_cols, "params");
+                ps.push(("params".into(), cell(other)));
+            }
+        }
+        let mut rs = Vec::new();
+        if let Some(v) = &r.result {
+            flatten_value("result", v, &mut rs);
+        }
+        if let Some(raw_text) = &r.result_raw {
+            rs.push(("result_raw".into(), raw_text.clone()));
+        }
+        if let Some(w) = &r.result_warning {
+            any_warning = true;
+            rs.push(("result_warning".into(), w.clone()));
+        }
+        for (c, _) in &rs {
+            if c != "result_raw" && c != "result_warning" {
+                add_col(&mut result_cols, c);
+            }
+        }
+        flat.push((ps, rs));
+    }
+    if any_warning {
+        result_cols.push("result_raw".into());
+        result_cols.push("result_warning".into());
+    }
+    let mut header: Vec<String> = vec!["task".into()];
+    header.extend(param_cols.iter().cloned());
+    let fixed_names: [&str; 8] = if raw {
+        [
+            "state",
+            "attempts",
+            "peak_bytes",
+            "duration_s",
+            "exit",
+            "code",
+            "signal",
+            "reason",
+        ]
+    } else {
+        [
+            "state", "attempts", "peak", "duration", "exit", "code", "signal", "reason",
+        ]
+    };
+    header.extend(fixed_names.iter().map(|s| s.to_string()));
+    header.extend(result_cols.iter().cloned());
+    let opt = |v: Option<String>| v.unwrap_or_default();
+    let cells = rows
+        .iter()
+        .zip(flat)
+        .map(|(r, (ps, rs))| {
+            let mut c = vec![r.key.clone()];
+            for p in &param_cols {
+                c.push(
+                    ps.iter()
+                        .find(|(k, _)| k == p)
+                        .map(|(_, v)| v.clone())
+                        .unwrap_or_default(),
+                );
+            }
+            c.push(r.state.clone());
+            c.push(r.attempts.to_string());
+            if raw {
+                c.push(opt(r.peak.map(|p| p.to_string())));
+                c.push(opt(r
+                    .duration_ms
+                    .map(|d| format!("{:.3}", d as f64 / 1000.0))));
+            } else {
+                c.push(if r.peak.is_some() {
+                    opt_bytes(r.peak)
+                } else {
+                    String::new()
+                });
+                c.push(opt(r.duration_ms.map(duration_ms)));
+            }
+            c.push(opt(r.class.clone()));
+            c.push(opt(r.code.map(|x| x.to_string())));
+            c.push(opt(r.signal.map(|x| x.to_string())));
+            // The reason of a success says nothing; keep the column for failures.
+            c.push(if r.state == "done" {
+                String::new()
+            } else {
+                opt(r.reason.clone())
+            });
+            for col in &result_cols {
+                c.push(
+                    rs.iter()
+                        .find(|(k, _)| k == col)
+                        .map(|(_, v)| v.clone())
+                        .unwrap_or_default(),
+                );
+            }
+            c
+        })
+        .collect();
+    (header, cells)
+}

@@ -1,0 +1,845 @@
+//! The crash-proof journal: one SQLite file (WAL mode) holding sweeps, tasks, attempts,
+//! downsampled memory timelines, events and results. It is the single source of truth for
+//! resuming: rerunning a sweep reads it and runs only what is not done.
+//!
+//! # Theory of operation
+//! - **Where**: `--journal PATH`, else `$RAMGUARD_JOURNAL`, else `./.ramguard/journal.db`
+//!   ([`default_path`]). The directory is created (mode 0700) only if its parent exists; the
+//!   file is created mode 0600 (SQLite gives its `-wal`/`-shm` files the same mode).
+//! - **Identity**: a sweep is its name plus a [`fingerprint`] of its command template and the
+//!   settings that change what tasks do. A rerun under the same name with another fingerprint
+//!   is refused unless `fresh`. A task is its identity key (canonical params or rendered argv),
+//!   unique within its sweep, so reordering the inputs does not redo work.
+//! - **Writes are grouped**: every write method runs inside one open write transaction,
+//!   begun lazily; [`Journal::commit`] ends it. Nothing is visible to readers or durable before
+//!   `commit` returns Ok, so the supervisor reports a completion only after that. Another
+//!   writer on the same file (a supervisor of another sweep) waits while a group is open
+//!   (busy timeout [`BUSY_TIMEOUT`]), so callers commit at least every few hundred ms.
+//! - **Durability**: `journal_mode=WAL`, `synchronous=FULL`. Each commit fsyncs the WAL.
+//!   A process crash (SIGKILL, panic, OOM kill of ramguard itself) loses only the group not
+//!   yet committed; a power cut or kernel crash loses the same and nothing more, because the
+//!   WAL is on disk before `commit` returns. (With `synchronous=NORMAL` a power cut could
+//!   also lose the last committed groups, which would break "reported means durable".)
+//!   Group commits keep the fsync cost per group, not per task: see the report's figures.
+//! - **Interrupted work**: an attempt row with no exit class is running. When its supervisor
+//!   is gone (we hold the sweep lock, so it must be), [`Journal::recover_interrupted`] closes
+//!   it as `interrupted`, makes its task rerun, and returns its pid for the caller to kill.
+//! - **One supervisor per sweep**: [`Journal::begin_sweep`] takes an exclusive flock on
+//!   `<journal>.<name-hash>.lock` (see [`lock`]), held by the [`SweepHandle`].
+//! - **Faults**: a corrupt, truncated or foreign file is refused and never rewritten; a newer
+//!   schema is refused; a failed commit (disk full) returns Err and rolls the group back.
+//!
+//! Reading for `status`, `results`, `list` lives in [`read`]; those never take the lock and
+//! see only committed groups (WAL readers do not block the writer).
+
+pub mod display;
+pub mod lock;
+pub mod read;
+pub mod schema;
+pub mod timeline;
+
+use std::collections::HashMap;
+use std::fs::OpenOptions;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+pub use schema::SCHEMA_VERSION;
+
+use lock::SweepLock;
+use timeline::Timeline;
+
+/// The environment variable naming the journal file (overridden by `--journal`).
+pub const JOURNAL_ENV: &str = "RAMGUARD_JOURNAL";
+
+/// How long a writer waits for another writer's group before failing.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The journal path used when `--journal` is not given: `$RAMGUARD_JOURNAL`, else
+/// `./.ramguard/journal.db`.
+pub fn default_path() -> PathBuf {
+    match std::env::var_os(JOURNAL_ENV) {
+        Some(p) if !p.is_empty() => PathBuf::from(p),
+        _ => PathBuf::from(".ramguard").join("journal.db"),
+    }
+}
+
+/// Resolves a command's `--journal` option against [`default_path`].
+pub fn resolve_path(arg: Option<&Path>) -> PathBuf {
+    arg.map_or_else(default_path, Path::to_path_buf)
+}
+
+/// A stable hex SHA-256 of a command template and the settings that change what tasks do.
+///
+/// Object keys are sorted before hashing, so the same settings always give the same value.
+pub fn fingerprint(template: &str, settings: &serde_json::Value) -> String {
+    let mut h = Sha256::new();
+    h.update(b"ramguard-fingerprint-v1\0");
+    h.update(template.as_bytes());
+    h.update(b"\0");
+    h.update(canonical_json(settings).as_bytes());
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Serializes JSON with object keys sorted at every level.
+pub fn canonical_json(v: &serde_json::Value) -> String {
+    use serde_json::Value;
+    match v {
+        Value::Object(m) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort();
+            let body: Vec<String> = keys
+                .into_iter()
+                .map(|k| format!("{}:{}", Value::String(k.clone()), canonical_json(&m[k])))
+                .collect();
+            format!("{{{}}}", body.join(","))
+        }
+        Value::Array(a) => {
+            let body: Vec<String> = a.iter().map(canonical_json).collect();
+            format!("[{}]", body.join(","))
+        }
+        other => other.to_string(),
+    }
+}
+
+/// What identifies a sweep and what its tasks do.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SweepSpec {
+    /// The sweep's name (`--name`, the sweep file's name, or derived from the command).
+    pub name: String,
+    /// [`fingerprint`] of `template` and `settings`.
+    pub fingerprint: String,
+    /// The command template as the user wrote it, for display.
+    pub template: String,
+    /// Settings that change what tasks do (and `jobs`, used for the ETA if present).
+    pub settings: serde_json::Value,
+}
+
+/// A sweep being run; holds its lock until dropped.
+#[derive(Debug)]
+pub struct SweepHandle {
+    /// The sweep's row id.
+    pub id: i64,
+    /// The sweep's name.
+    pub name: String,
+    lock: SweepLock,
+}
+
+impl SweepHandle {
+    /// The lock file held for this sweep.
+    pub fn lock_path(&self) -> &Path {
+        self.lock.path()
+    }
+}
+
+/// A task as the task source produced it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewTask {
+    /// The task's identity key, unique within its sweep.
+    pub key: String,
+    /// The task's parameters: a JSON object (named) or array (positional).
+    pub params: serde_json::Value,
+    /// The rendered command line.
+    pub argv: Vec<String>,
+}
+
+/// A task's state as journaled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TaskStateRow {
+    /// Waiting to run (never run, or requeued after a brake).
+    Queued,
+    /// An attempt is running (or was, when its supervisor died).
+    Running,
+    /// Finished successfully.
+    Done,
+    /// Its last attempt failed (and it was not requeued).
+    Failed,
+    /// Its supervisor died or was stopped while it ran; it runs again next time.
+    Interrupted,
+}
+
+impl TaskStateRow {
+    /// All states, in display order.
+    pub const ALL: [TaskStateRow; 5] = [
+        TaskStateRow::Done,
+        TaskStateRow::Failed,
+        TaskStateRow::Running,
+        TaskStateRow::Queued,
+        TaskStateRow::Interrupted,
+    ];
+
+    /// The name stored in the journal.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskStateRow::Queued => "queued",
+            TaskStateRow::Running => "running",
+            TaskStateRow::Done => "done",
+            TaskStateRow::Failed => "failed",
+            TaskStateRow::Interrupted => "interrupted",
+        }
+    }
+
+    /// Parses a stored state name.
+    pub fn parse(s: &str) -> Option<TaskStateRow> {
+        TaskStateRow::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+}
+
+/// A task as the journal knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskRecord {
+    /// The task's identity key.
+    pub key: String,
+    /// Its state.
+    pub state: TaskStateRow,
+    /// How many attempts were started (brake requeues included).
+    pub attempts: u32,
+    /// Its peak memory when done (PSS if measured, else RSS), in bytes.
+    pub peak: Option<u64>,
+    /// A peak it is known to reach (set when braked or OOM-killed), in bytes.
+    pub lower_bound: Option<u64>,
+}
+
+/// A process left running by a dead supervisor, for the caller to kill.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Orphan {
+    /// The task it ran.
+    pub task_key: String,
+    /// The task's pid, which led its own process group (so also its pgid).
+    pub pid: u32,
+    /// When it was started; compare with the process's start time before killing, since
+    /// the pid may have been reused.
+    pub started_unix_ms: i64,
+}
+
+/// One memory sample of a running attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemSample {
+    /// Milliseconds since the attempt started.
+    pub t_ms: u64,
+    /// Resident set size of the task's process tree, in bytes.
+    pub rss: u64,
+    /// Proportional set size of the tree, in bytes, when measured.
+    pub pss: Option<u64>,
+}
+
+/// How an attempt ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttemptEnd {
+    /// Wall-clock end time.
+    pub ended_unix_ms: i64,
+    /// Run time in milliseconds.
+    pub duration_ms: u64,
+    /// Peak RSS of the tree, in bytes.
+    pub peak_rss: u64,
+    /// Peak PSS of the tree, in bytes, when measured.
+    pub peak_pss: Option<u64>,
+    /// Exit class: done, failed, signaled, over_cap, timed_out, braked, oom_killed, shm_bus,
+    /// interrupted.
+    pub class: String,
+    /// Exit code, if it exited.
+    pub code: Option<i32>,
+    /// Terminating signal, if killed.
+    pub signal: Option<i32>,
+    /// Human-readable reason.
+    pub reason: String,
+    /// True if the task goes back to the queue (a brake), not counting as a failure.
+    pub requeued: bool,
+    /// Raw text of the `$RAMGUARD_RESULT` file, if the task wrote one.
+    pub result: Option<String>,
+}
+
+/// Exit classes [`AttemptEnd::class`] may take.
+pub const EXIT_CLASSES: [&str; 9] = [
+    "done",
+    "failed",
+    "signaled",
+    "over_cap",
+    "timed_out",
+    "braked",
+    "oom_killed",
+    "shm_bus",
+    "interrupted",
+];
+
+/// An open journal.
+#[derive(Debug)]
+pub struct Journal {
+    conn: Connection,
+    path: PathBuf,
+    /// A write transaction (the current group) is open.
+    in_group: bool,
+    /// Timelines of attempts started through this handle and not yet finished.
+    timelines: HashMap<i64, Timeline>,
+}
+
+/// Converts a byte count or duration for storage (SQLite integers are i64).
+fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// Reads an optional non-negative integer column.
+fn to_u64(v: Option<i64>) -> Option<u64> {
+    v.map(|x| u64::try_from(x).unwrap_or(0))
+}
+
+fn now_unix_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+impl Journal {
+    /// Opens the journal for writing, creating it if missing (directory 0700 if its parent
+    /// exists, file 0600), migrating it, and switching it to WAL.
+    pub fn open(path: &Path) -> Result<Journal> {
+        let shown = path.display().to_string();
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        if !dir.is_dir() {
+            std::fs::DirBuilder::new()
+                .mode(0o700)
+                .create(&dir)
+                .with_context(|| {
+                    format!(
+                        "cannot create journal directory {} for {shown}; hint: create it or \
+                         pass --journal with a path in an existing directory",
+                        dir.display()
+                    )
+                })?;
+        }
+        let exists = path.exists();
+        if !exists {
+            OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)
+                .with_context(|| format!("cannot create journal {shown}"))?;
+        }
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let mut conn = Connection::open_with_flags(path, flags)
+            .with_context(|| format!("cannot open journal {shown}"))?;
+        schema::check(&conn, &shown)?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+            .with_context(|| schema::corrupt_context(&shown))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            bail!("journal {shown} cannot use WAL mode (got '{mode}'); hint: put it on a local filesystem");
+        }
+        conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")
+            .with_context(|| format!("cannot configure journal {shown}"))?;
+        schema::migrate(&mut conn, &shown)?;
+        Ok(Journal {
+            conn,
+            path: path.to_path_buf(),
+            in_group: false,
+            timelines: HashMap::new(),
+        })
+    }
+
+    /// Opens an existing journal for reading (`status`, `results`, `list`); never creates.
+    pub fn open_existing(path: &Path) -> Result<Journal> {
+        let shown = path.display().to_string();
+        match std::fs::metadata(path) {
+            Ok(m) if m.is_file() && m.len() > 0 => {}
+            Ok(m) if m.is_file() => {
+                bail!("journal {shown} is empty (truncated?); it was left untouched; hint: move it aside and rerun `ramguard run`")
+            }
+            Ok(_) => bail!("journal {shown} is not a file"),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                bail!("no journal at {shown}: run `ramguard run` first (or pass --journal)")
+            }
+            Err(e) => return Err(e).with_context(|| format!("cannot read journal {shown}")),
+        }
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags)
+            .or_else(|_| {
+                Connection::open_with_flags(
+                    path,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )
+            })
+            .with_context(|| format!("cannot open journal {shown}"))?;
+        let v = schema::check(&conn, &shown)?;
+        if v < SCHEMA_VERSION {
+            bail!(
+                "journal {shown} has schema v{v}, older than this ramguard's v{SCHEMA_VERSION}; \
+                 hint: run `ramguard run` once to upgrade it"
+            );
+        }
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        Ok(Journal {
+            conn,
+            path: path.to_path_buf(),
+            in_group: false,
+            timelines: HashMap::new(),
+        })
+    }
+
+    /// The journal's path as given.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn shown(&self) -> String {
+        self.path.display().to_string()
+    }
+
+    /// Opens the current group (write transaction) if none is open.
+    fn group(&mut self) -> Result<()> {
+        if !self.in_group {
+            self.conn
+                .execute_batch("BEGIN IMMEDIATE")
+                .with_context(|| format!("cannot write journal {}", self.shown()))?;
+            self.in_group = true;
+        }
+        Ok(())
+    }
+
+    /// Makes everything written since the last commit durable; on failure (disk full, I/O
+    /// error) the group is rolled back and the error returned.
+    pub fn commit(&mut self) -> Result<()> {
+        if !self.in_group {
+            return Ok(());
+        }
+        self.in_group = false;
+        if let Err(e) = self.conn.execute_batch("COMMIT") {
+            let _ = self.conn.execute_batch("ROLLBACK");
+            return Err(e).with_context(|| {
+                format!(
+                    "cannot commit to journal {} (disk full?); the last results were not saved",
+                    self.shown()
+                )
+            });
+        }
+        Ok(())
+    }
+
+    /// Abandons the current group, if any.
+    pub fn rollback(&mut self) {
+        if self.in_group {
+            self.in_group = false;
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+    }
+
+    /// Starts (or resumes) a sweep: refuses a changed fingerprint unless `fresh`, takes the
+    /// sweep's lock, and with `fresh` deletes its tasks, attempts and events first.
+    pub fn begin_sweep(&mut self, spec: &SweepSpec, fresh: bool) -> Result<SweepHandle> {
+        if spec.name.trim().is_empty() {
+            bail!("sweep name is empty; hint: pass --name NAME");
+        }
+        self.commit()?;
+        // Lock first: another supervisor's open group would make any write wait.
+        let lock = SweepLock::acquire(&self.path, &spec.name)?;
+        let now = now_unix_ms();
+        let settings = canonical_json(&spec.settings);
+        self.group()?;
+        self.conn
+            .execute(
+                "INSERT OR IGNORE INTO sweeps (name, fingerprint, template, settings, created_unix_ms, updated_unix_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+                params![spec.name, spec.fingerprint, spec.template, settings, now],
+            )
+            .with_context(|| format!("cannot write journal {}", self.shown()))?;
+        let (id, old_fp, old_template): (i64, String, String) = self
+            .conn
+            .query_row(
+                "SELECT id, fingerprint, template FROM sweeps WHERE name = ?1",
+                [&spec.name],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .with_context(|| schema::corrupt_context(&self.shown()))?;
+        self.commit()?;
+        if old_fp != spec.fingerprint && !fresh {
+            bail!(
+                "sweep '{}' in {} was run with another command or settings (was: {}); hint: \
+                 pass --fresh to start it over, or --name NEW for a new sweep",
+                spec.name,
+                self.shown(),
+                old_template
+            );
+        }
+        self.group()?;
+        if fresh {
+            // Samples cascade from attempts; delete children first so the cascade is small.
+            self.conn.execute(
+                "DELETE FROM samples WHERE attempt_id IN (SELECT id FROM attempts WHERE sweep_id = ?1)",
+                [id],
+            )?;
+            self.conn
+                .execute("DELETE FROM attempts WHERE sweep_id = ?1", [id])?;
+            self.conn
+                .execute("DELETE FROM tasks WHERE sweep_id = ?1", [id])?;
+            self.conn
+                .execute("DELETE FROM events WHERE sweep_id = ?1", [id])?;
+        }
+        self.conn
+            .execute(
+                "UPDATE sweeps SET fingerprint = ?2, template = ?3, settings = ?4, updated_unix_ms = ?5 WHERE id = ?1",
+                params![id, spec.fingerprint, spec.template, settings, now],
+            )
+            .with_context(|| format!("cannot write journal {}", self.shown()))?;
+        self.commit()?;
+        Ok(SweepHandle {
+            id,
+            name: spec.name.clone(),
+            lock,
+        })
+    }
+
+    /// Inserts the tasks not yet journaled (by key) and returns every task's record, in the
+    /// order given. Commits.
+    pub fn sync_tasks(
+        &mut self,
+        sweep: &SweepHandle,
+        tasks: &[NewTask],
+    ) -> Result<Vec<TaskRecord>> {
+        self.group()?;
+        let shown = self.shown();
+        let next_seq: i64 = self.conn.query_row(
+            "SELECT coalesce(max(seq), -1) + 1 FROM tasks WHERE sweep_id = ?1",
+            [sweep.id],
+            |r| r.get(0),
+        )?;
+        let mut out = Vec::with_capacity(tasks.len());
+        {
+            let mut insert = self.conn.prepare_cached(
+                "INSERT OR IGNORE INTO tasks (sweep_id, key, seq, params, argv, state) VALUES (?1, ?2, ?3, ?4, ?5, 'queued')",
+            )?;
+            let mut select = self.conn.prepare_cached(
+                "SELECT state, attempts, peak, lower_bound FROM tasks WHERE sweep_id = ?1 AND key = ?2",
+            )?;
+            for (i, t) in tasks.iter().enumerate() {
+                let argv = serde_json::to_string(&t.argv)?;
+                insert
+                    .execute(params![
+                        sweep.id,
+                        t.key,
+                        next_seq + i as i64,
+                        t.params.to_string(),
+                        argv
+                    ])
+                    .with_context(|| format!("cannot write journal {shown}"))?;
+                let rec = select.query_row(params![sweep.id, t.key], |r| {
+                    let state: String = r.get(0)?;
+                    Ok(TaskRecord {
+                        key: t.key.clone(),
+                        state: TaskStateRow::parse(&state).unwrap_or(TaskStateRow::Queued),
+                        attempts: u32::try_from(r.get::<_, i64>(1)?).unwrap_or(0),
+                        peak: to_u64(r.get(2)?),
+                        lower_bound: to_u64(r.get(3)?),
+                    })
+                })?;
+                out.push(rec);
+            }
+        }
+        self.commit()?;
+        Ok(out)
+    }
+
+    /// Closes attempts left running by a dead supervisor as `interrupted`, makes their tasks
+    /// run again, and returns their pids for the caller to kill. Commits.
+    pub fn recover_interrupted(&mut self, sweep: &SweepHandle) -> Result<Vec<Orphan>> {
+        self.group()?;
+        let now = now_unix_ms();
+        let rows: Vec<(i64, i64, String, i64, i64, i64)> = {
+            let mut st = self.conn.prepare(
+                "SELECT a.id, a.task_id, t.key, a.pid, a.started_unix_ms, a.supervisor_pid
+                 FROM attempts a JOIN tasks t ON t.id = a.task_id
+                 WHERE a.sweep_id = ?1 AND a.class IS NULL ORDER BY a.id",
+            )?;
+            let it = st.query_map([sweep.id], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                ))
+            })?;
+            it.collect::<rusqlite::Result<_>>()?
+        };
+        let mut orphans = Vec::with_capacity(rows.len());
+        for (attempt_id, task_id, key, pid, started, sup) in rows {
+            let peak: Option<i64> = self.conn.query_row(
+                "SELECT max(rss) FROM samples WHERE attempt_id = ?1",
+                [attempt_id],
+                |r| r.get(0),
+            )?;
+            self.conn.execute(
+                "UPDATE attempts SET class = 'interrupted', ended_unix_ms = ?2,
+                   duration_ms = max(0, ?2 - started_unix_ms),
+                   peak_rss = coalesce(peak_rss, ?3),
+                   reason = ?4 WHERE id = ?1",
+                params![
+                    attempt_id,
+                    now,
+                    peak,
+                    format!("ramguard (pid {sup}) stopped while the task ran")
+                ],
+            )?;
+            self.conn.execute(
+                "UPDATE tasks SET state = 'interrupted' WHERE id = ?1 AND state = 'running'",
+                [task_id],
+            )?;
+            self.timelines.remove(&attempt_id);
+            orphans.push(Orphan {
+                task_key: key,
+                pid: u32::try_from(pid).unwrap_or(0),
+                started_unix_ms: started,
+            });
+        }
+        // A task marked running with no open attempt (crash between writes is impossible in
+        // one transaction, but be forgiving) is interrupted too.
+        self.conn.execute(
+            "UPDATE tasks SET state = 'interrupted' WHERE sweep_id = ?1 AND state = 'running'
+               AND NOT EXISTS (SELECT 1 FROM attempts a WHERE a.task_id = tasks.id AND a.class IS NULL)",
+            [sweep.id],
+        )?;
+        self.commit()?;
+        Ok(orphans)
+    }
+
+    /// Journals the start of an attempt (in the current group) and returns its id.
+    pub fn attempt_started(
+        &mut self,
+        sweep: &SweepHandle,
+        task_key: &str,
+        attempt: u32,
+        pid: u32,
+        started_unix_ms: i64,
+    ) -> Result<i64> {
+        self.group()?;
+        let task_id: i64 = self
+            .conn
+            .prepare_cached("SELECT id FROM tasks WHERE sweep_id = ?1 AND key = ?2")?
+            .query_row(params![sweep.id, task_key], |r| r.get(0))
+            .optional()?
+            .with_context(|| {
+                format!(
+                    "task '{task_key}' is not in sweep '{}' (call sync_tasks first)",
+                    sweep.name
+                )
+            })?;
+        self.conn
+            .prepare_cached(
+                "INSERT INTO attempts (sweep_id, task_id, attempt, pid, supervisor_pid, started_unix_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![
+                sweep.id,
+                task_id,
+                attempt,
+                pid,
+                std::process::id(),
+                started_unix_ms
+            ])
+            .with_context(|| format!("cannot write journal {}", self.shown()))?;
+        let id = self.conn.last_insert_rowid();
+        self.conn
+            .prepare_cached(
+                "UPDATE tasks SET state = 'running', attempts = attempts + 1, last_attempt_id = ?2 WHERE id = ?1",
+            )?
+            .execute(params![task_id, id])?;
+        self.timelines.insert(id, Timeline::new());
+        Ok(id)
+    }
+
+    /// Adds memory samples to a running attempt's timeline (in the current group),
+    /// downsampled to at most [`timeline::MAX_POINTS`] rows.
+    pub fn add_samples(&mut self, attempt_id: i64, samples: &[MemSample]) -> Result<()> {
+        if samples.is_empty() {
+            return Ok(());
+        }
+        self.group()?;
+        let tl = self.timelines.entry(attempt_id).or_default();
+        for s in samples {
+            tl.push(*s);
+        }
+        Self::flush_timeline(&self.conn, attempt_id, tl)
+            .with_context(|| format!("cannot write journal {}", self.path.display()))
+    }
+
+    fn flush_timeline(
+        conn: &Connection,
+        attempt_id: i64,
+        tl: &mut Timeline,
+    ) -> rusqlite::Result<()> {
+        let last = tl.last;
+        let (peak_rss, peak_pss) = (tl.peak_rss, tl.peak_pss);
+        let (replace, pts) = tl.take_unpersisted();
+        if replace {
+            conn.prepare_cached("DELETE FROM samples WHERE attempt_id = ?1")?
+                .execute([attempt_id])?;
+        }
+        let mut ins = conn.prepare_cached(
+            "INSERT INTO samples (attempt_id, t_ms, rss, pss) VALUES (?1, ?2, ?3, ?4)",
+        )?;
+        for p in pts {
+            ins.execute(params![
+                attempt_id,
+                to_i64(p.t_ms),
+                to_i64(p.rss),
+                p.pss.map(to_i64)
+            ])?;
+        }
+        if let Some(l) = last {
+            conn.prepare_cached(
+                "UPDATE attempts SET last_t_ms = ?2, last_rss = ?3, last_pss = ?4,
+                   peak_rss = max(coalesce(peak_rss, 0), ?5),
+                   peak_pss = CASE WHEN ?6 IS NULL THEN peak_pss ELSE max(coalesce(peak_pss, 0), ?6) END
+                 WHERE id = ?1 AND class IS NULL",
+            )?
+            .execute(params![
+                attempt_id,
+                to_i64(l.t_ms),
+                to_i64(l.rss),
+                l.pss.map(to_i64),
+                to_i64(peak_rss),
+                peak_pss.map(to_i64)
+            ])?;
+        }
+        Ok(())
+    }
+
+    /// Journals how an attempt ended (in the current group) and moves its task to its next
+    /// state: done → done; requeued → queued; interrupted → interrupted; otherwise failed.
+    pub fn attempt_finished(&mut self, attempt_id: i64, end: &AttemptEnd) -> Result<()> {
+        if !EXIT_CLASSES.contains(&end.class.as_str()) {
+            bail!(
+                "unknown exit class '{}' for attempt {attempt_id}",
+                end.class
+            );
+        }
+        self.group()?;
+        let shown = self.shown();
+        if let Some(mut tl) = self.timelines.remove(&attempt_id) {
+            tl.finish();
+            Self::flush_timeline(&self.conn, attempt_id, &mut tl)
+                .with_context(|| format!("cannot write journal {shown}"))?;
+        }
+        let (result, raw, warning) = match &end.result {
+            None => (None, None, None),
+            Some(text) => match serde_json::from_str::<serde_json::Value>(text) {
+                Ok(v) => (Some(v.to_string()), None, None),
+                Err(e) => (
+                    None,
+                    Some(text.clone()),
+                    Some(format!("result file is not valid JSON ({e}); kept as text")),
+                ),
+            },
+        };
+        let task_id: i64 = self
+            .conn
+            .prepare_cached("SELECT task_id FROM attempts WHERE id = ?1")?
+            .query_row([attempt_id], |r| r.get(0))
+            .optional()?
+            .with_context(|| format!("no attempt {attempt_id} in journal {shown}"))?;
+        self.conn
+            .prepare_cached(
+                "UPDATE attempts SET ended_unix_ms = ?2, duration_ms = ?3,
+                   peak_rss = max(coalesce(peak_rss, 0), ?4),
+                   peak_pss = CASE WHEN ?5 IS NULL THEN peak_pss ELSE max(coalesce(peak_pss, 0), ?5) END,
+                   class = ?6, code = ?7, signal = ?8, reason = ?9, requeued = ?10,
+                   result = ?11, result_raw = ?12, result_warning = ?13
+                 WHERE id = ?1",
+            )?
+            .execute(params![
+                attempt_id,
+                end.ended_unix_ms,
+                to_i64(end.duration_ms),
+                to_i64(end.peak_rss),
+                end.peak_pss.map(to_i64),
+                end.class,
+                end.code,
+                end.signal,
+                end.reason,
+                end.requeued,
+                result,
+                raw,
+                warning
+            ])
+            .with_context(|| format!("cannot write journal {shown}"))?;
+        let peak = to_i64(end.peak_pss.unwrap_or(end.peak_rss));
+        let state = if end.class == "done" {
+            TaskStateRow::Done
+        } else if end.class == "interrupted" {
+            TaskStateRow::Interrupted
+        } else if end.requeued {
+            TaskStateRow::Queued
+        } else {
+            TaskStateRow::Failed
+        };
+        let bound = matches!(end.class.as_str(), "braked" | "oom_killed");
+        self.conn
+            .prepare_cached(
+                "UPDATE tasks SET state = ?2,
+                   peak = CASE WHEN ?2 = 'done' THEN ?3 ELSE peak END,
+                   lower_bound = CASE WHEN ?4 THEN max(coalesce(lower_bound, 0), ?3) ELSE lower_bound END
+                 WHERE id = ?1",
+            )?
+            .execute(params![task_id, state.as_str(), peak, bound])?;
+        Ok(())
+    }
+
+    /// Journals a sweep event (brake, pause, learned-peak change…) in the current group.
+    pub fn event(
+        &mut self,
+        sweep: &SweepHandle,
+        unix_ms: i64,
+        kind: &str,
+        detail: &serde_json::Value,
+    ) -> Result<()> {
+        self.group()?;
+        self.conn
+            .prepare_cached(
+                "INSERT INTO events (sweep_id, unix_ms, kind, detail) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![sweep.id, unix_ms, kind, detail.to_string()])
+            .with_context(|| format!("cannot write journal {}", self.shown()))?;
+        Ok(())
+    }
+
+    /// Peaks of the sweep's done tasks, in task order, for the policy to learn from.
+    pub fn learned_history(&mut self, sweep: &SweepHandle) -> Result<Vec<(String, u64)>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT key, peak FROM tasks WHERE sweep_id = ?1 AND state = 'done' AND peak IS NOT NULL ORDER BY seq",
+        )?;
+        let rows = st
+            .query_map([sweep.id], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+            })?
+            .map(|r| r.map(|(k, p)| (k, u64::try_from(p).unwrap_or(0))))
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .with_context(|| schema::corrupt_context(&self.shown()))?;
+        Ok(rows)
+    }
+
+    /// Test seam: caps the database size in pages, to provoke "disk full" on commit.
+    #[doc(hidden)]
+    pub fn limit_pages_for_tests(&mut self, pages: u64) -> Result<()> {
+        self.conn
+            .query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(()))?;
+        Ok(())
+    }
+}
+
+impl Drop for Journal {
+    fn drop(&mut self) {
+        // An uncommitted group is abandoned, exactly as a crash would.
+        self.rollback();
+    }
+}

@@ -1,0 +1,652 @@
+//! The supervisor: does what the policy decides, and nothing clever.
+//!
+//! It owns the side effects the pure policy (`ramguard_core::policy`) must not have: it
+//! spawns attempts ([`spawn`]), follows their process trees and measures them ([`tree`]),
+//! samples the host through the probe's fast path, sends TERM and KILL to whole trees,
+//! reaps every child (ramguard is a child subreaper, so orphans come back to it), reads the
+//! evidence that classifies an exit (kernel OOM-kill counter, `/dev/shm` fullness), and
+//! reports through a [`Sink`] (journal and printer). A task that fails is data handed to the
+//! sink, never an `Err`; an `Err` here means ramguard itself cannot go on (journal
+//! unwritable), and every running tree is killed before it is returned.
+//!
+//! The loop: reap → sample (adaptive interval) → feed the policy → drain its actions →
+//! flush the sink (the journal's group commit happens before anything is printed) → sleep
+//! until the next sample, the policy's wake-up, a child's exit or a signal (a self-pipe
+//! written by the SIGCHLD/SIGINT/SIGTERM handlers).
+
+pub mod sentinel;
+pub mod spawn;
+pub mod tree;
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use ramguard_core::parse;
+use ramguard_core::policy::{Action, Exit, ExitClass, Note, Policy, Sample, StopReason, TaskId};
+use ramguard_core::Bytes;
+use rustix::process::Signal;
+
+pub use spawn::{thread_caps, Launch, THREAD_VARS};
+use tree::{TreeMemory, Trees};
+
+use crate::probe::{HostReport, MemoryWatch, Root};
+
+/// Fastest and slowest sampling intervals (DESIGN.md: 20 ms … 500 ms).
+const MIN_TICK: Duration = Duration::from_millis(20);
+const MAX_TICK: Duration = Duration::from_millis(500);
+/// The fill rate assumed when nothing faster was seen: 1 GiB/s.
+const ASSUMED_FILL_RATE: f64 = (1u64 << 30) as f64;
+
+/// A task attempt that ended, with everything the journal and the printer need.
+#[derive(Debug, Clone)]
+pub struct Finished {
+    pub task: TaskId,
+    pub attempt: u32,
+    pub class: ExitClass,
+    pub requeued: bool,
+    pub reason: String,
+    pub code: Option<i32>,
+    pub signal: Option<i32>,
+    pub duration: Duration,
+    pub peak: Bytes,
+    pub peak_rss: Bytes,
+    pub peak_pss: Option<Bytes>,
+}
+
+/// A snapshot for progress displays.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    pub running: usize,
+    pub used: Bytes,
+    pub available: Bytes,
+}
+
+/// Where the supervisor reports. Implemented by `ramguard run` over the journal and printer.
+pub trait Sink {
+    /// The command line and files for an attempt that is about to start.
+    fn launch(&mut self, task: TaskId, attempt: u32) -> Result<Launch>;
+    /// The attempt started as `pid`.
+    fn started(
+        &mut self,
+        now: Duration,
+        task: TaskId,
+        attempt: u32,
+        pid: u32,
+        predicted: Bytes,
+    ) -> Result<()>;
+    /// A memory sample of a running attempt.
+    fn sample(&mut self, now: Duration, task: TaskId, memory: &TreeMemory) -> Result<()>;
+    /// An attempt ended; buffered until [`Sink::flush`].
+    fn finished(&mut self, now: Duration, fin: &Finished) -> Result<()>;
+    /// A task fails without starting.
+    fn failed_unstarted(&mut self, now: Duration, task: TaskId, reason: &str) -> Result<()>;
+    /// Something the policy noted (brake, pause, learned peak).
+    fn note(&mut self, now: Duration, note: &Note) -> Result<()>;
+    /// Makes everything since the last flush durable, then reports it.
+    fn flush(&mut self, now: Duration, snapshot: &Snapshot) -> Result<()>;
+}
+
+/// Signals that wake the loop, counted.
+#[derive(Debug)]
+struct Wake {
+    reader: UnixStream,
+    interrupts: Arc<AtomicUsize>,
+    ids: Vec<signal_hook::SigId>,
+}
+
+impl Wake {
+    fn install() -> Result<Wake> {
+        let (reader, writer) = UnixStream::pair().context("cannot create the wake-up pipe")?;
+        writer.set_nonblocking(true)?;
+        reader.set_nonblocking(false)?;
+        let mut ids = Vec::new();
+        for sig in [
+            signal_hook::consts::SIGCHLD,
+            signal_hook::consts::SIGINT,
+            signal_hook::consts::SIGTERM,
+        ] {
+            ids.push(signal_hook::low_level::pipe::register(
+                sig,
+                writer.try_clone()?,
+            )?);
+        }
+        let interrupts = Arc::new(AtomicUsize::new(0));
+        for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+            let counter = Arc::clone(&interrupts);
+            // SAFETY: the handler only increments an atomic, which is async-signal-safe.
+            ids.push(unsafe {
+                signal_hook::low_level::register(sig, move || {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                })
+            }?);
+        }
+        Ok(Wake {
+            reader,
+            interrupts,
+            ids,
+        })
+    }
+
+    /// Sleeps until a signal arrives or `timeout` passes; drains the pipe.
+    fn wait(&mut self, timeout: Duration) {
+        let timeout = timeout.max(Duration::from_millis(1));
+        let _ = self.reader.set_read_timeout(Some(timeout));
+        let mut buf = [0u8; 64];
+        if let Ok(n) = self.reader.read(&mut buf) {
+            if n > 0 {
+                let _ = self.reader.set_nonblocking(true);
+                while matches!(self.reader.read(&mut buf), Ok(n) if n > 0) {}
+                let _ = self.reader.set_nonblocking(false);
+            }
+        }
+    }
+
+    fn interrupts(&self) -> usize {
+        self.interrupts.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for Wake {
+    fn drop(&mut self) {
+        for id in self.ids.drain(..) {
+            signal_hook::low_level::unregister(id);
+        }
+    }
+}
+
+/// One attempt in flight.
+#[derive(Debug)]
+struct Attempt {
+    started: Duration,
+    current: Bytes,
+    peak: Bytes,
+    peak_rss: Bytes,
+    peak_pss: Option<Bytes>,
+    oom_kills_at_start: Option<u64>,
+    spawn_error: Option<String>,
+    exit: Option<(Option<i32>, Option<i32>)>,
+}
+
+/// How the run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunEnd {
+    /// Every task reached a final state.
+    Completed,
+    /// Ctrl-C or SIGTERM: running tasks were stopped.
+    Interrupted,
+}
+
+/// Host facts the supervisor samples each tick.
+#[derive(Debug)]
+pub struct HostWatch {
+    memory: MemoryWatch,
+    root: Root,
+    psi_file: Option<String>,
+    shm_size: Option<Bytes>,
+}
+
+impl HostWatch {
+    pub fn new(root: Root, report: &HostReport) -> HostWatch {
+        HostWatch {
+            memory: MemoryWatch::new(root.clone(), report),
+            psi_file: report.psi.as_ref().map(|p| p.source.file.clone()),
+            shm_size: report.shm.as_ref().map(|s| s.size),
+            root,
+        }
+    }
+
+    fn available(&mut self) -> Result<Bytes> {
+        Ok(self.memory.read()?.available)
+    }
+
+    fn psi_full(&self) -> Option<f64> {
+        let text = self.root.read_lenient(self.psi_file.as_deref()?)?;
+        parse::psi(&text).ok().map(|p| p.full_avg10)
+    }
+
+    fn oom_kills(&self) -> Option<u64> {
+        let text = self.root.read_lenient("/proc/vmstat")?;
+        parse::key_values(&text).get("oom_kill").copied()
+    }
+
+    /// Returns true if and only if `/dev/shm` is at least 90% full.
+    fn shm_nearly_full(&self) -> bool {
+        let Some(size) = self.shm_size else {
+            return false;
+        };
+        let used = crate::probe::shm::usage(&self.root)
+            .map(|(u, _)| u)
+            .unwrap_or_default();
+        used.get() as f64 >= 0.9 * size.get() as f64
+    }
+}
+
+/// Drives the policy to the end of the sweep.
+#[derive(Debug)]
+pub struct Supervisor {
+    /// Kills every marked process if ramguard dies; finished on drop.
+    sentinel: Option<sentinel::Sentinel>,
+    policy: Policy,
+    host: HostWatch,
+    trees: Trees,
+    running: HashMap<TaskId, Attempt>,
+    start: Instant,
+    last_available: Option<(Duration, Bytes)>,
+    fill_rate: f64,
+}
+
+impl Supervisor {
+    /// Makes ramguard a child subreaper so no descendant of a task can escape it.
+    pub fn new(policy: Policy, host: HostWatch) -> Result<Supervisor> {
+        rustix::process::set_child_subreaper(Some(rustix::process::getpid()))
+            .context("cannot become a child subreaper (prctl PR_SET_CHILD_SUBREAPER)")?;
+        let nonce = format!("{}-{}", std::process::id(), unix_ms());
+        let sentinel = Some(sentinel::Sentinel::start(&nonce)?);
+        Ok(Supervisor {
+            sentinel,
+            policy,
+            host,
+            trees: Trees::new(nonce),
+            running: HashMap::new(),
+            start: Instant::now(),
+            last_available: None,
+            fill_rate: ASSUMED_FILL_RATE,
+        })
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// The environment token that marks a task's processes.
+    pub fn token(&self, task: TaskId) -> String {
+        self.trees.token(task)
+    }
+
+    /// Runs until every task is final, or until an interrupt has stopped everything.
+    pub fn run(&mut self, sink: &mut dyn Sink) -> Result<RunEnd> {
+        let mut wake = Wake::install()?;
+        let result = self.run_loop(sink, &mut wake);
+        if result.is_err() {
+            self.kill_everything();
+        }
+        result
+    }
+
+    fn run_loop(&mut self, sink: &mut dyn Sink, wake: &mut Wake) -> Result<RunEnd> {
+        let mut interrupts_seen = 0;
+        let mut next_sample = Duration::ZERO;
+        loop {
+            let now = self.start.elapsed();
+            let interrupts = wake.interrupts();
+            if interrupts > interrupts_seen {
+                if interrupts_seen == 0 {
+                    self.policy.interrupt(now);
+                } else {
+                    // A second Ctrl-C: no more grace.
+                    self.kill_everything();
+                }
+                interrupts_seen = interrupts;
+            }
+            self.reap(now);
+            if now >= next_sample {
+                let tick = self.sample(now, sink)?;
+                next_sample = now + tick;
+            }
+            self.drain(now, sink)?;
+            let snapshot = self.snapshot();
+            sink.flush(now, &snapshot)?;
+            if self.running.is_empty() && self.policy.is_finished() {
+                return Ok(if interrupts_seen > 0 {
+                    RunEnd::Interrupted
+                } else {
+                    RunEnd::Completed
+                });
+            }
+            let now = self.start.elapsed();
+            let mut until = next_sample;
+            if let Some(t) = self.policy.poll_timeout(now) {
+                until = until.min(t);
+            }
+            if self.running.values().any(|a| a.exit.is_some()) {
+                continue;
+            }
+            wake.wait(until.saturating_sub(now));
+        }
+    }
+
+    /// Reaps every exited child; task roots are handed to the policy.
+    fn reap(&mut self, now: Duration) {
+        while let Some(reaped) = reap_one() {
+            match self.trees.task_of_root(reaped.pid) {
+                Some(task) => {
+                    if let Some(a) = self.running.get_mut(&task) {
+                        a.exit = Some((reaped.code, reaped.signal));
+                        // The kernel's high-water mark catches peaks between samples.
+                        a.peak_rss = a.peak_rss.max(reaped.max_rss);
+                        if a.peak < reaped.max_rss && self.trees.others(task) == 0 {
+                            a.peak = reaped.max_rss;
+                        }
+                    }
+                    // No process outlives its task.
+                    if self.trees.others(task) > 0 {
+                        self.trees.signal(task, Signal::KILL);
+                    }
+                    self.finish(now, task);
+                }
+                None => self.trees.forget_pid(reaped.pid),
+            }
+        }
+    }
+
+    /// Hands an exited attempt to the policy.
+    fn finish(&mut self, now: Duration, task: TaskId) {
+        let Some(a) = self.running.get(&task) else {
+            return;
+        };
+        let (code, signal) = a.exit.unwrap_or((None, None));
+        let oom_delta = match (a.oom_kills_at_start, self.host.oom_kills()) {
+            (Some(before), Some(after)) => after > before,
+            _ => false,
+        };
+        let exit = Exit {
+            code,
+            signal,
+            oom_killed: oom_delta && signal == Some(9),
+            shm_full: signal == Some(7) && self.host.shm_nearly_full(),
+            peak: a.peak,
+        };
+        self.trees.remove(task);
+        self.policy.handle_exit(now, task, &exit);
+    }
+
+    /// Measures host and trees, feeds the policy; returns the next sampling interval.
+    fn sample(&mut self, now: Duration, sink: &mut dyn Sink) -> Result<Duration> {
+        let available = self.host.available()?;
+        let psi = self.host.psi_full();
+        self.trees.discover();
+        let mut tasks = Vec::with_capacity(self.running.len());
+        let ids: Vec<TaskId> = self.running.keys().copied().collect();
+        let mut used = Bytes::ZERO;
+        for task in ids {
+            let mem = self.trees.measure(task, now);
+            if let Some(a) = self.running.get_mut(&task) {
+                if a.exit.is_some() {
+                    continue;
+                }
+                a.current = mem.used;
+                a.peak = a.peak.max(mem.used);
+                a.peak_rss = a.peak_rss.max(mem.rss);
+                if let Some(p) = mem.pss {
+                    a.peak_pss = Some(a.peak_pss.unwrap_or_default().max(p));
+                }
+                used += mem.used;
+                tasks.push((task, mem.used));
+                sink.sample(now, task, &mem)?;
+            }
+        }
+        self.policy.handle_sample(
+            now,
+            &Sample {
+                available,
+                psi_full_avg10: psi,
+                tasks,
+            },
+        );
+        // Adaptive interval: the time the faster of the seen and assumed fill rates needs
+        // to use up the headroom to the brake level or to the budget, halved.
+        if let Some((t0, a0)) = self.last_available {
+            let dt = now.saturating_sub(t0).as_secs_f64();
+            if dt > 0.0 && a0 > available {
+                let rate = (a0.get() - available.get()) as f64 / dt;
+                self.fill_rate = self.fill_rate.max(rate) * 0.9 + ASSUMED_FILL_RATE * 0.1;
+            }
+        }
+        self.last_available = Some((now, available));
+        let cfg = self.policy.config();
+        let headroom = available
+            .saturating_sub(cfg.brake_level)
+            .min(cfg.budget.saturating_sub(used));
+        let secs = headroom.get() as f64 / self.fill_rate.max(ASSUMED_FILL_RATE) / 2.0;
+        Ok(Duration::from_secs_f64(
+            secs.clamp(MIN_TICK.as_secs_f64(), MAX_TICK.as_secs_f64()),
+        ))
+    }
+
+    /// Executes the policy's actions.
+    fn drain(&mut self, now: Duration, sink: &mut dyn Sink) -> Result<()> {
+        while let Some(action) = self.policy.poll_action(now) {
+            match action {
+                Action::Start {
+                    task,
+                    attempt,
+                    predicted,
+                    oom_score_adj,
+                } => self.start_task(now, sink, task, attempt, predicted, oom_score_adj)?,
+                Action::Term { task, .. } => {
+                    self.trees.signal(task, Signal::TERM);
+                }
+                Action::Kill { task, .. } => {
+                    self.trees.signal(task, Signal::KILL);
+                }
+                Action::Finished {
+                    task,
+                    attempt,
+                    class,
+                    requeued,
+                    reason,
+                    peak,
+                } => {
+                    let a = self.running.remove(&task);
+                    let (code, signal) = a.as_ref().and_then(|a| a.exit).unwrap_or((None, None));
+                    let reason = match a.as_ref().and_then(|a| a.spawn_error.clone()) {
+                        Some(e) => e,
+                        None => reason,
+                    };
+                    let fin = Finished {
+                        task,
+                        attempt,
+                        class,
+                        requeued,
+                        reason,
+                        code,
+                        signal,
+                        duration: a
+                            .as_ref()
+                            .map_or(Duration::ZERO, |a| now.saturating_sub(a.started)),
+                        peak,
+                        peak_rss: a.as_ref().map_or(peak, |a| a.peak_rss),
+                        peak_pss: a.as_ref().and_then(|a| a.peak_pss),
+                    };
+                    sink.finished(now, &fin)?;
+                }
+                Action::Fail { task, reason } => sink.failed_unstarted(now, task, &reason)?,
+                Action::Note(note) => sink.note(now, &note)?,
+            }
+        }
+        Ok(())
+    }
+
+    fn start_task(
+        &mut self,
+        now: Duration,
+        sink: &mut dyn Sink,
+        task: TaskId,
+        attempt: u32,
+        predicted: Bytes,
+        oom_score_adj: i32,
+    ) -> Result<()> {
+        let mut launch = sink.launch(task, attempt)?;
+        launch
+            .env
+            .push((tree::TOKEN_VAR.to_string(), self.trees.token(task)));
+        let oom_kills_at_start = self.host.oom_kills();
+        match spawn::spawn(&launch) {
+            Ok(pid) => {
+                spawn::set_oom_score_adj(pid, oom_score_adj);
+                self.trees.add(task, pid);
+                self.running.insert(
+                    task,
+                    Attempt {
+                        started: now,
+                        current: Bytes::ZERO,
+                        peak: Bytes::ZERO,
+                        peak_rss: Bytes::ZERO,
+                        peak_pss: None,
+                        oom_kills_at_start,
+                        spawn_error: None,
+                        exit: None,
+                    },
+                );
+                sink.started(now, task, attempt, pid, predicted)?;
+            }
+            Err(e) => {
+                // A command that cannot start is a failed attempt (exit 127 as a shell
+                // would say), not a reason to stop the sweep.
+                self.running.insert(
+                    task,
+                    Attempt {
+                        started: now,
+                        current: Bytes::ZERO,
+                        peak: Bytes::ZERO,
+                        peak_rss: Bytes::ZERO,
+                        peak_pss: None,
+                        oom_kills_at_start,
+                        spawn_error: Some(format!("{e:#}")),
+                        exit: Some((Some(127), None)),
+                    },
+                );
+                self.policy.handle_exit(
+                    now,
+                    task,
+                    &Exit {
+                        code: Some(127),
+                        signal: None,
+                        oom_killed: false,
+                        shm_full: false,
+                        peak: Bytes::ZERO,
+                    },
+                );
+            }
+        }
+        Ok(())
+    }
+
+    fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            running: self.running.len(),
+            used: self.running.values().map(|a| a.current).sum(),
+            available: self.last_available.map(|(_, a)| a).unwrap_or_default(),
+        }
+    }
+
+    /// SIGKILL to every tree we know; used on errors and on a second interrupt.
+    fn kill_everything(&mut self) {
+        let tasks: Vec<TaskId> = self.running.keys().copied().collect();
+        for task in tasks {
+            self.trees.signal(task, Signal::KILL);
+        }
+        for pid in self.trees.all_pids() {
+            if let Some(p) = rustix::process::Pid::from_raw(pid as i32) {
+                let _ = rustix::process::kill_process(p, Signal::KILL);
+            }
+        }
+    }
+}
+
+impl Drop for Supervisor {
+    /// Whatever happens (panic, early return), no task outlives the supervisor.
+    fn drop(&mut self) {
+        if !self.running.is_empty() {
+            self.kill_everything();
+            let deadline = Instant::now() + Duration::from_secs(2);
+            while Instant::now() < deadline {
+                match reap_status() {
+                    ReapStatus::Reaped => continue,
+                    ReapStatus::NoneYet => std::thread::sleep(Duration::from_millis(5)),
+                    ReapStatus::NoChildren => break,
+                }
+            }
+        }
+        if let Some(s) = self.sentinel.take() {
+            s.finish();
+        }
+    }
+}
+
+/// One reaped child.
+#[derive(Debug, Clone, Copy)]
+struct Reaped {
+    pid: u32,
+    code: Option<i32>,
+    signal: Option<i32>,
+    /// The child's own peak RSS (`ru_maxrss`), measured by the kernel.
+    max_rss: Bytes,
+}
+
+/// Reaps one exited child of any process group without blocking.
+///
+/// `wait4` is called through libc because it alone returns the child's `ru_maxrss`, the
+/// exact peak of a task that lived less than one sample interval.
+fn reap_one() -> Option<Reaped> {
+    let mut status: libc::c_int = 0;
+    // SAFETY: an all-zero rusage is a valid value of this plain C struct.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: both pointers are valid for writes for the duration of the call.
+    let pid = unsafe { libc::wait4(-1, &mut status, libc::WNOHANG, &mut usage) };
+    if pid <= 0 {
+        return None;
+    }
+    let (code, signal) = if libc::WIFEXITED(status) {
+        (Some(libc::WEXITSTATUS(status)), None)
+    } else if libc::WIFSIGNALED(status) {
+        (None, Some(libc::WTERMSIG(status)))
+    } else {
+        (None, None)
+    };
+    Some(Reaped {
+        pid: pid as u32,
+        code,
+        signal,
+        max_rss: Bytes::from_kib(usage.ru_maxrss.max(0) as u64),
+    })
+}
+
+enum ReapStatus {
+    Reaped,
+    NoneYet,
+    NoChildren,
+}
+
+fn reap_status() -> ReapStatus {
+    let mut status: libc::c_int = 0;
+    // SAFETY: the status pointer is valid for writes; rusage is not requested.
+    let pid = unsafe { libc::wait4(-1, &mut status, libc::WNOHANG, std::ptr::null_mut()) };
+    match pid {
+        p if p > 0 => ReapStatus::Reaped,
+        0 => ReapStatus::NoneYet,
+        _ => ReapStatus::NoChildren,
+    }
+}
+
+/// Milliseconds since the Unix epoch, for journal timestamps.
+pub fn unix_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Words for a stop reason, for progress lines.
+pub fn stop_words(reason: StopReason) -> &'static str {
+    match reason {
+        StopReason::Brake => "brake",
+        StopReason::OverCap => "over cap",
+        StopReason::Timeout => "timeout",
+        StopReason::Interrupt => "interrupt",
+    }
+}

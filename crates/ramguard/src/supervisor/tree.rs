@@ -1,0 +1,246 @@
+//! Which processes belong to which task, what they hold, and how to stop all of them.
+//!
+//! A task is its root process (leader of its own process group) plus every descendant.
+//! Descendants are found each tick through `/proc/PID/task/*/children`. ramguard is a child
+//! subreaper, so a grandchild whose parent exits (double fork, `setsid` daemons) is
+//! reparented to ramguard instead of escaping; such a process is attributed to its task by
+//! the `RAMGUARD_TASK_TOKEN` variable every task inherits in its environment, or by having
+//! been seen in the task's tree before. Once seen, a pid stays with its task until it is gone.
+//!
+//! Memory of a tree is summed RSS from `statm` every tick (microseconds per process). When a
+//! tree has several processes, shared pages make summed RSS overcount, so PSS is read from
+//! `smaps_rollup` at a slower rate and the tree's memory is PSS plus the RSS growth since.
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::Duration;
+
+use ramguard_core::policy::TaskId;
+use ramguard_core::Bytes;
+use rustix::process::{kill_process, kill_process_group, Pid, Signal};
+
+use crate::probe::process::ProcReader;
+use crate::probe::Root;
+
+/// The environment variable that marks a task's processes, `<run nonce>:<task id>`.
+pub const TOKEN_VAR: &str = "RAMGUARD_TASK_TOKEN";
+
+/// How often a multi-process tree's PSS is refreshed.
+const PSS_REFRESH: Duration = Duration::from_millis(1000);
+
+/// Memory of one task's tree at one sample.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TreeMemory {
+    /// The figure used for accounting: PSS-corrected when the tree has several processes.
+    pub used: Bytes,
+    pub rss: Bytes,
+    pub pss: Option<Bytes>,
+    pub processes: usize,
+}
+
+#[derive(Debug)]
+struct Member {
+    root: u32,
+    pids: BTreeSet<u32>,
+    /// PSS of the tree, the summed RSS at that moment, and when it was read.
+    pss: Option<(Bytes, Bytes, Duration)>,
+}
+
+/// Every running task's processes.
+#[derive(Debug)]
+pub struct Trees {
+    reader: ProcReader,
+    root: Root,
+    nonce: String,
+    self_pid: u32,
+    tasks: HashMap<TaskId, Member>,
+    owner: HashMap<u32, TaskId>,
+}
+
+impl Trees {
+    pub fn new(nonce: String) -> Trees {
+        Trees {
+            reader: ProcReader::new(Root::host()),
+            root: Root::host(),
+            nonce,
+            self_pid: std::process::id(),
+            tasks: HashMap::new(),
+            owner: HashMap::new(),
+        }
+    }
+
+    /// The token value for a task's environment.
+    pub fn token(&self, task: TaskId) -> String {
+        format!("{}:{task}", self.nonce)
+    }
+
+    /// Registers a freshly spawned task root.
+    pub fn add(&mut self, task: TaskId, root: u32) {
+        self.owner.insert(root, task);
+        self.tasks.insert(
+            task,
+            Member {
+                root,
+                pids: BTreeSet::from([root]),
+                pss: None,
+            },
+        );
+    }
+
+    /// The task whose root process this pid is.
+    pub fn task_of_root(&self, pid: u32) -> Option<TaskId> {
+        self.owner
+            .get(&pid)
+            .copied()
+            .filter(|t| self.tasks.get(t).is_some_and(|m| m.root == pid))
+    }
+
+    /// Forgets a task (after its root was reaped and its leftovers killed).
+    pub fn remove(&mut self, task: TaskId) {
+        if let Some(m) = self.tasks.remove(&task) {
+            for pid in m.pids {
+                self.owner.remove(&pid);
+            }
+        }
+    }
+
+    /// Forgets a pid that was reaped.
+    pub fn forget_pid(&mut self, pid: u32) {
+        if let Some(task) = self.owner.remove(&pid) {
+            if let Some(m) = self.tasks.get_mut(&task) {
+                if m.root != pid {
+                    m.pids.remove(&pid);
+                } else {
+                    self.owner.insert(pid, task);
+                }
+            }
+        }
+    }
+
+    /// Finds new descendants of every task, including processes reparented to ramguard.
+    pub fn discover(&mut self) {
+        // Processes reparented to us (subreaper) that are not task roots: escapees.
+        if let Ok(mine) = self.reader.children(self.self_pid) {
+            for pid in mine {
+                if self.owner.contains_key(&pid) {
+                    continue;
+                }
+                if let Some(task) = self.task_from_environ(pid) {
+                    self.owner.insert(pid, task);
+                    if let Some(m) = self.tasks.get_mut(&task) {
+                        m.pids.insert(pid);
+                    }
+                }
+            }
+        }
+        let tasks: Vec<TaskId> = self.tasks.keys().copied().collect();
+        for task in tasks {
+            let starts: Vec<u32> = self.tasks[&task].pids.iter().copied().collect();
+            for start in starts {
+                for pid in self.reader.tree(start).unwrap_or_default() {
+                    if let std::collections::hash_map::Entry::Vacant(e) = self.owner.entry(pid) {
+                        e.insert(task);
+                        if let Some(m) = self.tasks.get_mut(&task) {
+                            m.pids.insert(pid);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn task_from_environ(&self, pid: u32) -> Option<TaskId> {
+        let env = std::fs::read(self.root.path(&format!("/proc/{pid}/environ"))).ok()?;
+        let prefix = format!("{TOKEN_VAR}={}:", self.nonce);
+        env.split(|b| *b == 0).find_map(|var| {
+            let var = std::str::from_utf8(var).ok()?;
+            var.strip_prefix(&prefix)?.parse().ok()
+        })
+    }
+
+    /// Measures one task's tree; pids that have gone are dropped.
+    pub fn measure(&mut self, task: TaskId, now: Duration) -> TreeMemory {
+        let Some(m) = self.tasks.get_mut(&task) else {
+            return TreeMemory::default();
+        };
+        let mut rss = Bytes::ZERO;
+        let mut gone = Vec::new();
+        for &pid in &m.pids {
+            match self.reader.statm(pid) {
+                Ok(Some(s)) => rss += s.rss,
+                _ => {
+                    if pid != m.root {
+                        gone.push(pid);
+                    }
+                }
+            }
+        }
+        for pid in gone {
+            m.pids.remove(&pid);
+            self.owner.remove(&pid);
+        }
+        let processes = m.pids.len();
+        if processes <= 1 {
+            m.pss = None;
+            return TreeMemory {
+                used: rss,
+                rss,
+                pss: None,
+                processes,
+            };
+        }
+        let stale = m
+            .pss
+            .is_none_or(|(_, _, at)| now.saturating_sub(at) >= PSS_REFRESH);
+        if stale {
+            let pss: Bytes = m
+                .pids
+                .iter()
+                .filter_map(|&pid| self.reader.rollup(pid).ok().flatten())
+                .map(|r| r.pss)
+                .sum();
+            m.pss = Some((pss, rss, now));
+        }
+        let (pss, rss_then, _) = m.pss.unwrap_or((rss, rss, now));
+        // PSS plus whatever RSS grew since it was read: never undercounts growth.
+        let used = pss.saturating_add(rss.saturating_sub(rss_then)).min(rss);
+        TreeMemory {
+            used,
+            rss,
+            pss: Some(pss),
+            processes,
+        }
+    }
+
+    /// Sends a signal to the task's process group and to every process of its tree,
+    /// including escapees in other sessions. Returns how many processes were signalled.
+    pub fn signal(&mut self, task: TaskId, signal: Signal) -> usize {
+        self.discover();
+        let Some(m) = self.tasks.get(&task) else {
+            return 0;
+        };
+        let mut n = 0;
+        if let Some(pg) = Pid::from_raw(m.root as i32) {
+            let _ = kill_process_group(pg, signal);
+        }
+        for &pid in &m.pids {
+            if let Some(p) = Pid::from_raw(pid as i32) {
+                if kill_process(p, signal).is_ok() {
+                    n += 1;
+                }
+            }
+        }
+        n
+    }
+
+    /// The pids of a task's tree other than its root (for killing leftovers).
+    pub fn others(&self, task: TaskId) -> usize {
+        self.tasks
+            .get(&task)
+            .map_or(0, |m| m.pids.iter().filter(|&&p| p != m.root).count())
+    }
+
+    /// All pids of every task, for a last-resort kill.
+    pub fn all_pids(&self) -> Vec<u32> {
+        self.owner.keys().copied().collect()
+    }
+}

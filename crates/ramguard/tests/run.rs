@@ -1,0 +1,575 @@
+//! `ramguard run` end to end on real processes: the memhog workload, small budgets made
+//! scarce with `--mem`, a journal and logs in a temporary directory. Every test kills what it
+//! started, by pid, even when it fails.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::Value;
+
+fn summary(out: &std::process::Output) -> Value {
+    let text = stdout(out);
+    let last = text
+        .lines()
+        .last()
+        .unwrap_or_else(|| panic!("no JSON summary; stderr: {}", stderr(out)));
+    serde_json::from_str(last).unwrap()
+}
+
+fn results_json(w: &Work) -> Vec<Value> {
+    let out = w.run(&["results", "--format", "json"]);
+    assert!(out.status.success(), "results failed: {}", stderr(&out));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["tasks"].as_array().cloned().unwrap_or_default()
+}
+
+#[test]
+fn a_small_sweep_runs_every_task_once_and_records_it() {
+    let w = Work::new();
+    let out = w.run(&[
+        "run",
+        "--json",
+        "--progress",
+        "plain",
+        "--",
+        "sh",
+        "-c",
+        "echo value={}",
+        ":::",
+        "a",
+        "b",
+        "c",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+    let s = summary(&out);
+    assert_eq!(s["done"], 3);
+    assert_eq!(s["failed"], 0);
+    let logs = w.path().join("logs/sh");
+    let mut outputs: Vec<String> = std::fs::read_dir(&logs)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".out"))
+        .map(|e| std::fs::read_to_string(e.path()).unwrap())
+        .collect();
+    outputs.sort();
+    assert_eq!(outputs, ["value=a\n", "value=b\n", "value=c\n"]);
+    // Plain progress: one timestamped line per start and finish.
+    let err = stderr(&out);
+    assert_eq!(
+        err.lines().filter(|l| l.contains(" start ")).count(),
+        3,
+        "{err}"
+    );
+    assert_eq!(
+        err.lines().filter(|l| l.contains(" done ")).count(),
+        3,
+        "{err}"
+    );
+}
+
+#[test]
+fn rerun_runs_nothing_that_is_done_and_failures_give_exit_1() {
+    let w = Work::new();
+    let args = [
+        "run",
+        "--json",
+        "--progress",
+        "none",
+        "--",
+        "sh",
+        "-c",
+        "exit {}",
+        ":::",
+        "0",
+        "3",
+    ];
+    let out = w.run(&args);
+    assert_eq!(out.status.code(), Some(1), "stderr: {}", stderr(&out));
+    assert_eq!(summary(&out)["failed"], 1);
+    let err = stderr(&out);
+    assert!(err.contains("exit code 3"), "{err}");
+    // Rerun: the done task does not run again; the failed one does.
+    let out = w.run(&args);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("1 of 2 done already"), "{err}");
+    let logs: Vec<_> = std::fs::read_dir(w.path().join("logs/sh"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".out"))
+        .collect();
+    assert_eq!(
+        logs.len(),
+        3,
+        "two attempts of the failing task, one of the other: {logs:?}"
+    );
+}
+
+#[test]
+fn thread_caps_are_injected_unless_exported() {
+    let w = Work::new();
+    let hog = memhog();
+    let out = w.run(&[
+        "run",
+        "--progress",
+        "none",
+        "--",
+        hog.to_str().unwrap(),
+        "--print-env",
+        "OMP_NUM_THREADS",
+        "--print-env",
+        "OPENBLAS_NUM_THREADS",
+        "--exit",
+        "{}",
+        ":::",
+        "0",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let log = std::fs::read_to_string(w.path().join("logs/memhog/1.1.out")).unwrap();
+    assert!(log.contains("OMP_NUM_THREADS=1"), "{log}");
+    assert!(log.contains("OPENBLAS_NUM_THREADS=1"), "{log}");
+
+    let w = Work::new();
+    let out = w
+        .ramguard()
+        .env("OMP_NUM_THREADS", "4")
+        .args([
+            "run",
+            "--threads",
+            "2",
+            "--progress",
+            "none",
+            "--",
+            hog.to_str().unwrap(),
+            "--print-env",
+            "OMP_NUM_THREADS",
+            "--print-env",
+            "MKL_NUM_THREADS",
+            "--exit",
+            "{}",
+            ":::",
+            "0",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let log = std::fs::read_to_string(w.path().join("logs/memhog/1.1.out")).unwrap();
+    assert!(
+        log.contains("OMP_NUM_THREADS=4"),
+        "the user's export wins: {log}"
+    );
+    assert!(log.contains("MKL_NUM_THREADS=2"), "{log}");
+}
+
+#[test]
+fn a_task_over_its_cap_fails_as_over_cap() {
+    let w = Work::new();
+    let hog = memhog();
+    let started = Instant::now();
+    let out = w.run(&[
+        "run",
+        "--json",
+        "--progress",
+        "plain",
+        "--task-mem",
+        "40M",
+        "--grace",
+        "1s",
+        "--",
+        hog.to_str().unwrap(),
+        "--peak",
+        "{}",
+        "--ramp",
+        "500ms",
+        "--hold",
+        "20s",
+        ":::",
+        "96M",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "stderr: {}", stderr(&out));
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let err = stderr(&out);
+    assert!(err.contains("over_cap"), "{err}");
+    let tasks = results_json(&w);
+    assert_eq!(tasks[0]["exit"], "over_cap", "{tasks:?}");
+}
+
+#[test]
+fn timeout_sends_term_then_kill_after_the_grace() {
+    let w = Work::new();
+    let hog = memhog();
+    let started = Instant::now();
+    let out = w.run(&[
+        "run",
+        "--json",
+        "--progress",
+        "none",
+        "--timeout",
+        "300ms",
+        "--grace",
+        "300ms",
+        "--",
+        hog.to_str().unwrap(),
+        "--ignore-term",
+        "--hold",
+        "{}",
+        ":::",
+        "30s",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "stderr: {}", stderr(&out));
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(8), "took {took:?}");
+    let tasks = results_json(&w);
+    assert_eq!(tasks[0]["exit"], "timed_out", "{tasks:?}");
+}
+
+#[test]
+fn growing_tasks_are_braked_requeued_and_all_finish_within_the_budget() {
+    let w = Work::new();
+    let hog = memhog();
+    // Four tasks of 70 MiB that start small: a 160 MiB budget holds two at a time. The
+    // estimate lies (10 MiB), so admission alone would start all four.
+    let out = w.run(&[
+        "run",
+        "--json",
+        "--progress",
+        "plain",
+        "-j",
+        "4",
+        "--mem",
+        "160M",
+        "--reserve",
+        "16M",
+        "--estimate",
+        "10M",
+        "--grace",
+        "500ms",
+        "--",
+        hog.to_str().unwrap(),
+        "--peak",
+        "70M",
+        "--ramp",
+        "600ms",
+        "--hold",
+        "400ms",
+        "--exit",
+        "{}",
+        ":::",
+        "0",
+        "00",
+        "000",
+        "0000",
+    ]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "stderr: {err}");
+    let s = summary(&out);
+    assert_eq!(s["done"], 4, "{s}");
+    let peak = s["peak_used"].as_u64().unwrap();
+    assert!(
+        peak <= 176 << 20,
+        "peak {peak} well over the 160 MiB budget\n{err}"
+    );
+}
+
+#[test]
+fn an_escaped_grandchild_does_not_outlive_its_task() {
+    let w = Work::new();
+    let hog = memhog();
+    let pid_file = w.path().join("escapee.pid");
+    let mut guard = PidGuard::default();
+    let out = w.run(&[
+        "run",
+        "--progress",
+        "none",
+        "--",
+        hog.to_str().unwrap(),
+        "--escapee",
+        "8M",
+        "--pid-file",
+        pid_file.to_str().unwrap(),
+        "--hold",
+        "{}",
+        ":::",
+        "300ms",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let pid: u32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    guard.0.push(pid);
+    assert!(
+        wait_until(Duration::from_secs(2), || !alive(pid)),
+        "escapee {pid} survived its task"
+    );
+}
+
+#[test]
+fn ctrl_c_stops_running_tasks_and_exits_130() {
+    let w = Work::new();
+    let hog = memhog();
+    let pid_file = w.path().join("escapee.pid");
+    let child = w
+        .ramguard()
+        .args([
+            "run",
+            "--progress",
+            "plain",
+            "-j",
+            "2",
+            "--grace",
+            "500ms",
+            "--",
+            hog.to_str().unwrap(),
+            "--escapee",
+            "4M",
+            "--pid-file",
+            pid_file.to_str().unwrap(),
+            "--peak",
+            "8M",
+            "--hold",
+            "{}",
+            ":::",
+            "60s",
+            "61s",
+            "62s",
+        ])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut guard = ChildGuard(child);
+    let mut pids = PidGuard::default();
+    let stderr_pipe = guard.0.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr_pipe).lines();
+    let mut task_pids = Vec::new();
+    // Wait for two starts.
+    while task_pids.len() < 2 {
+        let line = lines.next().expect("ramguard ended early").unwrap();
+        if let Some(rest) = line.split(" pid ").nth(1) {
+            task_pids.push(
+                rest.split(',')
+                    .next()
+                    .unwrap()
+                    .trim()
+                    .parse::<u32>()
+                    .unwrap(),
+            );
+        }
+    }
+    pids.0.extend(&task_pids);
+    assert!(wait_until(Duration::from_secs(3), || pid_file.exists()));
+    let started = Instant::now();
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(guard.0.id() as i32).unwrap(),
+        rustix::process::Signal::INT,
+    )
+    .unwrap();
+    let status = guard.0.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    assert!(started.elapsed() < Duration::from_secs(5));
+    for pid in &task_pids {
+        assert!(
+            wait_until(Duration::from_secs(1), || !alive(*pid)),
+            "task {pid} survived"
+        );
+    }
+    if let Ok(text) = std::fs::read_to_string(&pid_file) {
+        let escapee: u32 = text.trim().parse().unwrap();
+        pids.0.push(escapee);
+        assert!(
+            wait_until(Duration::from_secs(1), || !alive(escapee)),
+            "escapee survived"
+        );
+    }
+}
+
+#[test]
+fn sigkill_of_ramguard_takes_every_task_process_with_it() {
+    let w = Work::new();
+    let hog = memhog();
+    let pid_file = w.path().join("escapee.pid");
+    let child = w
+        .ramguard()
+        .args([
+            "run",
+            "--progress",
+            "plain",
+            "-j",
+            "1",
+            "--",
+            hog.to_str().unwrap(),
+            "--children",
+            "2",
+            "--escapee",
+            "4M",
+            "--pid-file",
+            pid_file.to_str().unwrap(),
+            "--peak",
+            "8M",
+            "--hold",
+            "{}",
+            ":::",
+            "60s",
+            "61s",
+        ])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut guard = ChildGuard(child);
+    let mut pids = PidGuard::default();
+    let mut lines = BufReader::new(guard.0.stderr.take().unwrap()).lines();
+    let root: u32 = loop {
+        let line = lines.next().expect("ramguard ended early").unwrap();
+        if let Some(rest) = line.split(" pid ").nth(1) {
+            break rest.split(',').next().unwrap().trim().parse().unwrap();
+        }
+    };
+    pids.0.push(root);
+    assert!(wait_until(Duration::from_secs(3), || pid_file.exists()));
+    let escapee: u32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    pids.0.push(escapee);
+    guard.0.kill().unwrap();
+    guard.0.wait().unwrap();
+    assert!(
+        wait_until(Duration::from_secs(2), || !alive(root)),
+        "task root survived"
+    );
+    assert!(
+        wait_until(Duration::from_secs(2), || !alive(escapee)),
+        "escapee survived"
+    );
+}
+
+#[test]
+fn after_sigkill_the_rerun_runs_exactly_what_is_not_done() {
+    let w = Work::new();
+    // Task c hangs the first time only; every run of every task is logged to runs.txt.
+    let script = "echo {} >> runs.txt; if [ {} = c ] && [ ! -f hung-once ]; then touch hung-once; exec sleep 60; fi; echo {{\\\"v\\\":\\\"{}\\\"}} > \"$RAMGUARD_RESULT\"";
+    let args = [
+        "run",
+        "--progress",
+        "plain",
+        "-j",
+        "1",
+        "--",
+        "sh",
+        "-c",
+        script,
+        ":::",
+        "a",
+        "b",
+        "c",
+        "d",
+    ];
+    let child = w
+        .ramguard()
+        .args(args)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut guard = ChildGuard(child);
+    let mut pids = PidGuard::default();
+    let mut lines = BufReader::new(guard.0.stderr.take().unwrap()).lines();
+    loop {
+        let line = lines.next().expect("ramguard ended early").unwrap();
+        if line.contains(" start ") && line.contains(" c") {
+            if let Some(rest) = line.split(" pid ").nth(1) {
+                pids.0
+                    .push(rest.split(',').next().unwrap().trim().parse().unwrap());
+            }
+            break;
+        }
+    }
+    assert!(wait_until(Duration::from_secs(3), || w
+        .path()
+        .join("hung-once")
+        .exists()));
+    guard.0.kill().unwrap();
+    guard.0.wait().unwrap();
+    for pid in &pids.0 {
+        assert!(
+            wait_until(Duration::from_secs(2), || !alive(*pid)),
+            "task {pid} survived"
+        );
+    }
+    let out = w.run(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut runs: Vec<String> = std::fs::read_to_string(w.path().join("runs.txt"))
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    runs.sort();
+    assert_eq!(
+        runs,
+        ["a", "b", "c", "c", "d"],
+        "a finished task ran twice, or one never ran"
+    );
+    let tasks = results_json(&w);
+    assert_eq!(tasks.len(), 4);
+    for t in &tasks {
+        assert_eq!(t["state"], "done", "{t}");
+    }
+}
+
+#[test]
+fn bad_input_is_one_line_and_changes_nothing() {
+    let w = Work::new();
+    for args in [
+        vec!["run", "--mem", "12X", "--", "true", ":::", "a"],
+        vec!["run", "--timeout", "soon", "--", "true", ":::", "a"],
+        vec!["run", "--", "true"],
+        vec!["run", "--grid", "x=1..", "--", "echo", "{x}"],
+        vec!["run", "--", "echo", "{nope}", ":::", "a"],
+        vec!["run", "--mem", "1T", "--", "true", ":::", "a"],
+    ] {
+        let out = w.run(&args);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(err.starts_with("error: "), "{args:?}: {err}");
+        assert!(!w.journal().exists(), "{args:?} created a journal");
+    }
+}
+
+#[test]
+fn dry_run_prints_tasks_and_settings_and_writes_nothing() {
+    let w = Work::new();
+    let out = w.run(&[
+        "run",
+        "--dry-run",
+        "--mem",
+        "1G",
+        "--grid",
+        "lam=0,1e-10",
+        "--grid",
+        "beta=3.0..3.2:0.1",
+        "--",
+        "python3",
+        "t3b.py",
+        "--lam",
+        "{lam}",
+        "--beta",
+        "{beta}",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("tasks      6"), "{text}");
+    assert!(
+        text.contains("python3 t3b.py --lam 1e-10 --beta 3.2"),
+        "{text}"
+    );
+    assert!(text.contains("budget     1 GiB"), "{text}");
+    assert!(!w.journal().exists());
+    assert!(!w.path().join(".ramguard").exists());
+}
