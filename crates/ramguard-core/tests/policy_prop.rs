@@ -2,6 +2,12 @@
 //! one final verdict, the policy never starts a task that does not fit, never kills before
 //! TERM, never stalls, and — as long as tasks grow no faster than the brake can react to —
 //! the simulated kernel never has to OOM-kill anything.
+//!
+//! The growth bound is 300 MiB/s per task (up to 9 tasks: ~135 MiB per 50 ms sample against
+//! a 512 MiB brake level); 20 000 cases are clean. At 1 GiB/s per task proptest finds runs
+//! where the kernel strikes before the brake can, which no sampling policy can prevent; the
+//! scenario test `when_growth_outruns_the_brake_…` checks that even then the kernel's victim
+//! is the newest task and it is requeued.
 
 use std::time::Duration;
 
@@ -99,7 +105,7 @@ proptest! {
     #[test]
     fn invariants_hold_for_random_sweeps(
         cfg in config(),
-        tasks in prop::collection::vec(task(5000), 1..10),
+        tasks in prop::collection::vec(task(300), 1..10),
     ) {
         let n = tasks.len();
         let mut sim = Sim::new(cfg, Host::new(mib(8192)), tasks);

@@ -504,6 +504,26 @@ fn garbage_and_foreign_databases_are_refused_untouched() {
     assert!(msg.contains("garbage.db"), "{msg}");
     assert_eq!(std::fs::read(&garbage).unwrap(), before);
 
+    // A real journal cut in half: refused by the writer too, before any write.
+    let (_d2, good) = tmp();
+    {
+        let mut j = Journal::open(&good).unwrap();
+        let sw = j.begin_sweep(&spec("s", "cmd"), false).unwrap();
+        j.sync_tasks(&sw, &tasks(2000)).unwrap();
+    }
+    let bytes = std::fs::read(&good).unwrap();
+    let truncated = d.path().join("truncated.db");
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    let msg = err_of(Journal::open(&truncated).and_then(|mut j| {
+        let sw = j.begin_sweep(&spec("s", "cmd"), false)?;
+        j.sync_tasks(&sw, &tasks(3000))
+    }));
+    assert!(msg.contains("truncated.db"), "{msg}");
+    assert_eq!(
+        std::fs::read(&truncated).unwrap(),
+        &bytes[..bytes.len() / 2]
+    );
+
     let foreign = d.path().join("foreign.db");
     let c = rusqlite::Connection::open(&foreign).unwrap();
     c.execute_batch("CREATE TABLE t (x); INSERT INTO t VALUES (1);")

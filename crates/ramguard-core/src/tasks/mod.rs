@@ -114,8 +114,34 @@ pub fn first_duplicate(tasks: &[TaskDef]) -> Option<&str> {
         .find(|k| !seen.insert(*k))
 }
 
-fn parse_feature(s: &str) -> Option<f64> {
-    s.trim().parse::<f64>().ok().filter(|v| v.is_finite())
+/// How a column of parameter values reads as numbers. Sweeps often vary sizes (`512M`) and
+/// durations (`10m`), so those count; a column takes the first reading that fits every
+/// value (`2m` beside `1g` is a size, beside `30s` a duration).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reading {
+    Number,
+    Size,
+    Duration,
+}
+
+impl Reading {
+    fn parse(self, s: &str) -> Option<f64> {
+        let s = s.trim();
+        match self {
+            Reading::Number => s.parse::<f64>().ok().filter(|v| v.is_finite()),
+            Reading::Size => crate::units::parse_size(s).ok().map(|b| b.get() as f64),
+            Reading::Duration => crate::units::parse_duration(s)
+                .ok()
+                .map(|d| d.as_secs_f64()),
+        }
+    }
+
+    /// The first reading under which every value is numeric.
+    fn of<'a>(values: impl Iterator<Item = &'a str> + Clone) -> Option<Reading> {
+        [Reading::Number, Reading::Size, Reading::Duration]
+            .into_iter()
+            .find(|r| values.clone().all(|v| r.parse(v).is_some()))
+    }
 }
 
 /// Numeric features for prediction: for each param name whose values parse as f64 in every task (ignoring "#"), one column, in the order of the first task's params; per task a Vec<f64> of the same length (NaN where missing). For tasks without params (raw command lines), use numeric argv tokens by position when all tasks have the same argv length (e.g. `--years 10`), else none.
@@ -136,18 +162,21 @@ pub fn features(tasks: &[TaskDef]) -> Vec<Vec<f64>> {
                 }
             }
         }
-        names.retain(|n| {
-            tasks
-                .iter()
-                .filter_map(|t| t.param(n))
-                .all(|v| parse_feature(v).is_some())
-        });
+        let columns: Vec<(&str, Reading)> = names
+            .into_iter()
+            .filter_map(|n| {
+                Some((
+                    n,
+                    Reading::of(tasks.iter().filter_map(move |t| t.param(n)))?,
+                ))
+            })
+            .collect();
         return tasks
             .iter()
             .map(|t| {
-                names
+                columns
                     .iter()
-                    .map(|n| t.param(n).and_then(parse_feature).unwrap_or(f64::NAN))
+                    .map(|(n, r)| t.param(n).and_then(|v| r.parse(v)).unwrap_or(f64::NAN))
                     .collect()
             })
             .collect();
@@ -156,15 +185,20 @@ pub fn features(tasks: &[TaskDef]) -> Vec<Vec<f64>> {
     if tasks.iter().any(|t| t.argv.len() != len) {
         return vec![Vec::new(); tasks.len()];
     }
-    let columns: Vec<usize> = (0..len)
-        .filter(|&i| tasks.iter().all(|t| parse_feature(&t.argv[i]).is_some()))
+    let columns: Vec<(usize, Reading)> = (0..len)
+        .filter_map(|i| {
+            Some((
+                i,
+                Reading::of(tasks.iter().map(move |t| t.argv[i].as_str()))?,
+            ))
+        })
         .collect();
     tasks
         .iter()
         .map(|t| {
             columns
                 .iter()
-                .map(|&i| parse_feature(&t.argv[i]).unwrap_or(f64::NAN))
+                .map(|&(i, r)| r.parse(&t.argv[i]).unwrap_or(f64::NAN))
                 .collect()
         })
         .collect()
@@ -173,6 +207,17 @@ pub fn features(tasks: &[TaskDef]) -> Vec<Vec<f64>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_and_durations_are_features() {
+        let tasks = [
+            task(&[("peak", "64M"), ("ramp", "1s")], &["x"]),
+            task(&[("peak", "1G"), ("ramp", "2m")], &["y"]),
+        ];
+        let f = features(&tasks);
+        assert_eq!(f[0], vec![(64u64 << 20) as f64, 1.0]);
+        assert_eq!(f[1], vec![(1u64 << 30) as f64, 120.0]);
+    }
 
     fn task(params: &[(&str, &str)], argv: &[&str]) -> TaskDef {
         TaskDef::new(

@@ -331,6 +331,16 @@ impl Journal {
             .with_context(|| format!("cannot open journal {shown}"))?;
         schema::check(&conn, &shown)?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
+        if exists {
+            // A damaged file is refused before anything is written to it (a write could
+            // otherwise be checkpointed over it). Runs once per `ramguard run`.
+            let verdict: String = conn
+                .query_row("PRAGMA quick_check(1)", [], |r| r.get(0))
+                .with_context(|| schema::corrupt_context(&shown))?;
+            if verdict != "ok" {
+                bail!("{}: {verdict}", schema::corrupt_context(&shown));
+            }
+        }
         let mode: String = conn
             .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
             .with_context(|| schema::corrupt_context(&shown))?;
@@ -348,7 +358,8 @@ impl Journal {
         })
     }
 
-    /// Opens an existing journal for reading (`status`, `results`, `list`); never creates.
+    /// Opens an existing journal for reading (`status`, `results`, `list`); never creates,
+    /// but migrates a journal from an older ramguard.
     pub fn open_existing(path: &Path) -> Result<Journal> {
         let shown = path.display().to_string();
         match std::fs::metadata(path) {
@@ -363,7 +374,7 @@ impl Journal {
             Err(e) => return Err(e).with_context(|| format!("cannot read journal {shown}")),
         }
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = Connection::open_with_flags(path, flags)
+        let mut conn = Connection::open_with_flags(path, flags)
             .or_else(|_| {
                 Connection::open_with_flags(
                     path,
@@ -372,13 +383,11 @@ impl Journal {
             })
             .with_context(|| format!("cannot open journal {shown}"))?;
         let v = schema::check(&conn, &shown)?;
-        if v < SCHEMA_VERSION {
-            bail!(
-                "journal {shown} has schema v{v}, older than this ramguard's v{SCHEMA_VERSION}; \
-                 hint: run `ramguard run` once to upgrade it"
-            );
-        }
         conn.busy_timeout(BUSY_TIMEOUT)?;
+        if v < SCHEMA_VERSION {
+            // Old journals keep opening: each migration step is one transaction.
+            schema::migrate(&mut conn, &shown)?;
+        }
         Ok(Journal {
             conn,
             path: path.to_path_buf(),
