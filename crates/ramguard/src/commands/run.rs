@@ -308,6 +308,8 @@ pub fn run(args: &RunArgs) -> Result<Outcome> {
         pending: Vec::new(),
         stats: Stats::default(),
         samples: HashMap::new(),
+        last_commit: Duration::ZERO,
+        completions_pending: false,
     };
     let mut sup = Supervisor::new(policy, HostWatch::new(root, &report))?;
     let end = sup.run(&mut sink)?;
@@ -720,7 +722,13 @@ struct RunSink<'a> {
     pending: Vec<String>,
     stats: Stats,
     samples: HashMap<TaskId, Duration>,
+    /// When the journal was last committed, and whether completions wait to be reported.
+    last_commit: Duration,
+    completions_pending: bool,
 }
+
+/// Starts and samples are committed at least this often, so `status` sees them.
+const BACKGROUND_COMMIT: Duration = Duration::from_secs(1);
 
 impl RunSink<'_> {
     fn def(&self, task: TaskId) -> &TaskDef {
@@ -766,6 +774,12 @@ impl RunSink<'_> {
 
 impl Sink for RunSink<'_> {
     fn launch(&mut self, task: TaskId, attempt: u32) -> Result<Launch> {
+        // A finished task must be durable before anything new starts: a crash right after
+        // this start must not make the rerun repeat it.
+        if self.completions_pending {
+            let now = self.last_commit;
+            self.commit(now)?;
+        }
         let (stdout, stderr, result) = self.files(task, attempt);
         let _ = std::fs::remove_file(&result);
         let mut env = self.thread_env.clone();
@@ -875,6 +889,10 @@ impl Sink for RunSink<'_> {
         self.finish_attempt(id, &fin, None)
     }
 
+    fn next_flush(&self) -> Option<Duration> {
+        Some(self.last_commit + BACKGROUND_COMMIT)
+    }
+
     fn note(&mut self, _now: Duration, note: &Note) -> Result<()> {
         let (kind, detail, line) = match note {
             Note::Paused { why } => (
@@ -904,13 +922,12 @@ impl Sink for RunSink<'_> {
         Ok(())
     }
 
-    fn flush(&mut self, _now: Duration, snapshot: &Snapshot) -> Result<()> {
-        // Durable first, then reported.
-        self.journal.commit().context(
-            "cannot commit to the journal (disk full?); stopped: what was committed is kept, rerun to resume",
-        )?;
-        for line in self.pending.drain(..) {
-            self.printer.event(&line);
+    fn flush(&mut self, now: Duration, snapshot: &Snapshot) -> Result<()> {
+        let since = now.saturating_sub(self.last_commit);
+        // Completions of one tick share a commit; starts and samples ride along, or go
+        // in the background commit so that `status` sees them.
+        if self.completions_pending || since >= BACKGROUND_COMMIT || snapshot.running == 0 {
+            self.commit(now)?;
         }
         self.stats.peak_used = self.stats.peak_used.max(snapshot.used);
         self.printer
@@ -920,6 +937,20 @@ impl Sink for RunSink<'_> {
 }
 
 impl RunSink<'_> {
+    /// Commits the journal, then prints what waited for it.
+    fn commit(&mut self, now: Duration) -> Result<()> {
+        // Durable first, then reported.
+        self.journal.commit().context(
+            "cannot commit to the journal (disk full?); stopped: what was committed is kept, rerun to resume",
+        )?;
+        self.last_commit = now;
+        self.completions_pending = false;
+        for line in self.pending.drain(..) {
+            self.printer.event(&line);
+        }
+        Ok(())
+    }
+
     fn finish_attempt(&mut self, id: i64, fin: &Finished, result: Option<String>) -> Result<()> {
         let class = class_name(fin.class);
         self.journal.attempt_finished(
@@ -965,7 +996,7 @@ impl RunSink<'_> {
             format!("{} peak {}", format_duration(fin.duration), fin.peak)
         } else {
             format!(
-                "{class}: {} (after {}, peak {})",
+                "{} (after {}, peak {})",
                 fin.reason,
                 format_duration(fin.duration),
                 fin.peak
@@ -973,6 +1004,7 @@ impl RunSink<'_> {
         };
         self.pending
             .push(format!("{verb} {}  {detail}", self.label(fin.task)));
+        self.completions_pending = true;
         Ok(())
     }
 }

@@ -87,8 +87,13 @@ pub trait Sink {
     fn failed_unstarted(&mut self, now: Duration, task: TaskId, reason: &str) -> Result<()>;
     /// Something the policy noted (brake, pause, learned peak).
     fn note(&mut self, now: Duration, note: &Note) -> Result<()>;
-    /// Makes everything since the last flush durable, then reports it.
+    /// Makes what is due durable, then reports it. A sink may hold completions back for a
+    /// short group-commit window; it must commit everything when nothing is running.
     fn flush(&mut self, now: Duration, snapshot: &Snapshot) -> Result<()>;
+    /// When the sink next wants [`Sink::flush`] called even if nothing happens.
+    fn next_flush(&self) -> Option<Duration> {
+        None
+    }
 }
 
 /// Signals that wake the loop, counted.
@@ -311,6 +316,9 @@ impl Supervisor {
             let now = self.start.elapsed();
             let mut until = next_sample;
             if let Some(t) = self.policy.poll_timeout(now) {
+                until = until.min(t);
+            }
+            if let Some(t) = sink.next_flush() {
                 until = until.min(t);
             }
             if self.running.values().any(|a| a.exit.is_some()) {
