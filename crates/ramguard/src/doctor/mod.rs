@@ -80,6 +80,9 @@ pub struct Diagnosis {
     pub schema: u32,
     /// The directory read as `/`.
     pub root: String,
+    /// The effective memory limit and headroom, each with its source (as `ramguard probe`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory: Option<ramguard_core::limits::Effective>,
     pub findings: Vec<Finding>,
     pub could_not_tell: Vec<CouldNotTell>,
     /// The probe's summary, for the header line; absent when `/proc/meminfo` was unreadable.
@@ -210,6 +213,7 @@ pub fn diagnose(root: &Root, ctx: &Context) -> Diagnosis {
     Diagnosis {
         schema: DOCTOR_SCHEMA,
         root: root.base().display().to_string(),
+        memory: host.as_ref().map(|h| h.memory.effective.clone()),
         findings: c.findings,
         could_not_tell: c.unknown,
         host,
