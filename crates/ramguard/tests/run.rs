@@ -167,9 +167,11 @@ fn thread_caps_are_injected_unless_exported() {
 }
 
 #[test]
-fn a_task_over_its_cap_fails_as_over_cap() {
+fn a_task_over_its_cap_fails_as_over_cap_and_leaves_no_process() {
     let w = Work::new();
     let hog = memhog();
+    let pid_file = w.path().join("escapee.pid");
+    let mut guard = PidGuard::default();
     let started = Instant::now();
     let out = w.run(&[
         "run",
@@ -182,6 +184,10 @@ fn a_task_over_its_cap_fails_as_over_cap() {
         "1s",
         "--",
         hog.to_str().unwrap(),
+        "--escapee",
+        "4M",
+        "--pid-file",
+        pid_file.to_str().unwrap(),
         "--peak",
         "{}",
         "--ramp",
@@ -192,6 +198,16 @@ fn a_task_over_its_cap_fails_as_over_cap() {
         "96M",
     ]);
     assert_eq!(out.status.code(), Some(1), "stderr: {}", stderr(&out));
+    let escapee: u32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    guard.0.push(escapee);
+    assert!(
+        wait_until(Duration::from_millis(500), || !alive(escapee)),
+        "the setsid grandchild {escapee} survived its task"
+    );
     assert!(started.elapsed() < Duration::from_secs(10));
     let err = stderr(&out);
     assert!(err.contains("over_cap"), "{err}");
@@ -200,9 +216,11 @@ fn a_task_over_its_cap_fails_as_over_cap() {
 }
 
 #[test]
-fn timeout_sends_term_then_kill_after_the_grace() {
+fn timeout_sends_term_then_kill_after_the_grace_to_the_whole_tree() {
     let w = Work::new();
     let hog = memhog();
+    let pid_file = w.path().join("escapee.pid");
+    let mut guard = PidGuard::default();
     let started = Instant::now();
     let out = w.run(&[
         "run",
@@ -215,6 +233,10 @@ fn timeout_sends_term_then_kill_after_the_grace() {
         "300ms",
         "--",
         hog.to_str().unwrap(),
+        "--escapee",
+        "4M",
+        "--pid-file",
+        pid_file.to_str().unwrap(),
         "--ignore-term",
         "--hold",
         "{}",
@@ -222,6 +244,16 @@ fn timeout_sends_term_then_kill_after_the_grace() {
         "30s",
     ]);
     assert_eq!(out.status.code(), Some(1), "stderr: {}", stderr(&out));
+    let escapee: u32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    guard.0.push(escapee);
+    assert!(
+        wait_until(Duration::from_millis(500), || !alive(escapee)),
+        "the setsid grandchild {escapee} survived its task"
+    );
     let took = started.elapsed();
     assert!(took < Duration::from_secs(8), "took {took:?}");
     let tasks = results_json(&w);
@@ -572,4 +604,173 @@ fn dry_run_prints_tasks_and_settings_and_writes_nothing() {
     assert!(text.contains("budget     1 GiB"), "{text}");
     assert!(!w.journal().exists());
     assert!(!w.path().join(".ramguard").exists());
+}
+
+/// Waits for a guarded child and collects its output; the guard still kills it on panic.
+fn wait_output(mut guard: ChildGuard) -> std::process::Output {
+    let mut stdout = guard.0.stdout.take().unwrap();
+    let mut stderr = guard.0.stderr.take().unwrap();
+    let err_thread = std::thread::spawn(move || {
+        let mut s = Vec::new();
+        std::io::Read::read_to_end(&mut stderr, &mut s).unwrap();
+        s
+    });
+    let mut out = Vec::new();
+    std::io::Read::read_to_end(&mut stdout, &mut out).unwrap();
+    let status = guard.0.wait().unwrap();
+    std::process::Output {
+        status,
+        stdout: out,
+        stderr: err_thread.join().unwrap(),
+    }
+}
+
+/// Sums the RSS of every process carrying a ramguard task token, polling until `stop`.
+fn watch_task_memory(
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    supervisor: u32,
+) -> std::thread::JoinHandle<u64> {
+    std::thread::spawn(move || {
+        let page = rustix::param::page_size() as u64;
+        let mut max = 0u64;
+        while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+            let mut sum = 0u64;
+            for e in std::fs::read_dir("/proc").unwrap().flatten() {
+                let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+                    continue;
+                };
+                let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) else {
+                    continue;
+                };
+                let token = format!("RAMGUARD_TASK_TOKEN={supervisor}-");
+                if !env
+                    .split(|b| *b == 0)
+                    .any(|v| v.starts_with(token.as_bytes()))
+                {
+                    continue;
+                }
+                if let Ok(statm) = std::fs::read_to_string(format!("/proc/{pid}/statm")) {
+                    let rss: u64 = statm
+                        .split_whitespace()
+                        .nth(1)
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(0);
+                    sum += rss * page;
+                }
+            }
+            max = max.max(sum);
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        max
+    })
+}
+
+#[test]
+fn twelve_300mib_tasks_under_1gib_never_exceed_the_budget() {
+    let w = Work::new();
+    let hog = memhog();
+    let values: Vec<String> = (1..=12).map(|i| format!("{i}")).collect();
+    let mut args = vec![
+        "run",
+        "--json",
+        "--progress",
+        "plain",
+        "--mem",
+        "1G",
+        "-j",
+        "8",
+        "--",
+        hog.to_str().unwrap(),
+        "--peak",
+        "300M",
+        "--ramp",
+        "800ms",
+        "--hold",
+        "400ms",
+        "--exit",
+        "0",
+        "--stdout-lines",
+        "{}",
+        ":::",
+    ];
+    args.extend(values.iter().map(String::as_str));
+    let child = w
+        .ramguard()
+        .args(&args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Only this run's tasks: their token starts with this ramguard's pid.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = watch_task_memory(stop.clone(), child.id());
+    let guard = ChildGuard(child);
+    let out = wait_output(guard);
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let max = watcher.join().unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert_eq!(summary(&out)["done"], 12, "{err}");
+    eprintln!(
+        "highest summed RSS of task trees seen by the test: {} MiB",
+        max >> 20
+    );
+    // Sampling lag: a task may grow between two samples before the brake reacts.
+    assert!(
+        max <= (1 << 30) + (64 << 20),
+        "task trees held {} MiB under a 1 GiB budget\n{err}",
+        max >> 20
+    );
+}
+
+#[test]
+fn an_unexpectedly_large_task_is_braked_requeued_and_completes() {
+    let w = Work::new();
+    let hog = memhog();
+    // Five tasks of 60 MiB and, last in the file, one that grows to 250 MiB. Its command
+    // line has a different shape, so nothing in it predicts its size: only the brake can
+    // catch it, beside the fifth small task, over the 300 MiB budget.
+    let h = hog.to_str().unwrap();
+    let mut lines: Vec<String> = (1..=5)
+        .map(|i| format!("{h} --peak 60M --ramp 1s --hold 2s --stdout-lines {i}"))
+        .collect();
+    lines.push(format!("{h} --peak 250M --ramp 2s --hold 500ms --verbose"));
+    let tasks_file = w.path().join("tasks.txt");
+    std::fs::write(&tasks_file, lines.join("\n")).unwrap();
+    let out = w.run(&[
+        "run",
+        "--json",
+        "--progress",
+        "plain",
+        "--mem",
+        "300M",
+        "--reserve",
+        "16M",
+        "-j",
+        "4",
+        "--estimate",
+        "64M",
+        "--grace",
+        "500ms",
+        "--tasks",
+        tasks_file.to_str().unwrap(),
+    ]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let s = summary(&out);
+    assert_eq!(s["done"], 6, "{err}");
+    assert!(
+        s["braked"].as_u64().unwrap() >= 1,
+        "the brake never fired\n{err}"
+    );
+    let tasks = results_json(&w);
+    let big = tasks
+        .iter()
+        .find(|t| t["params"].to_string().contains("250M"))
+        .unwrap_or_else(|| panic!("no 250M task in {tasks:?}"));
+    assert_eq!(big["state"], "done", "{big}");
+    assert!(
+        big["attempts"].as_u64().unwrap() >= 2,
+        "the large task was not the one braked: {big}\n{err}"
+    );
 }
