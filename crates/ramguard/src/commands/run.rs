@@ -721,10 +721,36 @@ struct RunSink<'a> {
     printer: Printer,
     pending: Vec<String>,
     stats: Stats,
-    samples: HashMap<TaskId, Duration>,
+    /// Per running task: its memory timeline, written to the journal at most every
+    /// [`TIMELINE_STEP`] (the highest figures in between are kept, so peaks survive).
+    samples: HashMap<TaskId, Timeline>,
     /// When the journal was last committed, and whether completions wait to be reported.
     last_commit: Duration,
     completions_pending: bool,
+}
+
+/// Shortest interval between two timeline rows of one attempt in the journal.
+const TIMELINE_STEP: Duration = Duration::from_millis(250);
+
+#[derive(Debug, Clone, Copy)]
+struct Timeline {
+    attempt_id: i64,
+    started: Duration,
+    last_written: Option<Duration>,
+    /// The highest RSS and PSS since the last row, and when the RSS was seen.
+    pending: Option<(Duration, u64, Option<u64>)>,
+}
+
+impl Timeline {
+    fn take_row(&mut self) -> Option<MemSample> {
+        let (at, rss, pss) = self.pending.take()?;
+        self.last_written = Some(at);
+        Some(MemSample {
+            t_ms: at.saturating_sub(self.started).as_millis() as u64,
+            rss,
+            pss,
+        })
+    }
 }
 
 /// Starts and samples are committed at least this often, so `status` sees them.
@@ -802,7 +828,7 @@ impl Sink for RunSink<'_> {
 
     fn started(
         &mut self,
-        _now: Duration,
+        now: Duration,
         task: TaskId,
         attempt: u32,
         pid: u32,
@@ -813,6 +839,15 @@ impl Sink for RunSink<'_> {
         let id = self
             .journal
             .attempt_started(&self.handle, &key, a, pid, supervisor::unix_ms())?;
+        self.samples.insert(
+            task,
+            Timeline {
+                attempt_id: id,
+                started: now,
+                last_written: None,
+                pending: None,
+            },
+        );
         self.attempt_ids.insert((task, attempt), id);
         let retry = if attempt > 1 {
             format!(" (attempt {a})")
@@ -828,28 +863,33 @@ impl Sink for RunSink<'_> {
     }
 
     fn sample(&mut self, now: Duration, task: TaskId, memory: &TreeMemory) -> Result<()> {
-        let attempt = self
-            .attempt_ids
-            .iter()
-            .filter(|((t, _), _)| *t == task)
-            .max_by_key(|((_, a), _)| *a)
-            .map(|(_, id)| *id);
-        if let Some(id) = attempt {
-            let started = *self.samples.entry(task).or_insert(now);
-            self.journal.add_samples(
-                id,
-                &[MemSample {
-                    t_ms: now.saturating_sub(started).as_millis() as u64,
-                    rss: memory.rss.get(),
-                    pss: memory.pss.map(|p| p.get()),
-                }],
-            )?;
+        let Some(t) = self.samples.get_mut(&task) else {
+            return Ok(());
+        };
+        let (rss, pss) = (memory.rss.get(), memory.pss.map(Bytes::get));
+        t.pending = Some(match t.pending {
+            Some((at, r, p)) if r >= rss => (at, r, p.max(pss)),
+            Some((_, _, p)) => (now, rss, p.max(pss)),
+            None => (now, rss, pss),
+        });
+        let due = t
+            .last_written
+            .is_none_or(|w| now.saturating_sub(w) >= TIMELINE_STEP);
+        if due {
+            let id = t.attempt_id;
+            if let Some(row) = t.take_row() {
+                self.journal.add_samples(id, &[row])?;
+            }
         }
         Ok(())
     }
 
     fn finished(&mut self, _now: Duration, fin: &Finished) -> Result<()> {
-        self.samples.remove(&fin.task);
+        if let Some(mut t) = self.samples.remove(&fin.task) {
+            if let Some(row) = t.take_row() {
+                self.journal.add_samples(t.attempt_id, &[row])?;
+            }
+        }
         let (_, _, result_path) = self.files(fin.task, fin.attempt);
         let result = std::fs::read_to_string(&result_path).ok();
         let Some(id) = self.attempt_ids.remove(&(fin.task, fin.attempt)) else {

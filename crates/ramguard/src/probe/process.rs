@@ -84,7 +84,7 @@ impl ProcReader {
         };
         let mut out = Vec::new();
         for t in tasks.flatten() {
-            let Ok(text) = std::fs::read_to_string(t.path().join("children")) else {
+            let Ok(text) = super::root::read_text(&t.path().join("children")) else {
                 continue;
             };
             out.extend(
@@ -116,7 +116,7 @@ impl ProcReader {
 
 /// Reads a per-process file; a process that has exited (`ENOENT`, `ESRCH`) reads as `None`.
 fn read_gone_ok(root: &Root, path: &str) -> Result<Option<String>> {
-    match std::fs::read_to_string(root.path(path)) {
+    match super::root::read_text(&root.path(path)) {
         Ok(t) => Ok(Some(t)),
         Err(e) if e.kind() == ErrorKind::NotFound || e.raw_os_error() == Some(3) => Ok(None),
         Err(e) => {

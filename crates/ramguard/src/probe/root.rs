@@ -9,6 +9,19 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
+/// Reads a whole file into a string with one buffer sized for /proc and /sys files.
+///
+/// `std::fs::read_to_string` trusts the file's size, which is 0 for procfs, and so grows
+/// its buffer from 32 bytes: eight `read` calls for `/proc/meminfo`. The supervisor reads
+/// such files dozens of times a second, so two calls matter.
+pub fn read_text(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path)?;
+    let mut buf = Vec::with_capacity(8192);
+    f.read_to_end(&mut buf)?;
+    String::from_utf8(buf).map_err(|e| std::io::Error::new(ErrorKind::InvalidData, e))
+}
+
 /// The directory that stands for `/` on the probed host.
 #[derive(Debug, Clone)]
 pub struct Root {
@@ -55,13 +68,13 @@ impl Root {
     /// Reads a file that must exist.
     pub fn read(&self, host_path: &str) -> Result<String> {
         let p = self.path(host_path);
-        std::fs::read_to_string(&p).with_context(|| format!("cannot read {}", p.display()))
+        read_text(&p).with_context(|| format!("cannot read {}", p.display()))
     }
 
     /// Reads a file that may legitimately be absent (`None`); any other failure is an error.
     pub fn read_opt(&self, host_path: &str) -> Result<Option<String>> {
         let p = self.path(host_path);
-        match std::fs::read_to_string(&p) {
+        match read_text(&p) {
             Ok(s) => Ok(Some(s)),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e).with_context(|| format!("cannot read {}", p.display())),
@@ -71,7 +84,7 @@ impl Root {
     /// Reads a file whose absence or unreadability only means the fact is unknown: PSI
     /// files exist but fail with `EOPNOTSUPP` on kernels booted with `psi=0`.
     pub fn read_lenient(&self, host_path: &str) -> Option<String> {
-        std::fs::read_to_string(self.path(host_path)).ok()
+        read_text(&self.path(host_path)).ok()
     }
 
     /// Parses a file with a core parser, naming the file in any error.

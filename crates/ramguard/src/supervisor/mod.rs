@@ -41,6 +41,8 @@ const MIN_TICK: Duration = Duration::from_millis(20);
 const MAX_TICK: Duration = Duration::from_millis(500);
 /// The fill rate assumed when nothing faster was seen: 1 GiB/s.
 const ASSUMED_FILL_RATE: f64 = (1u64 << 30) as f64;
+/// How often process trees are walked for new descendants.
+const DISCOVER_EVERY: Duration = Duration::from_millis(200);
 
 /// A task attempt that ended, with everything the journal and the printer need.
 #[derive(Debug, Clone)]
@@ -242,6 +244,7 @@ pub struct Supervisor {
     running: HashMap<TaskId, Attempt>,
     start: Instant,
     last_available: Option<(Duration, Bytes)>,
+    last_discover: Option<Duration>,
     fill_rate: f64,
 }
 
@@ -260,6 +263,7 @@ impl Supervisor {
             running: HashMap::new(),
             start: Instant::now(),
             last_available: None,
+            last_discover: None,
             fill_rate: ASSUMED_FILL_RATE,
         })
     }
@@ -377,7 +381,15 @@ impl Supervisor {
     fn sample(&mut self, now: Duration, sink: &mut dyn Sink) -> Result<Duration> {
         let available = self.host.available()?;
         let psi = self.host.psi_full();
-        self.trees.discover();
+        // Walking every tree costs more than reading statm; new descendants are rare and
+        // escapees carry the token, so the walk runs at most every DISCOVER_EVERY.
+        if self
+            .last_discover
+            .is_none_or(|t| now.saturating_sub(t) >= DISCOVER_EVERY)
+        {
+            self.trees.discover();
+            self.last_discover = Some(now);
+        }
         let mut tasks = Vec::with_capacity(self.running.len());
         let ids: Vec<TaskId> = self.running.keys().copied().collect();
         let mut used = Bytes::ZERO;
