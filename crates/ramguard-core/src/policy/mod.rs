@@ -264,6 +264,8 @@ pub const SETTLE_WINDOW: Duration = Duration::from_secs(2);
 pub const SETTLE_GROWTH: f64 = 0.05;
 /// A learned typical peak that moves by more than this share is announced.
 const LEARNED_NOTE_CHANGE: f64 = 0.10;
+/// Smallest typical peak, and change of it, worth a LearnedPeak note.
+const LEARNED_NOTE_MIN: u64 = 8 << 20;
 
 /// Bookkeeping per task that the public state does not carry.
 #[derive(Debug, Clone, Default)]
@@ -971,7 +973,7 @@ impl Policy {
         }
     }
 
-    /// Emits LearnedPeak when the typical peak moved by more than 10%.
+    /// Emits LearnedPeak when the typical peak moved by more than 10% and 8 MiB.
     fn note_learned(&mut self) {
         if self.predictor.observed() == 0 {
             return;
@@ -979,10 +981,12 @@ impl Policy {
         let Some(t) = self.predictor.typical() else {
             return;
         };
+        // Relative and absolute: 1.4 → 1.6 MiB is not news worth a line.
         let moved = self.noted_typical.is_none_or(|old| {
-            let old = old.get().max(1) as f64;
-            (t.get() as f64 - old).abs() / old > LEARNED_NOTE_CHANGE
-        });
+            let change = (t.get() as f64 - old.get() as f64).abs();
+            change / old.get().max(1) as f64 > LEARNED_NOTE_CHANGE
+                && change >= LEARNED_NOTE_MIN as f64
+        }) && t.get() >= LEARNED_NOTE_MIN;
         if moved {
             self.noted_typical = Some(t);
             self.actions

@@ -1111,8 +1111,9 @@ impl Printer {
     /// A line that always shows (start-of-run, summary).
     fn line(&self, text: &str) {
         match &self.bar {
-            Some(pb) => pb.println(format!("ramguard: {text}")),
-            None => eprintln!("ramguard: {text}"),
+            // A bar drawn to no terminal is hidden and would swallow the line.
+            Some(pb) if !pb.is_hidden() => pb.println(format!("ramguard: {text}")),
+            _ => eprintln!("ramguard: {text}"),
         }
     }
 
