@@ -243,7 +243,8 @@ pub struct Supervisor {
     trees: Trees,
     running: HashMap<TaskId, Attempt>,
     start: Instant,
-    last_available: Option<(Duration, Bytes)>,
+    /// The last sample's time, host headroom and tasks' total.
+    last_available: Option<(Duration, Bytes, Bytes)>,
     last_discover: Option<Duration>,
     fill_rate: f64,
 }
@@ -420,14 +421,20 @@ impl Supervisor {
         );
         // Adaptive interval: the time the faster of the seen and assumed fill rates needs
         // to use up the headroom to the brake level or to the budget, halved.
-        if let Some((t0, a0)) = self.last_available {
+        // Memory fills from either side: the host's headroom falling, or the tasks' total
+        // rising toward `--mem` (on a big machine the budget binds long before the host).
+        if let Some((t0, a0, u0)) = self.last_available {
             let dt = now.saturating_sub(t0).as_secs_f64();
-            if dt > 0.0 && a0 > available {
-                let rate = (a0.get() - available.get()) as f64 / dt;
-                self.fill_rate = self.fill_rate.max(rate) * 0.9 + ASSUMED_FILL_RATE * 0.1;
+            if dt > 0.0 {
+                let host = a0.get().saturating_sub(available.get()) as f64 / dt;
+                let tasks = used.get().saturating_sub(u0.get()) as f64 / dt;
+                let rate = host.max(tasks);
+                if rate > 0.0 {
+                    self.fill_rate = self.fill_rate.max(rate) * 0.9 + ASSUMED_FILL_RATE * 0.1;
+                }
             }
         }
-        self.last_available = Some((now, available));
+        self.last_available = Some((now, available, used));
         let cfg = self.policy.config();
         let headroom = available
             .saturating_sub(cfg.brake_level)
@@ -561,7 +568,7 @@ impl Supervisor {
         Snapshot {
             running: self.running.len(),
             used: self.running.values().map(|a| a.current).sum(),
-            available: self.last_available.map(|(_, a)| a).unwrap_or_default(),
+            available: self.last_available.map(|(_, a, _)| a).unwrap_or_default(),
         }
     }
 
