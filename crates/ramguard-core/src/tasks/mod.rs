@@ -154,32 +154,17 @@ pub fn features(tasks: &[TaskDef]) -> Vec<Vec<f64>> {
     };
     let any_params = tasks.iter().any(|t| t.params.iter().any(|(k, _)| k != SEQ));
     if any_params {
-        let mut names: Vec<&str> = Vec::new();
-        for t in tasks {
-            for (k, _) in &t.params {
-                if k != SEQ && !names.contains(&k.as_str()) {
-                    names.push(k);
-                }
-            }
-        }
-        let columns: Vec<(&str, Reading)> = names
-            .into_iter()
-            .filter_map(|n| {
-                Some((
-                    n,
-                    Reading::of(tasks.iter().filter_map(move |t| t.param(n)))?,
-                ))
-            })
-            .collect();
-        return tasks
+        let sets: Vec<Vec<(String, String)>> = tasks
             .iter()
-            .map(|t| {
-                columns
-                    .iter()
-                    .map(|(n, r)| t.param(n).and_then(|v| r.parse(v)).unwrap_or(f64::NAN))
-                    .collect()
-            })
+            .map(|t| t.params.iter().filter(|(k, _)| k != SEQ).cloned().collect())
             .collect();
+        return named_columns(&sets);
+    }
+    // Raw command lines: `--peak 512M` and `--years=10` name their values, so tasks line up
+    // by flag even when one has an extra option; positions are the fallback.
+    let flags: Vec<Vec<(String, String)>> = tasks.iter().map(|t| flag_values(&t.argv)).collect();
+    if flags.iter().any(|f| !f.is_empty()) {
+        return named_columns(&flags);
     }
     let len = first.argv.len();
     if tasks.iter().any(|t| t.argv.len() != len) {
@@ -204,9 +189,88 @@ pub fn features(tasks: &[TaskDef]) -> Vec<Vec<f64>> {
         .collect()
 }
 
+/// One numeric column per name that reads as numbers wherever it appears, in order of
+/// first appearance; `NaN` where a task lacks it.
+fn named_columns(sets: &[Vec<(String, String)>]) -> Vec<Vec<f64>> {
+    let get = |set: &'_ [(String, String)], name: &str| -> Option<String> {
+        set.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+    };
+    let mut names: Vec<&str> = Vec::new();
+    for set in sets {
+        for (k, _) in set {
+            if !names.contains(&k.as_str()) {
+                names.push(k);
+            }
+        }
+    }
+    let columns: Vec<(&str, Reading)> = names
+        .into_iter()
+        .filter_map(|n| {
+            let values: Vec<String> = sets.iter().filter_map(|s| get(s, n)).collect();
+            Some((n, Reading::of(values.iter().map(String::as_str))?))
+        })
+        .collect();
+    sets.iter()
+        .map(|set| {
+            columns
+                .iter()
+                .map(|(n, r)| get(set, n).and_then(|v| r.parse(&v)).unwrap_or(f64::NAN))
+                .collect()
+        })
+        .collect()
+}
+
+/// The `--flag value`, `--flag=value` and `-f value` pairs of a command line.
+fn flag_values(argv: &[String]) -> Vec<(String, String)> {
+    let is_flag = |s: &str| {
+        s.starts_with("--") && s.len() > 2
+            || (s.len() == 2 && s.starts_with('-') && s.as_bytes()[1].is_ascii_alphabetic())
+    };
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < argv.len() {
+        let a = argv[i].as_str();
+        if a.starts_with("--") {
+            if let Some((name, value)) = a.split_once('=') {
+                out.push((name.to_string(), value.to_string()));
+                i += 1;
+                continue;
+            }
+        }
+        if is_flag(a) && i + 1 < argv.len() && !is_flag(&argv[i + 1]) {
+            out.push((a.to_string(), argv[i + 1].clone()));
+            i += 2;
+            continue;
+        }
+        i += 1;
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn raw_command_lines_line_up_by_flag_name() {
+        let tasks = [
+            task(&[], &["memhog", "--peak", "64M", "--hold", "1s"]),
+            task(
+                &[],
+                &["memhog", "--peak", "1G", "--leak", "100M", "--hold", "2s"],
+            ),
+            task(&[], &["memhog", "--peak=128M", "--hold", "3s"]),
+        ];
+        let f = features(&tasks);
+        assert_eq!(f[0][0], (64u64 << 20) as f64);
+        assert_eq!(f[1][0], (1u64 << 30) as f64);
+        assert_eq!(f[2][0], (128u64 << 20) as f64);
+        assert_eq!(
+            f[1][1], 2.0,
+            "--hold of the second task, despite the extra --leak"
+        );
+        assert!(f[0][2].is_nan(), "no --leak in the first task");
+    }
 
     #[test]
     fn sizes_and_durations_are_features() {
