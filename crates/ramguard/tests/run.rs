@@ -560,7 +560,7 @@ fn bad_input_is_one_line_and_changes_nothing() {
     for args in [
         vec!["run", "--mem", "12X", "--", "true", ":::", "a"],
         vec!["run", "--timeout", "soon", "--", "true", ":::", "a"],
-        vec!["run", "--", "true"],
+        vec!["run", "--repeat", "0", "--", "true"],
         vec!["run", "--grid", "x=1..", "--", "echo", "{x}"],
         vec!["run", "--", "echo", "{nope}", ":::", "a"],
         vec!["run", "--mem", "1T", "--", "true", ":::", "a"],
@@ -734,7 +734,9 @@ fn an_unexpectedly_large_task_is_braked_requeued_and_completes() {
     let mut lines: Vec<String> = (1..=5)
         .map(|i| format!("{h} --peak 60M --ramp 1s --hold 2s --stdout-lines {i}"))
         .collect();
-    lines.push(format!("{h} --peak 60M --ramp 1s --hold 2s --leak 95M --verbose"));
+    lines.push(format!(
+        "{h} --peak 60M --ramp 1s --hold 2s --leak 95M --verbose"
+    ));
     let tasks_file = w.path().join("tasks.txt");
     std::fs::write(&tasks_file, lines.join("\n")).unwrap();
     let out = w.run(&[
@@ -772,5 +774,42 @@ fn an_unexpectedly_large_task_is_braked_requeued_and_completes() {
     assert!(
         big["attempts"].as_u64().unwrap() >= 2,
         "the large task was not the one braked: {big}\n{err}"
+    );
+}
+
+#[test]
+fn a_lone_command_runs_once_under_supervision() {
+    let w = Work::new();
+    let out = w.run(&[
+        "run",
+        "--json",
+        "--progress",
+        "none",
+        "--",
+        "sh",
+        "-c",
+        "echo once",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(summary(&out)["done"], 1);
+    let out = w.run(&[
+        "run",
+        "--json",
+        "--progress",
+        "none",
+        "--",
+        "sh",
+        "-c",
+        "echo once",
+    ]);
+    assert_eq!(
+        summary(&out)["done"],
+        1,
+        "the rerun resumes: nothing runs again"
+    );
+    assert!(
+        stderr(&out).contains("1 of 1 done already"),
+        "{}",
+        stderr(&out)
     );
 }

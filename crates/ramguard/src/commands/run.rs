@@ -44,7 +44,8 @@ pub enum Progress {
 ///
 /// Exactly one task source: `-- CMD ARGS ::: V1 V2 ...` (GNU parallel style, cartesian
 /// product of the `:::` lists), `--grid NAME=V1,V2 -- CMD {NAME}`, `--tasks FILE`,
-/// `--repeat N -- CMD`, or a sweep file `ramguard run sweep.toml`.
+/// `--repeat N -- CMD`, or a sweep file `ramguard run sweep.toml`. A lone `-- CMD ARGS`
+/// runs once.
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
     /// A sweep file (TOML): name, command template, grid or task list, options.
@@ -86,8 +87,10 @@ pub struct RunArgs {
     #[arg(long, value_name = "SIZE|PCT", value_parser = parse_size_spec)]
     pub mem: Option<SizeSpec>,
 
-    /// Headroom kept free for everything else [default: 10% of the budget base: `--mem`
-    /// when given, else the effective limit]. The brake fires at half of it.
+    /// Headroom kept free for everything else [default: 10% of the budget base (`--mem`
+    /// when given, else the effective limit), at least 256 MiB, at most 25%]. The brake
+    /// fires when available memory falls to half of it (but not below 256 MiB when the
+    /// reserve is at least that).
     #[arg(long, value_name = "SIZE|PCT", value_parser = parse_size_spec)]
     pub reserve: Option<SizeSpec>,
 
@@ -449,11 +452,8 @@ fn build_sweep(args: &RunArgs) -> Result<Sweep> {
         });
         return finish_sweep(name, file.template.display(), file.tasks, file.options);
     }
-    if n_sources == 0 {
-        if args.command.is_empty() {
-            bail!("nothing to run: give `-- CMD ARGS ::: VALUES`, --grid, --tasks FILE, --repeat N or a sweep file (see ramguard run --help)");
-        }
-        bail!("no task source for `{}`: add `::: VALUES`, --grid NAME=V1,V2, --tasks FILE or --repeat N", args.command.join(" "));
+    if n_sources == 0 && args.command.is_empty() {
+        bail!("nothing to run: give `-- CMD ARGS ::: VALUES`, --grid, --tasks FILE, --repeat N or a sweep file (see ramguard run --help)");
     }
     let template = if template_args.is_empty() {
         None
@@ -479,7 +479,8 @@ fn build_sweep(args: &RunArgs) -> Result<Sweep> {
         tasks::from_lines(&text, template.as_ref(), args.shell)
             .map_err(|e| anyhow::anyhow!("{}: {e}", if file == "-" { "stdin" } else { file }))?
     } else {
-        let n = args.repeat.unwrap_or(0);
+        // A lone `-- CMD ARGS` is one task: supervised, capped and journaled like any other.
+        let n = args.repeat.unwrap_or(1);
         if n == 0 {
             bail!("--repeat must be at least 1");
         }
@@ -585,7 +586,7 @@ fn resolve(
     let reserve = args
         .reserve
         .or(file.reserve)
-        .map_or(base.scale(0.10), |r| r.resolve(base));
+        .map_or_else(|| default_reserve(base), |r| r.resolve(base));
     let budget = match mem {
         Some(m) => m.resolve(limit),
         None => limit.saturating_sub(reserve),
@@ -611,13 +612,15 @@ fn resolve(
     } else {
         Some(args.threads.or(file.threads).unwrap_or(1))
     };
-    let brake_level = reserve.scale(0.5);
+    // Half the reserve, but not below 256 MiB where the reserve allows: a small machine
+    // has daemons (a watchdog's min-memory, earlyoom) that act at about that line.
+    let brake_level = reserve.scale(0.5).max(FLOOR.min(reserve));
     Ok(Settings {
         jobs,
         budget,
         reserve,
         brake_level,
-        hard_level: reserve.scale(0.25),
+        hard_level: brake_level.scale(0.5),
         estimate: args.estimate.or(file.estimate),
         task_mem: args.task_mem.or(file.task_mem),
         timeout: args.timeout.or(file.timeout),
@@ -627,6 +630,14 @@ fn resolve(
         effective_limit: limit,
         limit_source: report.memory.effective.limit_source.file.clone(),
     })
+}
+
+/// The least headroom worth keeping and braking at, where the budget allows it.
+const FLOOR: Bytes = Bytes(256 << 20);
+
+/// The default reserve: 10% of the budget base, at least 256 MiB, at most a quarter of it.
+fn default_reserve(base: Bytes) -> Bytes {
+    base.scale(0.10).max(FLOOR).min(base.scale(0.25))
 }
 
 fn policy_config(s: &Settings) -> Config {
