@@ -1,0 +1,1155 @@
+#!/usr/bin/env python3
+"""ramguard against what its users do today: xargs -P, GNU parallel, one job at a time.
+
+    python3 bench/sweep_bench.py --target 4G            # everything, ~15 minutes
+    python3 bench/sweep_bench.py --quick --only sweep   # a small sweep, for development
+
+Theory of operation
+-------------------
+Python 3.11 standard library only. The harness builds `ramguard` and `memhog` in release
+mode, installs GNU parallel with apt-get if it is missing (skipping the parallel
+contenders if that fails), then runs up to four sections and prints one markdown table
+per section, also written to `bench/results-<date>.md` beside the raw `results-<date>.json`.
+
+* sweep: a small machine, honestly. A *ballast* (`memhog --peak N --hold 2h`,
+  oom_score_adj 1000) takes all but `--target` of MemAvailable, so every contender sees
+  the same small machine through /proc/meminfo while MemTotal stays big. A *referee*
+  thread reads MemAvailable every few milliseconds; below `--floor` the machine
+  "crashes": every process the contender started is SIGKILLed and the run is scored as
+  crashed (the Pi's watchdog rebooting it, seed 001). Below floor/2 it also kills the
+  ballast at once, so the real machine never meets the kernel OOM killer. Tasks are
+  seeded `memhog --peak --ramp --hold` runs with heterogeneous peaks; each writes a
+  marker file when it finishes (memhog `--result` into `$RAMGUARD_RESULT`, set per task
+  with `env`), so finished tasks are counted once each, whoever ran them.
+* overhead: 1,000 trivial tasks (`true <i>`) under xargs -P, GNU parallel and ramguard
+  with its durable journal; wall-time ratios against xargs.
+* brake: a task ramping fast past ramguard's `--mem`; the harness polls the task's RSS
+  every millisecond to time the crossing and /proc/<pid> to time its death.
+* cost: ramguard's own CPU share and RSS while it supervises 8 long-holding tasks.
+
+Safety: every contender runs in its own session; the harness kills by pid only (the
+session's members plus the descendants of the contender's root, never by name), on every
+exit path: try/finally, SIGINT/SIGTERM/SIGHUP handlers and atexit. The ballast is killed
+on every exit path too. The benchmark is not a test: nothing here asserts a timing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import datetime as dt
+import json
+import os
+import random
+import shlex
+import shutil
+import signal
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field, asdict
+from pathlib import Path
+
+KIB = 1024
+MIB = 1024 * KIB
+GIB = 1024 * MIB
+PAGE = os.sysconf("SC_PAGE_SIZE")
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+REPO = Path(__file__).resolve().parent.parent
+BENCH_DIR = REPO / "bench"
+RELEASE = REPO / "target" / "release"
+RAMGUARD = RELEASE / "ramguard"
+MEMHOG = RELEASE / "memhog"
+SECTIONS = ("sweep", "overhead", "brake", "cost")
+
+
+# --------------------------------------------------------------------------- units
+
+
+def parse_size(text: str) -> int:
+    """Bytes in `text` such as 4G, 256M, 1.5GiB (powers of 1024) or a plain byte count."""
+    t = text.strip().upper().removesuffix("IB").removesuffix("B")
+    mult = {"K": KIB, "M": MIB, "G": GIB, "T": 1024 * GIB}
+    try:
+        if t and t[-1] in mult:
+            return int(float(t[:-1]) * mult[t[-1]])
+        return int(float(t))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid size {text!r}; hint: use e.g. 4G or 256M")
+
+
+def fmt_size(n: float | None) -> str:
+    """A byte count for people: 1.5 GiB, 300 MiB."""
+    if n is None:
+        return "-"
+    if abs(n) >= GIB:
+        return f"{n / GIB:.2f} GiB"
+    return f"{n / MIB:.0f} MiB"
+
+
+def fmt_mib(n: float) -> str:
+    """A size argument for memhog, in whole MiB."""
+    return f"{int(n) // MIB}M"
+
+
+def fmt_s(x: float | None, digits: int = 1) -> str:
+    return "-" if x is None else f"{x:.{digits}f} s"
+
+
+# --------------------------------------------------------------------------- /proc
+
+
+def mem_available() -> int:
+    """MemAvailable from /proc/meminfo, in bytes."""
+    with open("/proc/meminfo", "rb") as f:
+        for line in f:
+            if line.startswith(b"MemAvailable:"):
+                return int(line.split()[1]) * KIB
+    raise RuntimeError("/proc/meminfo has no MemAvailable line")
+
+
+class MemAvailableReader:
+    """Reads MemAvailable through one open descriptor (pread), cheap enough for a 3 ms poll."""
+
+    def __init__(self) -> None:
+        self.fd = os.open("/proc/meminfo", os.O_RDONLY)
+
+    def read(self) -> int:
+        data = os.pread(self.fd, 8192, 0)
+        i = data.find(b"MemAvailable:")
+        return int(data[i + 13 : data.find(b"kB", i)]) * KIB
+
+
+@dataclass
+class ProcStat:
+    pid: int
+    comm: str
+    state: str
+    ppid: int
+    session: int
+    cpu_ticks: int
+    start_ticks: int
+
+
+def proc_stat(pid: int) -> ProcStat | None:
+    """Parses /proc/<pid>/stat; None if the process is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read().decode(errors="replace")
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+    lpar, rpar = data.find("("), data.rfind(")")
+    rest = data[rpar + 2 :].split()
+    # rest[0] = state (field 3); utime = field 14, stime = 15, starttime = 22.
+    return ProcStat(
+        pid=pid,
+        comm=data[lpar + 1 : rpar],
+        state=rest[0],
+        ppid=int(rest[1]),
+        session=int(rest[3]),
+        cpu_ticks=int(rest[11]) + int(rest[12]),
+        start_ticks=int(rest[19]),
+    )
+
+
+def rss_bytes(pid: int) -> int | None:
+    """Resident set size from /proc/<pid>/statm; None if the process is gone."""
+    try:
+        with open(f"/proc/{pid}/statm", "rb") as f:
+            return int(f.read().split()[1]) * PAGE
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return None
+
+
+def vm_rss(pid: int) -> int | None:
+    """VmRSS from /proc/<pid>/status in bytes; None if gone."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"VmRSS:"):
+                    return int(line.split()[1]) * KIB
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    return None
+
+
+def children_of(pid: int) -> list[int]:
+    """Direct children of `pid` from /proc/<pid>/task/<pid>/children (empty if gone)."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children", "rb") as f:
+            return [int(x) for x in f.read().split()]
+    except (FileNotFoundError, ProcessLookupError):
+        return []
+
+
+def uptime_s() -> float:
+    with open("/proc/uptime") as f:
+        return float(f.read().split()[0])
+
+
+def all_stats() -> list[ProcStat]:
+    out = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            st = proc_stat(int(d))
+            if st is not None:
+                out.append(st)
+    return out
+
+
+def contender_members(root: int, sid: int, stats: list[ProcStat] | None = None) -> list[ProcStat]:
+    """Every live process a contender started: its session's members plus root's descendants."""
+    stats = all_stats() if stats is None else stats
+    kids: dict[int, list[ProcStat]] = {}
+    for st in stats:
+        kids.setdefault(st.ppid, []).append(st)
+    found = {st.pid: st for st in stats if st.session == sid}
+    todo = [root]
+    while todo:
+        p = todo.pop()
+        for st in kids.get(p, []):
+            if st.pid not in found:
+                found[st.pid] = st
+            todo.append(st.pid)
+    me = os.getpid()
+    found.pop(me, None)
+    if BALLAST.pid is not None:
+        found.pop(BALLAST.pid, None)
+    root_st = next((s for s in stats if s.pid == root), None)
+    if root_st is not None:
+        found[root] = root_st
+    return list(found.values())
+
+
+def kill_contender(root: int, sid: int, deadline_s: float = 10.0) -> None:
+    """SIGKILLs every process of the contender rooted at `root` (session `sid`), by pid."""
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        members = [m for m in contender_members(root, sid) if m.state not in ("Z", "X")]
+        if not members:
+            return
+        for m in members:
+            try:
+                os.kill(m.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.01)
+
+
+# --------------------------------------------------------------------------- safety
+
+
+class Ballast:
+    """The memory hog that turns this big machine into a small one; killed on every exit path."""
+
+    def __init__(self) -> None:
+        self.proc: subprocess.Popen | None = None
+        self.pid: int | None = None
+        self.size = 0
+        self.lock = threading.Lock()
+
+    def start(self, size: int, floor: int) -> None:
+        """Starts memhog holding `size`, oom_score_adj 1000, and waits until its RSS is there."""
+        self.kill()
+        if size < 64 * MIB:
+            log(f"ballast: not needed (MemAvailable is within {fmt_size(size)} of the target)")
+            return
+        cmd = [str(MEMHOG), "--peak", str(size), "--ramp", "0", "--hold", "2h"]
+        with self.lock:
+            self.proc = subprocess.Popen(
+                cmd, start_new_session=True, stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )
+            self.pid = self.proc.pid
+            self.size = size
+        try:
+            with open(f"/proc/{self.pid}/oom_score_adj", "w") as f:
+                f.write("1000")
+        except OSError as e:
+            log(f"ballast: cannot set oom_score_adj: {e}")
+        deadline = time.monotonic() + 60 + size / GIB * 10
+        while True:
+            rss = rss_bytes(self.pid)
+            if rss is None or self.proc.poll() is not None:
+                raise RuntimeError(f"ballast memhog (pid {self.pid}) died while growing to {fmt_size(size)}")
+            if rss >= size * 0.99:
+                break
+            if mem_available() < floor:
+                self.kill()
+                raise RuntimeError("MemAvailable fell below the floor while the ballast grew; "
+                                   "hint: something else is using memory, rerun when idle")
+            if time.monotonic() > deadline:
+                self.kill()
+                raise RuntimeError(f"ballast did not reach {fmt_size(size)} in time")
+            time.sleep(0.05)
+
+    def kill(self) -> None:
+        """Kills the ballast by pid and waits for it (idempotent, safe from any thread)."""
+        with self.lock:
+            proc, self.proc, self.pid = self.proc, None, None
+        if proc is not None and proc.poll() is None:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                pass
+
+
+BALLAST = Ballast()
+# Contenders currently running: root pid -> session id. Killed by cleanup on any exit.
+LIVE: dict[int, int] = {}
+LIVE_LOCK = threading.Lock()
+
+
+def cleanup() -> None:
+    """Kills every contender still running and the ballast. Idempotent."""
+    with LIVE_LOCK:
+        live = list(LIVE.items())
+        LIVE.clear()
+    for root, sid in live:
+        kill_contender(root, sid, deadline_s=5)
+    BALLAST.kill()
+
+
+def on_signal(signum, _frame):
+    cleanup()
+    raise SystemExit(128 + signum)
+
+
+# --------------------------------------------------------------------------- referee
+
+
+@dataclass
+class Watch:
+    """What the referee saw during one contender's run."""
+
+    floor: int
+    root: int | None = None
+    sid: int | None = None
+    min_available: int = 1 << 62
+    crashed_at: float | None = None
+    wasted_s: float = 0.0
+    killed_tasks: int = 0
+
+
+class Referee(threading.Thread):
+    """Polls MemAvailable every few ms; crashes the contender below the floor, kills the ballast below floor/2."""
+
+    def __init__(self, floor: int, period_s: float = 0.003) -> None:
+        super().__init__(daemon=True, name="referee")
+        self.floor = floor
+        self.period = period_s
+        self.watch: Watch | None = None
+        self.stop_flag = threading.Event()
+        self.reader = MemAvailableReader()
+        self.global_min = 1 << 62
+        self.emergencies = 0
+
+    def run(self) -> None:
+        while not self.stop_flag.is_set():
+            avail = self.reader.read()
+            self.global_min = min(self.global_min, avail)
+            if avail < self.floor // 2 and BALLAST.pid is not None:
+                self.emergencies += 1
+                BALLAST.kill()
+            w = self.watch
+            if w is not None:
+                w.min_available = min(w.min_available, avail)
+                if avail < self.floor and w.crashed_at is None and w.root is not None:
+                    w.crashed_at = time.monotonic()
+                    self.crash(w)
+            time.sleep(self.period)
+
+    def crash(self, w: Watch) -> None:
+        """Records the work about to be lost, then kills everything the contender started."""
+        now = uptime_s()
+        for m in contender_members(w.root, w.sid):
+            if m.comm == "memhog" and m.state not in ("Z", "X"):
+                w.killed_tasks += 1
+                w.wasted_s += max(0.0, now - m.start_ticks / CLK_TCK)
+        kill_contender(w.root, w.sid)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def run_quiet(cmd: list[str], **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, capture_output=True, text=True, **kw)
+
+
+def build(no_build: bool) -> list[str]:
+    """Builds ramguard and memhog in release mode; returns notes for the report."""
+    notes = []
+    if not no_build:
+        log("building: cargo build --release -p ramguard -p memhog")
+        r = run_quiet(["cargo", "build", "--release", "-p", "ramguard", "-p", "memhog"], cwd=REPO)
+        if r.returncode != 0:
+            tail = "\n".join(r.stderr.strip().splitlines()[-5:])
+            notes.append("cargo build failed; using the binaries already in target/release")
+            log(f"warning: cargo build failed, using existing binaries:\n{tail}")
+    for b in (RAMGUARD, MEMHOG):
+        if not b.exists():
+            raise SystemExit(f"error: {b} does not exist; hint: run cargo build --release -p ramguard -p memhog")
+    return notes
+
+
+def ramguard_features() -> dict[str, bool]:
+    """Which `ramguard run` flags this build has (run may still be under construction)."""
+    r = run_quiet([str(RAMGUARD), "run", "--help"])
+    text = r.stdout + r.stderr
+    flags = ["--mem", "--tasks", "--journal", "--progress", "--json", "--estimate", "--repeat", "-j"]
+    feats = {f: (f in text) for f in flags}
+    feats["usable"] = r.returncode == 0 and feats["--mem"] and feats["--tasks"] and feats["--journal"]
+    return feats
+
+
+def ensure_parallel() -> tuple[str | None, str]:
+    """Path of GNU parallel, installing it with apt-get when missing; (None, why) if impossible."""
+    def gnu(path: str | None) -> bool:
+        if not path:
+            return False
+        r = run_quiet([path, "--version"])
+        return "GNU parallel" in r.stdout
+    path = shutil.which("parallel")
+    if gnu(path):
+        return path, "already installed"
+    log("GNU parallel missing: apt-get install -y parallel")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    r = run_quiet(["apt-get", "install", "-y", "parallel"], env=env)
+    if r.returncode != 0:
+        run_quiet(["apt-get", "update"], env=env)
+        r = run_quiet(["apt-get", "install", "-y", "parallel"], env=env)
+    path = shutil.which("parallel")
+    if gnu(path):
+        return path, "installed with apt-get"
+    why = (r.stderr.strip().splitlines() or ["unknown error"])[-1]
+    return None, f"apt-get install parallel failed ({why}); parallel contenders skipped"
+
+
+def quiet_parallel_env() -> dict[str, str]:
+    """An environment where GNU parallel does not ask for a citation."""
+    home = Path(tempfile.gettempdir()) / "sweep-bench-home"
+    (home / ".parallel").mkdir(parents=True, exist_ok=True)
+    (home / ".parallel" / "will-cite").touch()
+    return dict(os.environ, HOME=str(home))
+
+
+def start_contender(cmd: list[str], cwd: Path, stdin=None, stdout=None, stderr=None,
+                    env=None) -> subprocess.Popen:
+    """Starts `cmd` in `cwd` (where ramguard puts its logs) in a new session, registered for cleanup."""
+    p = subprocess.Popen(cmd, cwd=cwd, start_new_session=True, stdin=stdin or subprocess.DEVNULL,
+                         stdout=stdout or subprocess.DEVNULL, stderr=stderr or subprocess.DEVNULL, env=env)
+    with LIVE_LOCK:
+        LIVE[p.pid] = p.pid
+    return p
+
+
+def finish_contender(p: subprocess.Popen, timeout_s: float) -> tuple[int | None, bool]:
+    """Waits for `p` up to `timeout_s`; kills its whole session afterwards. (code, timed_out)."""
+    timed_out = False
+    try:
+        code = p.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        timed_out, code = True, None
+    kill_contender(p.pid, p.pid)
+    if code is None:
+        try:
+            p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+    with LIVE_LOCK:
+        LIVE.pop(p.pid, None)
+    return code, timed_out
+
+
+def settle_memory(want: int, slack: int, timeout_s: float = 30) -> int:
+    """Waits (with a deadline) until MemAvailable is back above want − slack; returns it."""
+    end = time.monotonic() + timeout_s
+    avail = mem_available()
+    while avail < want - slack and time.monotonic() < end:
+        time.sleep(0.1)
+        avail = mem_available()
+    return avail
+
+
+# --------------------------------------------------------------------------- the sweep
+
+
+@dataclass
+class Task:
+    """One memhog run of the sweep."""
+
+    idx: int
+    peak: int
+    ramp: float
+    hold: float
+    leak: int = 0
+
+    @property
+    def duration(self) -> float:
+        return self.ramp + self.hold
+
+    @property
+    def final_peak(self) -> int:
+        return self.peak + int(self.leak * self.hold)
+
+    @property
+    def area(self) -> float:
+        """Memory-time in byte-seconds, the ramp counted as half (a leak as a triangle)."""
+        return self.peak * (self.ramp / 2 + self.hold) + self.leak * self.hold * self.hold / 2
+
+    def argv(self, marker_dir: Path) -> list[str]:
+        a = ["env", f"RAMGUARD_RESULT={marker_dir}/t{self.idx:03d}", str(MEMHOG),
+             "--peak", f"{self.peak // MIB}M", "--ramp", f"{self.ramp:.2f}s",
+             "--hold", f"{self.hold:.2f}s", "--result", str(self.idx)]
+        if self.leak:
+            a += ["--leak", f"{self.leak // MIB}M"]
+        return a
+
+
+def make_tasks(seed: int, n: int, max_peak: int, dur: tuple[float, float]) -> list[Task]:
+    """Heterogeneous ramping tasks: ~45% small, ~30% medium, ~25% large."""
+    rng = random.Random(seed)
+    tasks = []
+    for i in range(n):
+        r = rng.random()
+        if r < 0.45:
+            peak = rng.uniform(100, 350) * MIB
+        elif r < 0.75:
+            peak = rng.uniform(400, 900) * MIB
+        else:
+            peak = rng.uniform(0.65, 1.0) * max_peak
+        d = rng.uniform(*dur)
+        ramp_frac = rng.uniform(0.4, 0.8)
+        tasks.append(Task(i, int(peak) // MIB * MIB, round(d * ramp_frac, 2), round(d * (1 - ramp_frac), 2)))
+    return tasks
+
+
+def lower_bound(tasks: list[Task], usable: int, cap: int) -> dict[str, float]:
+    """The best any scheduler could do: max of memory-time / usable, longest task, work / cap."""
+    area = sum(t.area for t in tasks) / usable
+    longest = max(t.duration for t in tasks)
+    work = sum(t.duration for t in tasks) / cap
+    return {"memory_time": area, "longest": longest, "work_over_cap": work,
+            "bound": max(area, longest, work)}
+
+
+@dataclass
+class Contender:
+    name: str
+    kind: str  # xargs | parallel | ramguard
+    jobs: int
+    extra: list[str] = field(default_factory=list)
+
+
+@dataclass
+class SweepScore:
+    contender: str
+    variant: str
+    crashed: bool
+    finished: int
+    total: int
+    makespan_s: float
+    ratio: float | None
+    wasted_s: float
+    min_available: int
+    exit_code: int | None
+    timed_out: bool
+    brakes: int = 0
+    notes: str = ""
+
+
+def ramguard_attempts(journal: Path) -> dict[str, tuple[int, float]]:
+    """Per exit class of every attempt in the journal: (count, seconds)."""
+    out: dict[str, tuple[int, float]] = {}
+    if not journal.exists():
+        return out
+    con = sqlite3.connect(f"file:{journal}?mode=ro", uri=True)
+    try:
+        for cls, n, ms in con.execute(
+            "SELECT coalesce(class, 'unfinished'), count(*), coalesce(sum(duration_ms), 0) FROM attempts GROUP BY 1"
+        ):
+            out[cls] = (n, ms / 1000)
+    finally:
+        con.close()
+    return out
+
+
+def ramguard_concurrency(journal: Path) -> tuple[float, int] | None:
+    """Mean and max number of attempts running at once, from the journal's start/end times."""
+    if not journal.exists():
+        return None
+    con = sqlite3.connect(f"file:{journal}?mode=ro", uri=True)
+    try:
+        rows = con.execute("SELECT started_unix_ms, ended_unix_ms FROM attempts "
+                           "WHERE ended_unix_ms IS NOT NULL").fetchall()
+    finally:
+        con.close()
+    if not rows:
+        return None
+    events = sorted([(s, 1) for s, _ in rows] + [(e, -1) for _, e in rows])
+    t0, last, n, most, area = events[0][0], events[0][0], 0, 0, 0
+    for t, d in events:
+        area += n * (t - last)
+        last, n = t, n + d
+        most = max(most, n)
+    span = last - t0
+    return (area / span if span > 0 else float(n)), most
+
+
+def run_sweep_contender(c: Contender, tasks: list[Task], variant: str, args, referee: Referee,
+                        parallel: str | None, bound: float, workdir: Path, raw: dict) -> SweepScore:
+    """Runs one contender on the emulated small machine and scores it."""
+    tag = f"{variant}-{c.name}".replace(" ", "_").replace("/", "_")
+    run_dir = workdir / tag
+    markers = run_dir / "markers"
+    markers.mkdir(parents=True)
+    lines = [shlex.join(t.argv(markers)) for t in tasks]
+    task_file = run_dir / "tasks.txt"
+    task_file.write_text("\n".join(lines) + "\n")
+    out_path, err_path = run_dir / "stdout.txt", run_dir / "stderr.txt"
+    env = None
+    journal = run_dir / "journal.db"
+    if c.kind == "xargs":
+        # xargs appends each line to its command: the command is `env`, the lines lack it.
+        stdin_path = run_dir / "xargs-input.txt"
+        stdin_path.write_text("\n".join(shlex.join(t.argv(markers)[1:]) for t in tasks) + "\n")
+        cmd = ["xargs", "-P", str(c.jobs), "-L", "1", "env"]
+    elif c.kind == "parallel":
+        cmd = [parallel, "-j", str(c.jobs), *c.extra]
+        stdin_path = task_file
+        env = quiet_parallel_env()
+    else:
+        cmd = [str(RAMGUARD), "run", "--mem", args.target_text, "-j", str(c.jobs), "--tasks", str(task_file),
+               "--journal", str(journal), "--progress", "none", "--json", *c.extra]
+        stdin_path = None
+
+    # The machine must look the same to everyone: MemAvailable at the target before each run.
+    avail = settle_memory(args.target, args.retarget) if BALLAST.pid else mem_available()
+    if BALLAST.pid is None or abs(avail - args.target) > args.retarget:
+        log(f"ballast: MemAvailable is {fmt_size(avail)}; sizing it to leave {fmt_size(args.target)}")
+        BALLAST.kill()
+        BALLAST.start(mem_available() - args.target, args.floor)
+    start_avail = mem_available()
+
+    w = Watch(floor=args.floor)
+    log(f"sweep/{variant}: {c.name}: {shlex.join(cmd)}  (MemAvailable {fmt_size(start_avail)})")
+    with open(out_path, "wb") as so, open(err_path, "wb") as se, \
+            open(stdin_path or os.devnull, "rb") as si:
+        t0 = time.monotonic()
+        p = start_contender(cmd, run_dir, stdin=si, stdout=so, stderr=se, env=env)
+        w.root, w.sid = p.pid, p.pid
+        referee.watch = w
+        code, timed_out = finish_contender(p, timeout_s=args.timeout_factor * bound + 30)
+        t1 = w.crashed_at or time.monotonic()
+        referee.watch = None
+    finished = len(list(markers.iterdir()))
+    wasted, brakes, notes = w.wasted_s, 0, []
+    if c.kind == "ramguard":
+        att = ramguard_attempts(journal)
+        raw.setdefault("ramguard_attempts", {})[tag] = att
+        for cls in ("braked", "oom_killed", "over_cap", "timed_out", "interrupted"):
+            n, secs = att.get(cls, (0, 0.0))
+            wasted += secs
+            if cls == "braked":
+                brakes = n
+        conc = ramguard_concurrency(journal)
+        if conc is not None:
+            notes.append(f"{conc[0]:.1f} tasks at once on average, {conc[1]} at most")
+        if att.get("oom_killed"):
+            notes.append(f"{att['oom_killed'][0]} kernel OOM kills")
+        stderr_tail = err_path.read_text(errors="replace").strip().splitlines()[-1:]
+        if code not in (0, None) and stderr_tail:
+            notes.append(f"exit {code}: {stderr_tail[0][:160]}")
+    elif code not in (0, None) and not w.crashed_at:
+        notes.append(f"exit {code}")
+    if timed_out:
+        notes.append("timed out: killed")
+    if w.crashed_at:
+        notes.append(f"crashed at {w.crashed_at - t0:.1f} s, {w.killed_tasks} tasks killed")
+    makespan = t1 - t0
+    score = SweepScore(
+        contender=c.name, variant=variant, crashed=w.crashed_at is not None, finished=finished,
+        total=len(tasks), makespan_s=makespan, ratio=makespan / bound, wasted_s=wasted,
+        min_available=w.min_available, exit_code=code, timed_out=timed_out, brakes=brakes,
+        notes="; ".join(notes),
+    )
+    log(f"  -> crashed={score.crashed} finished={finished}/{len(tasks)} makespan={makespan:.1f}s "
+        f"ratio={score.ratio:.2f} wasted={wasted:.1f}s min avail={fmt_size(w.min_available)}")
+    return score
+
+
+def section_sweep(args, referee: Referee, parallel: str | None, rg_ok: bool, workdir: Path,
+                  raw: dict) -> str:
+    cap = args.cap
+    if args.quick:
+        tasks = make_tasks(args.seed, 12, min(args.max_peak, GIB), (2.0, 6.0))
+    else:
+        tasks = make_tasks(args.seed, args.tasks, args.max_peak, (2.0, 15.0))
+    leaky = [Task(t.idx, t.peak, t.ramp, t.hold, t.leak) for t in tasks]
+    # The leaky variant: one task leaks for 10 s at 100 MiB/s on top of a small peak.
+    leaky[len(leaky) // 2] = Task(len(leaky) // 2, 200 * MIB, 1.0, 10.0, leak=100 * MIB)
+    usable = args.target - args.floor
+    contenders = [Contender(f"xargs -P {n}", "xargs", n) for n in args.xargs_jobs]
+    if parallel:
+        contenders += [
+            Contender(f"parallel -j {cap}", "parallel", cap),
+            Contender(f"parallel -j {cap} --memfree 1G --retries 3", "parallel", cap,
+                      ["--memfree", "1G", "--retries", "3"]),
+        ]
+        if not args.quick:
+            contenders.append(Contender(f"parallel -j {cap} --memsuspend 1G", "parallel", cap,
+                                        ["--memsuspend", "1G"]))
+    if rg_ok:
+        contenders.append(Contender(f"ramguard --mem {args.target_text} -j {cap}", "ramguard", cap))
+    if args.contender:
+        contenders = [c for c in contenders if any(x in c.name for x in args.contender)]
+    variants = [("ramp", tasks, contenders)]
+    if not args.no_leak:
+        leak_names = {f"xargs -P {args.xargs_jobs[len(args.xargs_jobs) // 2]}",
+                      f"parallel -j {cap} --memfree 1G --retries 3",
+                      f"ramguard --mem {args.target_text} -j {cap}"}
+        variants.append(("leak", leaky, [c for c in contenders if c.name in leak_names]))
+
+    md = [f"## Sweep on an emulated {args.target_text} machine\n"]
+    md.append(f"Ballast leaves MemAvailable at {fmt_size(args.target)}; the referee crashes a run when "
+              f"MemAvailable falls below {fmt_size(args.floor)}. Concurrency cap {cap} "
+              f"({os.cpu_count()} CPUs: memhog holds and sleeps, so memory, not CPU, limits parallelism). "
+              f"Seed {args.seed}.\n")
+    raw["sweep"] = {"target": args.target, "floor": args.floor, "cap": cap, "seed": args.seed, "variants": {}}
+    try:
+        for variant, vtasks, vcontenders in variants:
+            lb = lower_bound(vtasks, usable, cap)
+            peaks = sorted(t.final_peak for t in vtasks)
+            md.append(f"### Variant `{variant}`: {len(vtasks)} tasks, peaks {fmt_size(peaks[0])} … "
+                      f"{fmt_size(peaks[-1])} (median {fmt_size(peaks[len(peaks) // 2])}), "
+                      f"{min(t.duration for t in vtasks):.1f}–{max(t.duration for t in vtasks):.1f} s each\n")
+            md.append(f"Lower bound {lb['bound']:.1f} s = max(memory-time / usable {lb['memory_time']:.1f} s, "
+                      f"longest task {lb['longest']:.1f} s, work / {cap} {lb['work_over_cap']:.1f} s).\n")
+            rows = []
+            scores = []
+            for c in vcontenders:
+                s = run_sweep_contender(c, vtasks, variant, args, referee, parallel, lb["bound"], workdir, raw)
+                scores.append(s)
+                rows.append([f"`{s.contender}`", "**CRASHED**" if s.crashed else "no",
+                             f"{s.finished}/{s.total}", fmt_s(s.makespan_s), f"{s.ratio:.2f}×",
+                             fmt_s(s.wasted_s), str(s.brakes) if c.kind == "ramguard" else "-",
+                             fmt_size(s.min_available), s.notes or ""])
+            md.append(table(["contender", "crashed", "finished", "makespan", "÷ bound", "wasted work",
+                             "brakes", "lowest MemAvailable", "notes"], rows))
+            raw["sweep"]["variants"][variant] = {
+                "tasks": [asdict(t) for t in vtasks], "lower_bound": lb,
+                "scores": [asdict(s) for s in scores],
+            }
+    finally:
+        BALLAST.kill()
+    return "\n".join(md)
+
+
+# --------------------------------------------------------------------------- overhead
+
+
+def section_overhead(args, parallel: str | None, rg_ok: bool, workdir: Path, raw: dict) -> str:
+    n_tasks, jobs = args.trivial, args.overhead_jobs
+    reps = 1 if args.quick else 3
+    d = workdir / "overhead"
+    d.mkdir()
+    task_file = d / "tasks.txt"
+    task_file.write_text("".join(f"true {i}\n" for i in range(n_tasks)))
+    # xargs and parallel get the arguments and the command `true`, as their users write it.
+    args_file = d / "args.txt"
+    args_file.write_text("".join(f"{i}\n" for i in range(n_tasks)))
+    runs: dict[str, list[float]] = {}
+    notes: dict[str, str] = {}
+
+    def timed(name: str, cmd: list[str], stdin: Path | None, env=None) -> float | None:
+        with open(stdin or os.devnull, "rb") as si, open(d / "stderr.txt", "ab") as se:
+            t0 = time.monotonic()
+            p = start_contender(cmd, d, stdin=si, stderr=se, env=env)
+            code, timed_out = finish_contender(p, timeout_s=args.overhead_timeout)
+            el = time.monotonic() - t0
+        if code != 0:
+            notes[name] = f"exit {code}" + (" (timed out)" if timed_out else "")
+            return None
+        return el
+
+    for rep in range(reps):
+        name = f"xargs -P {jobs}"
+        t = timed(name, ["xargs", "-P", str(jobs), "-n", "1", "true"], args_file)
+        runs.setdefault(name, []).append(t)
+        if parallel:
+            name = f"parallel -j {jobs}"
+            runs.setdefault(name, []).append(timed(name, [parallel, "-j", str(jobs), "true"], args_file,
+                                                   quiet_parallel_env()))
+        if rg_ok:
+            name = f"ramguard -j {jobs} (journal on)"
+            journal = d / f"journal-{rep}.db"
+            t = timed(name, [str(RAMGUARD), "run", "-j", str(jobs), "--tasks", str(task_file),
+                             "--journal", str(journal), "--progress", "none"], None)
+            runs.setdefault(name, []).append(t)
+            done = None
+            if journal.exists():
+                con = sqlite3.connect(f"file:{journal}?mode=ro", uri=True)
+                try:
+                    done = con.execute("SELECT count(*) FROM tasks WHERE state = 'done'").fetchone()[0]
+                finally:
+                    con.close()
+            notes[name] = f"journal: {done} of {n_tasks} tasks done"
+        log(f"overhead rep {rep + 1}/{reps}: " + ", ".join(
+            f"{k} {v[-1]:.2f}s" if v[-1] is not None else f"{k} failed" for k, v in runs.items()))
+    base = statistics.median(x for x in runs[f"xargs -P {jobs}"] if x is not None)
+    rows, rawrows = [], []
+    for name, ts in runs.items():
+        ok = [x for x in ts if x is not None]
+        med = statistics.median(ok) if ok else None
+        rows.append([f"`{name}`", fmt_s(med, 2), f"{med / base:.2f}×" if med else "-",
+                     f"{med / n_tasks * 1000:.2f} ms" if med else "-", notes.get(name, "")])
+        rawrows.append({"contender": name, "runs_s": ts, "median_s": med, "ratio": med / base if med else None,
+                        "notes": notes.get(name, "")})
+    raw["overhead"] = {"tasks": n_tasks, "jobs": jobs, "reps": reps, "rows": rawrows}
+    return "\n".join([
+        f"## Overhead: {n_tasks} trivial tasks (`true <i>`), N = {jobs}\n",
+        f"Median of {reps} run(s); ratio against `xargs -P {jobs}`. No ballast.\n",
+        table(["runner", "wall time", "÷ xargs", "per task", "notes"], rows),
+    ])
+
+
+# --------------------------------------------------------------------------- brake reaction
+
+
+def brake_trial(args, d: Path, i: int) -> tuple[list[dict], dict]:
+    """One `ramguard run --mem` of a fast-ramping task: one sample per attempt it started, and the run."""
+    budget = args.brake_mem
+    journal = d / f"journal-{i}.db"
+    cmd = [str(RAMGUARD), "run", "--mem", args.brake_mem_text, "--journal", str(journal), "--progress", "none",
+           "--repeat", "1", "--", str(MEMHOG), "--peak", args.brake_peak, "--ramp", args.brake_ramp, "--result", str(i)]
+    err_path = d / f"stderr-{i}.txt"
+    with open(err_path, "wb") as se:
+        p = start_contender(cmd, d, stderr=se)
+        # pid -> {crossed, died, max_rss}
+        seen: dict[int, dict] = {}
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            now = time.monotonic()
+            for c in children_of(p.pid):
+                if c not in seen and getattr(proc_stat(c), "comm", "") == "memhog":
+                    seen[c] = {"pid": c, "crossed": None, "died": None, "max_rss": 0, "first": now,
+                               "crossed_unix": None, "died_unix": None}
+            for c, s in seen.items():
+                if s["died"] is not None:
+                    continue
+                st = proc_stat(c)
+                if st is None or st.state in ("Z", "X"):
+                    s["died"], s["died_unix"] = now, time.time()
+                    continue
+                rss = rss_bytes(c)
+                if rss is not None:
+                    s["max_rss"] = max(s["max_rss"], rss)
+                    if rss > budget and s["crossed"] is None:
+                        s["crossed"], s["crossed_unix"] = now, time.time()
+            if p.poll() is not None:
+                break
+            time.sleep(0.001)
+        code, _ = finish_contender(p, timeout_s=5)
+    out = []
+    for s in seen.values():
+        react = (s["died"] - s["crossed"]) * 1000 if s["crossed"] and s["died"] else None
+        out.append({"trial": i, "pid": s["pid"], "reaction_ms": react, "max_rss": s["max_rss"],
+                    "crossed": s["crossed"] is not None, "exit_code": code})
+    # ramguard's own brake event time splits the reaction into detection and killing.
+    brakes = []
+    if journal.exists():
+        con = sqlite3.connect(f"file:{journal}?mode=ro", uri=True)
+        try:
+            brakes = [r[0] / 1000 for r in con.execute(
+                "SELECT unix_ms FROM events WHERE kind = 'brake' ORDER BY unix_ms")]
+        finally:
+            con.close()
+    for o, s in zip(out, seen.values()):
+        ev = next((b for b in brakes if s["crossed_unix"] and b >= s["crossed_unix"] - 0.05), None)
+        if ev is not None and s["died_unix"]:
+            o["detect_ms"] = (ev - s["crossed_unix"]) * 1000
+            o["kill_ms"] = (s["died_unix"] - ev) * 1000
+    att = ramguard_attempts(journal)
+    lines = err_path.read_text(errors="replace").strip().splitlines()
+    run = {"trial": i, "exit_code": code, "classes": {k: v[0] for k, v in att.items()},
+           "stderr_last": lines[-1] if lines else ""}
+    return out, run
+
+
+def teardown_baseline(size: str, trials: int) -> list[float]:
+    """Milliseconds from SIGKILL to death of a bare memhog holding `size`: the kernel's share."""
+    out = []
+    d = Path(tempfile.gettempdir())
+    want = parse_size(size) * 0.98
+    for _ in range(trials):
+        p = start_contender([str(MEMHOG), "--peak", size, "--hold", "60s"], d)
+        end = time.monotonic() + 30
+        while (rss_bytes(p.pid) or 0) < want and time.monotonic() < end and p.poll() is None:
+            time.sleep(0.005)
+        t0 = time.monotonic()
+        os.kill(p.pid, signal.SIGKILL)
+        while True:
+            st = proc_stat(p.pid)
+            if st is None or st.state in ("Z", "X"):
+                break
+            time.sleep(0.0005)
+        out.append((time.monotonic() - t0) * 1000)
+        finish_contender(p, timeout_s=5)
+    return out
+
+
+def section_brake(args, rg_ok: bool, workdir: Path, raw: dict) -> str:
+    if not rg_ok:
+        return "## Brake reaction\n\nskipped: this ramguard has no usable `run --mem`.\n"
+    d = workdir / "brake"
+    d.mkdir()
+    trials = 5 if args.quick else args.brake_trials
+    samples, runs = [], []
+    for i in range(trials):
+        got, run = brake_trial(args, d, i)
+        samples += got
+        runs.append(run)
+    exits: dict[str, int] = {}
+    classes: dict[str, int] = {}
+    for r in runs:
+        exits[str(r["exit_code"])] = exits.get(str(r["exit_code"]), 0) + 1
+        for k, v in r["classes"].items():
+            classes[k] = classes.get(k, 0) + v
+    errors = sorted({r["stderr_last"] for r in runs if r["exit_code"] not in (0, 1) and r["stderr_last"]})
+    reacts = sorted(s["reaction_ms"] for s in samples if s["reaction_ms"] is not None)
+    never = [s for s in samples if s["crossed"] and s["reaction_ms"] is None]
+    detect = sorted(s["detect_ms"] for s in samples if "detect_ms" in s)
+    kill = sorted(s["kill_ms"] for s in samples if "kill_ms" in s)
+    max_rss = max((s["max_rss"] for s in samples), default=0)
+    base = teardown_baseline(fmt_mib(max_rss or args.brake_mem), 3 if args.quick else 8)
+    raw["brake"] = {"teardown_baseline_ms": base, "budget": args.brake_mem, "peak": args.brake_peak, "ramp": args.brake_ramp,
+                    "samples": samples, "runs": runs}
+    rows = [[str(trials), str(len(samples)), str(len(reacts)),
+             f"{statistics.median(reacts):.1f} ms" if reacts else "-",
+             f"{reacts[int(0.9 * (len(reacts) - 1))]:.1f} ms" if reacts else "-",
+             f"{reacts[-1]:.1f} ms" if reacts else "-",
+             f"{statistics.median(detect):.1f} / {detect[-1]:.1f} ms" if detect else "-",
+             f"{statistics.median(kill):.1f} / {kill[-1]:.1f} ms" if kill else "-",
+             fmt_size(max_rss), str(len(never)),
+             ", ".join(f"{k}×{v}" for k, v in sorted(exits.items())),
+             ", ".join(f"{k}×{v}" for k, v in sorted(classes.items()))]]
+    return "\n".join([
+        "## Brake reaction\n",
+        f"`ramguard run --mem {args.brake_mem_text} -- memhog --peak {args.brake_peak} --ramp {args.brake_ramp}`: "
+        "the harness polls the task's RSS every 1 ms (crossing = first sample above the budget) and "
+        "/proc/<pid> (death = gone or zombie). Each attempt ramguard starts is one sample.\n",
+        "Detection = ramguard's `brake` journal event (unix ms) minus the crossing; kill = death minus "
+        "that event (median / worst; wall clocks of one host).\n",
+        f"Baseline: the kernel alone takes {statistics.median(base):.1f} ms (median of {len(base)}, worst "
+        f"{max(base):.1f} ms) from SIGKILL to the death of a bare memhog of the same size "
+        "(freeing its pages), so that much of 'kill' is not ramguard's.\n",
+        table(["runs", "attempts seen", "crossed and died", "median", "p90", "worst", "detection",
+               "kill", "highest RSS seen",
+               "crossed, never died", "ramguard exit codes", "attempt classes (journal)"], rows),
+    ] + [f"- ramguard said: `{e[:200]}`" for e in errors[:3]])
+
+
+# --------------------------------------------------------------------------- supervisor cost
+
+
+def section_cost(args, rg_ok: bool, feats: dict, workdir: Path, raw: dict) -> str:
+    if not rg_ok:
+        return "## Supervisor cost\n\nskipped: this ramguard has no usable `run`.\n"
+    d = workdir / "cost"
+    d.mkdir()
+    hold_s = 5 if args.quick else 20
+    hold = f"{hold_s}s"
+    n = 8
+    task_file = d / "tasks.txt"
+    task_file.write_text("".join(f"{MEMHOG} --peak 50M --hold {hold} --result {i}\n" for i in range(n)))
+    cmd = [str(RAMGUARD), "run", "-j", str(n), "--tasks", str(task_file), "--journal", str(d / "journal.db"),
+           "--progress", "none"]
+    if feats.get("--estimate"):
+        cmd += ["--estimate", "64M"]  # so that all 8 run at once from the start
+    with open(d / "stderr.txt", "wb") as se:
+        t0 = time.monotonic()
+        p = start_contender(cmd, d, stderr=se)
+        first = proc_stat(p.pid)
+        samples = []  # (t, cpu_ticks, rss, running children)
+        while p.poll() is None and time.monotonic() < t0 + hold_s + 60:
+            st = proc_stat(p.pid)
+            rss = vm_rss(p.pid)
+            kids = [st for st in map(proc_stat, children_of(p.pid))
+                    if st is not None and st.comm == "memhog" and st.state not in ("Z", "X")]
+            if st is not None and rss is not None:
+                samples.append((time.monotonic(), st.cpu_ticks, rss, len(kids)))
+            time.sleep(0.1)
+        code, _ = finish_contender(p, timeout_s=5)
+        wall = time.monotonic() - t0
+    full = [s for s in samples if s[3] == n]
+    most = max((s[3] for s in samples), default=0)
+    window = full or [s for s in samples if s[3] == most]
+    row = {"exit_code": code, "wall_s": wall, "max_concurrent": most}
+    if len(window) >= 2:
+        dt_ = window[-1][0] - window[0][0]
+        row["steady_cpu_pct"] = (window[-1][1] - window[0][1]) / CLK_TCK / dt_ * 100 if dt_ > 0 else None
+        row["steady_window_s"] = dt_
+    if samples:
+        row["whole_run_cpu_pct"] = (samples[-1][1] - (first.cpu_ticks if first else 0)) / CLK_TCK / \
+            (samples[-1][0] - t0) * 100
+        row["max_rss"] = max(s[2] for s in samples)
+        row["steady_max_rss"] = max(s[2] for s in window) if window else None
+    raw["cost"] = {"cmd": cmd, **row}
+    rows = [[f"{most}", fmt_s(row.get("steady_window_s")),
+             f"{row['steady_cpu_pct']:.2f} %" if row.get("steady_cpu_pct") is not None else "-",
+             f"{row['whole_run_cpu_pct']:.2f} %" if row.get("whole_run_cpu_pct") is not None else "-",
+             fmt_size(row.get("steady_max_rss")), fmt_size(row.get("max_rss")), str(code)]]
+    return "\n".join([
+        f"## Supervisor cost: {n} × `memhog --peak 50M --hold {hold}`\n",
+        f"`{shlex.join(cmd[:1] + ['run'] + cmd[2:])}`; ramguard's utime+stime over wall time from "
+        "/proc/<pid>/stat (% of one core), VmRSS sampled every 100 ms. 'steady' = while all tasks ran.\n",
+        table(["tasks at once", "steady window", "CPU steady", "CPU whole run", "RSS steady (max)",
+               "RSS max", "exit"], rows),
+    ])
+
+
+# --------------------------------------------------------------------------- output
+
+
+def table(header: list[str], rows: list[list[str]]) -> str:
+    """A markdown table."""
+    esc = lambda c: str(c).replace("|", "\\|")  # noqa: E731
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
+    lines += ["| " + " | ".join(esc(c) for c in r) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def machine_line() -> str:
+    total = 0
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemTotal:"):
+                total = int(line.split()[1]) * KIB
+    return f"{os.cpu_count()} CPUs, MemTotal {fmt_size(total)}, Linux {os.uname().release}"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--target", default="4G", help="MemAvailable the ballast leaves (the emulated machine)")
+    ap.add_argument("--floor", default="256M", type=parse_size, help="referee crash level for MemAvailable")
+    ap.add_argument("--only", action="append", choices=SECTIONS, help="run only this section (repeatable)")
+    ap.add_argument("--quick", action="store_true", help="a smaller sweep and fewer trials, for development")
+    ap.add_argument("--seed", type=int, default=2, help="seed of task sizes and durations")
+    ap.add_argument("--tasks", type=int, default=36, help="tasks in the sweep")
+    ap.add_argument("--max-peak", default="1.5G", type=parse_size, help="largest task peak")
+    ap.add_argument("--cap", type=int, default=8, help="concurrency cap of parallel and ramguard")
+    ap.add_argument("--xargs-jobs", default="2,4,8", help="xargs -P values, comma-separated")
+    ap.add_argument("--no-leak", action="store_true", help="skip the leaky-task variant")
+    ap.add_argument("--contender", action="append",
+                    help="sweep only contenders whose name contains this text (repeatable), e.g. ramguard")
+    ap.add_argument("--retarget", default="192M", type=parse_size,
+                    help="resize the ballast when MemAvailable drifts this far from the target")
+    ap.add_argument("--timeout-factor", type=float, default=6.0, help="kill a sweep run after this × the bound")
+    ap.add_argument("--trivial", type=int, default=1000, help="trivial tasks in the overhead section")
+    ap.add_argument("--overhead-jobs", type=int, default=8, help="N for the overhead section")
+    ap.add_argument("--overhead-timeout", type=float, default=120, help="kill an overhead run after this many s")
+    ap.add_argument("--brake-trials", type=int, default=20)
+    ap.add_argument("--brake-mem", default="512M", help="ramguard --mem in the brake section")
+    ap.add_argument("--brake-peak", default="2G")
+    ap.add_argument("--brake-ramp", default="1s")
+    ap.add_argument("--no-build", action="store_true", help="use the binaries in target/release as they are")
+    ap.add_argument("--out-dir", default=str(BENCH_DIR), type=Path, help="where results-<date>.{md,json} go")
+    ap.add_argument("--keep", action="store_true", help="keep the scratch directory (task files, journals)")
+    args = ap.parse_args()
+    args.target_text = args.target
+    args.target = parse_size(args.target)
+    args.brake_mem_text = args.brake_mem
+    args.brake_mem = parse_size(args.brake_mem)
+    try:
+        args.xargs_jobs = [int(x) for x in args.xargs_jobs.split(",") if x]
+    except ValueError:
+        ap.error(f"--xargs-jobs {args.xargs_jobs!r}: expected comma-separated integers such as 2,4,8")
+    if args.quick:
+        args.xargs_jobs = [2, args.cap]
+    sections = args.only or list(SECTIONS)
+
+    for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(s, on_signal)
+    atexit.register(cleanup)
+
+    started = dt.datetime.now()
+    notes = build(args.no_build)
+    feats = ramguard_features()
+    rg_ok = feats["usable"]
+    if not rg_ok:
+        notes.append("`ramguard run` is not usable in this build (no --mem/--tasks/--journal): ramguard rows skipped")
+        log("warning: " + notes[-1])
+    parallel, why = (None, "not needed")
+    if {"sweep", "overhead"} & set(sections):
+        parallel, why = ensure_parallel()
+        if parallel is None:
+            notes.append(why)
+            log("warning: " + why)
+    pver = run_quiet([parallel, "--version"]).stdout.splitlines()[0] if parallel else "none"
+    rgver = run_quiet([str(RAMGUARD), "--version"]).stdout.strip()
+
+    workdir = Path(tempfile.mkdtemp(prefix="sweep-bench-"))
+    raw: dict = {"started": started.isoformat(timespec="seconds"), "argv": sys.argv, "machine": machine_line(),
+                 "ramguard": rgver, "parallel": pver, "ramguard_features": feats, "notes": notes}
+    referee = Referee(args.floor)
+    referee.start()
+    parts = []
+    try:
+        if "sweep" in sections:
+            free = mem_available()
+            if free < args.target + GIB:
+                notes.append(f"MemAvailable {fmt_size(free)} is too close to the target; sweep skipped")
+            else:
+                parts.append(section_sweep(args, referee, parallel, rg_ok, workdir, raw))
+        if "overhead" in sections:
+            parts.append(section_overhead(args, parallel, rg_ok, workdir, raw))
+        if "brake" in sections:
+            parts.append(section_brake(args, rg_ok, workdir, raw))
+        if "cost" in sections:
+            parts.append(section_cost(args, rg_ok, feats, workdir, raw))
+    finally:
+        referee.stop_flag.set()
+        cleanup()
+        if not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+        else:
+            log(f"scratch kept in {workdir}")
+    raw["referee_emergencies"] = referee.emergencies
+    raw["finished"] = dt.datetime.now().isoformat(timespec="seconds")
+    head = [
+        f"# ramguard benchmark, {started:%Y-%m-%d %H:%M}\n",
+        f"Command: `python3 bench/{Path(__file__).name} {shlex.join(sys.argv[1:])}`  ",
+        f"Machine: {machine_line()}  ",
+        f"ramguard: {rgver or '?'}; GNU parallel: {pver}; elapsed "
+        f"{(dt.datetime.now() - started).total_seconds() / 60:.1f} min\n",
+    ]
+    if referee.emergencies:
+        head.append(f"**Safety:** the ballast was killed {referee.emergencies} time(s) because MemAvailable fell "
+                    f"below floor/2.\n")
+    for n in notes:
+        head.append(f"- note: {n}")
+    text = "\n".join(head) + "\n\n" + "\n".join(parts)
+    print(text)
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    stamp = started.strftime("%Y%m%d-%H%M")
+    (args.out_dir / f"results-{stamp}.md").write_text(text)
+    (args.out_dir / f"results-{stamp}.json").write_text(json.dumps(raw, indent=2, default=str))
+    log(f"wrote {args.out_dir}/results-{stamp}.md and .json")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
