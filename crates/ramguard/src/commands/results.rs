@@ -229,7 +229,11 @@ fn flatten(rows: &[ResultRow], raw: bool) -> (Vec<String>, Vec<Vec<String>>) {
         .iter()
         .zip(flat)
         .map(|(r, (ps, rs))| {
-            let mut c = vec![r.key.clone()];
+            let mut c = vec![if raw {
+                r.key.clone()
+            } else {
+                readable_key(&r.key)
+            }];
             for p in &param_cols {
                 c.push(
                     ps.iter()
@@ -274,4 +278,35 @@ fn flatten(rows: &[ResultRow], raw: bool) -> (Vec<String>, Vec<Vec<String>>) {
         })
         .collect();
     (header, cells)
+}
+
+/// A task's identity as a person reads it in a table: `lam=0 beta=3.1` for params, the
+/// command line for raw commands; at most 60 characters. CSV and JSON keep the exact key.
+fn readable_key(key: &str) -> String {
+    let text = match serde_json::from_str::<serde_json::Value>(key) {
+        Ok(serde_json::Value::Object(m)) => m
+            .iter()
+            .map(|(k, v)| match v {
+                serde_json::Value::String(s) => format!("{k}={s}"),
+                other => format!("{k}={other}"),
+            })
+            .collect::<Vec<_>>()
+            .join(" "),
+        Ok(serde_json::Value::Array(a)) => a
+            .iter()
+            .map(|v| match v {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join(" "),
+        _ => key.to_string(),
+    };
+    if text.chars().count() > 60 {
+        let mut t: String = text.chars().take(59).collect();
+        t.push('…');
+        t
+    } else {
+        text
+    }
 }
