@@ -188,6 +188,36 @@ pub enum ExitClass {
     Interrupted,
 }
 
+impl ExitClass {
+    /// Every class, in declaration order.
+    pub const ALL: [ExitClass; 9] = [
+        ExitClass::Done,
+        ExitClass::Failed,
+        ExitClass::Signaled,
+        ExitClass::OverCap,
+        ExitClass::TimedOut,
+        ExitClass::Braked,
+        ExitClass::OomKilled,
+        ExitClass::ShmBus,
+        ExitClass::Interrupted,
+    ];
+
+    /// The class's name in the journal and in JSON (its serde name).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExitClass::Done => "done",
+            ExitClass::Failed => "failed",
+            ExitClass::Signaled => "signaled",
+            ExitClass::OverCap => "over_cap",
+            ExitClass::TimedOut => "timed_out",
+            ExitClass::Braked => "braked",
+            ExitClass::OomKilled => "oom_killed",
+            ExitClass::ShmBus => "shm_bus",
+            ExitClass::Interrupted => "interrupted",
+        }
+    }
+}
+
 /// A task's state; each state carries its data.
 #[derive(Debug, Clone, PartialEq)]
 pub enum TaskState {

@@ -388,14 +388,7 @@ fn params_json(t: &TaskDef) -> serde_json::Value {
 
 /// Kills a process left by a ramguard that died, but only if it carries a task token.
 fn kill_orphan(pid: u32) {
-    let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) else {
-        return;
-    };
-    let marker = format!("{}=", supervisor::tree::TOKEN_VAR);
-    let ours = env
-        .split(|b| *b == 0)
-        .any(|v| v.starts_with(marker.as_bytes()));
-    if ours {
+    if supervisor::tree::token_of(pid).is_some() {
         if let Some(p) = rustix::process::Pid::from_raw(pid as i32) {
             let _ = rustix::process::kill_process_group(p, rustix::process::Signal::KILL);
             let _ = rustix::process::kill_process(p, rustix::process::Signal::KILL);
@@ -810,11 +803,10 @@ impl RunSink<'_> {
 }
 
 impl Sink for RunSink<'_> {
-    fn launch(&mut self, task: TaskId, attempt: u32) -> Result<Launch> {
+    fn launch(&mut self, now: Duration, task: TaskId, attempt: u32) -> Result<Launch> {
         // A finished task must be durable before anything new starts: a crash right after
         // this start must not make the rerun repeat it.
         if self.completions_pending {
-            let now = self.last_commit;
             self.commit(now)?;
         }
         let (stdout, stderr, result) = self.files(task, attempt);
@@ -1003,7 +995,7 @@ impl RunSink<'_> {
     }
 
     fn finish_attempt(&mut self, id: i64, fin: &Finished, result: Option<String>) -> Result<()> {
-        let class = class_name(fin.class);
+        let class = fin.class.as_str();
         self.journal.attempt_finished(
             id,
             &AttemptEnd {
@@ -1057,21 +1049,6 @@ impl RunSink<'_> {
             .push(format!("{verb} {}  {detail}", self.label(fin.task)));
         self.completions_pending = true;
         Ok(())
-    }
-}
-
-/// The journal's name for an exit class.
-pub fn class_name(c: ExitClass) -> &'static str {
-    match c {
-        ExitClass::Done => "done",
-        ExitClass::Failed => "failed",
-        ExitClass::Signaled => "signaled",
-        ExitClass::OverCap => "over_cap",
-        ExitClass::TimedOut => "timed_out",
-        ExitClass::Braked => "braked",
-        ExitClass::OomKilled => "oom_killed",
-        ExitClass::ShmBus => "shm_bus",
-        ExitClass::Interrupted => "interrupted",
     }
 }
 

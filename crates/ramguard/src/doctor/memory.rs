@@ -11,19 +11,8 @@ use ramguard_core::Bytes;
 use super::{ev, read, Checkup, Context, Severity};
 use crate::probe::{HostReport, Root};
 
-/// The thread-count variables BLAS, OpenMP and friends read; the list ramguard itself sets.
-pub const THREAD_VARS: &[&str] = &[
-    "OMP_NUM_THREADS",
-    "OPENBLAS_NUM_THREADS",
-    "MKL_NUM_THREADS",
-    "VECLIB_MAXIMUM_THREADS",
-    "NUMEXPR_NUM_THREADS",
-    "BLIS_NUM_THREADS",
-    "NUMBA_NUM_THREADS",
-    "RAYON_NUM_THREADS",
-    "POLARS_MAX_THREADS",
-    "JULIA_NUM_THREADS",
-];
+/// The thread-count variables BLAS, OpenMP and friends read: the list `run` sets.
+pub use crate::supervisor::THREAD_VARS;
 
 /// Hosts with at least this many usable CPUs get the thread-variable check.
 const MANY_CORES: u32 = 4;

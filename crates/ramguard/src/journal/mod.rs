@@ -45,6 +45,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
+use ramguard_core::policy::ExitClass;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -240,8 +241,7 @@ pub struct AttemptEnd {
     pub peak_rss: u64,
     /// Peak PSS of the tree, in bytes, when measured.
     pub peak_pss: Option<u64>,
-    /// Exit class: done, failed, signaled, over_cap, timed_out, braked, oom_killed, shm_bus,
-    /// interrupted.
+    /// Exit class: the name of an [`ExitClass`] (`ExitClass::as_str`).
     pub class: String,
     /// Exit code, if it exited.
     pub code: Option<i32>,
@@ -254,19 +254,6 @@ pub struct AttemptEnd {
     /// Raw text of the `$RAMGUARD_RESULT` file, if the task wrote one.
     pub result: Option<String>,
 }
-
-/// Exit classes [`AttemptEnd::class`] may take.
-pub const EXIT_CLASSES: [&str; 9] = [
-    "done",
-    "failed",
-    "signaled",
-    "over_cap",
-    "timed_out",
-    "braked",
-    "oom_killed",
-    "shm_bus",
-    "interrupted",
-];
 
 /// An open journal.
 #[derive(Debug)]
@@ -727,7 +714,7 @@ impl Journal {
     /// Journals how an attempt ended (in the current group) and moves its task to its next
     /// state: done → done; requeued → queued; interrupted → interrupted; otherwise failed.
     pub fn attempt_finished(&mut self, attempt_id: i64, end: &AttemptEnd) -> Result<()> {
-        if !EXIT_CLASSES.contains(&end.class.as_str()) {
+        if !ExitClass::ALL.iter().any(|c| c.as_str() == end.class) {
             bail!(
                 "unknown exit class '{}' for attempt {attempt_id}",
                 end.class

@@ -71,7 +71,7 @@ pub struct Snapshot {
 /// Where the supervisor reports. Implemented by `ramguard run` over the journal and printer.
 pub trait Sink {
     /// The command line and files for an attempt that is about to start.
-    fn launch(&mut self, task: TaskId, attempt: u32) -> Result<Launch>;
+    fn launch(&mut self, now: Duration, task: TaskId, attempt: u32) -> Result<Launch>;
     /// The attempt started as `pid`.
     fn started(
         &mut self,
@@ -508,46 +508,33 @@ impl Supervisor {
         predicted: Bytes,
         oom_score_adj: i32,
     ) -> Result<()> {
-        let mut launch = sink.launch(task, attempt)?;
+        let mut launch = sink.launch(now, task, attempt)?;
         launch
             .env
             .push((tree::TOKEN_VAR.to_string(), self.trees.token(task)));
-        let oom_kills_at_start = self.host.oom_kills();
+        let mut attempt_state = Attempt {
+            started: now,
+            current: Bytes::ZERO,
+            peak: Bytes::ZERO,
+            peak_rss: Bytes::ZERO,
+            peak_pss: None,
+            oom_kills_at_start: self.host.oom_kills(),
+            spawn_error: None,
+            exit: None,
+        };
         match spawn::spawn(&launch) {
             Ok(pid) => {
                 spawn::set_oom_score_adj(pid, oom_score_adj);
                 self.trees.add(task, pid);
-                self.running.insert(
-                    task,
-                    Attempt {
-                        started: now,
-                        current: Bytes::ZERO,
-                        peak: Bytes::ZERO,
-                        peak_rss: Bytes::ZERO,
-                        peak_pss: None,
-                        oom_kills_at_start,
-                        spawn_error: None,
-                        exit: None,
-                    },
-                );
+                self.running.insert(task, attempt_state);
                 sink.started(now, task, attempt, pid, predicted)?;
             }
             Err(e) => {
                 // A command that cannot start is a failed attempt (exit 127 as a shell
                 // would say), not a reason to stop the sweep.
-                self.running.insert(
-                    task,
-                    Attempt {
-                        started: now,
-                        current: Bytes::ZERO,
-                        peak: Bytes::ZERO,
-                        peak_rss: Bytes::ZERO,
-                        peak_pss: None,
-                        oom_kills_at_start,
-                        spawn_error: Some(format!("{e:#}")),
-                        exit: Some((Some(127), None)),
-                    },
-                );
+                attempt_state.spawn_error = Some(format!("{e:#}"));
+                attempt_state.exit = Some((Some(127), None));
+                self.running.insert(task, attempt_state);
                 self.policy.handle_exit(
                     now,
                     task,

@@ -15,7 +15,7 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use anyhow::{Context, Result};
 use rustix::process::{kill_process, kill_process_group, Pid, Signal};
 
-use super::tree::TOKEN_VAR;
+use super::tree::token_of;
 
 /// The running sentinel; dropping it closes the pipe, which tells it to sweep.
 #[derive(Debug)]
@@ -72,7 +72,7 @@ pub fn run(nonce: &str) -> Result<()> {
 
 /// Processes whose environment carries this run's token.
 pub fn marked(nonce: &str) -> Vec<u32> {
-    let prefix = format!("{TOKEN_VAR}={nonce}:");
+    let prefix = format!("{nonce}:");
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
@@ -80,11 +80,6 @@ pub fn marked(nonce: &str) -> Vec<u32> {
     dir.flatten()
         .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
         .filter(|&pid| pid != me)
-        .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|env| {
-                env.split(|b| *b == 0)
-                    .any(|v| v.starts_with(prefix.as_bytes()))
-            })
-        })
+        .filter(|&pid| token_of(pid).is_some_and(|t| t.starts_with(&prefix)))
         .collect()
 }

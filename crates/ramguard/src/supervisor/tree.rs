@@ -24,6 +24,16 @@ use crate::probe::Root;
 /// The environment variable that marks a task's processes, `<run nonce>:<task id>`.
 pub const TOKEN_VAR: &str = "RAMGUARD_TASK_TOKEN";
 
+/// The task token in a live process's environment (`<nonce>:<task>`), if it carries one.
+pub fn token_of(pid: u32) -> Option<String> {
+    let env = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+    let prefix = format!("{TOKEN_VAR}=");
+    env.split(|b| *b == 0).find_map(|var| {
+        let value = var.strip_prefix(prefix.as_bytes())?;
+        String::from_utf8(value.to_vec()).ok()
+    })
+}
+
 /// How often a multi-process tree's PSS is refreshed.
 const PSS_REFRESH: Duration = Duration::from_millis(1000);
 
@@ -49,7 +59,6 @@ struct Member {
 #[derive(Debug)]
 pub struct Trees {
     reader: ProcReader,
-    root: Root,
     nonce: String,
     self_pid: u32,
     tasks: HashMap<TaskId, Member>,
@@ -60,7 +69,6 @@ impl Trees {
     pub fn new(nonce: String) -> Trees {
         Trees {
             reader: ProcReader::new(Root::host()),
-            root: Root::host(),
             nonce,
             self_pid: std::process::id(),
             tasks: HashMap::new(),
@@ -103,15 +111,19 @@ impl Trees {
         }
     }
 
-    /// Forgets a pid that was reaped.
+    /// Forgets a reaped pid that is not a task root (roots go with [`Trees::remove`]).
     pub fn forget_pid(&mut self, pid: u32) {
-        if let Some(task) = self.owner.remove(&pid) {
-            if let Some(m) = self.tasks.get_mut(&task) {
-                if m.root != pid {
-                    m.pids.remove(&pid);
-                } else {
-                    self.owner.insert(pid, task);
-                }
+        let Some(&task) = self.owner.get(&pid) else {
+            return;
+        };
+        match self.tasks.get_mut(&task) {
+            Some(m) if m.root == pid => {}
+            Some(m) => {
+                m.pids.remove(&pid);
+                self.owner.remove(&pid);
+            }
+            None => {
+                self.owner.remove(&pid);
             }
         }
     }
@@ -149,12 +161,11 @@ impl Trees {
     }
 
     fn task_from_environ(&self, pid: u32) -> Option<TaskId> {
-        let env = std::fs::read(self.root.path(&format!("/proc/{pid}/environ"))).ok()?;
-        let prefix = format!("{TOKEN_VAR}={}:", self.nonce);
-        env.split(|b| *b == 0).find_map(|var| {
-            let var = std::str::from_utf8(var).ok()?;
-            var.strip_prefix(&prefix)?.parse().ok()
-        })
+        token_of(pid)?
+            .strip_prefix(&self.nonce)?
+            .strip_prefix(':')?
+            .parse()
+            .ok()
     }
 
     /// Measures one task's tree; pids that have gone are dropped.
@@ -232,7 +243,7 @@ impl Trees {
         n
     }
 
-    /// The pids of a task's tree other than its root (for killing leftovers).
+    /// How many processes of a task's tree are not its root (leftovers to kill).
     pub fn others(&self, task: TaskId) -> usize {
         self.tasks
             .get(&task)
