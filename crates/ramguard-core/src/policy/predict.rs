@@ -1,164 +1,451 @@
-//! Peak prediction: what a task will need at its highest, learned from what finished.
+//! Prediction: what a task will need at its highest, and when, learned from what finished.
 //!
-//! Three sources, best first:
-//! 1. **Features.** When at least two finished tasks have distinct values of some numeric
-//!    feature, fit `peak = a + b·x` by least squares on each feature and keep the one that
-//!    explains the peaks best (highest R², at least [`MIN_R2`]). A task is predicted from its
-//!    own feature value: the fit plus two residual standard deviations, plus the margin.
-//!    Extrapolating linearly is deliberate: a 10-year backtest after 1- and 2-year ones must
-//!    be predicted large (seed 001: 1 year → 234 MB, 10 years → 2.2 GB), so it is not
-//!    admitted beside others. The fit never predicts below the smallest peak seen.
-//! 2. **Quantile.** Otherwise the [`QUANTILE`] of finished peaks plus the margin.
-//! 3. **Estimate.** `--estimate`, until anything has been measured.
+//! Three quantities are learned from every task that finished normally, each by its own
+//! [`Model`]: the **peak** (bytes), the **duration** (seconds) and the **time to peak**
+//! (seconds from start until the tree first held 95% of its peak). Admission uses the peak
+//! to reserve memory and the other two to know when a running task's memory will be given
+//! back and how fast a new one will claim its own (see the policy's module doc).
 //!
-//! With none of these the prediction is unknown and the policy's cold start takes over.
-//! Only peaks of tasks that finished normally are learned: a braked or OOM-killed attempt's
-//! peak is a lower bound for that task, not a sample of what tasks need.
-//! Pure arithmetic; no clock, no I/O.
+//! Each model has three sources, best first:
+//! 1. **Features.** A least-squares fit `y = c₀ + Σ cⱼ·xⱼ` on up to [`MAX_FEATURES`] numeric
+//!    features, chosen forward: the single feature that explains `y` best (R² at least
+//!    [`MIN_R2`]), then another only while it halves what is left unexplained (adjusted R²,
+//!    [`MIN_GAIN`]) and there are three observations per coefficient. A task is predicted from its own values,
+//!    two residual standard deviations toward the safe side, and the margin. Extrapolating
+//!    linearly is deliberate: a 10-year backtest after 1- and 2-year ones must be predicted
+//!    large (seed 001: 1 year → 234 MB, 10 years → 2.2 GB), so it is not admitted beside
+//!    others. Two features are needed as often as one: a backtest's duration grows with
+//!    years *and* symbols, a trial's with epochs and folds.
+//!    One task that behaves unlike the rest (a leak, a retry storm) must not spoil every
+//!    prediction after it: from six observations on, a point farther than [`OUTLIER`]
+//!    residual deviations from the fit of the others is left out, up to a fifth of the
+//!    points. The quantile still sees them.
+//! 2. **Quantile.** Otherwise [`QUANTILE`] of what was observed (its mirror for a lower
+//!    bound), with the margin.
+//! 3. **Estimate.** `--estimate`, for the peak only, until anything has been measured.
+//!
+//! "The safe side" depends on the quantity: a peak or a duration is safe when predicted high
+//! ([`Side::Upper`]), a time to peak when predicted low ([`Side::Lower`]: a task that grows
+//! faster than assumed is the danger). Only tasks that finished normally are learned: a
+//! braked or OOM-killed attempt's peak is a lower bound for that task, not a sample of what
+//! tasks need. Pure arithmetic; no clock, no I/O.
+
+use std::time::Duration;
 
 use crate::units::Bytes;
 
-/// Quantile of finished peaks used as the typical peak.
+/// Quantile of observations used as the typical value (1 − this for a lower bound).
 pub const QUANTILE: f64 = 0.9;
-/// Safety margin added to every learned prediction.
+/// Safety margin added to every learned prediction (taken off a lower bound).
 pub const MARGIN: f64 = 0.10;
 /// Least coefficient of determination for a feature fit to be trusted over the quantile.
 pub const MIN_R2: f64 = 0.5;
+/// Most features one fit combines.
+pub const MAX_FEATURES: usize = 3;
+/// Another feature joins a fit only if it leaves at most this share of the unexplained
+/// variance (1 − adjusted R²) unexplained.
+pub const MIN_GAIN: f64 = 0.5;
+/// A point this many residual deviations from the fit of the others is left out of it.
+pub const OUTLIER: f64 = 5.0;
 
-/// A linear fit of peak against one feature.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// Which way a prediction errs when unsure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// Too high is safe (peaks, durations).
+    Upper,
+    /// Too low is safe (time to peak).
+    Lower,
+}
+
+/// A linear fit of a quantity against one or more features.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Fit {
-    /// Index of the feature in [`crate::policy::TaskSpec::features`].
-    pub feature: usize,
-    /// Peak in bytes at feature value 0.
+    /// Indexes of the features in [`crate::policy::TaskSpec::features`], in fit order.
+    pub features: Vec<usize>,
+    /// Value at all features 0.
     pub intercept: f64,
-    /// Bytes per unit of the feature.
-    pub slope: f64,
-    /// Residual standard deviation in bytes.
+    /// Change per unit of each feature, in the order of `features`.
+    pub slopes: Vec<f64>,
+    /// Residual standard deviation.
     pub resid_sd: f64,
     /// Coefficient of determination, 0…1.
     pub r2: f64,
 }
 
-/// Learns peaks from finished tasks and predicts new ones.
-#[derive(Debug, Clone, Default)]
-pub struct Predictor {
-    estimate: Option<Bytes>,
-    observations: Vec<(Vec<f64>, Bytes)>,
-    fit: Option<Fit>,
+impl Fit {
+    /// The fitted value for these features; `None` if one of the fit's features is missing.
+    pub fn value(&self, features: &[f64]) -> Option<f64> {
+        let mut y = self.intercept;
+        for (&f, &b) in self.features.iter().zip(&self.slopes) {
+            let x = *features.get(f)?;
+            if !x.is_finite() {
+                return None;
+            }
+            y += b * x;
+        }
+        Some(y)
+    }
 }
 
-impl Predictor {
-    /// A predictor that falls back to `estimate` until something is measured.
-    pub fn new(estimate: Option<Bytes>) -> Predictor {
-        Predictor {
-            estimate,
+/// Learns one quantity from finished tasks and predicts it for others.
+#[derive(Debug, Clone)]
+pub struct Model {
+    side: Side,
+    observations: Vec<(Vec<f64>, f64)>,
+    fit: Option<Fit>,
+    /// Observations when the fit was last made.
+    fitted_at: usize,
+}
+
+/// Up to this many observations, every one refits.
+const REFIT_ALWAYS: usize = 64;
+/// Beyond that, a refit waits until observations grew by this share.
+const REFIT_GROWTH: f64 = 0.05;
+
+impl Model {
+    /// A model that knows nothing yet.
+    pub fn new(side: Side) -> Model {
+        Model {
+            side,
             observations: Vec::new(),
             fit: None,
+            fitted_at: 0,
         }
     }
 
-    /// Records the peak of a task that finished normally.
-    pub fn observe(&mut self, features: &[f64], peak: Bytes) {
-        self.observations.push((features.to_vec(), peak));
-        self.fit = best_fit(&self.observations);
+    /// Records one observed value.
+    pub fn observe(&mut self, features: &[f64], y: f64) {
+        if !y.is_finite() {
+            return;
+        }
+        self.observations.push((features.to_vec(), y));
+        // A fit costs O(n) per feature tried: with many observations, refit only when they
+        // have grown by REFIT_GROWTH, so a sweep of 100,000 tasks stays O(n log n).
+        let n = self.observations.len();
+        if n <= REFIT_ALWAYS || n as f64 >= self.fitted_at as f64 * (1.0 + REFIT_GROWTH) {
+            self.fit = best_fit(&self.observations);
+            self.fitted_at = n;
+        }
     }
 
-    /// How many peaks have been learned.
+    /// How many values have been learned.
     pub fn observed(&self) -> usize {
         self.observations.len()
     }
 
-    /// The feature fit in use, if any feature explains the peaks.
-    pub fn fit(&self) -> Option<Fit> {
-        self.fit
+    /// The feature fit in use, if features explain the values.
+    pub fn fit(&self) -> Option<&Fit> {
+        self.fit.as_ref()
     }
 
-    /// The typical peak: a high quantile of learned peaks plus the margin, else the estimate.
-    pub fn typical(&self) -> Option<Bytes> {
+    /// The quantile of learned values toward the safe side, with the margin.
+    pub fn typical(&self) -> Option<f64> {
         if self.observations.is_empty() {
-            return self.estimate;
+            return None;
         }
-        let mut peaks: Vec<u64> = self.observations.iter().map(|(_, p)| p.get()).collect();
-        peaks.sort_unstable();
-        // Nearest-rank quantile: with few samples this is the maximum, as it should be.
-        let rank = ((QUANTILE * peaks.len() as f64).ceil() as usize).clamp(1, peaks.len());
-        Some(Bytes(peaks[rank - 1]).scale(1.0 + MARGIN))
+        let mut ys: Vec<f64> = self.observations.iter().map(|o| o.1).collect();
+        ys.sort_unstable_by(f64::total_cmp);
+        let q = match self.side {
+            Side::Upper => QUANTILE,
+            Side::Lower => 1.0 - QUANTILE,
+        };
+        // Nearest rank: with few samples this is the extreme, as it should be.
+        let rank = ((q * ys.len() as f64).ceil() as usize).clamp(1, ys.len());
+        Some(self.with_margin(ys[rank - 1]))
     }
 
-    /// The peak predicted for a task with these features; `None` while nothing is known.
-    pub fn predict(&self, features: &[f64]) -> Option<Bytes> {
-        if let Some(fit) = self.fit {
-            if let Some(&x) = features.get(fit.feature) {
-                if x.is_finite() {
-                    let floor = self
-                        .observations
-                        .iter()
-                        .map(|(_, p)| p.get())
-                        .min()
-                        .unwrap_or(0) as f64;
-                    let y = (fit.intercept + fit.slope * x + 2.0 * fit.resid_sd).max(floor);
-                    // `as` saturates, so a huge extrapolation becomes u64::MAX, not garbage.
-                    return Some(Bytes(y as u64).scale(1.0 + MARGIN));
-                }
+    /// The value predicted for a task with these features; `None` while nothing is known.
+    pub fn predict(&self, features: &[f64]) -> Option<f64> {
+        if let Some(fit) = &self.fit {
+            if let Some(y) = fit.value(features) {
+                let y = match self.side {
+                    // Never below the smallest value seen: a fit may dip under it.
+                    Side::Upper => (y + 2.0 * fit.resid_sd).max(self.extreme(f64::min)),
+                    Side::Lower => (y - 2.0 * fit.resid_sd).min(self.extreme(f64::max)),
+                };
+                return Some(self.with_margin(y));
             }
         }
         self.typical()
     }
+
+    fn extreme(&self, pick: fn(f64, f64) -> f64) -> f64 {
+        self.observations
+            .iter()
+            .map(|o| o.1)
+            .reduce(pick)
+            .unwrap_or(0.0)
+    }
+
+    fn with_margin(&self, y: f64) -> f64 {
+        match self.side {
+            Side::Upper => y * (1.0 + MARGIN),
+            Side::Lower => (y * (1.0 - MARGIN)).max(0.0),
+        }
+    }
 }
 
-/// Fits peak against each feature and returns the best fit, if any is good enough.
-fn best_fit(obs: &[(Vec<f64>, Bytes)]) -> Option<Fit> {
+/// What one finished task teaches.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Observation {
+    /// Highest memory of its tree.
+    pub peak: Bytes,
+    /// Start to exit; `None` when unknown (peaks from an older journal).
+    pub duration: Option<Duration>,
+    /// Start until the tree first held 95% of its peak.
+    pub time_to_peak: Option<Duration>,
+}
+
+/// Learns peaks, durations and times to peak from finished tasks.
+#[derive(Debug, Clone)]
+pub struct Predictor {
+    estimate: Option<Bytes>,
+    peak: Model,
+    duration: Model,
+    time_to_peak: Model,
+}
+
+impl Default for Predictor {
+    fn default() -> Predictor {
+        Predictor::new(None)
+    }
+}
+
+impl Predictor {
+    /// A predictor that falls back to `estimate` for peaks until something is measured.
+    pub fn new(estimate: Option<Bytes>) -> Predictor {
+        Predictor {
+            estimate,
+            peak: Model::new(Side::Upper),
+            duration: Model::new(Side::Upper),
+            time_to_peak: Model::new(Side::Lower),
+        }
+    }
+
+    /// Records what a task that finished normally did.
+    pub fn observe(&mut self, features: &[f64], obs: Observation) {
+        self.peak.observe(features, obs.peak.get() as f64);
+        if let Some(d) = obs.duration {
+            self.duration.observe(features, d.as_secs_f64());
+        }
+        if let Some(t) = obs.time_to_peak {
+            self.time_to_peak.observe(features, t.as_secs_f64());
+        }
+    }
+
+    /// How many peaks have been learned.
+    pub fn observed(&self) -> usize {
+        self.peak.observed()
+    }
+
+    /// The peak model.
+    pub fn peaks(&self) -> &Model {
+        &self.peak
+    }
+
+    /// The typical peak: a high quantile of learned peaks plus the margin, else the estimate.
+    pub fn typical(&self) -> Option<Bytes> {
+        self.peak.typical().map(to_bytes).or(self.estimate)
+    }
+
+    /// The peak predicted for a task with these features; `None` while nothing is known.
+    pub fn predict(&self, features: &[f64]) -> Option<Bytes> {
+        self.peak.predict(features).map(to_bytes).or(self.estimate)
+    }
+
+    /// How long a task with these features is expected to run at most; `None` if unknown.
+    pub fn duration(&self, features: &[f64]) -> Option<Duration> {
+        self.duration.predict(features).map(to_duration)
+    }
+
+    /// How soon a task with these features may reach its peak at the earliest.
+    pub fn time_to_peak(&self, features: &[f64]) -> Option<Duration> {
+        self.time_to_peak.predict(features).map(to_duration)
+    }
+}
+
+fn to_bytes(y: f64) -> Bytes {
+    // `as` saturates, so a huge extrapolation becomes u64::MAX, not garbage.
+    Bytes(y.max(0.0) as u64)
+}
+
+fn to_duration(y: f64) -> Duration {
+    Duration::try_from_secs_f64(y.max(0.0)).unwrap_or(Duration::MAX)
+}
+
+/// Chooses features forward (module doc) and returns the fit, if any is good enough.
+fn best_fit(obs: &[(Vec<f64>, f64)]) -> Option<Fit> {
     let width = obs.iter().map(|(f, _)| f.len()).max().unwrap_or(0);
     let mut best: Option<Fit> = None;
     for feature in 0..width {
-        let pts: Vec<(f64, f64)> = obs
-            .iter()
-            .filter_map(|(f, p)| {
-                let x = *f.get(feature)?;
-                x.is_finite().then_some((x, p.get() as f64))
-            })
-            .collect();
-        let Some(fit) = fit_line(feature, &pts) else {
-            continue;
-        };
-        if fit.r2 >= MIN_R2 && best.is_none_or(|b| fit.r2 > b.r2) {
-            best = Some(fit);
+        if let Some(fit) = fit_linear(obs, &[feature]) {
+            if fit.r2 >= MIN_R2 && best.as_ref().is_none_or(|b| fit.r2 > b.r2) {
+                best = Some(fit);
+            }
         }
     }
-    best
+    let mut best = best?;
+    while best.features.len() < MAX_FEATURES && best.r2 < 1.0 - 1e-9 {
+        let mut better: Option<Fit> = None;
+        for feature in (0..width).filter(|f| !best.features.contains(f)) {
+            let mut chosen = best.features.clone();
+            chosen.push(feature);
+            let Some(fit) = fit_linear(obs, &chosen) else {
+                continue;
+            };
+            let n = obs.len();
+            let before = 1.0 - adjusted_r2(best.r2, n, best.features.len());
+            let after = 1.0 - adjusted_r2(fit.r2, n, chosen.len());
+            if n >= 3 * (chosen.len() + 1)
+                && after <= MIN_GAIN * before
+                && better.as_ref().is_none_or(|b| fit.r2 > b.r2)
+            {
+                better = Some(fit);
+            }
+        }
+        match better {
+            Some(fit) => best = fit,
+            None => break,
+        }
+    }
+    robust(obs, best)
 }
 
-/// Ordinary least squares of y on x; `None` unless x takes at least two distinct values.
-fn fit_line(feature: usize, pts: &[(f64, f64)]) -> Option<Fit> {
-    let n = pts.len() as f64;
-    if pts.len() < 2 {
+fn adjusted_r2(r2: f64, n: usize, k: usize) -> f64 {
+    if n <= k + 1 {
+        return r2;
+    }
+    1.0 - (1.0 - r2) * (n - 1) as f64 / (n - k - 1) as f64
+}
+
+/// The observations that have every chosen feature, as (those features' values, y).
+fn rows_with(obs: &[(Vec<f64>, f64)], features: &[usize]) -> Vec<(Vec<f64>, f64)> {
+    obs.iter()
+        .filter_map(|(f, y)| {
+            let xs: Option<Vec<f64>> = features
+                .iter()
+                .map(|&i| f.get(i).copied().filter(|x| x.is_finite()))
+                .collect();
+            Some((xs?, *y))
+        })
+        .collect()
+}
+
+/// Ordinary least squares of y on the chosen features, over the observations that have all
+/// of them; `None` unless there are more observations than features and the features vary
+/// independently of each other.
+fn fit_linear(obs: &[(Vec<f64>, f64)], features: &[usize]) -> Option<Fit> {
+    fit_rows(&rows_with(obs, features), features)
+}
+
+/// The chosen fit made again without its outliers (module doc): while the point farthest
+/// from the fit lies more than [`OUTLIER`] residual deviations from the fit of the others
+/// (a deleted residual, so one wild point cannot hide by dragging the line toward itself).
+fn robust(obs: &[(Vec<f64>, f64)], mut fit: Fit) -> Option<Fit> {
+    let mut rows = rows_with(obs, &fit.features);
+    for _ in 0..rows.len() / 5 {
+        if rows.len() < 6 {
+            break;
+        }
+        let worst = (0..rows.len())
+            .max_by(|&a, &b| {
+                let r = |i: usize| (rows[i].1 - fit.at(&rows[i].0)).abs();
+                r(a).total_cmp(&r(b))
+            })
+            .unwrap_or(0);
+        let mut rest = rows.clone();
+        let (xs, y) = rest.remove(worst);
+        let Some(refit) = fit_rows(&rest, &fit.features) else {
+            break;
+        };
+        // A floor for the deviation: with near-perfect fits, 1% of the typical value.
+        let typical = rest.iter().map(|r| r.1.abs()).sum::<f64>() / rest.len() as f64;
+        let scale = refit.resid_sd.max(0.01 * typical);
+        if (y - refit.at(&xs)).abs() <= OUTLIER * scale {
+            break;
+        }
+        rows = rest;
+        fit = refit;
+    }
+    Some(fit)
+}
+
+/// Ordinary least squares over rows that hold exactly the chosen features' values.
+fn fit_rows(rows: &[(Vec<f64>, f64)], features: &[usize]) -> Option<Fit> {
+    let k = features.len();
+    if rows.len() < k + 1 {
         return None;
     }
-    let mx = pts.iter().map(|p| p.0).sum::<f64>() / n;
-    let my = pts.iter().map(|p| p.1).sum::<f64>() / n;
-    let sxx: f64 = pts.iter().map(|p| (p.0 - mx).powi(2)).sum();
-    let sxy: f64 = pts.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
-    let syy: f64 = pts.iter().map(|p| (p.1 - my).powi(2)).sum();
-    if sxx <= f64::EPSILON * mx.abs().max(1.0) {
-        return None;
+    let n = rows.len() as f64;
+    // Centre the columns: the intercept drops out and the system stays well conditioned.
+    let mean_x: Vec<f64> = (0..k)
+        .map(|j| rows.iter().map(|r| r.0[j]).sum::<f64>() / n)
+        .collect();
+    let mean_y = rows.iter().map(|r| r.1).sum::<f64>() / n;
+    let mut a = vec![vec![0.0; k + 1]; k];
+    for (xs, y) in rows {
+        for i in 0..k {
+            let xi = xs[i] - mean_x[i];
+            for j in 0..k {
+                a[i][j] += xi * (xs[j] - mean_x[j]);
+            }
+            a[i][k] += xi * (y - mean_y);
+        }
     }
-    let slope = sxy / sxx;
-    let intercept = my - slope * mx;
-    let sse: f64 = pts
-        .iter()
-        .map(|p| (p.1 - intercept - slope * p.0).powi(2))
-        .sum();
-    // Identical peaks everywhere: the feature explains nothing, the quantile does as well.
+    let slopes = solve(a)?;
+    let intercept = mean_y - slopes.iter().zip(&mean_x).map(|(b, m)| b * m).sum::<f64>();
+    let fitted = |xs: &[f64]| intercept + slopes.iter().zip(xs).map(|(b, x)| b * x).sum::<f64>();
+    let sse: f64 = rows.iter().map(|(xs, y)| (y - fitted(xs)).powi(2)).sum();
+    let syy: f64 = rows.iter().map(|r| (r.1 - mean_y).powi(2)).sum();
+    // Identical values everywhere: the features explain nothing, the quantile does as well.
     let r2 = if syy > 0.0 { 1.0 - sse / syy } else { 0.0 };
-    let dof = (pts.len().saturating_sub(2)).max(1) as f64;
+    let dof = rows.len().saturating_sub(k + 1).max(1) as f64;
     Some(Fit {
-        feature,
+        features: features.to_vec(),
         intercept,
-        slope,
+        slopes,
         resid_sd: (sse / dof).sqrt(),
         r2,
     })
+}
+
+/// Solves the `k × (k+1)` augmented system by Gaussian elimination with partial pivoting;
+/// `None` when it is singular (a feature constant, or a combination of the others).
+fn solve(mut a: Vec<Vec<f64>>) -> Option<Vec<f64>> {
+    let k = a.len();
+    let scale = a
+        .iter()
+        .enumerate()
+        .map(|(i, row)| row[i].abs())
+        .fold(0.0, f64::max);
+    for col in 0..k {
+        let pivot = (col..k).max_by(|&i, &j| a[i][col].abs().total_cmp(&a[j][col].abs()))?;
+        if a[pivot][col].abs() <= 1e-9 * scale.max(f64::MIN_POSITIVE) {
+            return None;
+        }
+        a.swap(col, pivot);
+        let (upper, lower) = a.split_at_mut(col + 1);
+        let pivot_row = &upper[col];
+        for row in lower.iter_mut() {
+            let f = row[col] / pivot_row[col];
+            for (x, p) in row[col..].iter_mut().zip(&pivot_row[col..]) {
+                *x -= f * p;
+            }
+        }
+    }
+    let mut x = vec![0.0; k];
+    for row in (0..k).rev() {
+        let s: f64 = (row + 1..k).map(|c| a[row][c] * x[c]).sum();
+        x[row] = (a[row][k] - s) / a[row][row];
+    }
+    Some(x)
+}
+
+impl Fit {
+    /// The fitted value for the fit's own features, in fit order.
+    fn at(&self, xs: &[f64]) -> f64 {
+        self.intercept + self.slopes.iter().zip(xs).map(|(b, x)| b * x).sum::<f64>()
+    }
 }
 
 #[cfg(test)]
@@ -167,49 +454,131 @@ mod tests {
 
     const MB: u64 = 1_000_000;
 
+    fn peak(p: u64) -> Observation {
+        Observation {
+            peak: Bytes(p),
+            duration: None,
+            time_to_peak: None,
+        }
+    }
+
     #[test]
     fn estimate_until_measured_then_quantile_with_margin() {
         let mut p = Predictor::new(Some(Bytes(500 * MB)));
         assert_eq!(p.predict(&[]), Some(Bytes(500 * MB)));
-        p.observe(&[], Bytes(100 * MB));
-        p.observe(&[], Bytes(200 * MB));
+        p.observe(&[], peak(100 * MB));
+        p.observe(&[], peak(200 * MB));
         assert_eq!(p.predict(&[]), Some(Bytes(220 * MB)));
     }
 
     #[test]
     fn unknown_without_estimate_or_data() {
-        assert_eq!(Predictor::new(None).predict(&[1.0]), None);
+        let p = Predictor::new(None);
+        assert_eq!(p.predict(&[1.0]), None);
+        assert_eq!(p.duration(&[1.0]), None);
+        assert_eq!(p.time_to_peak(&[1.0]), None);
     }
 
     #[test]
     fn backtest_years_extrapolate_to_a_large_peak() {
         // Seed 001: 1 year → 234 MB, 2 years → ~450 MB; 10 years must come out ≥ 2 GB.
         let mut p = Predictor::new(None);
-        p.observe(&[1.0, 10.0], Bytes(234 * MB));
-        p.observe(&[2.0, 10.0], Bytes(452 * MB));
+        p.observe(&[1.0, 10.0], peak(234 * MB));
+        p.observe(&[2.0, 10.0], peak(452 * MB));
         let ten = p.predict(&[10.0, 10.0]).unwrap();
         assert!(ten.get() >= 2_200 * MB, "{ten}");
         let one = p.predict(&[1.0, 10.0]).unwrap();
         assert!(one.get() < 300 * MB, "{one}");
-        assert_eq!(p.fit().unwrap().feature, 0);
+        assert_eq!(p.peaks().fit().unwrap().features, vec![0]);
     }
 
     #[test]
     fn feature_that_explains_nothing_falls_back_to_quantile() {
         let mut p = Predictor::new(None);
-        p.observe(&[1.0], Bytes(100 * MB));
-        p.observe(&[2.0], Bytes(100 * MB));
-        p.observe(&[3.0], Bytes(100 * MB));
-        assert!(p.fit().is_none());
+        p.observe(&[1.0], peak(100 * MB));
+        p.observe(&[2.0], peak(100 * MB));
+        p.observe(&[3.0], peak(100 * MB));
+        assert!(p.peaks().fit().is_none());
         assert_eq!(p.predict(&[50.0]), Some(Bytes(110 * MB)));
     }
 
     #[test]
     fn nan_features_are_ignored() {
         let mut p = Predictor::new(None);
-        p.observe(&[f64::NAN], Bytes(100 * MB));
-        p.observe(&[f64::NAN], Bytes(300 * MB));
-        assert!(p.fit().is_none());
+        p.observe(&[f64::NAN], peak(100 * MB));
+        p.observe(&[f64::NAN], peak(300 * MB));
+        assert!(p.peaks().fit().is_none());
         assert_eq!(p.predict(&[f64::NAN]), Some(Bytes(330 * MB)));
+    }
+
+    #[test]
+    fn duration_of_years_times_symbols_needs_both_features() {
+        // duration = 2 s + 3 s per year + 5 s per symbol, over a 3 × 3 grid.
+        let mut m = Model::new(Side::Upper);
+        for years in [1.0, 2.0, 3.0] {
+            for symbols in [1.0, 4.0, 9.0] {
+                m.observe(&[years, 7.0, symbols], 2.0 + 3.0 * years + 5.0 * symbols);
+            }
+        }
+        let fit = m.fit().unwrap();
+        assert_eq!(fit.features, vec![2, 0], "{fit:?}");
+        assert!(fit.r2 > 0.999, "{fit:?}");
+        let d = m.predict(&[10.0, 7.0, 2.0]).unwrap();
+        assert!((d - 42.0 * 1.1).abs() < 0.01, "{d}");
+    }
+
+    #[test]
+    fn a_collinear_feature_adds_nothing() {
+        let mut m = Model::new(Side::Upper);
+        for x in 1..=9 {
+            let x = f64::from(x);
+            m.observe(&[x, 2.0 * x, (x * 7.0) % 5.0], 10.0 * x);
+        }
+        assert_eq!(m.fit().unwrap().features.len(), 1);
+    }
+
+    #[test]
+    fn lower_side_errs_early() {
+        // Times to peak 4 s and 8 s at ramps 4 and 8: a ramp of 6 is predicted at 5.4 s.
+        let mut m = Model::new(Side::Lower);
+        m.observe(&[4.0], 4.0);
+        m.observe(&[8.0], 8.0);
+        let t = m.predict(&[6.0]).unwrap();
+        assert!((t - 5.4).abs() < 1e-9, "{t}");
+        // Without features: the low quantile, minus the margin.
+        let mut q = Model::new(Side::Lower);
+        for y in [3.0, 5.0, 9.0] {
+            q.observe(&[], y);
+        }
+        assert!((q.predict(&[]).unwrap() - 2.7).abs() < 1e-9);
+    }
+
+    #[test]
+    fn one_leaking_task_does_not_spoil_the_fit() {
+        // Peaks follow --peak exactly, except one task that leaked to 6× its size.
+        let mut m = Model::new(Side::Upper);
+        for (i, size) in [100.0, 300.0, 200.0, 500.0, 400.0, 250.0, 350.0]
+            .iter()
+            .enumerate()
+        {
+            let y = if i == 3 { 6.0 * size } else { *size };
+            m.observe(&[*size], y);
+        }
+        let fit = m.fit().unwrap();
+        assert!((fit.slopes[0] - 1.0).abs() < 1e-9, "{fit:?}");
+        let p = m.predict(&[300.0]).unwrap();
+        assert!((p - 330.0).abs() < 1e-6, "{p}");
+        // The quantile still remembers it.
+        assert!(m.typical().unwrap() >= 3000.0);
+    }
+
+    #[test]
+    fn solve_refuses_a_singular_system() {
+        assert_eq!(solve(vec![vec![1.0, 2.0, 3.0], vec![2.0, 4.0, 6.0]]), None);
+        let x = solve(vec![vec![2.0, 1.0, 5.0], vec![1.0, 3.0, 10.0]]).unwrap();
+        assert!(
+            (x[0] - 1.0).abs() < 1e-12 && (x[1] - 3.0).abs() < 1e-12,
+            "{x:?}"
+        );
     }
 }

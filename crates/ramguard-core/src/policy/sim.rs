@@ -167,6 +167,11 @@ pub struct Report {
     pub kernel_oom_kills: u32,
     /// Most tasks running at once.
     pub max_running: usize,
+    /// Lowest available memory any sample saw (the host's capacity before the first).
+    pub min_available: Bytes,
+    /// Task-seconds of running, summed over every sample interval: ÷ makespan is the
+    /// average number of tasks running at once.
+    pub task_seconds: f64,
     /// Final verdicts (Finished not requeued, or Fail) per task.
     pub finals: Vec<u32>,
     /// Invariant violations, in words; empty when all held.
@@ -227,9 +232,10 @@ impl Sim {
     pub fn new(config: Config, host: Host, tasks: Vec<SimTask>) -> Sim {
         let specs = tasks.iter().map(|t| t.spec.clone()).collect();
         let n = tasks.len();
+        let capacity = host.capacity;
         Sim {
             policy: Policy::new(config, specs),
-            view_available: host.capacity,
+            view_available: capacity,
             host,
             tasks,
             attempts: vec![0; n],
@@ -244,6 +250,7 @@ impl Sim {
             log: Vec::new(),
             report: Report {
                 finals: vec![0; n],
+                min_available: capacity,
                 ..Report::default()
             },
         }
@@ -304,6 +311,8 @@ impl Sim {
         if let Some(i) = self.interrupt_at.filter(|_| !self.interrupted) {
             next = next.min(i.max(self.now));
         }
+        self.report.task_seconds +=
+            self.runs.len() as f64 * next.saturating_sub(self.now).as_secs_f64();
         self.now = next;
         self.deliver_exits();
         if self.interrupt_at.is_some_and(|i| i <= self.now) && !self.interrupted {
@@ -435,6 +444,7 @@ impl Sim {
         let available = self.host.capacity.saturating_sub(used);
         let tasks: Vec<(TaskId, Bytes)> = self.runs.iter().map(|(&id, r)| (id, r.mem)).collect();
         self.view_available = available;
+        self.report.min_available = self.report.min_available.min(available);
         self.view_mem = tasks.iter().copied().collect();
         self.policy.handle_sample(
             self.now,
@@ -524,7 +534,9 @@ impl Sim {
         }
     }
 
-    /// Checks, from the harness's own view, that a started task fit (module doc of policy).
+    /// Checks, from the harness's own view, that a started task fit (module doc of policy):
+    /// once every running task with an expected end has ended, the rest at their predicted
+    /// peaks and the newcomer at its own must fit in the headroom above the reserve.
     fn check_fits(&mut self, task: TaskId, predicted: Bytes) {
         let others: Vec<TaskId> = self.runs.keys().copied().collect();
         if others.is_empty() {
@@ -535,21 +547,23 @@ impl Sim {
             .iter()
             .map(|id| self.view_mem.get(id).copied().unwrap_or_default())
             .sum();
-        let reserved: Bytes = others
+        let staying: Bytes = others
             .iter()
+            .filter(|&&id| self.policy.expected_end(id, self.now).is_none())
             .map(|&id| {
                 let cur = self.view_mem.get(&id).copied().unwrap_or_default();
-                self.policy.predicted(id).saturating_sub(cur)
+                self.policy.predicted(id).max(cur)
             })
             .sum();
-        let room = self
+        let limit = self
             .view_available
             .saturating_sub(cfg.reserve)
-            .min(cfg.budget.saturating_sub(current));
-        if predicted.saturating_add(reserved) > room {
+            .saturating_add(current)
+            .min(cfg.budget);
+        if predicted.saturating_add(staying) > limit {
             self.violation(format!(
-                "task {task} started at {:?} predicted {predicted} with {reserved} reserved, \
-                 room {room}",
+                "task {task} started at {:?} predicted {predicted} beside {staying} that \
+                 stays, limit {limit}",
                 self.now
             ));
         }
