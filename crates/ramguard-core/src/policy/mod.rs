@@ -313,7 +313,7 @@ pub const SETTLE_WINDOW: Duration = Duration::from_secs(2);
 pub const SETTLE_GROWTH: f64 = 0.05;
 /// How far ahead a task climbing past its prediction is assumed to keep climbing, when it
 /// has no expected end.
-const RUNAWAY_HORIZON: Duration = Duration::from_secs(10);
+pub const RUNAWAY_HORIZON: Duration = Duration::from_secs(10);
 /// Relative growth of a peak worth a point in a task's climb record.
 const CLIMB_STEP: f64 = 0.02;
 /// Share of its final peak at which a task counts as having reached it.

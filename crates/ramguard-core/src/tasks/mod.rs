@@ -144,7 +144,7 @@ impl Reading {
     }
 }
 
-/// Numeric features for prediction: for each param name whose values parse as f64 in every task (ignoring "#"), one column, in the order of the first task's params; per task a Vec<f64> of the same length (NaN where missing). For tasks without params (raw command lines), use numeric argv tokens by position when all tasks have the same argv length (e.g. `--years 10`), else none.
+/// Numeric features for prediction: for each param name whose values parse as f64 in every task (ignoring "#"), one column, in the order of the first task's params; per task a `Vec<f64>` of the same length (NaN where missing). For tasks without params (raw command lines), use numeric argv tokens by position when all tasks have the same argv length (e.g. `--years 10`), else none.
 ///
 /// Names that appear only in later tasks follow the first task's, in order of first
 /// appearance. Infinite and NaN values do not count as numeric.
