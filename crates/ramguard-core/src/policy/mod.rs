@@ -311,6 +311,8 @@ pub enum Note {
 pub const SETTLE_WINDOW: Duration = Duration::from_secs(2);
 /// Relative growth of a peak that counts as "still growing".
 pub const SETTLE_GROWTH: f64 = 0.05;
+/// Until this many tasks have finished, settled running tasks' peaks are learned too.
+pub const PROVISIONAL_UNTIL: usize = 8;
 /// How far ahead a task climbing past its prediction is assumed to keep climbing, when it
 /// has no expected end.
 pub const RUNAWAY_HORIZON: Duration = Duration::from_secs(10);
@@ -365,6 +367,9 @@ pub struct Policy {
     specs: Vec<TaskSpec>,
     aux: Vec<Aux>,
     predictor: Predictor,
+    /// The predictor plus the peaks of running tasks that have settled, while fewer than
+    /// [`PROVISIONAL_UNTIL`] tasks have finished; and which (task, peak) pairs it holds.
+    provisional: Option<(Predictor, Vec<(TaskId, Bytes)>)>,
     actions: VecDeque<Action>,
     /// Available headroom from the last sample plus memory freed by exits since.
     available: Option<Bytes>,
@@ -400,6 +405,7 @@ impl Policy {
             .collect();
         Policy {
             predictor: Predictor::new(config.estimate),
+            provisional: None,
             config,
             tasks,
             specs,
@@ -463,6 +469,7 @@ impl Policy {
                 aux.grown_at = now;
             }
         }
+        self.learn_provisionally(now);
         self.check_caps(now);
         self.check_brake(now, sample.available);
         self.check_psi();
@@ -1157,9 +1164,46 @@ impl Policy {
     /// The model's prediction for a task, never below its lower bound; `None` when cold.
     fn model_prediction(&self, id: TaskId) -> Option<Bytes> {
         let lb = self.aux[id].lower_bound.unwrap_or_default();
-        self.predictor
-            .predict(&self.specs[id].features)
-            .map(|p| p.max(lb))
+        let model = match &self.provisional {
+            Some((p, _)) if self.predictor.observed() < PROVISIONAL_UNTIL => p,
+            _ => &self.predictor,
+        };
+        model.predict(&self.specs[id].features).map(|p| p.max(lb))
+    }
+
+    /// Early in a sweep, learns the peaks of running tasks that have settled as if they had
+    /// finished: a task that loads its data in a minute and then computes for an hour tells
+    /// what it needs long before it ends. What finishes replaces these guesses.
+    fn learn_provisionally(&mut self, now: Duration) {
+        if self.predictor.observed() >= PROVISIONAL_UNTIL {
+            self.provisional = None;
+            return;
+        }
+        let settled: Vec<(TaskId, Bytes)> = self
+            .running_ids()
+            .filter(|&id| self.stopping(id).is_none() && self.is_settled(id, now))
+            .filter_map(|id| match &self.tasks[id] {
+                TaskState::Running { peak, .. } if *peak > Bytes::ZERO => Some((id, *peak)),
+                _ => None,
+            })
+            .collect();
+        let held = self.provisional.as_ref().map(|p| p.1.as_slice());
+        if held.unwrap_or_default() == settled.as_slice() {
+            return;
+        }
+        self.provisional = (!settled.is_empty()).then(|| {
+            let mut model = self.predictor.clone();
+            for &(id, peak) in &settled {
+                let obs = Observation {
+                    peak,
+                    duration: None,
+                    time_to_peak: None,
+                };
+                model.observe(&self.specs[id].features, obs);
+            }
+            (model, settled)
+        });
+        self.refresh_running_predictions();
     }
 
     /// The cold-start guess: the largest peak seen in this run plus the margin.
