@@ -31,9 +31,9 @@
 //! climbing at its recent rate for [`RUNAWAY_HORIZON`], with no end; cold-started tasks have
 //! no curve but their peak. The brake catches what the model still gets wrong. Measured in
 //! simulated time on the benchmark's 36-task sweep (`tests/policy_sim.rs::bench_sweep_*`):
-//! 86.6 s with peak reservations alone, 69.3 s looking ahead, for a lower bound of 40.3 s
-//! and 52.8 s for a scheduler that knows every task's exact curve in advance; 0 brakes either
-//! way.
+//! 86.6 s with peak reservations alone, 71.8 s looking ahead (leaky variant 112.6 → 77.5 s),
+//! for a lower bound of 40.3 s and 52.8 s for a scheduler that knows every task's exact
+//! curve in advance; 0 brakes either way.
 //!
 //! Queue order is task order. A task that does not fit may be overtaken by a smaller one
 //! later in the queue (backfill), but only `max(max_jobs, 1)` times for the same head of the
@@ -52,14 +52,16 @@
 //! **Cold start** (no estimate, nothing finished): one task is admitted first. More are
 //! admitted only when every cold-started running task has *settled* (its peak grew by at most
 //! 5% over the last [`SETTLE_WINDOW`]), each predicted as the largest peak seen in this run
-//! plus the margin; the brake corrects what this gets wrong. The trade-off is makespan
+//! plus the margin; the brake corrects what this gets wrong. Settled tasks' peaks are also
+//! learned provisionally (until [`PROVISIONAL_UNTIL`] tasks have finished), so per-task
+//! predictions start before anything ends. The trade-off is makespan
 //! against wasted (braked) work and against leaning on the brake at all. Measured in
 //! simulated time by `tests/policy_sim.rs::cold_start_tradeoff` (8 GiB host, 6 GiB budget,
 //! 512 MiB brake level, `-j 8`, 8 identical tasks; tasks exit 100 ms after TERM):
 //!
 //! | workload                         | strategy            | makespan | braked task-s | brakes |
 //! |----------------------------------|---------------------|---------:|--------------:|-------:|
-//! | ramp 10 s to 1 GiB, hold 20 s    | cold start          |   82.6 s |           0   |      0 |
+//! | ramp 10 s to 1 GiB, hold 20 s    | cold start          |   71.8 s |           0   |      0 |
 //! |                                  | `--estimate` right  |   60.0 s |           0   |      0 |
 //! |                                  | `-j 1`              |  240.0 s |           0   |      0 |
 //! |                                  | `--estimate` 10× low|   60.0 s |          16.4 |      2 |
@@ -68,7 +70,7 @@
 //! |                                  | `-j 1`              |  240.0 s |           0   |      0 |
 //! |                                  | `--estimate` 10× low|   79.4 s |          64.0 |      4 |
 //!
-//! Cold start costs about one ramp plus the settle window (+5–40%) and never brakes;
+//! Cold start costs about one ramp plus the settle window (+6–20%) and never brakes;
 //! admitting blind finishes as fast *here* only because simulated tasks die promptly on
 //! TERM and the brake always wins the race — it throws away a task's worth of work or more,
 //! and on a real host with slow-dying trees or a fast grower it is the kernel that decides.
