@@ -883,3 +883,29 @@ fn bench_sweep_packs_within_reach_of_the_lower_bound() {
         assert!(r.min_available >= Bytes(256 << 20), "{}", r.min_available);
     }
 }
+
+#[test]
+fn tasks_that_slow_down_after_being_learned_are_caught_not_oom_killed() {
+    // The first tasks teach an 8 s duration; from task 4 on every task ramps and holds
+    // twice as long (the machine got busier), so every expected end comes too early.
+    let tasks: Vec<SimTask> = (0..16)
+        .map(|i| {
+            let slow = if i < 4 { 1.0 } else { 2.0 };
+            ramp(1.0, 4.0 * slow, 4.0 * slow)
+        })
+        .collect();
+    let (sim, report) = run(config(), host(), tasks);
+    assert_clean(&report);
+    all_done(&sim, 16);
+    println!(
+        "slowed down: makespan {:.1} s, brakes {}, braked {:.1} task-s, lowest available {}",
+        report.makespan.as_secs_f64(),
+        report.brakes,
+        report.braked_seconds,
+        report.min_available
+    );
+    // Over budget once the slow tasks outlive their expected ends: the brake stops the
+    // newest, and from then on the overrunning tasks count as never ending.
+    assert!(report.brakes <= 2, "{} brakes", report.brakes);
+    assert!(report.min_available >= gib(0.4), "{}", report.min_available);
+}
