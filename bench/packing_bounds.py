@@ -1,0 +1,114 @@
+#!/usr/bin/env python3
+"""How fast could any scheduler run the benchmark's sweep? Bounds and clairvoyant schedules.
+
+`sweep_bench.py` scores makespan against a lower bound: max(memory-time area / usable memory,
+longest task, total work / cap). That bound treats memory as a fluid: it lets tasks share
+memory in any proportion at every instant, which no real scheduler can do. This script
+computes, for the same seeded tasks, what schedulers that *know every task in advance*
+would achieve, so that ramguard's figure can be read against what is possible:
+
+- the fluid bound itself, and the same bound when each task holds its peak for its whole
+  life (what any scheduler that reserves peaks is up against);
+- a greedy list scheduler (task order, backfilling, cap 8) that knows every peak exactly
+  and reserves it for the task's whole life;
+- the same greedy scheduler knowing every task's exact memory curve (linear ramp, hold,
+  exact end) and admitting whenever the projected total stays within usable memory;
+- the latter with the safety margins ramguard uses (peak +10%, duration +10%, time to
+  peak -10%), still with perfect knowledge otherwise.
+
+Pure arithmetic, runs in a second: `python3 bench/packing_bounds.py [--seed 2 --target 4G]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import sweep_bench as sb  # noqa: E402  (the task generator and lower bound, shared)
+
+MIB = 1 << 20
+STEP = 0.05  # seconds between admission decisions of the clairvoyant schedulers
+
+
+def mem_at(curve: tuple[float, float, float, float], t: float) -> float:
+    """Memory of a (start, ramp_end, end, peak) curve at time t."""
+    s, r, e, p = curve
+    if t < s or t >= e:
+        return 0.0
+    if r <= s:
+        return p
+    return min(p, p * (t - s) / (r - s))
+
+
+def fits(curves: list[tuple[float, float, float, float]], usable: float, now: float) -> bool:
+    """The projected total stays within usable memory at every corner from now on."""
+    corners = {now}
+    for _, r, e, _ in curves:
+        corners.update((r, e - 1e-9))
+    corners = [c for c in corners if c >= now] + [1e17]
+    return all(sum(mem_at(c, t) for c in curves) <= usable for t in corners)
+
+
+def greedy(tasks, usable: float, cap: int, curves: bool, peak_m=1.0, dur_m=1.0, ramp_m=1.0) -> float:
+    """Makespan of a greedy list scheduler that knows every task (see module doc)."""
+    queue = list(tasks)
+    t = 0.0
+    running: list[tuple[sb.Task, float]] = []
+    while queue or running:
+        for task in list(queue):
+            if len(running) >= cap:
+                break
+            if curves:
+                projected = []
+                for other, s in running:
+                    end = s + other.duration * dur_m
+                    projected.append((s, s + other.ramp * ramp_m, end if end > t else 1e18, other.final_peak * peak_m))
+                new = (t, t + task.ramp * ramp_m, 1e18, task.final_peak * peak_m)
+                ok = fits(projected + [new], usable, t)
+            else:
+                ok = sum(o.final_peak for o, _ in running) + task.final_peak <= usable
+            if ok:
+                queue.remove(task)
+                running.append((task, t))
+        nxt = min(s + o.duration for o, s in running)
+        t = min(nxt, t + STEP)
+        running = [(o, s) for o, s in running if s + o.duration > t]
+    return t
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seed", type=int, default=2)
+    ap.add_argument("--tasks", type=int, default=36)
+    ap.add_argument("--target", default="4G", type=sb.parse_size)
+    ap.add_argument("--floor", default="256M", type=sb.parse_size)
+    ap.add_argument("--reserve", default="410M", type=sb.parse_size,
+                    help="ramguard's default reserve at --mem 4G (10%%)")
+    ap.add_argument("--cap", type=int, default=8)
+    a = ap.parse_args()
+    tasks = sb.make_tasks(a.seed, a.tasks, int(1.5 * (1 << 30)), (2.0, 15.0))
+    usable = a.target - a.floor
+    lb = sb.lower_bound(tasks, usable, a.cap)
+    peak_time = sum(t.final_peak * t.duration for t in tasks) / usable
+    ramguard_usable = a.target - a.reserve
+    rows = [
+        ("lower bound used by sweep_bench.py (fluid memory)", lb["bound"]),
+        ("fluid bound if every task held its peak all its life", max(peak_time, lb["longest"], lb["work_over_cap"])),
+        ("greedy, exact peaks reserved for the whole life", greedy(tasks, usable, a.cap, False)),
+        ("greedy, exact memory curves and ends", greedy(tasks, usable, a.cap, True)),
+        ("greedy, exact curves, ramguard's margins (+10% peak and duration, -10% ramp)",
+         greedy(tasks, usable, a.cap, True, 1.1, 1.1, 0.9)),
+        (f"  the same within ramguard's usable memory ({sb.fmt_size(ramguard_usable)})",
+         greedy(tasks, ramguard_usable, a.cap, True, 1.1, 1.1, 0.9)),
+    ]
+    print(f"{len(tasks)} tasks, seed {a.seed}, usable {sb.fmt_size(usable)}, cap {a.cap}\n")
+    print("| schedule | makespan | ÷ bound |\n| --- | --- | --- |")
+    for name, x in rows:
+        print(f"| {name} | {x:.1f} s | {x / lb['bound']:.2f}× |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
