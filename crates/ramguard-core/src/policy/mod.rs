@@ -31,7 +31,7 @@
 //! climbing at its recent rate for [`RUNAWAY_HORIZON`], with no end; cold-started tasks have
 //! no curve but their peak. The brake catches what the model still gets wrong. Measured in
 //! simulated time on the benchmark's 36-task sweep (`tests/policy_sim.rs::bench_sweep_*`):
-//! 86.6 s with peak reservations alone, 71.8 s looking ahead (leaky variant 112.6 → 77.5 s),
+//! 86.6 s with peak reservations alone, 69.8 s looking ahead (leaky variant 112.6 → 78.9 s),
 //! for a lower bound of 40.3 s and 52.8 s for a scheduler that knows every task's exact
 //! curve in advance; 0 brakes either way.
 //!
@@ -65,12 +65,12 @@
 //! |                                  | `--estimate` right  |   60.0 s |           0   |      0 |
 //! |                                  | `-j 1`              |  240.0 s |           0   |      0 |
 //! |                                  | `--estimate` 10× low|   60.0 s |          16.4 |      2 |
-//! | ramp 25 s to 1.5 GiB, hold 5 s   | cold start          |   95.5 s |           0   |      0 |
+//! | ramp 25 s to 1.5 GiB, hold 5 s   | cold start          |  106.0 s |           0   |      0 |
 //! |                                  | `--estimate` right  |   90.0 s |           0   |      0 |
 //! |                                  | `-j 1`              |  240.0 s |           0   |      0 |
 //! |                                  | `--estimate` 10× low|   79.4 s |          64.0 |      4 |
 //!
-//! Cold start costs about one ramp plus the settle window (+6–20%) and never brakes;
+//! Cold start costs about one ramp plus the settle window (+18–20%) and never brakes;
 //! admitting blind finishes as fast *here* only because simulated tasks die promptly on
 //! TERM and the brake always wins the race — it throws away a task's worth of work or more,
 //! and on a real host with slow-dying trees or a fast grower it is the kernel that decides.

@@ -15,7 +15,11 @@
 //!    linearly is deliberate: a 10-year backtest after 1- and 2-year ones must be predicted
 //!    large (seed 001: 1 year → 234 MB, 10 years → 2.2 GB), so it is not admitted beside
 //!    others. Two features are needed as often as one: a backtest's duration grows with
-//!    years *and* symbols, a trial's with epochs and folds.
+//!    years *and* symbols, a trial's with epochs and folds. With few observations many
+//!    features fit by chance (two points fit any column, `--seed` included): every single
+//!    feature within [`RIVAL_GAP`] of the best is kept as a rival and the safest of their
+//!    predictions is taken; chance fits drop out as observations accumulate. Until three
+//!    values are known, no prediction goes beyond the range seen toward the unsafe side.
 //!    One task that behaves unlike the rest (a leak, a retry storm) must not spoil every
 //!    prediction after it: from six observations on, a point farther than [`OUTLIER`]
 //!    residual deviations from the fit of the others is left out, up to a fifth of the
@@ -42,9 +46,16 @@ pub const MARGIN: f64 = 0.10;
 pub const MIN_R2: f64 = 0.5;
 /// Most features one fit combines.
 pub const MAX_FEATURES: usize = 3;
+/// Single features whose R² is within this of the best one's are rivals: with few
+/// observations several explain them equally well (two points fit any feature), and the
+/// prediction takes the safest of them.
+pub const RIVAL_GAP: f64 = 0.05;
 /// Another feature joins a fit only if it leaves at most this share of the unexplained
 /// variance (1 − adjusted R²) unexplained.
 pub const MIN_GAIN: f64 = 0.5;
+/// Durations learned before any is predicted: one finished task says little about how long
+/// the next runs, and an expected end that comes too early lets admission overcommit.
+pub const MIN_DURATIONS: usize = 3;
 /// A point this many residual deviations from the fit of the others is left out of it.
 pub const OUTLIER: f64 = 5.0;
 
@@ -93,6 +104,8 @@ pub struct Model {
     side: Side,
     observations: Vec<(Vec<f64>, f64)>,
     fit: Option<Fit>,
+    /// Other single features that explain the values about as well as the best one.
+    rivals: Vec<Fit>,
     /// Observations when the fit was last made.
     fitted_at: usize,
 }
@@ -109,6 +122,7 @@ impl Model {
             side,
             observations: Vec::new(),
             fit: None,
+            rivals: Vec::new(),
             fitted_at: 0,
         }
     }
@@ -123,7 +137,7 @@ impl Model {
         // have grown by REFIT_GROWTH, so a sweep of 100,000 tasks stays O(n log n).
         let n = self.observations.len();
         if n <= REFIT_ALWAYS || n as f64 >= self.fitted_at as f64 * (1.0 + REFIT_GROWTH) {
-            self.fit = best_fit(&self.observations);
+            (self.fit, self.rivals) = best_fit(&self.observations);
             self.fitted_at = n;
         }
     }
@@ -156,17 +170,36 @@ impl Model {
 
     /// The value predicted for a task with these features; `None` while nothing is known.
     pub fn predict(&self, features: &[f64]) -> Option<f64> {
-        if let Some(fit) = &self.fit {
-            if let Some(y) = fit.value(features) {
-                let y = match self.side {
-                    // Never below the smallest value seen: a fit may dip under it.
-                    Side::Upper => (y + 2.0 * fit.resid_sd).max(self.extreme(f64::min)),
-                    Side::Lower => (y - 2.0 * fit.resid_sd).min(self.extreme(f64::max)),
-                };
-                return Some(self.with_margin(y));
-            }
+        let mut safest: Option<f64> = None;
+        for fit in self.fit.iter().chain(&self.rivals) {
+            let Some(y) = fit.value(features) else {
+                continue;
+            };
+            let y = match self.side {
+                Side::Upper => y + 2.0 * fit.resid_sd,
+                Side::Lower => y - 2.0 * fit.resid_sd,
+            };
+            safest = Some(safest.map_or(y, |s| self.safer(s, y)));
         }
-        self.typical()
+        let Some(mut y) = safest else {
+            return self.typical();
+        };
+        // A fit through two points may dip anywhere: not beyond what was seen, then.
+        if self.observations.len() < 3 {
+            y = match self.side {
+                Side::Upper => y.max(self.extreme(f64::min)),
+                Side::Lower => y.min(self.extreme(f64::max)),
+            };
+        }
+        Some(self.with_margin(y))
+    }
+
+    /// The safer of two predictions.
+    fn safer(&self, a: f64, b: f64) -> f64 {
+        match self.side {
+            Side::Upper => a.max(b),
+            Side::Lower => a.min(b),
+        }
     }
 
     fn extreme(&self, pick: fn(f64, f64) -> f64) -> f64 {
@@ -253,8 +286,12 @@ impl Predictor {
         self.peak.predict(features).map(to_bytes).or(self.estimate)
     }
 
-    /// How long a task with these features is expected to run at most; `None` if unknown.
+    /// How long a task with these features is expected to run at most; `None` until
+    /// [`MIN_DURATIONS`] durations are known.
     pub fn duration(&self, features: &[f64]) -> Option<Duration> {
+        if self.duration.observed() < MIN_DURATIONS {
+            return None;
+        }
         self.duration.predict(features).map(to_duration)
     }
 
@@ -274,17 +311,21 @@ fn to_duration(y: f64) -> Duration {
 }
 
 /// Chooses features forward (module doc) and returns the fit, if any is good enough.
-fn best_fit(obs: &[(Vec<f64>, f64)]) -> Option<Fit> {
+fn best_fit(obs: &[(Vec<f64>, f64)]) -> (Option<Fit>, Vec<Fit>) {
     let width = obs.iter().map(|(f, _)| f.len()).max().unwrap_or(0);
-    let mut best: Option<Fit> = None;
-    for feature in 0..width {
-        if let Some(fit) = fit_linear(obs, &[feature]) {
-            if fit.r2 >= MIN_R2 && best.as_ref().is_none_or(|b| fit.r2 > b.r2) {
-                best = Some(fit);
-            }
-        }
-    }
-    let mut best = best?;
+    let mut singles: Vec<Fit> = (0..width)
+        .filter_map(|feature| fit_linear(obs, &[feature]))
+        .filter(|fit| fit.r2 >= MIN_R2)
+        .collect();
+    singles.sort_by(|a, b| b.r2.total_cmp(&a.r2));
+    let Some(mut best) = singles.first().cloned() else {
+        return (None, Vec::new());
+    };
+    let rivals: Vec<Fit> = singles
+        .into_iter()
+        .skip(1)
+        .take_while(|fit| fit.r2 >= best.r2 - RIVAL_GAP)
+        .collect();
     while best.features.len() < MAX_FEATURES && best.r2 < 1.0 - 1e-9 {
         let mut better: Option<Fit> = None;
         for feature in (0..width).filter(|f| !best.features.contains(f)) {
@@ -308,7 +349,7 @@ fn best_fit(obs: &[(Vec<f64>, f64)]) -> Option<Fit> {
             None => break,
         }
     }
-    robust(obs, best)
+    (robust(obs, best), rivals)
 }
 
 fn adjusted_r2(r2: f64, n: usize, k: usize) -> f64 {
@@ -570,6 +611,22 @@ mod tests {
         assert!((p - 330.0).abs() < 1e-6, "{p}");
         // The quantile still remembers it.
         assert!(m.typical().unwrap() >= 3000.0);
+    }
+
+    #[test]
+    fn a_seed_column_that_fits_two_points_by_chance_is_not_trusted() {
+        // Features: --peak as a size, --seed. Two points fit both perfectly.
+        let mut m = Model::new(Side::Upper);
+        m.observe(&[1500.0, 7.0], 1500.0);
+        m.observe(&[700.0, 3.0], 700.0);
+        // By --peak, a 100 MB task; by --seed 9, 1900. The safer wins.
+        assert!((m.predict(&[100.0, 9.0]).unwrap() - 1900.0 * 1.1).abs() < 1e-6);
+        // More tasks: the seed stops explaining anything, the size alone predicts.
+        for (size, seed) in [(300.0, 8.0), (1200.0, 1.0), (500.0, 6.0), (900.0, 2.0)] {
+            m.observe(&[size, seed], size);
+        }
+        assert!(m.rivals.is_empty(), "{:?}", m.rivals);
+        assert!((m.predict(&[100.0, 9.0]).unwrap() - 110.0).abs() < 1e-6);
     }
 
     #[test]
