@@ -1,14 +1,32 @@
 //! Starting one attempt of a task: its own process group, `PR_SET_PDEATHSIG` so it dies with
 //! ramguard, stdout/stderr to its own files, the thread caps and ramguard's variables in its
 //! environment, and `oom_score_adj` set from the policy's rank.
+//!
+//! # Why not `std::process::Command`
+//! The death signal must be set by the child itself, between clone and exec, and followed by
+//! a check that ramguard did not die before it was set. `Command` can only do that through
+//! `pre_exec`, which makes it fall back from `posix_spawn` (a `vfork`-style clone that shares
+//! ramguard's memory) to a full `fork`: copying ramguard's page tables and then taking
+//! copy-on-write faults in both processes cost more than everything else about a trivial
+//! task together (BENCHMARKS.md, "Overhead"). So [`spawn`] does what glibc's `posix_spawn`
+//! does, plus the death signal: `clone(CLONE_VM | CLONE_VFORK)` onto a small stack of its
+//! own, with every signal blocked around it; the child, which shares our memory until it
+//! execs, only reads what the parent prepared and makes raw system calls: reset handled
+//! signals to their default (a handler of ours must never run in it), `prctl`, `getppid`,
+//! `setpgid`, `dup2`, an empty signal mask, `execve` down the `PATH` candidates. It reports
+//! a failure through a word of shared memory and `_exit(127)`s. `CLONE_VFORK` suspends us
+//! until the child has exec'd or exited, so that word is final when `clone` returns.
 
+use std::ffi::{CString, OsStr, OsString};
 use std::fs::File;
-use std::os::unix::process::CommandExt;
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::OnceLock;
 
 use anyhow::{Context, Result};
-use rustix::process::{getppid, set_parent_process_death_signal, Pid, Signal};
+use rustix::process::Pid;
 
 /// Environment variables that cap the threads of BLAS, OpenMP and friends.
 pub const THREAD_VARS: &[&str] = &[
@@ -46,38 +64,300 @@ pub fn thread_caps(threads: Option<u32>) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Spawns the attempt and returns its pid. The child leads its own process group.
+/// Spawns the attempt and returns its pid. The child leads its own process group and gets
+/// SIGKILL when ramguard dies.
 pub fn spawn(launch: &Launch) -> Result<u32> {
-    let (program, args) = launch.argv.split_first().context("empty command line")?;
+    let program = launch.argv.first().context("empty command line")?;
     let stdout = File::create(&launch.stdout)
         .with_context(|| format!("cannot create {}", launch.stdout.display()))?;
     let stderr = File::create(&launch.stderr)
         .with_context(|| format!("cannot create {}", launch.stderr.display()))?;
-    let mut cmd = Command::new(program);
-    cmd.args(args)
-        .envs(launch.env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::null())
-        .stdout(stdout)
-        .stderr(stderr)
-        .process_group(0);
-    let parent = rustix::process::getpid();
-    // SAFETY: the closure only makes raw syscalls (prctl, getppid), which are
-    // async-signal-safe; it allocates nothing and takes no locks.
-    unsafe {
-        cmd.pre_exec(move || {
-            set_parent_process_death_signal(Some(Signal::KILL))?;
-            // ramguard may have died between fork and prctl: then nobody would kill us.
-            if getppid() != Some(parent) {
-                // Failing pre_exec makes the child _exit without running the command.
-                return Err(std::io::Error::from_raw_os_error(3));
-            }
-            Ok(())
-        });
+    let stdin = dev_null()?;
+    let argv = cstrings(launch.argv.iter().map(|a| a.as_bytes()))
+        .with_context(|| format!("cannot start '{program}': a NUL byte in its command line"))?;
+    let env = environment(&launch.env)
+        .with_context(|| format!("cannot start '{program}': a NUL byte in its environment"))?;
+    let path_var = launch
+        .env
+        .iter()
+        .rev()
+        .find(|(k, _)| k == "PATH")
+        .map(|(_, v)| OsString::from(v))
+        .or_else(|| std::env::var_os("PATH"));
+    let candidates = candidates(program, path_var.as_deref())
+        .with_context(|| format!("cannot start '{program}': a NUL byte in its path"))?;
+    let fds = [stdin.as_raw_fd(), stdout.as_raw_fd(), stderr.as_raw_fd()];
+    clone_exec(&candidates, &argv, &env, fds)
+        .map_err(anyhow::Error::from)
+        .with_context(|| format!("cannot start '{program}'"))
+}
+
+/// `/dev/null`, opened once, for every task's stdin.
+fn dev_null() -> Result<&'static File> {
+    static NULL: OnceLock<File> = OnceLock::new();
+    if let Some(f) = NULL.get() {
+        return Ok(f);
     }
-    let child = cmd
-        .spawn()
-        .with_context(|| format!("cannot start '{program}'"))?;
-    Ok(child.id())
+    let f = File::open("/dev/null").context("cannot open /dev/null")?;
+    Ok(NULL.get_or_init(|| f))
+}
+
+/// NUL-terminated strings and the null-terminated pointer array `execve` takes.
+struct CStrings {
+    _owned: Vec<CString>,
+    ptrs: Vec<*const libc::c_char>,
+}
+
+fn cstrings<'a>(items: impl Iterator<Item = &'a [u8]>) -> Result<CStrings> {
+    let owned = items
+        .map(|b| CString::new(b.to_vec()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut ptrs: Vec<*const libc::c_char> = owned.iter().map(|c| c.as_ptr()).collect();
+    ptrs.push(std::ptr::null());
+    Ok(CStrings {
+        _owned: owned,
+        ptrs,
+    })
+}
+
+/// ramguard's own environment with `extra` applied on top (later entries win).
+fn environment(extra: &[(String, String)]) -> Result<CStrings> {
+    // Read once: ramguard never changes its own environment after it starts.
+    static BASE: OnceLock<Vec<(OsString, OsString)>> = OnceLock::new();
+    let base = BASE.get_or_init(|| std::env::vars_os().collect());
+    let overridden = |k: &OsStr| extra.iter().any(|(e, _)| OsStr::new(e) == k);
+    let mut entries: Vec<Vec<u8>> = Vec::with_capacity(base.len() + extra.len());
+    for (k, v) in base.iter().filter(|(k, _)| !overridden(k)) {
+        entries.push([k.as_bytes(), b"=", v.as_bytes()].concat());
+    }
+    for (i, (k, v)) in extra.iter().enumerate() {
+        if !extra[i + 1..].iter().any(|(later, _)| later == k) {
+            entries.push([k.as_bytes(), b"=", v.as_bytes()].concat());
+        }
+    }
+    cstrings(entries.iter().map(Vec::as_slice))
+}
+
+/// The paths `execve` tries, as `execvp` would: the program itself if it names a path, else
+/// the program in every `PATH` directory (an empty entry is the current directory).
+fn candidates(program: &str, path: Option<&OsStr>) -> Result<CStrings> {
+    if program.contains('/') {
+        return cstrings(std::iter::once(program.as_bytes()));
+    }
+    let path = path.unwrap_or(OsStr::new("/usr/local/bin:/usr/bin:/bin"));
+    let joined: Vec<Vec<u8>> = path
+        .as_bytes()
+        .split(|b| *b == b':')
+        .map(|dir| {
+            if dir.is_empty() {
+                program.as_bytes().to_vec()
+            } else {
+                [dir, b"/", program.as_bytes()].concat()
+            }
+        })
+        .collect();
+    cstrings(joined.iter().map(Vec::as_slice))
+}
+
+/// What the child reads (all prepared by the parent) and the word it reports failure in.
+struct ChildArgs<'a> {
+    candidates: &'a [*const libc::c_char],
+    argv: *const *const libc::c_char,
+    envp: *const *const libc::c_char,
+    /// stdin, stdout, stderr.
+    fds: [RawFd; 3],
+    parent: libc::pid_t,
+    /// The errno of the step that failed; 0 if the child exec'd.
+    error: AtomicI32,
+}
+
+/// One more than the highest signal number on Linux.
+const NSIG: libc::c_int = 65;
+
+/// Size of the child's stack; it runs one small function and the kernel's `execve`.
+const CHILD_STACK: usize = 64 * 1024;
+
+/// Clones a child that shares our memory until it execs, and waits for the exec.
+fn clone_exec(
+    candidates: &CStrings,
+    argv: &CStrings,
+    envp: &CStrings,
+    fds: [RawFd; 3],
+) -> std::io::Result<u32> {
+    let args = ChildArgs {
+        candidates: &candidates.ptrs[..candidates.ptrs.len() - 1],
+        argv: argv.ptrs.as_ptr(),
+        envp: envp.ptrs.as_ptr(),
+        fds,
+        // SAFETY: getpid has no preconditions.
+        parent: unsafe { libc::getpid() },
+        error: AtomicI32::new(0),
+    };
+    let stack = Stack::new()?;
+    let mut all: libc::sigset_t = unsafe_zeroed_sigset();
+    let mut old: libc::sigset_t = unsafe_zeroed_sigset();
+    // SAFETY: both sets are valid for the calls; blocking every signal means none of our
+    // handlers can run in the child before it has reset them (it shares our memory).
+    unsafe {
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
+    }
+    // SAFETY: the stack is ours, mapped and large enough; `args` outlives the call, since
+    // CLONE_VFORK returns only after the child exec'd or exited; `child` touches nothing but
+    // `args` and makes only async-signal-safe calls.
+    let pid = unsafe {
+        libc::clone(
+            child,
+            stack.top(),
+            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+            &args as *const ChildArgs as *mut libc::c_void,
+        )
+    };
+    let clone_error = std::io::Error::last_os_error();
+    // SAFETY: `old` was filled by the call above.
+    unsafe {
+        libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
+    }
+    drop(stack);
+    if pid < 0 {
+        return Err(clone_error);
+    }
+    let error = args.error.load(Ordering::Acquire);
+    if error != 0 {
+        // The child has exited (or is about to): reap it here, so the supervisor's reaper
+        // never sees a pid it was not told about.
+        let mut status = 0;
+        // SAFETY: the status pointer is valid for writes.
+        unsafe { libc::waitpid(pid, &mut status, 0) };
+        return Err(std::io::Error::from_raw_os_error(error));
+    }
+    Ok(pid as u32)
+}
+
+fn unsafe_zeroed_sigset() -> libc::sigset_t {
+    // SAFETY: sigset_t is a plain C struct for which all-zero is a valid (empty) value.
+    unsafe { std::mem::zeroed() }
+}
+
+/// The child between clone and exec. Runs on its own stack in our memory, with every signal
+/// blocked: only raw, async-signal-safe calls; no allocation, no locks, no Rust I/O.
+extern "C" fn child(arg: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: `arg` is the `ChildArgs` the parent keeps alive until we exec or exit.
+    let args = unsafe { &*(arg as *const ChildArgs) };
+    fn fail(args: &ChildArgs, errno: i32) -> ! {
+        args.error.store(errno.max(1), Ordering::Release);
+        // SAFETY: _exit is async-signal-safe and runs no destructors or atexit handlers.
+        unsafe { libc::_exit(127) }
+    }
+    // SAFETY: errno is thread-local (here: the parent thread's, which is suspended).
+    let errno = || unsafe { *libc::__errno_location() };
+    // SAFETY: every call below is a thin wrapper over a system call, with valid arguments.
+    unsafe {
+        // Our handlers live in memory we share: none may run here. Ignored signals stay
+        // ignored across exec as with any spawn, except SIGPIPE, which Rust's runtime
+        // ignores for itself (std's Command resets it too).
+        for sig in 1..NSIG {
+            let mut old: libc::sigaction = std::mem::zeroed();
+            if libc::sigaction(sig, std::ptr::null(), &mut old) != 0 {
+                continue;
+            }
+            if old.sa_sigaction != libc::SIG_DFL
+                && (old.sa_sigaction != libc::SIG_IGN || sig == libc::SIGPIPE)
+            {
+                let mut dfl: libc::sigaction = std::mem::zeroed();
+                dfl.sa_sigaction = libc::SIG_DFL;
+                libc::sigaction(sig, &dfl, std::ptr::null_mut());
+            }
+        }
+        if libc::prctl(
+            libc::PR_SET_PDEATHSIG,
+            libc::SIGKILL as libc::c_ulong,
+            0,
+            0,
+            0,
+        ) != 0
+        {
+            fail(args, errno());
+        }
+        // ramguard may have died between clone and prctl: then nobody would kill us.
+        if libc::getppid() != args.parent {
+            fail(args, libc::ESRCH);
+        }
+        if libc::setpgid(0, 0) != 0 {
+            fail(args, errno());
+        }
+        // Rust's runtime keeps fds 0-2 open, so our three are all above 2 and no dup2
+        // overwrites another's source.
+        for (target, &fd) in args.fds.iter().enumerate() {
+            if libc::dup2(fd, target as libc::c_int) < 0 {
+                fail(args, errno());
+            }
+        }
+        let mut empty = unsafe_zeroed_sigset();
+        libc::sigemptyset(&mut empty);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+        // As execvp: a missing candidate tries the next; a found one that cannot run is
+        // remembered (EACCES) unless a later one runs.
+        let mut reported = libc::ENOENT;
+        for &path in args.candidates {
+            libc::execve(path, args.argv, args.envp);
+            match errno() {
+                libc::ENOENT | libc::ENOTDIR => {}
+                libc::EACCES => reported = libc::EACCES,
+                other => fail(args, other),
+            }
+        }
+        fail(args, reported)
+    }
+}
+
+/// A stack for the child: anonymous memory with a guard page at its low end, so an overflow
+/// faults the child instead of writing over our heap.
+struct Stack {
+    base: *mut libc::c_void,
+    len: usize,
+}
+
+impl Stack {
+    fn new() -> std::io::Result<Stack> {
+        let page = rustix::param::page_size();
+        let len = CHILD_STACK + page;
+        // SAFETY: a fresh private anonymous mapping; checked below.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err(std::io::Error::last_os_error());
+        }
+        let stack = Stack { base, len };
+        // SAFETY: the first page of our own mapping.
+        if unsafe { libc::mprotect(base, page, libc::PROT_NONE) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(stack)
+    }
+
+    /// The initial stack pointer (stacks grow down on every Linux target we build for).
+    fn top(&self) -> *mut libc::c_void {
+        // SAFETY: one past the end of our mapping, which clone expects as the stack top.
+        unsafe { self.base.cast::<u8>().add(self.len).cast() }
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        // SAFETY: our own mapping, unmapped once; the child no longer runs on it.
+        unsafe {
+            libc::munmap(self.base, self.len);
+        }
+    }
 }
 
 /// Raises the kernel's OOM preference for a process; failures only cost precision.
@@ -88,4 +368,34 @@ pub fn set_oom_score_adj(pid: u32, adj: i32) {
 /// Returns true if and only if `pid` names a live process (or a zombie not yet reaped).
 pub fn alive(pid: u32) -> bool {
     Pid::from_raw(pid as i32).is_some_and(|p| rustix::process::test_kill_process(p).is_ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn candidates_follow_path_like_execvp() {
+        let c = candidates("true", Some(OsStr::new("/a::/b"))).unwrap();
+        let got: Vec<&[u8]> = c._owned.iter().map(|s| s.as_bytes()).collect();
+        assert_eq!(got, [&b"/a/true"[..], b"true", b"/b/true"]);
+        let c = candidates("./x", Some(OsStr::new("/a"))).unwrap();
+        assert_eq!(c._owned.len(), 1);
+        assert_eq!(*c.ptrs.last().unwrap(), std::ptr::null());
+    }
+
+    #[test]
+    fn extra_environment_overrides_and_the_last_entry_wins() {
+        let env = environment(&[
+            ("PATH".into(), "/x".into()),
+            ("RG_T".into(), "1".into()),
+            ("RG_T".into(), "2".into()),
+        ])
+        .unwrap();
+        let vars: Vec<&[u8]> = env._owned.iter().map(|s| s.as_bytes()).collect();
+        assert_eq!(vars.iter().filter(|v| v.starts_with(b"PATH=")).count(), 1);
+        assert!(vars.contains(&&b"PATH=/x"[..]));
+        assert!(vars.contains(&&b"RG_T=2"[..]));
+        assert!(!vars.contains(&&b"RG_T=1"[..]));
+    }
 }
