@@ -305,6 +305,7 @@ pub fn run(args: &RunArgs) -> Result<Outcome> {
         todo: &todo,
         prior_attempts: todo.iter().map(|&i| records[i].attempts).collect(),
         attempt_ids: HashMap::new(),
+        abs_log_dir: absolute(&log_dir),
         log_dir,
         thread_env: supervisor::thread_caps(settings.threads),
         printer,
@@ -721,6 +722,8 @@ struct RunSink<'a> {
     prior_attempts: Vec<u32>,
     attempt_ids: HashMap<(TaskId, u32), i64>,
     log_dir: PathBuf,
+    /// `log_dir` made absolute once, for `$RAMGUARD_RESULT` (tasks may change directory).
+    abs_log_dir: PathBuf,
     thread_env: Vec<(String, String)>,
     printer: Printer,
     pending: Vec<String>,
@@ -810,11 +813,13 @@ impl Sink for RunSink<'_> {
             self.commit(now)?;
         }
         let (stdout, stderr, result) = self.files(task, attempt);
+        // A result file from an earlier run (before --fresh) must not pass for this one's.
         let _ = std::fs::remove_file(&result);
         let mut env = self.thread_env.clone();
+        let result_name = result.file_name().unwrap_or_default();
         env.push((
             "RAMGUARD_RESULT".into(),
-            absolute(&result).display().to_string(),
+            self.abs_log_dir.join(result_name).display().to_string(),
         ));
         env.push(("RAMGUARD_TASK".into(), (self.todo[task] + 1).to_string()));
         env.push((

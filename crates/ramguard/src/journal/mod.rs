@@ -264,6 +264,11 @@ pub struct Journal {
     in_group: bool,
     /// Timelines of attempts started through this handle and not yet finished.
     timelines: HashMap<i64, Timeline>,
+    /// Row ids of tasks by (sweep id, key), filled by [`Journal::sync_tasks`], so that
+    /// starting an attempt needs no lookup.
+    task_ids: HashMap<(i64, String), i64>,
+    /// The task row of every attempt started through this handle and not yet finished.
+    attempt_tasks: HashMap<i64, i64>,
 }
 
 /// Converts a byte count or duration for storage (SQLite integers are i64).
@@ -342,6 +347,8 @@ impl Journal {
             path: path.to_path_buf(),
             in_group: false,
             timelines: HashMap::new(),
+            task_ids: HashMap::new(),
+            attempt_tasks: HashMap::new(),
         })
     }
 
@@ -380,6 +387,8 @@ impl Journal {
             path: path.to_path_buf(),
             in_group: false,
             timelines: HashMap::new(),
+            task_ids: HashMap::new(),
+            attempt_tasks: HashMap::new(),
         })
     }
 
@@ -396,7 +405,8 @@ impl Journal {
     fn group(&mut self) -> Result<()> {
         if !self.in_group {
             self.conn
-                .execute_batch("BEGIN IMMEDIATE")
+                .prepare_cached("BEGIN IMMEDIATE")
+                .and_then(|mut st| st.execute([]))
                 .with_context(|| format!("cannot write journal {}", self.shown()))?;
             self.in_group = true;
         }
@@ -410,7 +420,11 @@ impl Journal {
             return Ok(());
         }
         self.in_group = false;
-        if let Err(e) = self.conn.execute_batch("COMMIT") {
+        let committed = self
+            .conn
+            .prepare_cached("COMMIT")
+            .and_then(|mut st| st.execute([]));
+        if let Err(e) = committed {
             let _ = self.conn.execute_batch("ROLLBACK");
             return Err(e).with_context(|| {
                 format!(
@@ -480,6 +494,7 @@ impl Journal {
                 .execute("DELETE FROM tasks WHERE sweep_id = ?1", [id])?;
             self.conn
                 .execute("DELETE FROM events WHERE sweep_id = ?1", [id])?;
+            self.task_ids.retain(|(sweep, _), _| *sweep != id);
         }
         self.conn
             .execute(
@@ -510,12 +525,13 @@ impl Journal {
             |r| r.get(0),
         )?;
         let mut out = Vec::with_capacity(tasks.len());
+        let mut ids = Vec::with_capacity(tasks.len());
         {
             let mut insert = self.conn.prepare_cached(
                 "INSERT OR IGNORE INTO tasks (sweep_id, key, seq, params, argv, state) VALUES (?1, ?2, ?3, ?4, ?5, 'queued')",
             )?;
             let mut select = self.conn.prepare_cached(
-                "SELECT state, attempts, peak, lower_bound FROM tasks WHERE sweep_id = ?1 AND key = ?2",
+                "SELECT state, attempts, peak, lower_bound, id FROM tasks WHERE sweep_id = ?1 AND key = ?2",
             )?;
             for (i, t) in tasks.iter().enumerate() {
                 let argv = serde_json::to_string(&t.argv)?;
@@ -528,20 +544,25 @@ impl Journal {
                         argv
                     ])
                     .with_context(|| format!("cannot write journal {shown}"))?;
-                let rec = select.query_row(params![sweep.id, t.key], |r| {
+                let (rec, id) = select.query_row(params![sweep.id, t.key], |r| {
                     let state: String = r.get(0)?;
-                    Ok(TaskRecord {
+                    let rec = TaskRecord {
                         key: t.key.clone(),
                         state: TaskStateRow::parse(&state).unwrap_or(TaskStateRow::Queued),
                         attempts: u32::try_from(r.get::<_, i64>(1)?).unwrap_or(0),
                         peak: to_u64(r.get(2)?),
                         lower_bound: to_u64(r.get(3)?),
-                    })
+                    };
+                    Ok((rec, r.get::<_, i64>(4)?))
                 })?;
                 out.push(rec);
+                ids.push(id);
             }
         }
         self.commit()?;
+        for (t, id) in tasks.iter().zip(ids) {
+            self.task_ids.insert((sweep.id, t.key.clone()), id);
+        }
         Ok(out)
     }
 
@@ -592,6 +613,7 @@ impl Journal {
                 [task_id],
             )?;
             self.timelines.remove(&attempt_id);
+            self.attempt_tasks.remove(&attempt_id);
             orphans.push(Orphan {
                 task_key: key,
                 pid: u32::try_from(pid).unwrap_or(0),
@@ -619,17 +641,20 @@ impl Journal {
         started_unix_ms: i64,
     ) -> Result<i64> {
         self.group()?;
-        let task_id: i64 = self
-            .conn
-            .prepare_cached("SELECT id FROM tasks WHERE sweep_id = ?1 AND key = ?2")?
-            .query_row(params![sweep.id, task_key], |r| r.get(0))
-            .optional()?
-            .with_context(|| {
-                format!(
-                    "task '{task_key}' is not in sweep '{}' (call sync_tasks first)",
-                    sweep.name
-                )
-            })?;
+        let task_id: i64 = match self.task_ids.get(&(sweep.id, task_key.to_string())) {
+            Some(&id) => id,
+            None => self
+                .conn
+                .prepare_cached("SELECT id FROM tasks WHERE sweep_id = ?1 AND key = ?2")?
+                .query_row(params![sweep.id, task_key], |r| r.get(0))
+                .optional()?
+                .with_context(|| {
+                    format!(
+                        "task '{task_key}' is not in sweep '{}' (call sync_tasks first)",
+                        sweep.name
+                    )
+                })?,
+        };
         self.conn
             .prepare_cached(
                 "INSERT INTO attempts (sweep_id, task_id, attempt, pid, supervisor_pid, started_unix_ms)
@@ -650,7 +675,8 @@ impl Journal {
                 "UPDATE tasks SET state = 'running', attempts = attempts + 1, last_attempt_id = ?2 WHERE id = ?1",
             )?
             .execute(params![task_id, id])?;
-        self.timelines.insert(id, Timeline::new());
+        self.timelines.insert(id, Timeline::fresh());
+        self.attempt_tasks.insert(id, task_id);
         Ok(id)
     }
 
@@ -738,12 +764,15 @@ impl Journal {
                 ),
             },
         };
-        let task_id: i64 = self
-            .conn
-            .prepare_cached("SELECT task_id FROM attempts WHERE id = ?1")?
-            .query_row([attempt_id], |r| r.get(0))
-            .optional()?
-            .with_context(|| format!("no attempt {attempt_id} in journal {shown}"))?;
+        let task_id: i64 = match self.attempt_tasks.remove(&attempt_id) {
+            Some(id) => id,
+            None => self
+                .conn
+                .prepare_cached("SELECT task_id FROM attempts WHERE id = ?1")?
+                .query_row([attempt_id], |r| r.get(0))
+                .optional()?
+                .with_context(|| format!("no attempt {attempt_id} in journal {shown}"))?,
+        };
         self.conn
             .prepare_cached(
                 "UPDATE attempts SET ended_unix_ms = ?2, duration_ms = ?3,

@@ -69,6 +69,15 @@ impl Timeline {
         }
     }
 
+    /// An empty timeline of an attempt that has no rows yet (just inserted): its first
+    /// flush need not delete anything.
+    pub fn fresh() -> Timeline {
+        Timeline {
+            rewrite: false,
+            ..Timeline::new()
+        }
+    }
+
     /// Adds one raw sample.
     pub fn push(&mut self, s: MemSample) {
         self.last = Some(s);
