@@ -29,6 +29,8 @@ use crate::supervisor::{
 use crate::sweep_file;
 use crate::Outcome;
 
+mod logs;
+
 /// How progress is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Progress {
@@ -130,7 +132,8 @@ pub struct RunArgs {
     #[arg(long, value_enum, default_value_t = Progress::Auto)]
     pub progress: Progress,
 
-    /// Directory for each attempt's stdout/stderr [default: .ramguard/logs/<sweep>].
+    /// Directory for each attempt's stdout/stderr, `<task>.<attempt>.{out,err}`
+    /// [default: .ramguard/logs/<sweep>].
     #[arg(long, value_name = "DIR")]
     pub log_dir: Option<PathBuf>,
 
@@ -299,6 +302,7 @@ pub fn run(args: &RunArgs) -> Result<Outcome> {
     }
 
     let mut sink = RunSink {
+        logs: logs::Logs::start()?,
         journal,
         handle,
         tasks: &sweep.tasks,
@@ -318,6 +322,8 @@ pub fn run(args: &RunArgs) -> Result<Outcome> {
     let mut sup = Supervisor::new(policy, HostWatch::new(root, &report))?;
     let end = sup.run(&mut sink)?;
     drop(sup);
+    // Every task is gone: the logs are complete once the pump has drained their pipes.
+    sink.logs.finish();
     sink.printer.finish();
 
     let stats = &sink.stats;
@@ -711,8 +717,9 @@ struct Stats {
     peak_used: Bytes,
 }
 
-/// The journal and the printer behind the supervisor.
+/// The journal, the log pump and the printer behind the supervisor.
 struct RunSink<'a> {
+    logs: logs::Logs,
     journal: Journal,
     handle: SweepHandle,
     tasks: &'a [TaskDef],
@@ -829,8 +836,8 @@ impl Sink for RunSink<'_> {
         Ok(Launch {
             argv: self.def(task).argv.clone(),
             env,
-            stdout,
-            stderr,
+            stdout: self.logs.capture(stdout)?,
+            stderr: self.logs.capture(stderr)?,
         })
     }
 

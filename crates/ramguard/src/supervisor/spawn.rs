@@ -1,5 +1,5 @@
 //! Starting one attempt of a task: its own process group, `PR_SET_PDEATHSIG` so it dies with
-//! ramguard, stdout/stderr to its own files, the thread caps and ramguard's variables in its
+//! ramguard, stdout/stderr to the descriptors the caller prepared, the thread caps and ramguard's variables in its
 //! environment, and `oom_score_adj` set from the policy's rank.
 //!
 //! # Why not `std::process::Command`
@@ -19,9 +19,8 @@
 
 use std::ffi::{CString, OsStr, OsString};
 use std::fs::File;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::OnceLock;
 
@@ -43,13 +42,15 @@ pub const THREAD_VARS: &[&str] = &[
 ];
 
 /// Everything needed to start one attempt.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Launch {
     pub argv: Vec<String>,
     /// Extra environment, applied after the thread caps.
     pub env: Vec<(String, String)>,
-    pub stdout: PathBuf,
-    pub stderr: PathBuf,
+    /// Where the attempt's stdout and stderr go (a file, or a pipe to the log pump). The
+    /// caller closes its copies when the `Launch` is dropped, after [`spawn`].
+    pub stdout: OwnedFd,
+    pub stderr: OwnedFd,
 }
 
 /// The thread-cap variables to set: every one the user has not exported already.
@@ -68,10 +69,6 @@ pub fn thread_caps(threads: Option<u32>) -> Vec<(String, String)> {
 /// SIGKILL when ramguard dies.
 pub fn spawn(launch: &Launch) -> Result<u32> {
     let program = launch.argv.first().context("empty command line")?;
-    let stdout = File::create(&launch.stdout)
-        .with_context(|| format!("cannot create {}", launch.stdout.display()))?;
-    let stderr = File::create(&launch.stderr)
-        .with_context(|| format!("cannot create {}", launch.stderr.display()))?;
     let stdin = dev_null()?;
     let argv = cstrings(launch.argv.iter().map(|a| a.as_bytes()))
         .with_context(|| format!("cannot start '{program}': a NUL byte in its command line"))?;
@@ -86,7 +83,11 @@ pub fn spawn(launch: &Launch) -> Result<u32> {
         .or_else(|| std::env::var_os("PATH"));
     let candidates = candidates(program, path_var.as_deref())
         .with_context(|| format!("cannot start '{program}': a NUL byte in its path"))?;
-    let fds = [stdin.as_raw_fd(), stdout.as_raw_fd(), stderr.as_raw_fd()];
+    let fds = [
+        stdin.as_raw_fd(),
+        launch.stdout.as_raw_fd(),
+        launch.stderr.as_raw_fd(),
+    ];
     clone_exec(&candidates, &argv, &env, fds)
         .map_err(anyhow::Error::from)
         .with_context(|| format!("cannot start '{program}'"))

@@ -1,0 +1,292 @@
+//! Attempts' stdout and stderr, written to their log files by one pump thread.
+//!
+//! Creating two files per attempt on the supervisor's thread was the largest single cost of
+//! a trivial task (BENCHMARKS.md, "Overhead"): an ext4 inode allocation can take from 0.1 ms
+//! to over 1 ms when many files were deleted recently, and the supervisor's loop is serial.
+//! So each stream is a pipe: [`Logs::capture`] only makes the pipe (no filesystem work) and
+//! hands back its write end for the child; the pump thread creates the file on the stream's
+//! first bytes, appends what arrives, and at end of file (the task and every descendant
+//! closed it) creates the file empty if nothing came, so every attempt still has both files.
+//! A full pipe blocks the writer, as a slow disk would; nothing is buffered beyond the pipe.
+//!
+//! Ownership: the supervisor thread creates pipes and sends the read end, tagged with an id,
+//! over a channel *before* registering it with epoll, so the pump always finds the stream an
+//! event names. Only the pump thread touches the files. [`Logs::finish`] waits (bounded) for
+//! every stream to reach end of file, so logs are complete when `ramguard run` prints its
+//! summary.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::PathBuf;
+use std::sync::mpsc::{channel, Receiver, Sender};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+
+/// The epoll id of the eventfd that asks the pump to finish.
+const FINISH: u64 = u64::MAX;
+
+/// How long [`Logs::finish`] waits for streams still open (a leftover process holding a
+/// pipe) before it closes them.
+const FINISH_GRACE: Duration = Duration::from_secs(2);
+
+/// One stream being pumped to its file.
+#[derive(Debug)]
+struct Stream {
+    pipe: File,
+    path: PathBuf,
+    file: Option<File>,
+    /// A write failed (disk full…): the rest is read and dropped, so the task never blocks.
+    broken: bool,
+}
+
+/// The pump thread and the means to hand it streams.
+#[derive(Debug)]
+pub struct Logs {
+    epoll: OwnedFd,
+    finish: OwnedFd,
+    streams: Sender<(u64, Stream)>,
+    next_id: u64,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Logs {
+    /// Starts the pump thread.
+    pub fn start() -> Result<Logs> {
+        // SAFETY: plain system calls; each result is checked before it is wrapped.
+        let epoll = unsafe { owned(libc::epoll_create1(libc::EPOLL_CLOEXEC)) }
+            .context("cannot create an epoll instance for task logs")?;
+        let finish = unsafe { owned(libc::eventfd(0, libc::EFD_CLOEXEC)) }
+            .context("cannot create an eventfd for task logs")?;
+        add(&epoll, &finish, FINISH).context("cannot watch the log pump's eventfd")?;
+        let (tx, rx) = channel();
+        let pump_epoll = epoll.try_clone()?;
+        let pump_finish = finish.try_clone()?;
+        let thread = std::thread::Builder::new()
+            .name("ramguard-logs".into())
+            .spawn(move || pump(pump_epoll, pump_finish, rx))
+            .context("cannot start the log pump thread")?;
+        Ok(Logs {
+            epoll,
+            finish,
+            streams: tx,
+            next_id: 0,
+            thread: Some(thread),
+        })
+    }
+
+    /// A pipe whose bytes end up in `path`; returns the write end, for the child.
+    pub fn capture(&mut self, path: PathBuf) -> Result<OwnedFd> {
+        let mut fds = [0; 2];
+        // SAFETY: `fds` has room for the two descriptors pipe2 writes.
+        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+            return Err(std::io::Error::last_os_error()).context("cannot create a log pipe");
+        }
+        // SAFETY: both descriptors are fresh and ours alone.
+        let (read, write) = unsafe { (File::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        let id = self.next_id;
+        self.next_id += 1;
+        let stream = Stream {
+            pipe: read,
+            path,
+            file: None,
+            broken: false,
+        };
+        let fd = stream.pipe.as_raw_fd();
+        self.streams
+            .send((id, stream))
+            .ok()
+            .context("the log pump thread has stopped")?;
+        add_raw(&self.epoll, fd, id).context("cannot watch a log pipe")?;
+        Ok(write)
+    }
+
+    /// Waits until every stream has reached end of file (at most [`FINISH_GRACE`]) and the
+    /// pump has stopped.
+    pub fn finish(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        let Some(thread) = self.thread.take() else {
+            return;
+        };
+        let one = 1u64.to_ne_bytes();
+        // SAFETY: writes 8 bytes from a valid buffer to our eventfd.
+        unsafe { libc::write(self.finish.as_raw_fd(), one.as_ptr().cast(), one.len()) };
+        let _ = thread.join();
+    }
+}
+
+impl Drop for Logs {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Wraps a descriptor returned by a system call, or the error it reported.
+///
+/// # Safety
+/// `fd`, if not negative, must be a fresh descriptor owned by nobody else.
+unsafe fn owned(fd: libc::c_int) -> std::io::Result<OwnedFd> {
+    if fd < 0 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        // SAFETY: the caller promises the descriptor is fresh and unowned.
+        Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    }
+}
+
+fn add(epoll: &OwnedFd, fd: &OwnedFd, id: u64) -> std::io::Result<()> {
+    add_raw(epoll, fd.as_raw_fd(), id)
+}
+
+fn add_raw(epoll: &OwnedFd, fd: libc::c_int, id: u64) -> std::io::Result<()> {
+    let mut ev = libc::epoll_event {
+        events: libc::EPOLLIN as u32,
+        u64: id,
+    };
+    // SAFETY: both descriptors are open; `ev` is valid for the call.
+    if unsafe { libc::epoll_ctl(epoll.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut ev) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// The pump thread's body.
+fn pump(epoll: OwnedFd, finish: OwnedFd, incoming: Receiver<(u64, Stream)>) {
+    let mut streams: HashMap<u64, Stream> = HashMap::new();
+    let mut deadline: Option<Instant> = None;
+    let mut buf = vec![0u8; 64 * 1024];
+    // SAFETY: an all-zero epoll_event is a valid value of this plain C struct.
+    let mut events = [unsafe { std::mem::zeroed::<libc::epoll_event>() }; 64];
+    loop {
+        let timeout = match deadline {
+            None => -1,
+            Some(d) => {
+                let left = d.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                left.as_millis().clamp(1, i32::MAX as u128) as libc::c_int
+            }
+        };
+        // SAFETY: `events` is valid for 64 entries.
+        let n = unsafe { libc::epoll_wait(epoll.as_raw_fd(), events.as_mut_ptr(), 64, timeout) };
+        if n < 0 {
+            if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            break;
+        }
+        for ev in &events[..n as usize] {
+            let id = ev.u64;
+            if id == FINISH {
+                // Level-triggered: stop watching it, or it would wake us forever.
+                // SAFETY: removes a watched descriptor; no event argument is needed.
+                unsafe {
+                    libc::epoll_ctl(
+                        epoll.as_raw_fd(),
+                        libc::EPOLL_CTL_DEL,
+                        finish.as_raw_fd(),
+                        std::ptr::null_mut(),
+                    )
+                };
+                deadline = Some(Instant::now() + FINISH_GRACE);
+                continue;
+            }
+            if !streams.contains_key(&id) {
+                streams.extend(incoming.try_iter());
+            }
+            let Some(s) = streams.get_mut(&id) else {
+                continue;
+            };
+            match s.pipe.read(&mut buf) {
+                Ok(0) => {
+                    if let Some(s) = streams.remove(&id) {
+                        close(s);
+                    }
+                }
+                Ok(n) => write(s, &buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => {
+                    if let Some(s) = streams.remove(&id) {
+                        close(s);
+                    }
+                }
+            }
+        }
+        if deadline.is_some() {
+            streams.extend(incoming.try_iter());
+            if streams.is_empty() {
+                break;
+            }
+        }
+    }
+    // Streams still open after the grace: keep what they wrote, and their files.
+    streams.extend(incoming.try_iter());
+    for (_, s) in streams.drain() {
+        close(s);
+    }
+}
+
+/// Appends to the stream's file, creating it on the first bytes.
+fn write(s: &mut Stream, data: &[u8]) {
+    if s.broken {
+        return;
+    }
+    if s.file.is_none() {
+        match File::create(&s.path) {
+            Ok(f) => s.file = Some(f),
+            Err(e) => {
+                eprintln!("ramguard: cannot create {}: {e}", s.path.display());
+                s.broken = true;
+                return;
+            }
+        }
+    }
+    if let Some(f) = &mut s.file {
+        if let Err(e) = f.write_all(data) {
+            eprintln!("ramguard: cannot write {}: {e}", s.path.display());
+            s.broken = true;
+        }
+    }
+}
+
+/// Ends a stream: a stream that never wrote still gets its (empty) file.
+fn close(s: Stream) {
+    if s.file.is_none() && !s.broken {
+        if let Err(e) = File::create(&s.path) {
+            eprintln!("ramguard: cannot create {}: {e}", s.path.display());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bytes_reach_their_files_and_silent_streams_get_empty_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut logs = Logs::start().unwrap();
+        let a = dir.path().join("a.out");
+        let b = dir.path().join("b.out");
+        let wa = logs.capture(a.clone()).unwrap();
+        let wb = logs.capture(b.clone()).unwrap();
+        let mut fa = File::from(wa);
+        for i in 0..1000 {
+            writeln!(fa, "line {i}").unwrap();
+        }
+        drop(fa);
+        drop(wb);
+        logs.finish();
+        let text = std::fs::read_to_string(&a).unwrap();
+        assert_eq!(text.lines().count(), 1000);
+        assert!(text.ends_with("line 999\n"));
+        assert_eq!(std::fs::read(&b).unwrap(), b"");
+    }
+}
