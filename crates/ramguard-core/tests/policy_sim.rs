@@ -909,3 +909,64 @@ fn tasks_that_slow_down_after_being_learned_are_caught_not_oom_killed() {
     assert!(report.brakes <= 2, "{} brakes", report.brakes);
     assert!(report.min_available >= gib(0.4), "{}", report.min_available);
 }
+
+#[test]
+fn a_braked_task_that_ignores_term_and_keeps_growing_is_killed_before_the_grace() {
+    // Seen on a real host: `memhog --ignore-term --peak 1500M` under `--mem 512M` held
+    // 1.5 GiB for the whole 10 s grace. Growing after TERM now earns KILL at once.
+    let cfg = Config {
+        budget: gib(0.5),
+        grace: secs(10.0),
+        max_jobs: 1,
+        ..config()
+    };
+    let hog = Script::ramp(gib(1.5), secs(3.0), secs(5.0), 0).ignoring_term();
+    let (sim, report) = run(cfg, host(), vec![SimTask::new(hog)]);
+    assert_clean(&report);
+    let at = |pred: &dyn Fn(&Action) -> bool| {
+        sim.log()
+            .iter()
+            .find(|(_, a)| pred(a))
+            .map(|(t, _)| *t)
+            .unwrap()
+    };
+    let term = at(&|a| matches!(a, Action::Term { .. }));
+    let kill = at(&|a| matches!(a, Action::Kill { .. }));
+    // 32 MiB more at 0.5 GiB/s is 62 ms; the harness samples every 50 ms.
+    assert!(
+        kill - term <= secs(0.2),
+        "TERM at {term:?}, KILL at {kill:?}"
+    );
+    assert!(
+        verdicts(&sim, 0)[0].2.contains("braked"),
+        "{:?}",
+        verdicts(&sim, 0)
+    );
+}
+
+#[test]
+fn a_braked_task_that_shuts_down_slowly_keeps_its_grace() {
+    // A task that stops growing on TERM and takes 3 s to save its state is not killed.
+    let cfg = Config {
+        budget: gib(0.5),
+        grace: secs(10.0),
+        max_jobs: 1,
+        ..config()
+    };
+    let mut slow = Script::ramp(gib(1.5), secs(3.0), secs(5.0), 0);
+    slow.term_delay = Some(secs(3.0));
+    // Memory stays flat from TERM on: the trace holds what it had at the brake.
+    slow.points = vec![
+        (Duration::ZERO, Bytes::ZERO),
+        (secs(1.1), gib(0.55)),
+        (secs(8.0), gib(0.55)),
+    ];
+    let (sim, report) = run(cfg, host(), vec![SimTask::new(slow)]);
+    assert_clean(&report);
+    assert!(
+        !sim.log()
+            .iter()
+            .any(|(_, a)| matches!(a, Action::Kill { .. })),
+        "killed though it stopped growing"
+    );
+}

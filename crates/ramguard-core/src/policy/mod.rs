@@ -79,7 +79,9 @@
 //! # Brake
 //! When available falls below `brake_level`, or the running trees hold more than the
 //! budget, the newest running task that is not already stopping gets TERM (and KILL after
-//! `grace`, or at once while available is below `hard_level`). It fires once, then waits:
+//! `grace`, or at once while available is below `hard_level` or once it has grown by more
+//! than [`STILL_GROWING`] since TERM: a task that ignores TERM must not take three times the
+//! budget during the grace; the same holds for `--task-mem`). It fires once, then waits:
 //! no second victim while one is still stopping; if memory is still short after the victim
 //! was reaped, the next sample brakes the next newest. A braked (or kernel-OOM-killed) task
 //! is requeued with its peak as lower bound without spending `--retries`; after `max_brakes`
@@ -313,6 +315,8 @@ pub enum Note {
 pub const SETTLE_WINDOW: Duration = Duration::from_secs(2);
 /// Relative growth of a peak that counts as "still growing".
 pub const SETTLE_GROWTH: f64 = 0.05;
+/// A task stopped for memory that grows by more than this after TERM is killed at once.
+pub const STILL_GROWING: Bytes = Bytes(32 << 20);
 /// Until this many tasks have finished, settled running tasks' peaks are learned too.
 pub const PROVISIONAL_UNTIL: usize = 8;
 /// How far ahead a task climbing past its prediction is assumed to keep climbing, when it
@@ -350,6 +354,8 @@ struct Aux {
     climb: Vec<(Duration, Bytes)>,
     /// The brake stopped it while nothing else ran.
     braked_alone: bool,
+    /// What it held when TERM was sent.
+    term_current: Bytes,
     /// Why the brake stopped it, in words.
     brake_why: String,
 }
@@ -831,7 +837,7 @@ impl Policy {
         for id in ids {
             match self.stopping(id) {
                 Some((reason, at)) if !self.aux[id].killed => {
-                    if hard || now >= at + self.config.grace {
+                    if hard || self.grows_after_term(id, reason) || now >= at + self.config.grace {
                         self.aux[id].killed = true;
                         self.actions.push_back(Action::Kill { task: id, reason });
                     }
@@ -1007,10 +1013,27 @@ impl Policy {
 
     /// Sends TERM to a running task and remembers why and when.
     fn stop(&mut self, now: Duration, id: TaskId, reason: StopReason) {
-        if let TaskState::Running { stopping, .. } = &mut self.tasks[id] {
+        if let TaskState::Running {
+            stopping, current, ..
+        } = &mut self.tasks[id]
+        {
             *stopping = Some((reason, now));
+            self.aux[id].term_current = *current;
             self.actions.push_back(Action::Term { task: id, reason });
         }
+    }
+
+    /// Returns true if and only if a task stopped for memory keeps growing after TERM: it is
+    /// not shutting down, and the grace would only let it take more.
+    fn grows_after_term(&self, id: TaskId, reason: StopReason) -> bool {
+        let memory = matches!(reason, StopReason::Brake | StopReason::OverCap);
+        let grew = match &self.tasks[id] {
+            TaskState::Running { current, .. } => {
+                current.get() > self.aux[id].term_current.get() + STILL_GROWING.get()
+            }
+            _ => false,
+        };
+        memory && grew
     }
 
     /// Stops tasks whose tree exceeds `--task-mem`.
