@@ -795,8 +795,11 @@ def section_overhead(args, parallel: str | None, rg_ok: bool, workdir: Path, raw
         if rg_ok:
             name = f"ramguard -j {jobs} (journal on)"
             journal = d / f"journal-{rep}.db"
+            # A log directory per rep: every rep creates its 2,000 log files as a first run
+            # does (a shared one made reps 2 and up only truncate rep 1's files).
             t = timed(name, [str(RAMGUARD), "run", "-j", str(jobs), "--tasks", str(task_file),
-                             "--journal", str(journal), "--progress", "none"], None)
+                             "--journal", str(journal), "--log-dir", str(d / f"logs-{rep}"),
+                             "--progress", "none"], None)
             runs.setdefault(name, []).append(t)
             done = None
             if journal.exists():
