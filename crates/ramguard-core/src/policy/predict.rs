@@ -106,6 +106,9 @@ pub struct Model {
     fit: Option<Fit>,
     /// Other single features that explain the values about as well as the best one.
     rivals: Vec<Fit>,
+    /// [`QUANTILE`] of the observations (its mirror for a lower bound), without margin;
+    /// cached because admission asks for it for every queued task it considers.
+    quantile: Option<f64>,
     /// Observations when the fit was last made.
     fitted_at: usize,
 }
@@ -123,6 +126,7 @@ impl Model {
             observations: Vec::new(),
             fit: None,
             rivals: Vec::new(),
+            quantile: None,
             fitted_at: 0,
         }
     }
@@ -133,12 +137,17 @@ impl Model {
             return;
         }
         self.observations.push((features.to_vec(), y));
-        // A fit costs O(n) per feature tried: with many observations, refit only when they
-        // have grown by REFIT_GROWTH, so a sweep of 100,000 tasks stays O(n log n).
+        // A fit (and the quantile's sort) costs O(n) per feature tried: with many
+        // observations, refit only when they have grown by REFIT_GROWTH, so a sweep of
+        // 100,000 tasks stays O(n log n).
         let n = self.observations.len();
         if n <= REFIT_ALWAYS || n as f64 >= self.fitted_at as f64 * (1.0 + REFIT_GROWTH) {
             (self.fit, self.rivals) = best_fit(&self.observations);
+            self.quantile = self.quantile_of_all();
             self.fitted_at = n;
+        } else {
+            // Between refits the quantile only moves toward the safe side.
+            self.quantile = self.quantile.map(|q| self.safer(q, y));
         }
     }
 
@@ -154,18 +163,19 @@ impl Model {
 
     /// The quantile of learned values toward the safe side, with the margin.
     pub fn typical(&self) -> Option<f64> {
-        if self.observations.is_empty() {
-            return None;
-        }
+        self.quantile.map(|y| self.with_margin(y))
+    }
+
+    /// The quantile of all observations (nearest rank: with few samples, the extreme).
+    fn quantile_of_all(&self) -> Option<f64> {
         let mut ys: Vec<f64> = self.observations.iter().map(|o| o.1).collect();
         ys.sort_unstable_by(f64::total_cmp);
         let q = match self.side {
             Side::Upper => QUANTILE,
             Side::Lower => 1.0 - QUANTILE,
         };
-        // Nearest rank: with few samples this is the extreme, as it should be.
         let rank = ((q * ys.len() as f64).ceil() as usize).clamp(1, ys.len());
-        Some(self.with_margin(ys[rank - 1]))
+        ys.get(rank - 1).copied()
     }
 
     /// The value predicted for a task with these features; `None` while nothing is known.
@@ -627,6 +637,24 @@ mod tests {
         }
         assert!(m.rivals.is_empty(), "{:?}", m.rivals);
         assert!((m.predict(&[100.0, 9.0]).unwrap() - 110.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn many_observations_keep_the_quantile_on_the_safe_side_between_refits() {
+        let mut m = Model::new(Side::Upper);
+        for i in 0..1000 {
+            m.observe(&[], f64::from(i % 100));
+        }
+        // p90 is 89; values seen since the last refit may have pushed it up to 99.
+        let t = m.typical().unwrap();
+        assert!((89.0 * 1.1..=99.0 * 1.1 + 1e-9).contains(&t), "{t}");
+        // One huge value right after a refit counts at once, if only until the next.
+        m.observe(&[], 10_000.0);
+        assert!(m.typical().unwrap() >= 10_000.0);
+        for i in 0..100 {
+            m.observe(&[], f64::from(i % 100));
+        }
+        assert!(m.typical().unwrap() < 100.0, "{:?}", m.typical());
     }
 
     #[test]
