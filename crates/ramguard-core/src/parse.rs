@@ -216,6 +216,16 @@ pub fn key_values(text: &str) -> BTreeMap<String, u64> {
         .collect()
 }
 
+/// The value of one key in a flat `key value` file (see [`key_values`]), without building
+/// the whole map: `/proc/vmstat` has some 180 lines and is read once per task.
+pub fn key_value(text: &str, key: &str) -> Option<u64> {
+    text.lines().find_map(|l| {
+        let mut it = l.split_whitespace();
+        (it.next()? == key).then_some(())?;
+        it.next()?.parse().ok()
+    })
+}
+
 /// Pressure stall information for one resource: `some` and `full` avg10 (percent of time).
 #[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize)]
 pub struct Psi {
@@ -461,6 +471,14 @@ pub fn tmpfs_size(option: &str, mem_total: Bytes) -> Option<Bytes> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn key_value_finds_one_line_and_ignores_prefixes() {
+        let vmstat = "nr_free_pages 12\noom_kill_extra 9\noom_kill 3\nbad line\n";
+        assert_eq!(key_value(vmstat, "oom_kill"), Some(3));
+        assert_eq!(key_value(vmstat, "pgfault"), None);
+        assert_eq!(key_value("oom_kill x\n", "oom_kill"), None);
+    }
+
     use super::*;
 
     const MEMINFO: &str = "MemTotal:       24683656 kB\nMemFree:        24585904 kB\nMemAvailable:   24485880 kB\nBuffers:            2104 kB\nCached:            41692 kB\nSwapCached:            0 kB\nShmem:              8952 kB\nSwapTotal:             0 kB\nSwapFree:              0 kB\nHugePages_Total:       0\n";

@@ -207,6 +207,8 @@ pub struct HostWatch {
     root: Root,
     psi_file: Option<String>,
     shm_size: Option<Bytes>,
+    /// The last `oom_kill` reading and when: tasks started in one pass share it.
+    oom_read: Option<(Duration, Option<u64>)>,
 }
 
 impl HostWatch {
@@ -216,6 +218,7 @@ impl HostWatch {
             psi_file: report.psi.as_ref().map(|p| p.source.file.clone()),
             shm_size: report.shm.as_ref().map(|s| s.size),
             root,
+            oom_read: None,
         }
     }
 
@@ -228,9 +231,19 @@ impl HostWatch {
         parse::psi(&text).ok().map(|p| p.full_avg10)
     }
 
-    fn oom_kills(&self) -> Option<u64> {
-        let text = self.root.read_lenient("/proc/vmstat")?;
-        parse::key_values(&text).get("oom_kill").copied()
+    /// The kernel's OOM-kill counter, read at most once per `now`.
+    fn oom_kills(&mut self, now: Duration) -> Option<u64> {
+        if let Some((at, value)) = self.oom_read {
+            if at == now {
+                return value;
+            }
+        }
+        let value = self
+            .root
+            .read_lenient("/proc/vmstat")
+            .and_then(|text| parse::key_value(&text, "oom_kill"));
+        self.oom_read = Some((now, value));
+        value
     }
 
     /// Returns true if and only if `/dev/shm` is at least 90% full.
@@ -382,16 +395,19 @@ impl Supervisor {
             return;
         };
         let (code, signal) = a.exit.unwrap_or((None, None));
-        let oom_delta = match (a.oom_kills_at_start, self.host.oom_kills()) {
-            (Some(before), Some(after)) => after > before,
-            _ => false,
-        };
+        let (before, peak) = (a.oom_kills_at_start, a.peak);
+        // Only a SIGKILL can be the kernel's: read the counter only then.
+        let oom_delta = signal == Some(9)
+            && match (before, self.host.oom_kills(now)) {
+                (Some(before), Some(after)) => after > before,
+                _ => false,
+            };
         let exit = Exit {
             code,
             signal,
-            oom_killed: oom_delta && signal == Some(9),
+            oom_killed: oom_delta,
             shm_full: signal == Some(7) && self.host.shm_nearly_full(),
-            peak: a.peak,
+            peak,
         };
         self.trees.remove(task);
         self.policy.handle_exit(now, task, &exit);
@@ -549,7 +565,7 @@ impl Supervisor {
             peak: Bytes::ZERO,
             peak_rss: Bytes::ZERO,
             peak_pss: None,
-            oom_kills_at_start: self.host.oom_kills(),
+            oom_kills_at_start: self.host.oom_kills(now),
             spawn_error: None,
             exit: None,
         };
