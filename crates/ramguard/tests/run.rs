@@ -82,7 +82,7 @@ fn rerun_runs_nothing_that_is_done_and_failures_give_exit_1() {
         "--",
         "sh",
         "-c",
-        "exit {}",
+        "echo attempt; [ {} = 3 ] && echo bad input >&2; exit {}",
         ":::",
         "0",
         "3",
@@ -92,6 +92,22 @@ fn rerun_runs_nothing_that_is_done_and_failures_give_exit_1() {
     assert_eq!(summary(&out)["failed"], 1);
     let err = stderr(&out);
     assert!(err.contains("exit code 3"), "{err}");
+    // The failure points at its stderr; the task that succeeded wrote none, so left none.
+    let failed = err.lines().find(|l| l.contains(": failed ")).unwrap();
+    let path = failed
+        .split("stderr in ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("{failed}"));
+    assert_eq!(std::fs::read_to_string(path.trim()).unwrap(), "bad input\n");
+    let errs = std::fs::read_dir(w.path().join("logs/sh"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".err"))
+        .count();
+    assert_eq!(
+        errs, 1,
+        "only the attempt that wrote to stderr has an .err file"
+    );
     // Rerun: the done task does not run again; the failed one does.
     let out = w.run(&args);
     assert_eq!(out.status.code(), Some(1));

@@ -132,8 +132,8 @@ pub struct RunArgs {
     #[arg(long, value_enum, default_value_t = Progress::Auto)]
     pub progress: Progress,
 
-    /// Directory for each attempt's stdout/stderr, `<task>.<attempt>.{out,err}`
-    /// [default: .ramguard/logs/<sweep>].
+    /// Directory for each attempt's stdout/stderr, `<task>.<attempt>.{out,err}`, each
+    /// created when the attempt first writes to it [default: .ramguard/logs/<sweep>].
     #[arg(long, value_name = "DIR")]
     pub log_dir: Option<PathBuf>,
 
@@ -350,8 +350,13 @@ pub fn run(args: &RunArgs) -> Result<Outcome> {
         writeln!(out)?;
     }
     const SHOWN: usize = 10;
-    for f in stats.failures.iter().take(SHOWN) {
-        sink.printer.line(&format!("failed {f}"));
+    // The log pump has finished: a stderr file exists if and only if the task wrote to it.
+    for (what, err) in stats.failures.iter().take(SHOWN) {
+        let stderr = match err.exists() {
+            true => format!("stderr in {}", err.display()),
+            false => "it wrote nothing to stderr".to_string(),
+        };
+        sink.printer.line(&format!("failed {what} — {stderr}"));
     }
     if stats.failures.len() > SHOWN {
         sink.printer.line(&format!(
@@ -711,8 +716,8 @@ fn dry_run(args: &RunArgs, sweep: &Sweep, s: &Settings) -> Result<()> {
 struct Stats {
     done: usize,
     failed: usize,
-    /// One line per task that failed in this run: label, reason, where its stderr is.
-    failures: Vec<String>,
+    /// Per task that failed in this run: label, reason and class; where its stderr would be.
+    failures: Vec<(String, PathBuf)>,
     braked: usize,
     peak_used: Bytes,
 }
@@ -1037,13 +1042,8 @@ impl RunSink<'_> {
             (_, false) => {
                 self.stats.failed += 1;
                 let (_, err, _) = self.files(fin.task, fin.attempt);
-                self.stats.failures.push(format!(
-                    "{}: {} ({}) — stderr in {}",
-                    self.label(fin.task),
-                    fin.reason,
-                    class,
-                    err.display()
-                ));
+                let what = format!("{}: {} ({})", self.label(fin.task), fin.reason, class);
+                self.stats.failures.push((what, err));
                 "failed "
             }
         };

@@ -5,8 +5,10 @@
 //! to over 1 ms when many files were deleted recently, and the supervisor's loop is serial.
 //! So each stream is a pipe: [`Logs::capture`] only makes the pipe (no filesystem work) and
 //! hands back its write end for the child; the pump thread creates the file on the stream's
-//! first bytes, appends what arrives, and at end of file (the task and every descendant
-//! closed it) creates the file empty if nothing came, so every attempt still has both files.
+//! first bytes and appends what arrives until end of file (the task and every descendant
+//! closed it). A stream that stays silent leaves no file: a sweep of a thousand quiet tasks
+//! does not leave two thousand empty files, and creating them cost a third of the
+//! supervisor's time per trivial task on this host's ext4 (BENCHMARKS.md, "Overhead").
 //! A full pipe blocks the writer, as a slow disk would; nothing is buffered beyond the pipe.
 //!
 //! Ownership: the supervisor thread creates pipes and sends the read end, tagged with an id,
@@ -256,13 +258,10 @@ fn write(s: &mut Stream, data: &[u8]) {
     }
 }
 
-/// Ends a stream: a stream that never wrote still gets its (empty) file.
+/// Ends a stream: its pipe and file close.
 fn close(s: Stream) {
-    if s.file.is_none() && !s.broken {
-        if let Err(e) = File::create(&s.path) {
-            eprintln!("ramguard: cannot create {}: {e}", s.path.display());
-        }
-    }
+    // A silent stream leaves no file (module doc); the pipe closes when `s` drops.
+    drop(s);
 }
 
 #[cfg(test)]
@@ -270,7 +269,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn bytes_reach_their_files_and_silent_streams_get_empty_files() {
+    fn bytes_reach_their_files_and_silent_streams_leave_none() {
         let dir = tempfile::tempdir().unwrap();
         let mut logs = Logs::start().unwrap();
         let a = dir.path().join("a.out");
@@ -287,6 +286,6 @@ mod tests {
         let text = std::fs::read_to_string(&a).unwrap();
         assert_eq!(text.lines().count(), 1000);
         assert!(text.ends_with("line 999\n"));
-        assert_eq!(std::fs::read(&b).unwrap(), b"");
+        assert!(!b.exists(), "a silent stream left {}", b.display());
     }
 }
