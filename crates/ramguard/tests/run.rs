@@ -832,3 +832,24 @@ fn a_lone_command_runs_once_under_supervision() {
         stderr(&out)
     );
 }
+
+#[test]
+fn a_script_without_a_shebang_runs_under_sh_as_with_execvp() {
+    // Regression: the vfork-style spawn returned "Exec format error" (exit 127) where the
+    // fork + execvp it replaced fell back to /bin/sh.
+    let w = Work::new();
+    let script = w.path().join("plain.sh");
+    std::fs::write(&script, "echo ran $1\n").unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let out = w.run(&[
+        "run",
+        "--progress",
+        "none",
+        "--",
+        script.to_str().unwrap(),
+        "x",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+    let log = std::fs::read_to_string(w.path().join("logs/plain/1.1.out")).unwrap();
+    assert_eq!(log, "ran x\n");
+}

@@ -164,6 +164,9 @@ fn candidates(program: &str, path: Option<&OsStr>) -> Result<CStrings> {
 struct ChildArgs<'a> {
     candidates: &'a [*const libc::c_char],
     argv: *const *const libc::c_char,
+    /// `["sh", <script>, argv[1..], NULL]` with slot 1 left for the child to fill: a file
+    /// without a `#!` line (ENOEXEC) runs under `/bin/sh`, as `execvp` does.
+    sh_argv: *mut *const libc::c_char,
     envp: *const *const libc::c_char,
     /// stdin, stdout, stderr.
     fds: [RawFd; 3],
@@ -171,6 +174,10 @@ struct ChildArgs<'a> {
     /// The errno of the step that failed; 0 if the child exec'd.
     error: AtomicI32,
 }
+
+/// The shell that runs a script without a `#!` line, and the name it is given.
+const SH_PATH: &std::ffi::CStr = c"/bin/sh";
+const SH_NAME: &std::ffi::CStr = c"sh";
 
 /// One more than the highest signal number on Linux.
 const NSIG: libc::c_int = 65;
@@ -185,9 +192,15 @@ fn clone_exec(
     envp: &CStrings,
     fds: [RawFd; 3],
 ) -> std::io::Result<u32> {
+    // ["sh", slot for the script, the task's arguments after its program, NULL].
+    let mut sh_argv: Vec<*const libc::c_char> = Vec::with_capacity(argv.ptrs.len() + 1);
+    sh_argv.push(SH_NAME.as_ptr());
+    sh_argv.push(std::ptr::null());
+    sh_argv.extend_from_slice(&argv.ptrs[1..]);
     let args = ChildArgs {
         candidates: &candidates.ptrs[..candidates.ptrs.len() - 1],
         argv: argv.ptrs.as_ptr(),
+        sh_argv: sh_argv.as_mut_ptr(),
         envp: envp.ptrs.as_ptr(),
         fds,
         // SAFETY: getpid has no preconditions.
@@ -305,6 +318,12 @@ extern "C" fn child(arg: *mut libc::c_void) -> libc::c_int {
             match errno() {
                 libc::ENOENT | libc::ENOTDIR => {}
                 libc::EACCES => reported = libc::EACCES,
+                libc::ENOEXEC => {
+                    // Writing one pointer into the parent's prepared array allocates nothing.
+                    *args.sh_argv.add(1) = path;
+                    libc::execve(SH_PATH.as_ptr(), args.sh_argv as *const _, args.envp);
+                    fail(args, errno());
+                }
                 other => fail(args, other),
             }
         }
