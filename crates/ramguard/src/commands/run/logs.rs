@@ -58,6 +58,7 @@ pub struct Logs {
 impl Logs {
     /// Starts the pump thread.
     pub fn start() -> Result<Logs> {
+        raise_fd_limit();
         // SAFETY: plain system calls; each result is checked before it is wrapped.
         let epoll = unsafe { owned(libc::epoll_create1(libc::EPOLL_CLOEXEC)) }
             .context("cannot create an epoll instance for task logs")?;
@@ -207,16 +208,12 @@ fn pump(epoll: OwnedFd, finish: OwnedFd, incoming: Receiver<(u64, Stream)>) {
                 continue;
             };
             match s.pipe.read(&mut buf) {
-                Ok(0) => {
-                    if let Some(s) = streams.remove(&id) {
-                        close(s);
-                    }
-                }
-                Ok(n) => write(s, &buf[..n]),
+                Ok(n) if n > 0 => write(s, &buf[..n]),
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(_) => {
+                // End of file, or a read error: the stream is over.
+                _ => {
                     if let Some(s) = streams.remove(&id) {
-                        close(s);
+                        close(&epoll, s);
                     }
                 }
             }
@@ -231,7 +228,7 @@ fn pump(epoll: OwnedFd, finish: OwnedFd, incoming: Receiver<(u64, Stream)>) {
     // Streams still open after the grace: keep what they wrote, and their files.
     streams.extend(incoming.try_iter());
     for (_, s) in streams.drain() {
-        close(s);
+        close(&epoll, s);
     }
 }
 
@@ -244,7 +241,7 @@ fn write(s: &mut Stream, data: &[u8]) {
         match File::create(&s.path) {
             Ok(f) => s.file = Some(f),
             Err(e) => {
-                eprintln!("ramguard: cannot create {}: {e}", s.path.display());
+                warn(format_args!("cannot create {}: {e}", s.path.display()));
                 s.broken = true;
                 return;
             }
@@ -252,16 +249,49 @@ fn write(s: &mut Stream, data: &[u8]) {
     }
     if let Some(f) = &mut s.file {
         if let Err(e) = f.write_all(data) {
-            eprintln!("ramguard: cannot write {}: {e}", s.path.display());
+            warn(format_args!("cannot write {}: {e}", s.path.display()));
             s.broken = true;
         }
     }
 }
 
-/// Ends a stream: its pipe and file close.
-fn close(s: Stream) {
-    // A silent stream leaves no file (module doc); the pipe closes when `s` drops.
-    drop(s);
+/// Ends a stream: it leaves epoll at once (a just-cloned child may still hold a copy of
+/// the read end, which would keep reporting a hang-up for an id we no longer know), and a
+/// silent stream removes any file of the same name a `--fresh` rerun left behind.
+fn close(epoll: &OwnedFd, s: Stream) {
+    // SAFETY: removes a descriptor we added; EPOLL_CTL_DEL needs no event argument.
+    unsafe {
+        libc::epoll_ctl(
+            epoll.as_raw_fd(),
+            libc::EPOLL_CTL_DEL,
+            s.pipe.as_raw_fd(),
+            std::ptr::null_mut(),
+        )
+    };
+    if s.file.is_none() && !s.broken {
+        match std::fs::remove_file(&s.path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                warn(format_args!("cannot remove {}: {e}", s.path.display()));
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Raises the soft limit on open files to the hard one: each running attempt holds two
+/// pipe read ends and up to two log files here, and the usual soft limit is 1024.
+fn raise_fd_limit() {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum {
+        limit.current = limit.maximum;
+        let _ = setrlimit(Resource::Nofile, limit);
+    }
+}
+
+/// One line on ramguard's stderr; never panics (stderr may be a closed pipe).
+fn warn(what: std::fmt::Arguments) {
+    let _ = writeln!(std::io::stderr(), "ramguard: {what}");
 }
 
 #[cfg(test)]
