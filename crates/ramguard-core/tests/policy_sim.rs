@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use ramguard_core::policy::predict::Observation;
 use ramguard_core::policy::sim::{End, Host, Report, Script, Sim, SimTask};
 use ramguard_core::policy::{Action, Config, ExitClass, Note, StopReason, TaskId, TaskState};
 use ramguard_core::Bytes;
@@ -18,6 +19,15 @@ fn gib(x: f64) -> Bytes {
 
 fn secs(x: f64) -> Duration {
     Duration::from_secs_f64(x)
+}
+
+/// What an older journal row teaches: a peak, no times.
+fn peak_only(x: f64) -> Observation {
+    Observation {
+        peak: gib(x),
+        duration: None,
+        time_to_peak: None,
+    }
 }
 
 /// An 8 GiB host with a 6 GiB budget, -j 8, brake at 512 MiB, no estimate.
@@ -424,7 +434,7 @@ fn history_seeds_the_feature_model_before_anything_runs() {
     ];
     let mut sim = Sim::new(cfg, host(), tasks);
     sim.policy_mut()
-        .learn_from_history(&[(vec![1.0], gib(0.23)), (vec![2.0], gib(0.46))]);
+        .learn_from_history(&[(vec![1.0], peak_only(0.23)), (vec![2.0], peak_only(0.46))]);
     let report = sim.drive();
     assert_clean(&report);
     assert_eq!(report.max_running, 1);

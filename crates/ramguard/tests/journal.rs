@@ -100,10 +100,44 @@ fn a_rerun_resumes_only_what_is_not_done() {
     );
     assert_eq!(recs[2].peak, Some(300 << 20));
     assert_eq!(recs[2].attempts, 1);
-    assert_eq!(
-        j.learned_history(&sw).unwrap(),
-        vec![("lam=1".to_string(), 300 << 20)]
-    );
+    let learned: Vec<(String, u64)> = j
+        .learned_history(&sw)
+        .unwrap()
+        .into_iter()
+        .map(|l| (l.key, l.peak))
+        .collect();
+    assert_eq!(learned, vec![("lam=1".to_string(), 300 << 20)]);
+}
+
+#[test]
+fn history_carries_duration_and_time_to_peak_from_the_timeline() {
+    let (_d, path) = tmp();
+    let mut j = Journal::open(&path).unwrap();
+    let sw = j
+        .begin_sweep(&spec("lam", "python t.py --lam={lam}"), false)
+        .unwrap();
+    j.sync_tasks(&sw, &tasks(1)).unwrap();
+    let a = j
+        .attempt_started(&sw, "lam=0", 1, 4242, 1_700_000_000_000)
+        .unwrap();
+    // Ramps 100 MiB per 100 ms to 300 MiB, then holds: 95% of the peak first at 300 ms.
+    let samples: Vec<MemSample> = [0u64, 100, 200, 300, 400, 900]
+        .iter()
+        .map(|&t| MemSample {
+            t_ms: t,
+            rss: (t.min(300) / 100 * 100) << 20,
+            pss: None,
+        })
+        .collect();
+    j.add_samples(a, &samples).unwrap();
+    j.attempt_finished(a, &end("done", 300 << 20, false, None))
+        .unwrap();
+    j.commit().unwrap();
+    let learned = j.learned_history(&sw).unwrap();
+    assert_eq!(learned.len(), 1);
+    assert_eq!(learned[0].peak, 300 << 20);
+    assert_eq!(learned[0].duration_ms, Some(1000));
+    assert_eq!(learned[0].time_to_peak_ms, Some(300));
 }
 
 #[test]
@@ -652,7 +686,12 @@ fn the_v1_fixture_journal_opens_forever() {
         )
         .unwrap();
     assert!(j.recover_interrupted(&sw).unwrap().is_empty());
-    let hist = j.learned_history(&sw).unwrap();
+    let hist: Vec<(String, u64)> = j
+        .learned_history(&sw)
+        .unwrap()
+        .into_iter()
+        .map(|l| (l.key, l.peak))
+        .collect();
     assert_eq!(hist, vec![("beta=3.0 lam=0".to_string(), 200 << 20)]);
 }
 

@@ -430,15 +430,11 @@ impl Policy {
         }
     }
 
-    /// Peaks measured in earlier runs of the sweep (journal), to learn from before starting.
-    pub fn learn_from_history(&mut self, observations: &[(Vec<f64>, Bytes)]) {
-        for (features, peak) in observations {
-            let obs = Observation {
-                peak: *peak,
-                duration: None,
-                time_to_peak: None,
-            };
-            self.predictor.observe(features, obs);
+    /// What finished tasks of earlier runs of the sweep showed (journal), to learn from
+    /// before starting: a resumed sweep admits as well as the run it resumes.
+    pub fn learn_from_history(&mut self, observations: &[(Vec<f64>, Observation)]) {
+        for (features, obs) in observations {
+            self.predictor.observe(features, *obs);
         }
         self.note_learned();
     }

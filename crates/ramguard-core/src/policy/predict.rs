@@ -654,7 +654,11 @@ mod tests {
         for i in 0..100 {
             m.observe(&[], f64::from(i % 100));
         }
-        assert!(m.typical().unwrap() <= 99.0 * 1.1 + 1e-9, "{:?}", m.typical());
+        assert!(
+            m.typical().unwrap() <= 99.0 * 1.1 + 1e-9,
+            "{:?}",
+            m.typical()
+        );
     }
 
     #[test]

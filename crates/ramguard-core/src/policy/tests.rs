@@ -9,6 +9,14 @@ fn mib(x: u64) -> Bytes {
     Bytes(x * MIB)
 }
 
+fn peak_only(peak: Bytes) -> Observation {
+    Observation {
+        peak,
+        duration: None,
+        time_to_peak: None,
+    }
+}
+
 fn ms(x: u64) -> Duration {
     Duration::from_millis(x)
 }
@@ -189,7 +197,7 @@ fn learned_peak_is_announced_only_when_it_moves_by_more_than_ten_percent() {
             ..config()
         },
     );
-    p.learn_from_history(&[(vec![], mib(1000))]);
+    p.learn_from_history(&[(vec![], peak_only(mib(1000)))]);
     let notes = |a: Vec<Action>| -> Vec<Action> {
         a.into_iter()
             .filter(|a| matches!(a, Action::Note(Note::LearnedPeak { .. })))
@@ -199,9 +207,9 @@ fn learned_peak_is_announced_only_when_it_moves_by_more_than_ten_percent() {
         notes(drain(&mut p, ms(0))),
         vec![Action::Note(Note::LearnedPeak { peak: mib(1100) })]
     );
-    p.learn_from_history(&[(vec![], mib(1050))]);
+    p.learn_from_history(&[(vec![], peak_only(mib(1050)))]);
     assert_eq!(notes(drain(&mut p, ms(0))), vec![]);
-    p.learn_from_history(&[(vec![], mib(2000))]);
+    p.learn_from_history(&[(vec![], peak_only(mib(2000)))]);
     assert_eq!(notes(drain(&mut p, ms(0))).len(), 1);
 }
 

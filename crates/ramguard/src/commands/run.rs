@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::ValueEnum;
+use ramguard_core::policy::predict::Observation;
 use ramguard_core::policy::{Config, ExitClass, Note, Policy, TaskId, TaskSpec};
 use ramguard_core::tasks::{self, TaskDef, Template};
 use ramguard_core::units::{format_duration, parse_duration, parse_size, SizeSpec};
@@ -262,10 +263,17 @@ pub fn run(args: &RunArgs) -> Result<Outcome> {
         })
         .collect();
     let mut policy = Policy::new(policy_config(&settings), specs);
-    let history: Vec<(Vec<f64>, Bytes)> = journal
+    let history: Vec<(Vec<f64>, Observation)> = journal
         .learned_history(&handle)?
         .into_iter()
-        .filter_map(|(key, peak)| Some((feature_of.get(key.as_str())?.to_vec(), Bytes(peak))))
+        .filter_map(|l| {
+            let obs = Observation {
+                peak: Bytes(l.peak),
+                duration: l.duration_ms.map(Duration::from_millis),
+                time_to_peak: l.time_to_peak_ms.map(Duration::from_millis),
+            };
+            Some((feature_of.get(l.key.as_str())?.to_vec(), obs))
+        })
         .collect();
     policy.learn_from_history(&history);
 

@@ -121,6 +121,19 @@ pub struct SweepSpec {
     pub settings: serde_json::Value,
 }
 
+/// What a finished task of an earlier run teaches the policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Learned {
+    /// The task's identity key.
+    pub key: String,
+    /// Its peak in bytes.
+    pub peak: u64,
+    /// How long its finishing attempt ran.
+    pub duration_ms: Option<u64>,
+    /// When that attempt's timeline first reached 95% of the peak.
+    pub time_to_peak_ms: Option<u64>,
+}
+
 /// A sweep being run; holds its lock until dropped.
 #[derive(Debug)]
 pub struct SweepHandle {
@@ -838,16 +851,29 @@ impl Journal {
         Ok(())
     }
 
-    /// Peaks of the sweep's done tasks, in task order, for the policy to learn from.
-    pub fn learned_history(&mut self, sweep: &SweepHandle) -> Result<Vec<(String, u64)>> {
+    /// What the sweep's done tasks showed (peak, duration, time to peak), in task order, for
+    /// the policy to learn from.
+    pub fn learned_history(&mut self, sweep: &SweepHandle) -> Result<Vec<Learned>> {
+        // The time to peak is read off the attempt's timeline: its first sample at 95% of
+        // the peak (what the policy learns live; samples hold PSS where it was refreshed).
         let mut st = self.conn.prepare_cached(
-            "SELECT key, peak FROM tasks WHERE sweep_id = ?1 AND state = 'done' AND peak IS NOT NULL ORDER BY seq",
+            "SELECT t.key, t.peak, a.duration_ms,
+                    (SELECT min(s.t_ms) FROM samples s
+                      WHERE s.attempt_id = a.id AND coalesce(s.pss, s.rss) >= t.peak * 0.95)
+               FROM tasks t LEFT JOIN attempts a ON a.id = t.last_attempt_id
+              WHERE t.sweep_id = ?1 AND t.state = 'done' AND t.peak IS NOT NULL
+              ORDER BY t.seq",
         )?;
+        let ms = |v: Option<i64>| v.and_then(|v| u64::try_from(v).ok());
         let rows = st
             .query_map([sweep.id], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+                Ok(Learned {
+                    key: r.get(0)?,
+                    peak: u64::try_from(r.get::<_, i64>(1)?).unwrap_or(0),
+                    duration_ms: ms(r.get(2)?),
+                    time_to_peak_ms: ms(r.get(3)?),
+                })
             })?
-            .map(|r| r.map(|(k, p)| (k, u64::try_from(p).unwrap_or(0))))
             .collect::<rusqlite::Result<Vec<_>>>()
             .with_context(|| schema::corrupt_context(&self.shown()))?;
         Ok(rows)
