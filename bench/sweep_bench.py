@@ -1014,7 +1014,7 @@ def section_brake(args, rg_ok: bool, workdir: Path, raw: dict) -> str:
         "the harness polls the task's RSS every 1 ms (crossing = first sample above the budget) and "
         "/proc/<pid> (death = gone or zombie). Each attempt ramguard starts is one sample.\n",
         "Detection = ramguard's `brake` journal event (unix ms) minus the crossing; kill = death minus "
-        "that event (median / worst; wall clocks of one host). Regained = MemAvailable {AVAIL_AFTER * 1000:.0f} ms after the crossing minus "
+        f"that event (median / worst; wall clocks of one host). Regained = MemAvailable {AVAIL_AFTER * 1000:.0f} ms after the crossing minus "
         "at the crossing (median; noisy on a shared host, and pages parked on the kernel's per-CPU free "
         "lists do not count in MemAvailable).\n",
         f"Baseline: the kernel alone takes {statistics.median(base):.1f} ms (median of {len(base)}, worst "
