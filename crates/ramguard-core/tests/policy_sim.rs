@@ -980,3 +980,26 @@ fn a_braked_task_that_shuts_down_slowly_keeps_its_grace() {
         "killed though it stopped growing"
     );
 }
+
+/// Decision cost on a large sweep (`--ignored`, a measurement, not run by CI): 30,000 tiny
+/// tasks at `-j 8`. Each decision used to scan every task's state and predict every queued
+/// task; now it walks the running set and at most `BACKFILL_WINDOW` queued tasks.
+#[test]
+#[ignore]
+fn large_sweep_decision_cost() {
+    let cfg = Config {
+        estimate: Some(gib(0.01)),
+        ..config()
+    };
+    let n = 30_000;
+    let tasks: Vec<SimTask> = (0..n).map(|_| ramp(0.01, 0.01, 0.01)).collect();
+    let t = std::time::Instant::now();
+    let (sim, report) = run(cfg, host(), tasks);
+    println!(
+        "{n} tasks: policy and harness {:.2} s of CPU for {:.0} s simulated",
+        t.elapsed().as_secs_f64(),
+        report.makespan.as_secs_f64()
+    );
+    assert_clean(&report);
+    all_done(&sim, n);
+}

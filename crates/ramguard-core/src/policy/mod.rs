@@ -36,7 +36,7 @@
 //! curve in advance; 0 brakes either way.
 //!
 //! Queue order is task order. A task that does not fit may be overtaken by a smaller one
-//! later in the queue (backfill), but only `max(max_jobs, 1)` times for the same head of the
+//! later in the queue (backfill, looking at most [`BACKFILL_WINDOW`] tasks deep), but only `max(max_jobs, 1)` times for the same head of the
 //! queue: after that nothing more is admitted until the head fits, so running tasks drain and
 //! a big task is never starved by a stream of small ones. When nothing runs, the head needs
 //! only its measured lower bound to fit (the model may over-predict; the brake corrects), so
@@ -89,7 +89,7 @@
 //! `oom_score_adj` rises with start order (100 + 50 × rank, at most 1000) so that the
 //! kernel, if it strikes first, picks the same task the brake would.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -315,6 +315,8 @@ pub enum Note {
 pub const SETTLE_WINDOW: Duration = Duration::from_secs(2);
 /// Relative growth of a peak that counts as "still growing".
 pub const SETTLE_GROWTH: f64 = 0.05;
+/// How many queued tasks, from the head, admission considers at each decision.
+pub const BACKFILL_WINDOW: usize = 256;
 /// A task stopped for memory that grows by more than this after TERM is killed at once.
 pub const STILL_GROWING: Bytes = Bytes(32 << 20);
 /// Until this many tasks have finished, settled running tasks' peaks are learned too.
@@ -390,11 +392,19 @@ pub struct Policy {
     noted_typical: Option<Bytes>,
     /// The head of the queue and how often smaller tasks overtook it.
     head: Option<(TaskId, u32)>,
+    /// Queued tasks in queue order, and running ones: kept beside `tasks` so that no
+    /// decision scans a 100,000-task sweep.
+    queued: BTreeSet<TaskId>,
+    running: BTreeSet<TaskId>,
+    /// Queued tasks whose lower bound may have grown past the budget since last checked.
+    recheck: Vec<TaskId>,
 }
 
 impl Policy {
     /// Every task starts queued (or as the spec says from a previous run).
     pub fn new(config: Config, specs: Vec<TaskSpec>) -> Policy {
+        let n = specs.len();
+        let specs_lb: Vec<bool> = specs.iter().map(|s| s.lower_bound.is_some()).collect();
         let tasks = specs
             .iter()
             .map(|s| TaskState::Queued {
@@ -427,6 +437,9 @@ impl Policy {
             largest_seen: Bytes::ZERO,
             noted_typical: None,
             head: None,
+            queued: (0..n).collect(),
+            running: BTreeSet::new(),
+            recheck: (0..n).filter(|&id| specs_lb[id]).collect(),
         }
     }
 
@@ -535,7 +548,7 @@ impl Policy {
                 };
                 let features = self.specs[task].features.clone();
                 self.predictor.observe(&features, obs);
-                self.tasks[task] = TaskState::Done { peak, duration };
+                self.set_state(task, TaskState::Done { peak, duration });
                 self.note_learned();
                 self.refresh_running_predictions();
                 (ExitClass::Done, false, "done".to_string())
@@ -602,9 +615,9 @@ impl Policy {
         }
         let mut next: Option<Duration> = None;
         let mut want = |t: Duration| next = Some(next.map_or(t, |n: Duration| n.min(t)));
-        let cold_waiting = !self.interrupted
-            && (0..self.tasks.len())
-                .any(|id| matches!(self.tasks[id], TaskState::Queued { .. }) && self.is_cold(id));
+        // Coldness is the same for every task (nothing learned, no estimate): ask the head.
+        let cold_waiting =
+            !self.interrupted && self.queued.first().is_some_and(|&id| self.is_cold(id));
         for id in self.running_ids() {
             let TaskState::Running {
                 started, stopping, ..
@@ -636,9 +649,7 @@ impl Policy {
         if self.interrupted {
             return self.running_ids().next().is_none();
         }
-        self.tasks
-            .iter()
-            .all(|t| matches!(t, TaskState::Done { .. } | TaskState::Failed { .. }))
+        self.queued.is_empty() && self.running.is_empty()
     }
 
     /// The task's current state.
@@ -859,7 +870,7 @@ impl Policy {
 
     /// Fails queued tasks whose measured lower bound exceeds the budget: they can never fit.
     fn fail_impossible(&mut self) {
-        for id in 0..self.tasks.len() {
+        for id in std::mem::take(&mut self.recheck) {
             let TaskState::Queued { brakes, .. } = self.tasks[id] else {
                 continue;
             };
@@ -876,10 +887,11 @@ impl Policy {
                     "needs at least {lb}, more than the {} budget (hint: raise --mem)",
                     self.config.budget
                 );
-                self.tasks[id] = TaskState::Failed {
+                let failed = TaskState::Failed {
                     class,
                     reason: reason.clone(),
                 };
+                self.set_state(id, failed);
                 self.actions.push_back(Action::Fail { task: id, reason });
             }
         }
@@ -908,9 +920,9 @@ impl Policy {
             let cold_settled = running
                 .iter()
                 .all(|&id| !self.aux[id].cold || self.is_settled(id, now));
-            let queued: Vec<TaskId> = (0..self.tasks.len())
-                .filter(|&id| matches!(self.tasks[id], TaskState::Queued { .. }))
-                .collect();
+            // Backfill looks this deep into the queue at most: with a full machine, every
+            // tick would otherwise predict every queued task.
+            let queued: Vec<TaskId> = self.queued.iter().copied().take(BACKFILL_WINDOW).collect();
             let Some(&head) = queued.first() else {
                 self.set_stalled(false);
                 return;
@@ -990,15 +1002,18 @@ impl Policy {
         aux.grown_at = now;
         aux.climb.clear();
         aux.braked_alone = false;
-        self.tasks[id] = TaskState::Running {
-            attempt,
-            started: now,
-            current: Bytes::ZERO,
-            peak: Bytes::ZERO,
-            predicted,
-            brakes,
-            stopping: None,
-        };
+        self.set_state(
+            id,
+            TaskState::Running {
+                attempt,
+                started: now,
+                current: Bytes::ZERO,
+                peak: Bytes::ZERO,
+                predicted,
+                brakes,
+                stopping: None,
+            },
+        );
         self.actions.push_back(Action::Start {
             task: id,
             attempt,
@@ -1164,19 +1179,34 @@ impl Policy {
 
     /// Puts a task back in the queue for another attempt.
     fn requeue(&mut self, id: TaskId, attempt: u32, brakes: u32) {
-        self.tasks[id] = TaskState::Queued {
+        let queued = TaskState::Queued {
             attempt,
             lower_bound: self.aux[id].lower_bound,
             brakes,
         };
+        self.set_state(id, queued);
+        self.recheck.push(id);
+    }
+
+    /// The one place a task changes state: keeps the queued and running sets true.
+    fn set_state(&mut self, id: TaskId, state: TaskState) {
+        self.queued.remove(&id);
+        self.running.remove(&id);
+        match state {
+            TaskState::Queued { .. } => self.queued.insert(id),
+            TaskState::Running { .. } => self.running.insert(id),
+            _ => false,
+        };
+        self.tasks[id] = state;
     }
 
     /// Marks a task failed for good.
     fn fail(&mut self, id: TaskId, class: ExitClass, reason: String) -> (ExitClass, bool, String) {
-        self.tasks[id] = TaskState::Failed {
+        let failed = TaskState::Failed {
             class,
             reason: reason.clone(),
         };
+        self.set_state(id, failed);
         (class, false, reason)
     }
 
@@ -1284,11 +1314,7 @@ impl Policy {
     // ---- small accessors ---------------------------------------------------------------
 
     fn running_ids(&self) -> impl Iterator<Item = TaskId> + '_ {
-        self.tasks
-            .iter()
-            .enumerate()
-            .filter(|(_, t)| matches!(t, TaskState::Running { .. }))
-            .map(|(id, _)| id)
+        self.running.iter().copied()
     }
 
     fn stopping(&self, id: TaskId) -> Option<(StopReason, Duration)> {
