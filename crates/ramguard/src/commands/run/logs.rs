@@ -20,13 +20,18 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::PathBuf;
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use rustix::buffer::spare_capacity;
+use rustix::event::epoll::{self, EventData, EventFlags};
+use rustix::event::{eventfd, EventfdFlags, Timespec};
+use rustix::io::Errno;
+use rustix::pipe::{pipe_with, PipeFlags};
 
 /// The epoll id of the eventfd that asks the pump to finish.
 const FINISH: u64 = u64::MAX;
@@ -59,12 +64,11 @@ impl Logs {
     /// Starts the pump thread.
     pub fn start() -> Result<Logs> {
         raise_fd_limit();
-        // SAFETY: plain system calls; each result is checked before it is wrapped.
-        let epoll = unsafe { owned(libc::epoll_create1(libc::EPOLL_CLOEXEC)) }
+        let epoll = epoll::create(epoll::CreateFlags::CLOEXEC)
             .context("cannot create an epoll instance for task logs")?;
-        let finish = unsafe { owned(libc::eventfd(0, libc::EFD_CLOEXEC)) }
-            .context("cannot create an eventfd for task logs")?;
-        add(&epoll, &finish, FINISH).context("cannot watch the log pump's eventfd")?;
+        let finish =
+            eventfd(0, EventfdFlags::CLOEXEC).context("cannot create an eventfd for task logs")?;
+        watch(&epoll, &finish, FINISH).context("cannot watch the log pump's eventfd")?;
         let (tx, rx) = channel();
         let pump_epoll = epoll.try_clone()?;
         let pump_finish = finish.try_clone()?;
@@ -83,27 +87,25 @@ impl Logs {
 
     /// A pipe whose bytes end up in `path`; returns the write end, for the child.
     pub fn capture(&mut self, path: PathBuf) -> Result<OwnedFd> {
-        let mut fds = [0; 2];
-        // SAFETY: `fds` has room for the two descriptors pipe2 writes.
-        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-            return Err(std::io::Error::last_os_error()).context("cannot create a log pipe");
-        }
-        // SAFETY: both descriptors are fresh and ours alone.
-        let (read, write) = unsafe { (File::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        let (read, write) = pipe_with(PipeFlags::CLOEXEC).context("cannot create a log pipe")?;
         let id = self.next_id;
         self.next_id += 1;
+        let fd = read.as_raw_fd();
         let stream = Stream {
-            pipe: read,
+            pipe: File::from(read),
             path,
             file: None,
             broken: false,
         };
-        let fd = stream.pipe.as_raw_fd();
         self.streams
             .send((id, stream))
             .ok()
             .context("the log pump thread has stopped")?;
-        add_raw(&self.epoll, fd, id).context("cannot watch a log pipe")?;
+        // SAFETY: the stream just sent owns `fd`, and the pump closes a stream only on an
+        // event for it (none before this registration) or after `finish`, which this thread
+        // calls after its last capture.
+        let read = unsafe { BorrowedFd::borrow_raw(fd) };
+        watch(&self.epoll, read, id).context("cannot watch a log pipe")?;
         Ok(write)
     }
 
@@ -117,9 +119,7 @@ impl Logs {
         let Some(thread) = self.thread.take() else {
             return;
         };
-        let one = 1u64.to_ne_bytes();
-        // SAFETY: writes 8 bytes from a valid buffer to our eventfd.
-        unsafe { libc::write(self.finish.as_raw_fd(), one.as_ptr().cast(), one.len()) };
+        let _ = rustix::io::write(&self.finish, &1u64.to_ne_bytes());
         let _ = thread.join();
     }
 }
@@ -130,33 +130,9 @@ impl Drop for Logs {
     }
 }
 
-/// Wraps a descriptor returned by a system call, or the error it reported.
-///
-/// # Safety
-/// `fd`, if not negative, must be a fresh descriptor owned by nobody else.
-unsafe fn owned(fd: libc::c_int) -> std::io::Result<OwnedFd> {
-    if fd < 0 {
-        Err(std::io::Error::last_os_error())
-    } else {
-        // SAFETY: the caller promises the descriptor is fresh and unowned.
-        Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-    }
-}
-
-fn add(epoll: &OwnedFd, fd: &OwnedFd, id: u64) -> std::io::Result<()> {
-    add_raw(epoll, fd.as_raw_fd(), id)
-}
-
-fn add_raw(epoll: &OwnedFd, fd: libc::c_int, id: u64) -> std::io::Result<()> {
-    let mut ev = libc::epoll_event {
-        events: libc::EPOLLIN as u32,
-        u64: id,
-    };
-    // SAFETY: both descriptors are open; `ev` is valid for the call.
-    if unsafe { libc::epoll_ctl(epoll.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut ev) } != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(())
+/// Adds a descriptor to the pump's epoll set, reporting readable data (and hang-up) as `id`.
+fn watch(epoll: &OwnedFd, fd: impl AsFd, id: u64) -> rustix::io::Result<()> {
+    epoll::add(epoll, fd, EventData::new_u64(id), EventFlags::IN)
 }
 
 /// The pump thread's body.
@@ -164,40 +140,29 @@ fn pump(epoll: OwnedFd, finish: OwnedFd, incoming: Receiver<(u64, Stream)>) {
     let mut streams: HashMap<u64, Stream> = HashMap::new();
     let mut deadline: Option<Instant> = None;
     let mut buf = vec![0u8; 64 * 1024];
-    // SAFETY: an all-zero epoll_event is a valid value of this plain C struct.
-    let mut events = [unsafe { std::mem::zeroed::<libc::epoll_event>() }; 64];
+    let mut events = Vec::with_capacity(64);
     loop {
         let timeout = match deadline {
-            None => -1,
+            None => None,
             Some(d) => {
                 let left = d.saturating_duration_since(Instant::now());
                 if left.is_zero() {
                     break;
                 }
-                left.as_millis().clamp(1, i32::MAX as u128) as libc::c_int
+                Timespec::try_from(left.max(Duration::from_millis(1))).ok()
             }
         };
-        // SAFETY: `events` is valid for 64 entries.
-        let n = unsafe { libc::epoll_wait(epoll.as_raw_fd(), events.as_mut_ptr(), 64, timeout) };
-        if n < 0 {
-            if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
-                continue;
-            }
-            break;
+        events.clear();
+        match epoll::wait(&epoll, spare_capacity(&mut events), timeout.as_ref()) {
+            Ok(_) => {}
+            Err(Errno::INTR) => continue,
+            Err(_) => break,
         }
-        for ev in &events[..n as usize] {
-            let id = ev.u64;
+        for ev in &events {
+            let id = ev.data.u64();
             if id == FINISH {
                 // Level-triggered: stop watching it, or it would wake us forever.
-                // SAFETY: removes a watched descriptor; no event argument is needed.
-                unsafe {
-                    libc::epoll_ctl(
-                        epoll.as_raw_fd(),
-                        libc::EPOLL_CTL_DEL,
-                        finish.as_raw_fd(),
-                        std::ptr::null_mut(),
-                    )
-                };
+                let _ = epoll::delete(&epoll, &finish);
                 deadline = Some(Instant::now() + FINISH_GRACE);
                 continue;
             }
@@ -259,15 +224,7 @@ fn write(s: &mut Stream, data: &[u8]) {
 /// the read end, which would keep reporting a hang-up for an id we no longer know), and a
 /// silent stream removes any file of the same name a `--fresh` rerun left behind.
 fn close(epoll: &OwnedFd, s: Stream) {
-    // SAFETY: removes a descriptor we added; EPOLL_CTL_DEL needs no event argument.
-    unsafe {
-        libc::epoll_ctl(
-            epoll.as_raw_fd(),
-            libc::EPOLL_CTL_DEL,
-            s.pipe.as_raw_fd(),
-            std::ptr::null_mut(),
-        )
-    };
+    let _ = epoll::delete(epoll, &s.pipe);
     if s.file.is_none() && !s.broken {
         match std::fs::remove_file(&s.path) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
