@@ -404,7 +404,9 @@ impl Policy {
     /// Every task starts queued (or as the spec says from a previous run).
     pub fn new(config: Config, specs: Vec<TaskSpec>) -> Policy {
         let n = specs.len();
-        let specs_lb: Vec<bool> = specs.iter().map(|s| s.lower_bound.is_some()).collect();
+        let recheck: Vec<TaskId> = (0..n)
+            .filter(|&id| specs[id].lower_bound.is_some())
+            .collect();
         let tasks = specs
             .iter()
             .map(|s| TaskState::Queued {
@@ -439,7 +441,7 @@ impl Policy {
             head: None,
             queued: (0..n).collect(),
             running: BTreeSet::new(),
-            recheck: (0..n).filter(|&id| specs_lb[id]).collect(),
+            recheck,
         }
     }
 
@@ -681,22 +683,10 @@ impl Policy {
     /// The room admission would offer a task now (see the module doc); `None` before the
     /// first sample. Negative when running tasks' reservations already exceed the headroom.
     pub fn room(&self) -> Option<i128> {
-        let available = self.available?;
-        let (mut current, mut reserved) = (0i128, 0i128);
-        for id in self.running_ids() {
-            if let TaskState::Running {
-                current: c,
-                predicted,
-                ..
-            } = &self.tasks[id]
-            {
-                current += i128::from(c.get());
-                reserved += i128::from(predicted.saturating_sub(*c).get());
-            }
-        }
-        let host = i128::from(available.get()) - i128::from(self.config.reserve.get());
-        let budget = i128::from(self.config.budget.get()) - current;
-        Some(host.min(budget) - reserved)
+        // min(available − reserve, budget − Σ current) − Σ (predicted − current)⁺ is the
+        // limit less what every running task holds or has reserved.
+        let held: i128 = self.running_ids().map(|id| self.held_at_peak(id)).sum();
+        Some(self.limit()? - held)
     }
 
     /// When a running task is expected to end (start plus its predicted duration), while
@@ -718,34 +708,47 @@ impl Policy {
 
     /// The memory running tasks may hold together from now on: the headroom above the
     /// reserve plus what they hold, and never more than the budget.
-    fn limit(&self) -> Option<f64> {
-        let available = self.available?;
-        let held: u64 = self
+    fn limit(&self) -> Option<i128> {
+        let available = i128::from(self.available?.get());
+        let held: i128 = self
             .running_ids()
             .map(|id| match &self.tasks[id] {
-                TaskState::Running { current, .. } => current.get(),
+                TaskState::Running { current, .. } => i128::from(current.get()),
                 _ => 0,
             })
             .sum();
-        let host = available.get() as f64 - self.config.reserve.get() as f64 + held as f64;
-        Some(host.min(self.config.budget.get() as f64))
+        let host = available - i128::from(self.config.reserve.get()) + held;
+        Some(host.min(i128::from(self.config.budget.get())))
+    }
+
+    /// What a running task holds or has reserved: the larger of its current memory and its
+    /// predicted peak.
+    fn held_at_peak(&self, id: TaskId) -> i128 {
+        match &self.tasks[id] {
+            TaskState::Running {
+                current, predicted, ..
+            } => i128::from((*predicted).max(*current).get()),
+            _ => 0,
+        }
     }
 
     /// Like [`Policy::room`], but counting only running tasks with no expected end: an
     /// upper bound on what admission can ever offer until something changes.
     fn room_ahead(&self, now: Duration) -> Option<i128> {
-        let limit = self.limit()? as i128;
         let staying: i128 = self
             .running_ids()
             .filter(|&id| self.expected_end(id, now).is_none())
-            .map(|id| match &self.tasks[id] {
-                TaskState::Running {
-                    current, predicted, ..
-                } => i128::from((*predicted).max(*current).get()),
-                _ => 0,
-            })
+            .map(|id| self.held_at_peak(id))
             .sum();
-        Some(limit - staying)
+        Some(self.limit()? - staying)
+    }
+
+    /// How soon a task may reach its peak at the earliest; `None` for a cold-started one.
+    fn time_to_peak(&self, id: TaskId, cold: bool) -> Option<Duration> {
+        match cold {
+            true => None,
+            false => self.predictor.time_to_peak(&self.specs[id].features),
+        }
     }
 
     /// A running task's expected memory from now on (see [`project`]).
@@ -758,11 +761,6 @@ impl Policy {
         } = &self.tasks[id]
         else {
             return None;
-        };
-        let features = &self.specs[id].features;
-        let ramp = match self.aux[id].cold {
-            true => None,
-            false => self.predictor.time_to_peak(features),
         };
         let secs_from_now = |t: Duration| t.saturating_sub(now).as_secs_f64();
         if let Some(rate) = self.runaway_rate(id, now) {
@@ -777,12 +775,12 @@ impl Policy {
                 end: None,
             });
         }
-        let end = self.expected_end(id, now).map(secs_from_now);
+        let ramp = self.time_to_peak(id, self.aux[id].cold);
         Some(Curve {
             now: current.get() as f64,
             peak: predicted.get() as f64,
             ramp: ramp.map_or(0.0, |r| secs_from_now(*started + r)),
-            end,
+            end: self.expected_end(id, now).map(secs_from_now),
         })
     }
 
@@ -818,10 +816,7 @@ impl Policy {
         let Some(limit) = self.limit() else {
             return false;
         };
-        let ramp = match cold {
-            true => None,
-            false => self.predictor.time_to_peak(&self.specs[id].features),
-        };
+        let ramp = self.time_to_peak(id, cold);
         let mut curves: Vec<Curve> = self
             .running_ids()
             .filter_map(|r| self.curve(now, r))
@@ -832,7 +827,7 @@ impl Policy {
             ramp: ramp.map_or(0.0, |r| r.as_secs_f64()),
             end: None,
         });
-        project::highest(&curves) <= limit
+        project::highest(&curves) <= limit as f64
     }
 
     // ---- decisions -------------------------------------------------------------------
