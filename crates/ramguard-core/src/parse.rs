@@ -207,23 +207,25 @@ pub fn single_u64(text: &str) -> Result<u64, ParseError> {
 /// `memory.oom_control`. Lines that do not parse as `word number` are skipped.
 pub fn key_values(text: &str) -> BTreeMap<String, u64> {
     text.lines()
-        .filter_map(|l| {
-            let mut it = l.split_whitespace();
-            let k = it.next()?;
-            let v = it.next()?.parse().ok()?;
-            Some((k.to_string(), v))
-        })
+        .filter_map(key_value_line)
+        .map(|(k, v)| (k.to_string(), v))
         .collect()
 }
 
 /// The value of one key in a flat `key value` file (see [`key_values`]), without building
 /// the whole map: `/proc/vmstat` has some 180 lines and is read once per task.
 pub fn key_value(text: &str, key: &str) -> Option<u64> {
-    text.lines().find_map(|l| {
-        let mut it = l.split_whitespace();
-        (it.next()? == key).then_some(())?;
-        it.next()?.parse().ok()
-    })
+    text.lines()
+        .filter_map(key_value_line)
+        .find_map(|(k, v)| (k == key).then_some(v))
+}
+
+/// One `word number` line; `None` for anything else.
+fn key_value_line(line: &str) -> Option<(&str, u64)> {
+    let mut it = line.split_whitespace();
+    let k = it.next()?;
+    let v = it.next()?.parse().ok()?;
+    Some((k, v))
 }
 
 /// Pressure stall information for one resource: `some` and `full` avg10 (percent of time).

@@ -445,19 +445,20 @@ fn fit_rows(rows: &[(Vec<f64>, f64)], features: &[usize]) -> Option<Fit> {
     }
     let slopes = solve(a)?;
     let intercept = mean_y - slopes.iter().zip(&mean_x).map(|(b, m)| b * m).sum::<f64>();
-    let fitted = |xs: &[f64]| intercept + slopes.iter().zip(xs).map(|(b, x)| b * x).sum::<f64>();
-    let sse: f64 = rows.iter().map(|(xs, y)| (y - fitted(xs)).powi(2)).sum();
-    let syy: f64 = rows.iter().map(|r| (r.1 - mean_y).powi(2)).sum();
-    // Identical values everywhere: the features explain nothing, the quantile does as well.
-    let r2 = if syy > 0.0 { 1.0 - sse / syy } else { 0.0 };
-    let dof = rows.len().saturating_sub(k + 1).max(1) as f64;
-    Some(Fit {
+    let mut fit = Fit {
         features: features.to_vec(),
         intercept,
         slopes,
-        resid_sd: (sse / dof).sqrt(),
-        r2,
-    })
+        resid_sd: 0.0,
+        r2: 0.0,
+    };
+    let sse: f64 = rows.iter().map(|(xs, y)| (y - fit.at(xs)).powi(2)).sum();
+    let syy: f64 = rows.iter().map(|r| (r.1 - mean_y).powi(2)).sum();
+    // Identical values everywhere: the features explain nothing, the quantile does as well.
+    fit.r2 = if syy > 0.0 { 1.0 - sse / syy } else { 0.0 };
+    let dof = rows.len().saturating_sub(k + 1).max(1) as f64;
+    fit.resid_sd = (sse / dof).sqrt();
+    Some(fit)
 }
 
 /// Solves the `k × (k+1)` augmented system by Gaussian elimination with partial pivoting;
