@@ -1003,3 +1003,36 @@ fn large_sweep_decision_cost() {
     assert_clean(&report);
     all_done(&sim, n);
 }
+
+#[test]
+fn a_slow_ramping_task_starts_while_a_big_one_is_finishing() {
+    // Two 3 GiB tasks never fit a 4 GiB budget together at their peaks, but one that takes
+    // 10 s to grow can start before the other ends: once three durations are known, each
+    // next task starts before the previous one has finished.
+    let cfg = Config {
+        budget: gib(4.0),
+        estimate: Some(gib(3.0)),
+        ..config()
+    };
+    let tasks: Vec<SimTask> = (0..6).map(|_| ramp(3.0, 10.0, 2.0)).collect();
+    let (sim, report) = run(cfg, host(), tasks);
+    assert_clean(&report);
+    all_done(&sim, 6);
+    assert_eq!(report.brakes, 0);
+    let finished = |task: TaskId| {
+        sim.log()
+            .iter()
+            .find(|(_, a)| matches!(a, Action::Finished { task: t, .. } if *t == task))
+            .map(|(t, _)| *t)
+            .unwrap()
+    };
+    let started: Vec<(Duration, TaskId, Bytes)> = starts(&sim);
+    for w in started.windows(2).skip(3) {
+        let ((_, before, _), (at, next, _)) = (w[0], w[1]);
+        assert!(
+            at < finished(before),
+            "task {next} started at {at:?}, after task {before} finished at {:?}",
+            finished(before)
+        );
+    }
+}

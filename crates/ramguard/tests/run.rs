@@ -853,3 +853,34 @@ fn a_script_without_a_shebang_runs_under_sh_as_with_execvp() {
     let log = std::fs::read_to_string(w.path().join("logs/plain/1.1.out")).unwrap();
     assert_eq!(log, "ran x\n");
 }
+
+#[test]
+fn a_fresh_rerun_that_writes_no_stderr_does_not_point_at_the_old_runs_file() {
+    // Regression: logs are created on first output, and --fresh restarts attempt numbers,
+    // so a silent attempt left the earlier run's 1.1.err in place for the failure line.
+    let w = Work::new();
+    let args = [
+        "run",
+        "--fresh",
+        "--name",
+        "fr",
+        "--progress",
+        "none",
+        "--",
+        "sh",
+        "-c",
+        "[ -f quiet ] || echo first run >&2; exit 1",
+    ];
+    let out = w.run(&args);
+    assert_eq!(out.status.code(), Some(1), "stderr: {}", stderr(&out));
+    assert!(stderr(&out).contains("stderr in"), "{}", stderr(&out));
+    let err_log = w.path().join("logs/fr/1.1.err");
+    assert_eq!(std::fs::read_to_string(&err_log).unwrap(), "first run\n");
+
+    std::fs::write(w.path().join("quiet"), "").unwrap();
+    let out = w.run(&args);
+    assert_eq!(out.status.code(), Some(1), "stderr: {}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("it wrote nothing to stderr"), "{err}");
+    assert!(!err_log.exists(), "the first run's stderr is still there");
+}
