@@ -10,9 +10,13 @@
 //! This module is pure: the binary reads files and stdin and hands the text in. It owns no
 //! policy either; [`features`] only exposes numeric parameters for the predictor.
 
+mod inputs;
 mod sources;
 mod template;
 
+pub use inputs::{
+    is_separator, linked_product, split_inputs, values_of_text, Input, InputSource, ValueList,
+};
 pub use sources::{
     cartesian, from_lines, from_params, grid, looks_like_range, parse_grid, parse_range, repeat,
     split_lists, split_words, MAX_TASKS,

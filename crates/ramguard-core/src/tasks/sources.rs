@@ -5,6 +5,7 @@
 //! does. Every source refuses to expand to nothing and to more than [`MAX_TASKS`] tasks,
 //! checking the count before building anything so a typo cannot exhaust memory.
 
+use super::inputs::{linked_product, ValueList};
 use super::template::{is_valid_name, name_list, SEQ};
 use super::{TaskDef, TaskError, Template};
 
@@ -29,7 +30,7 @@ pub fn split_words(line: &str) -> Result<Vec<String>, TaskError> {
 }
 
 /// The number of combinations of lists of these lengths, refusing more than [`MAX_TASKS`].
-fn product_len(lens: &[usize], what: &str) -> Result<usize, TaskError> {
+pub(super) fn product_len(lens: &[usize], what: &str) -> Result<usize, TaskError> {
     let count = lens
         .iter()
         .fold(1u128, |acc, &n| acc.saturating_mul(n as u128));
@@ -43,7 +44,7 @@ fn product_len(lens: &[usize], what: &str) -> Result<usize, TaskError> {
 }
 
 /// Visits every combination of one value per axis, the first axis varying slowest.
-fn for_each_combination(
+pub(super) fn for_each_combination(
     axes: &[(String, Vec<String>)],
     mut f: impl FnMut(Vec<(String, String)>) -> Result<(), TaskError>,
 ) -> Result<(), TaskError> {
@@ -72,35 +73,23 @@ fn for_each_combination(
 }
 
 /// The cartesian product of the `:::` lists; with no placeholder in the template the values
-/// are appended as last arguments, one per list.
+/// are appended as last arguments, one per list. (See [`super::linked_product`] for
+/// `:::+` and `::::`.)
 pub fn cartesian(
     template: &Template,
     lists: &[Vec<String>],
     shell: bool,
 ) -> Result<Vec<TaskDef>, TaskError> {
-    if lists.is_empty() {
-        return Err(TaskError::Empty("no ::: lists were given".into()));
-    }
-    if let Some(i) = lists.iter().position(Vec::is_empty) {
-        return Err(TaskError::Empty(format!(
-            "::: list {} is empty (put values after :::)",
-            i + 1
-        )));
-    }
-    let lens: Vec<usize> = lists.iter().map(Vec::len).collect();
-    let count = product_len(&lens, "the ::: lists")?;
-    let axes: Vec<(String, Vec<String>)> = lists
+    let lists: Vec<ValueList> = lists
         .iter()
         .enumerate()
-        .map(|(i, l)| ((i + 1).to_string(), l.clone()))
+        .map(|(i, l)| ValueList {
+            values: l.clone(),
+            linked: false,
+            origin: format!("::: list {}", i + 1),
+        })
         .collect();
-    let mut out = Vec::with_capacity(count);
-    for_each_combination(&axes, |params| {
-        let argv = template.render_appending(&params, out.len() + 1, shell)?;
-        out.push(TaskDef::new(params, argv));
-        Ok(())
-    })?;
-    Ok(out)
+    linked_product(template, &lists, shell)
 }
 
 /// Returns true if and only if `text` is meant as a `START..STOP[:STEP]` range: it holds

@@ -1,4 +1,7 @@
-//! Command templates: an argv whose elements may hold `{}`, `{1}`, `{name}` and `{#}`.
+//! Command templates: an argv whose elements may hold `{}`, `{1}`, `{name}` and `{#}`, and
+//! GNU parallel's path forms of the value placeholders: `{.}` (without extension), `{/}`
+//! (basename), `{//}` (dirname), `{/.}` (basename without extension), also as `{1.}`,
+//! `{2/}`, `{name//}`, `{name/.}`.
 //!
 //! A template is parsed once, up front, so that a stray brace is reported before any task
 //! exists. Rendering substitutes values into argv *elements*: a value never passes through
@@ -17,15 +20,111 @@ use super::TaskError;
 /// The parameter name `{#}` refers to: the task's 1-based sequence number.
 pub const SEQ: &str = "#";
 
+/// How a placeholder changes its value, as GNU parallel's replacement strings do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PathPart {
+    /// The value as it is.
+    All,
+    /// `{.}`: without its extension (`a/b.tar.gz` → `a/b.tar`).
+    NoExt,
+    /// `{/}`: its basename (`a/b.jpg` → `b.jpg`).
+    Base,
+    /// `{//}`: its dirname (`a/b.jpg` → `a`, `b.jpg` → `.`).
+    Dir,
+    /// `{/.}`: its basename without extension (`a/b.jpg` → `b`).
+    BaseNoExt,
+}
+
+impl PathPart {
+    /// The suffixes after a name or position, longest first so `//` is not read as `/`.
+    const SUFFIXES: [(&'static str, PathPart); 4] = [
+        ("/.", PathPart::BaseNoExt),
+        ("//", PathPart::Dir),
+        ("/", PathPart::Base),
+        (".", PathPart::NoExt),
+    ];
+
+    /// Applies the transform exactly as GNU parallel does (its regexes and Perl's
+    /// `File::Basename::dirname`).
+    fn apply(self, v: &str) -> Cow<'_, str> {
+        match self {
+            PathPart::All => Cow::Borrowed(v),
+            PathPart::NoExt => Cow::Borrowed(strip_ext(v)),
+            PathPart::Base => Cow::Borrowed(basename(v)),
+            PathPart::Dir => Cow::Owned(dirname(v)),
+            PathPart::BaseNoExt => Cow::Borrowed(strip_ext(basename(v))),
+        }
+    }
+}
+
+/// `s:\.[^/.]*$::`: drops the last `.` after the last `/` and what follows it.
+fn strip_ext(v: &str) -> &str {
+    match v.rfind('.') {
+        Some(i) if !v[i + 1..].contains('/') => &v[..i],
+        _ => v,
+    }
+}
+
+/// `s:^.*/::`: everything after the last `/` (empty for `dir/`).
+fn basename(v: &str) -> &str {
+    v.rfind('/').map_or(v, |i| &v[i + 1..])
+}
+
+/// Perl's `dirname` on Unix: `.` without a slash, `/` at the root, trailing slashes ignored.
+fn dirname(v: &str) -> String {
+    let trimmed = v.trim_end_matches('/');
+    if trimmed.is_empty() {
+        return if v.is_empty() { ".".into() } else { "/".into() };
+    }
+    match trimmed.rfind('/') {
+        None => ".".into(),
+        Some(i) => {
+            let dir = trimmed[..i].trim_end_matches('/');
+            if dir.is_empty() {
+                "/".into()
+            } else {
+                dir.into()
+            }
+        }
+    }
+}
+
 /// One placeholder inside a template element.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Placeholder {
-    /// `{}`: the single parameter's value.
-    Whole,
+    /// `{}`, `{.}`, `{/}`, `{//}`, `{/.}`: the single parameter's value.
+    Whole(PathPart),
     /// `{#}`: the task's 1-based sequence number.
     Seq,
-    /// `{1}`, `{lam}`: a parameter by name (positional lists are named "1", "2", ..).
-    Name(String),
+    /// `{1}`, `{lam}`, `{1.}`, `{lam/}`: a parameter by name (positional lists are named
+    /// "1", "2", ..). `{x.}` means the parameter `x.` if the task has one, else `{x}`
+    /// without its extension (`.` may appear in names).
+    Name(String, PathPart),
+}
+
+impl Placeholder {
+    /// Reads the text between the braces.
+    fn parse(inner: &str) -> Option<Placeholder> {
+        match inner {
+            SEQ => return Some(Placeholder::Seq),
+            "" => return Some(Placeholder::Whole(PathPart::All)),
+            _ => {}
+        }
+        if let Some(&(_, part)) = PathPart::SUFFIXES.iter().find(|(s, _)| *s == inner) {
+            return Some(Placeholder::Whole(part));
+        }
+        if is_valid_name(inner) {
+            return Some(Placeholder::Name(inner.to_string(), PathPart::All));
+        }
+        for (suffix, part) in PathPart::SUFFIXES {
+            if let Some(name) = inner.strip_suffix(suffix) {
+                if is_valid_name(name) {
+                    return Some(Placeholder::Name(name.to_string(), part));
+                }
+            }
+        }
+        None
+    }
 }
 
 /// A literal run of text or a placeholder.
@@ -79,15 +178,11 @@ fn parse_arg(arg: &str) -> Result<Vec<Piece>, TaskError> {
                     return Err(brace(format!("unterminated placeholder at byte {i}")));
                 };
                 let inner = &rest[..end];
-                let ph = match inner {
-                    "" => Placeholder::Whole,
-                    SEQ => Placeholder::Seq,
-                    n if is_valid_name(n) => Placeholder::Name(n.to_string()),
-                    n => {
-                        return Err(brace(format!(
-                            "'{{{n}}}' is not a placeholder (names use letters, digits, _ - .)"
-                        )))
-                    }
+                let Some(ph) = Placeholder::parse(inner) else {
+                    return Err(brace(format!(
+                        "'{{{inner}}}' is not a placeholder (names use letters, digits, _ - .; \
+                         path forms are {{.}} {{/}} {{//}} {{/.}} and {{1.}} {{1/}} {{1//}} {{1/.}})"
+                    )));
                 };
                 // Skip the placeholder's text; `end` is a byte offset into `rest`.
                 while chars.peek().is_some_and(|&(j, _)| j <= i + 1 + end) {
@@ -141,9 +236,9 @@ impl Template {
         for piece in self.args.iter().flatten() {
             let name = match piece {
                 Piece::Lit(_) => continue,
-                Piece::Ph(Placeholder::Whole) => "",
+                Piece::Ph(Placeholder::Whole(_)) => "",
                 Piece::Ph(Placeholder::Seq) => SEQ,
-                Piece::Ph(Placeholder::Name(n)) => n.as_str(),
+                Piece::Ph(Placeholder::Name(n, _)) => n.as_str(),
             };
             if !out.iter().any(|o| o == name) {
                 out.push(name.to_string());
@@ -204,23 +299,29 @@ impl Template {
     ) -> Result<Vec<String>, TaskError> {
         let seq_text = seq.to_string();
         let values: Vec<&(String, String)> = params.iter().filter(|(k, _)| k != SEQ).collect();
-        let lookup = |ph: &Placeholder| -> Result<&str, TaskError> {
+        let find = |n: &str| values.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
+        let lookup = |ph: &Placeholder| -> Result<Cow<'_, str>, TaskError> {
             match ph {
-                Placeholder::Seq => Ok(&seq_text),
-                Placeholder::Whole => match values.as_slice() {
-                    [(_, v)] => Ok(v.as_str()),
+                Placeholder::Seq => Ok(Cow::Borrowed(seq_text.as_str())),
+                Placeholder::Whole(part) => match values.as_slice() {
+                    [(_, v)] => Ok(part.apply(v)),
                     _ => Err(TaskError::AmbiguousWhole {
                         params: name_list(params),
                     }),
                 },
-                Placeholder::Name(n) => values
-                    .iter()
-                    .find(|(k, _)| k == n)
-                    .map(|(_, v)| v.as_str())
-                    .ok_or_else(|| TaskError::UnknownPlaceholder {
+                Placeholder::Name(n, part) => {
+                    let found = match (find(n), n.strip_suffix('.')) {
+                        (Some(v), _) => Some(part.apply(v)),
+                        (None, Some(stem)) if *part == PathPart::All => {
+                            find(stem).map(|v| PathPart::NoExt.apply(v))
+                        }
+                        (None, _) => None,
+                    };
+                    found.ok_or_else(|| TaskError::UnknownPlaceholder {
                         name: n.clone(),
                         params: name_list(params),
-                    }),
+                    })
+                }
             }
         };
         let mut out = Vec::with_capacity(self.args.len() + values.len());
@@ -232,9 +333,9 @@ impl Template {
                     Piece::Ph(ph) => {
                         let v = lookup(ph)?;
                         if shell {
-                            s.push_str(&shell_words::quote(v));
+                            s.push_str(&shell_words::quote(&v));
                         } else {
-                            s.push_str(v);
+                            s.push_str(&v);
                         }
                     }
                 }
@@ -380,6 +481,53 @@ mod tests {
         assert_eq!(argv, ["echo", "x", "a", "b c"]);
         let argv = tpl.render_appending(&p(&[("1", "b c")]), 1, true).unwrap();
         assert_eq!(argv, ["sh", "-c", "echo x 'b c'"]);
+    }
+
+    /// The rows GNU parallel 20221122 prints for
+    /// `parallel -k echo {} {.} {/} {//} {/.} ::: foo.jpg subdir/foo.jpg ...` (the manual's
+    /// examples for each replacement string, plus the edge cases its regexes decide).
+    #[test]
+    fn path_placeholders_match_gnu_parallel() {
+        let tpl = t(&["echo", "{}", "{.}", "{/}", "{//}", "{/.}"]);
+        let rows = [
+            ["foo.jpg", "foo", "foo.jpg", ".", "foo"],
+            ["subdir/foo.jpg", "subdir/foo", "foo.jpg", "subdir", "foo"],
+            [
+                "sub.dir/foo.jpg",
+                "sub.dir/foo",
+                "foo.jpg",
+                "sub.dir",
+                "foo",
+            ],
+            ["sub.dir/bar", "sub.dir/bar", "bar", "sub.dir", "bar"],
+            ["/a/b.tar.gz", "/a/b.tar", "b.tar.gz", "/a", "b.tar"],
+            [".bashrc", "", ".bashrc", ".", ""],
+            ["dir/", "dir/", "", ".", ""],
+            ["foo.", "foo", "foo.", ".", "foo"],
+            ["/x", "/x", "x", "/", "x"],
+            ["a//b", "a//b", "b", "a", "b"],
+        ];
+        for row in rows {
+            let argv = tpl.render(&p(&[("1", row[0])]), 1, false).unwrap();
+            assert_eq!(argv[1..], row, "input {}", row[0]);
+        }
+    }
+
+    /// `parallel echo {1.} {2/} {2//} {2/.} ::: a.b ::: c/d.e` prints `a d.e c d`.
+    #[test]
+    fn positional_and_named_path_placeholders() {
+        let tpl = t(&["echo", "{1.}", "{2/}", "{2//}", "{2/.}"]);
+        let argv = tpl
+            .render(&p(&[("1", "a.b"), ("2", "c/d.e")]), 1, false)
+            .unwrap();
+        assert_eq!(argv, ["echo", "a", "d.e", "c", "d"]);
+        let tpl = t(&["conv", "{img}", "out/{img/.}.png", "{v.}"]);
+        let argv = tpl
+            .render(&p(&[("img", "raw/cat.jpg"), ("v.", "literal")]), 1, false)
+            .unwrap();
+        assert_eq!(argv, ["conv", "raw/cat.jpg", "out/cat.png", "literal"]);
+        let err = Template::parse(&["x".into(), "{a/b}".into()]).unwrap_err();
+        assert!(err.to_string().contains("path forms are {.}"), "{err}");
     }
 
     #[test]
