@@ -164,7 +164,7 @@ fn a_changed_command_under_the_same_name_is_refused_until_fresh() {
     assert_eq!(j.sync_tasks(&sw, &[]).unwrap().len(), 0);
     drop(sw);
     let r = Journal::open_existing(&path).unwrap();
-    assert_eq!(r.resolve_sweep(Some("lam")).unwrap().counts.total, 2);
+    assert_eq!(r.resolve_sweep(Some("lam")).unwrap().counts_all.total, 2);
     // --fresh starts it over under the new command.
     let sw = j
         .begin_sweep(&spec("lam", "python t2.py {lam}"), true)

@@ -208,8 +208,9 @@ fn results_table_csv_and_json() {
     let csv = stdout_ok(&ramguard(&p, &["results", "--format", "csv"]));
     snapshot!("results_csv", csv.clone());
     let header = csv.lines().next().unwrap();
+    // Columns in the order the template uses the params (regression: beta came first).
     assert!(
-        header.starts_with("task,beta,lam,state,attempts,peak_bytes,duration_s,exit"),
+        header.starts_with("task,lam,beta,state,attempts,peak_bytes,duration_s,exit"),
         "{header}"
     );
     assert!(

@@ -1,5 +1,10 @@
 //! `ramguard list`: the sweeps in the journal, with task counts by state.
 //!
+//! Counts are of each sweep's latest run (what `results` and `status` show by default);
+//! TASKS adds `(+N)` for tasks kept from earlier runs. A sweep without `--name` is named
+//! after its script (`train`, `train-2` for another command of the same script), and the
+//! COMMAND column tells them apart.
+//!
 //! Reads only; safe while a run is going.
 
 use std::io::Write;
@@ -40,6 +45,7 @@ pub fn run(args: &ListArgs) -> Result<Outcome> {
                     "name": s.name, "fingerprint": s.fingerprint, "template": s.template,
                     "created_unix_ms": s.created_unix_ms, "updated_unix_ms": s.updated_unix_ms,
                     "counts": s.counts,
+                    "counts_all": s.counts_all,
                 })
             })
             .collect();
@@ -66,9 +72,14 @@ pub fn run(args: &ListArgs) -> Result<Outcome> {
         let rows: Vec<Vec<String>> = sweeps
             .iter()
             .map(|s| {
+                let older = s.counts_all.total.saturating_sub(s.counts.total);
+                let tasks = match older {
+                    0 => s.counts.total.to_string(),
+                    n => format!("{} (+{n})", s.counts.total),
+                };
                 vec![
                     s.name.clone(),
-                    s.counts.total.to_string(),
+                    tasks,
                     s.counts.done.to_string(),
                     s.counts.failed.to_string(),
                     s.counts.running.to_string(),

@@ -6,8 +6,12 @@
 //! flattened into `result.<field>` columns (nested objects as `result.a.b`); a result that
 //! is not an object is one `result` column. A result file that was not valid JSON shows its
 //! raw text in `result_raw` with a `result_warning`, and a one-line warning on stderr.
-//! Rows come in task order (first appearance in the sweep). CSV gives bytes and seconds as
-//! plain numbers for pandas and spreadsheets; the table shows them for people.
+//! Rows come in task order (first appearance in the sweep) and cover the tasks of the
+//! sweep's latest run (`--all`: every task ever run under it, e.g. the union of every grid
+//! tried). Param columns come in the order the params were written (for a journal from
+//! before that was recorded, the order the command template uses them). CSV gives bytes
+//! and seconds as plain numbers for pandas and spreadsheets; the table shows them for
+//! people.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -48,6 +52,10 @@ pub struct ResultsArgs {
     #[arg(long, conflicts_with = "format")]
     pub json: bool,
 
+    /// Every task ever run under the sweep, not only those its latest run asked for.
+    #[arg(long)]
+    pub all: bool,
+
     /// The journal file [default: $RAMGUARD_JOURNAL, else ./.ramguard/journal.db].
     #[arg(long, value_name = "PATH")]
     pub journal: Option<PathBuf>,
@@ -62,8 +70,8 @@ pub fn run(args: &ResultsArgs) -> Result<Outcome> {
     let path = journal::resolve_path(args.journal.as_deref());
     let j = Journal::open_existing(&path)?;
     let sweep = j.resolve_sweep(args.sweep.as_deref())?;
-    let mut rows = Vec::with_capacity(usize::try_from(sweep.counts.total).unwrap_or(0));
-    j.for_each_result(sweep.id, |r| {
+    let mut rows = Vec::with_capacity(usize::try_from(sweep.counts_all.total).unwrap_or(0));
+    j.for_each_result_scoped(sweep.id, args.all, |r| {
         rows.push(r);
         Ok(())
     })?;
@@ -83,7 +91,8 @@ pub fn run(args: &ResultsArgs) -> Result<Outcome> {
             writeln!(out)?;
         }
         Format::Csv | Format::Table => {
-            let (header, cells) = flatten(&rows, format == Format::Csv);
+            let order = column_order(&sweep.param_order, &sweep.template);
+            let (header, cells) = flatten(&rows, format == Format::Csv, &order);
             if format == Format::Csv {
                 let line = |cs: &[String]| {
                     cs.iter()
@@ -157,8 +166,29 @@ fn add_col(cols: &mut Vec<String>, name: &str) {
     }
 }
 
-/// Builds the header and the rows of cells; `raw` gives bytes and seconds as plain numbers.
-fn flatten(rows: &[ResultRow], raw: bool) -> (Vec<String>, Vec<Vec<String>>) {
+/// The order of param columns: as recorded, else the names the template uses, in order.
+fn column_order(recorded: &[String], template: &str) -> Vec<String> {
+    if !recorded.is_empty() {
+        return recorded.to_vec();
+    }
+    let mut out: Vec<String> = Vec::new();
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        let after = &rest[open + 1..];
+        let Some(close) = after.find('}') else { break };
+        let inner = &after[..close];
+        let name = inner.trim_end_matches(['/', '.']);
+        if !name.is_empty() && name != "#" && !out.iter().any(|o| o == name) {
+            out.push(name.to_string());
+        }
+        rest = &after[close + 1..];
+    }
+    out
+}
+
+/// Builds the header and the rows of cells; `raw` gives bytes and seconds as plain numbers;
+/// params named in `order` come first, in that order, the others after them by name.
+fn flatten(rows: &[ResultRow], raw: bool, order: &[String]) -> (Vec<String>, Vec<Vec<String>>) {
     let mut param_cols: Vec<String> = Vec::new();
     let mut result_cols: Vec<String> = Vec::new();
     let mut flat: Vec<(Cells, Cells)> = Vec::with_capacity(rows.len());
@@ -200,6 +230,12 @@ fn flatten(rows: &[ResultRow], raw: bool) -> (Vec<String>, Vec<Vec<String>>) {
         }
         flat.push((ps, rs));
     }
+    let rank = |c: &String| {
+        let bare = c.strip_prefix("param.").unwrap_or(c);
+        order.iter().position(|o| o == bare).unwrap_or(usize::MAX)
+    };
+    // Stable: names not in `order` keep their (alphabetical) order after the others.
+    param_cols.sort_by_key(rank);
     if any_warning {
         result_cols.push("result_raw".into());
         result_cols.push("result_warning".into());

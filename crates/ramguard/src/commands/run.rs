@@ -196,14 +196,20 @@ fn ser_opt_dur<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok
 
 /// The sweep to run: its tasks, template, name and options from a sweep file.
 struct Sweep {
+    /// The name the user chose, else the one derived from the command (the journal may
+    /// suffix it, `train-2`, when another command holds it).
     name: String,
+    /// True if and only if the user chose the name (`--name`, a sweep file's `name`).
+    chosen: bool,
     template: String,
     tasks: Vec<TaskDef>,
+    /// Param names in the order the user wrote them, for the columns of `results`.
+    param_order: Vec<String>,
     file_options: sweep_file::SweepOptions,
 }
 
 pub fn run(args: &RunArgs) -> Result<Outcome> {
-    let sweep = build_sweep(args)?;
+    let mut sweep = build_sweep(args)?;
     let root = Root::host();
     let report = probe::report(&root)?;
     let settings = resolve(args, &sweep.file_options, &report)?;
@@ -215,9 +221,16 @@ pub fn run(args: &RunArgs) -> Result<Outcome> {
     // The journal: identity, lock, resume.
     let journal_path = args.journal.clone().unwrap_or_else(journal::default_path);
     let mut journal = Journal::open(&journal_path)?;
+    let fingerprint = journal::fingerprint(&sweep.template, &json!({ "shell": args.shell }));
+    let choice = journal.choose_name(
+        sweep.chosen.then_some(sweep.name.as_str()),
+        &sweep.name,
+        &fingerprint,
+    )?;
+    sweep.name = choice.name.clone();
     let spec = SweepSpec {
         name: sweep.name.clone(),
-        fingerprint: journal::fingerprint(&sweep.template, &json!({ "shell": args.shell })),
+        fingerprint,
         template: sweep.template.clone(),
         settings: serde_json::to_value(&settings)?,
     };
@@ -235,6 +248,7 @@ pub fn run(args: &RunArgs) -> Result<Outcome> {
         })
         .collect();
     let records = journal.sync_tasks(&handle, &new_tasks)?;
+    journal.set_param_order(&handle, &sweep.param_order)?;
     journal.commit()?;
 
     let features = tasks::features(&sweep.tasks);
@@ -286,6 +300,12 @@ pub fn run(args: &RunArgs) -> Result<Outcome> {
 
     let total = sweep.tasks.len();
     let printer = Printer::new(args.progress, total, already_done, settings.budget);
+    if let Some((taken, other)) = &choice.taken {
+        printer.line(&format!(
+            "new sweep '{}': '{taken}' runs another command ({other}); see `ramguard list`",
+            sweep.name
+        ));
+    }
     if already_done > 0 || already_failed > 0 {
         printer.line(&format!(
             "resuming sweep '{}': {already_done} of {total} done already{}; {} to run",
@@ -353,9 +373,9 @@ pub fn run(args: &RunArgs) -> Result<Outcome> {
         "journal": journal_path.display().to_string(),
     });
     if args.json {
+        // A closed stdout loses the summary, not the outcome: the exit code still tells.
         let mut out = std::io::stdout().lock();
-        serde_json::to_writer(&mut out, &summary)?;
-        writeln!(out)?;
+        let _ = serde_json::to_writer(&mut out, &summary).map(|()| writeln!(out));
     }
     const SHOWN: usize = 10;
     // The log pump has finished: a stderr file exists if and only if the task wrote to it.
@@ -436,10 +456,10 @@ fn default_log_dir(journal_path: &Path, sweep: &str) -> PathBuf {
 
 /// Builds the task list from exactly one source.
 fn build_sweep(args: &RunArgs) -> Result<Sweep> {
-    let (template_args, lists) = tasks::split_lists(&args.command);
+    let (template_args, inputs) = tasks::split_inputs(&args.command)?;
     let sources = [
         args.sweep_file.is_some(),
-        !lists.is_empty(),
+        !inputs.is_empty(),
         !args.grid.is_empty(),
         args.tasks.is_some(),
         args.repeat.is_some(),
@@ -458,12 +478,21 @@ fn build_sweep(args: &RunArgs) -> Result<Sweep> {
             );
         }
         let file = sweep_file::load(path)?;
-        let name = args.name.clone().or(file.name.clone()).unwrap_or_else(|| {
+        let chosen = args.name.clone().or(file.name.clone());
+        let name = chosen.clone().unwrap_or_else(|| {
             path.file_stem()
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_else(|| "sweep".into())
         });
-        return finish_sweep(name, file.template.display(), file.tasks, file.options);
+        // A sweep file's params come sorted; its template says the order they are used in.
+        let order = param_order(Some(&file.template), &file.tasks);
+        return finish_sweep(
+            (name, chosen.is_some()),
+            file.template.display(),
+            file.tasks,
+            order,
+            file.options,
+        );
     }
     if n_sources == 0 && args.command.is_empty() {
         bail!("nothing to run: give `-- CMD ARGS ::: VALUES`, --grid, --tasks FILE, --repeat N or a sweep file (see ramguard run --help)");
@@ -478,47 +507,138 @@ fn build_sweep(args: &RunArgs) -> Result<Sweep> {
             .as_ref()
             .with_context(|| format!("{what} needs a command: add `-- CMD ARGS`"))
     };
-    let defs = if !lists.is_empty() {
-        tasks::cartesian(need("`:::`")?, &lists, args.shell)?
+    // GNU parallel's habit: with no other source, values come from stdin when it is a pipe
+    // or a file (a terminal or /dev/null leaves a lone command to run once).
+    let from_stdin = n_sources == 0 && stdin_has_data();
+    let (defs, ordered) = if !inputs.is_empty() || from_stdin {
+        let inputs = if from_stdin {
+            vec![tasks::Input {
+                source: tasks::InputSource::File("-".into()),
+                linked: false,
+            }]
+        } else {
+            inputs
+        };
+        let lists = read_inputs(&inputs)?;
+        (
+            tasks::linked_product(need("`:::`")?, &lists, args.shell)?,
+            true,
+        )
     } else if !args.grid.is_empty() {
         let axes = args
             .grid
             .iter()
             .map(|g| tasks::parse_grid(g))
             .collect::<Result<Vec<_>, _>>()?;
-        tasks::grid(need("--grid")?, &axes, args.shell)?
+        (tasks::grid(need("--grid")?, &axes, args.shell)?, true)
     } else if let Some(file) = &args.tasks {
         let text = read_tasks_file(file)?;
-        tasks::from_lines(&text, template.as_ref(), args.shell)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", if file == "-" { "stdin" } else { file }))?
+        let defs = tasks::from_lines(&text, template.as_ref(), args.shell)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", if file == "-" { "stdin" } else { file }))?;
+        (defs, false)
     } else {
         // A lone `-- CMD ARGS` is one task: supervised, capped and journaled like any other.
         let n = args.repeat.unwrap_or(1);
         if n == 0 {
             bail!("--repeat must be at least 1");
         }
-        tasks::repeat(need("--repeat")?, n, args.shell)?
+        (tasks::repeat(need("--repeat")?, n, args.shell)?, true)
     };
     let template_text = match &template {
         Some(t) => t.display(),
-        None => format!("tasks from {}", args.tasks.as_deref().unwrap_or("-")),
+        // Raw command lines have no template: the file they come from is the sweep.
+        None => format!(
+            "tasks from {}",
+            args.tasks.as_deref().map_or("-".into(), |f| Path::new(f)
+                .components()
+                .collect::<PathBuf>()
+                .display()
+                .to_string())
+        ),
     };
+    let chosen = args.name.is_some();
     let name = args
         .name
         .clone()
         .unwrap_or_else(|| derive_name(template.as_ref().map(|_| template_args.as_slice()), &defs));
+    // Grid axes and `:::` lists keep the order they were typed in; JSON lines come sorted,
+    // so the template's placeholders give their order.
+    let order = param_order(template.as_ref().filter(|_| !ordered), &defs);
     finish_sweep(
-        name,
+        (name, chosen),
         template_text,
         defs,
+        order,
         sweep_file::SweepOptions::default(),
     )
 }
 
+/// Param names (without `#`) in the order the template uses them, if given, then in order
+/// of first appearance in the tasks.
+fn param_order(template: Option<&Template>, defs: &[TaskDef]) -> Vec<String> {
+    let mut order: Vec<String> = Vec::new();
+    let used = template.map(Template::placeholders).unwrap_or_default();
+    let all_names = defs.iter().flat_map(|t| t.params.iter().map(|(k, _)| k));
+    for name in used.iter().chain(all_names) {
+        let known = defs.iter().any(|t| t.param(name).is_some());
+        if known && name != tasks::SEQ && !order.contains(name) {
+            order.push(name.clone());
+        }
+        if order.len() > 64 {
+            break;
+        }
+    }
+    order
+}
+
+/// Returns true if and only if stdin is a pipe or a regular file (not a terminal, not
+/// /dev/null, not closed).
+fn stdin_has_data() -> bool {
+    use rustix::fs::FileType;
+    rustix::fs::fstat(std::io::stdin()).is_ok_and(|st| {
+        matches!(
+            FileType::from_raw_mode(st.st_mode),
+            FileType::Fifo | FileType::RegularFile
+        )
+    })
+}
+
+/// Reads the values of every `::::` file (`-` is stdin) and names each source for errors.
+fn read_inputs(inputs: &[tasks::Input]) -> Result<Vec<tasks::ValueList>> {
+    let mut n_typed = 0;
+    inputs
+        .iter()
+        .map(|input| {
+            let (values, origin) = match &input.source {
+                tasks::InputSource::Values(v) => {
+                    n_typed += 1;
+                    (v.clone(), format!("::: list {n_typed}"))
+                }
+                tasks::InputSource::File(f) => {
+                    let (text, origin) = if f == "-" {
+                        (read_tasks_file(f)?, "stdin".to_string())
+                    } else {
+                        let text = std::fs::read_to_string(f)
+                            .with_context(|| format!("cannot read input file {f} (after ::::)"))?;
+                        (text, format!("input file {f}"))
+                    };
+                    (tasks::values_of_text(&text), origin)
+                }
+            };
+            Ok(tasks::ValueList {
+                values,
+                linked: input.linked,
+                origin,
+            })
+        })
+        .collect()
+}
+
 fn finish_sweep(
-    name: String,
+    (name, chosen): (String, bool),
     template: String,
     tasks: Vec<TaskDef>,
+    param_order: Vec<String>,
     file_options: sweep_file::SweepOptions,
 ) -> Result<Sweep> {
     if tasks.is_empty() {
@@ -529,8 +649,10 @@ fn finish_sweep(
     }
     Ok(Sweep {
         name,
+        chosen,
         template,
         tasks,
+        param_order,
         file_options,
     })
 }
@@ -1081,12 +1203,21 @@ fn absolute(p: &Path) -> PathBuf {
 }
 
 /// Progress: a bar with a memory gauge on a terminal, timestamped lines otherwise.
+///
+/// Losing the display never stops the work: a write to a closed pipe (`| head`) or a hung-up
+/// terminal fails quietly and printing stops for the rest of the run, while the supervisor
+/// goes on and the journal keeps every result. SIGHUP (a closed terminal or ssh session)
+/// is taken the way `nohup` takes it: ramguard stops printing and keeps supervising;
+/// Ctrl-C or SIGTERM stop a run.
 struct Printer {
     bar: Option<indicatif::ProgressBar>,
     plain: bool,
     budget: Bytes,
     /// Tasks done before this run started.
     base: usize,
+    /// Set once a write to stderr failed or SIGHUP arrived: nothing more is printed.
+    lost: std::cell::Cell<bool>,
+    hangup: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Printer {
@@ -1108,34 +1239,76 @@ impl Printer {
             }
             pb
         });
+        let hangup = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        // The handler only sets a flag; tasks get the default disposition back at exec.
+        let _ = signal_hook::flag::register(signal_hook::consts::SIGHUP, hangup.clone());
         Printer {
             bar,
             plain,
             budget,
             base: done,
+            lost: std::cell::Cell::new(false),
+            hangup,
+        }
+    }
+
+    /// Returns true if and only if the display is still there to print to.
+    fn alive(&self) -> bool {
+        if self.lost.get() {
+            return false;
+        }
+        if self.hangup.load(std::sync::atomic::Ordering::Relaxed) {
+            self.lose();
+            return false;
+        }
+        true
+    }
+
+    /// Stops printing for good (and stops the bar drawing to a terminal that is gone).
+    fn lose(&self) {
+        self.lost.set(true);
+        if let Some(pb) = &self.bar {
+            pb.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+        }
+    }
+
+    /// Writes one line to stderr; a failed write means the display is gone.
+    fn write(&self, text: &str) {
+        let mut err = std::io::stderr().lock();
+        if writeln!(err, "{text}").and_then(|()| err.flush()).is_err() {
+            self.lose();
         }
     }
 
     /// A line that always shows (start-of-run, summary).
     fn line(&self, text: &str) {
+        if !self.alive() {
+            return;
+        }
         match &self.bar {
             // A bar drawn to no terminal is hidden and would swallow the line.
             Some(pb) if !pb.is_hidden() => pb.println(format!("ramguard: {text}")),
-            _ => eprintln!("ramguard: {text}"),
+            _ => self.write(&format!("ramguard: {text}")),
         }
     }
 
     /// A start/finish/brake line: on the bar's scrollback, or timestamped in plain mode.
     fn event(&self, text: &str) {
+        if !self.alive() {
+            return;
+        }
         if let Some(pb) = &self.bar {
             pb.println(text);
         } else if self.plain {
             let ts = humantime::format_rfc3339_seconds(std::time::SystemTime::now());
-            eprintln!("{ts} {text}");
+            self.write(&format!("{ts} {text}"));
         }
     }
 
     fn update(&self, s: &Snapshot, finished: usize) {
+        if !self.alive() {
+            return;
+        }
         if let Some(pb) = &self.bar {
             pb.set_position((self.base + finished) as u64);
             pb.set_message(format!(
@@ -1147,7 +1320,9 @@ impl Printer {
 
     fn finish(&self) {
         if let Some(pb) = &self.bar {
-            pb.finish_and_clear();
+            if self.alive() {
+                pb.finish_and_clear();
+            }
         }
     }
 }

@@ -1,6 +1,9 @@
 //! `ramguard status [SWEEP]`: a sweep's progress read from the journal — counts by state,
 //! running tasks with their memory, peaks learned so far, and an ETA.
 //!
+//! Counts, peaks and durations cover the tasks of the sweep's latest run (`--all`: every task
+//! ever run under it); a line says how many older tasks the journal keeps besides.
+//!
 //! It reads only (never takes the sweep lock), so it is safe while `ramguard run` is going;
 //! it sees what the run has committed. The ETA is mean done-attempt duration × remaining
 //! tasks ÷ jobs, where jobs is the number running now, else the sweep's `jobs` setting,
@@ -30,6 +33,10 @@ pub struct StatusArgs {
     #[arg(long)]
     pub json: bool,
 
+    /// Count every task ever run under the sweep, not only those its latest run asked for.
+    #[arg(long)]
+    pub all: bool,
+
     /// The journal file [default: $RAMGUARD_JOURNAL, else ./.ramguard/journal.db].
     #[arg(long, value_name = "PATH")]
     pub journal: Option<PathBuf>,
@@ -40,7 +47,7 @@ pub fn run(args: &StatusArgs) -> Result<Outcome> {
     let path = journal::resolve_path(args.journal.as_deref());
     let j = Journal::open_existing(&path)?;
     let sweep = j.resolve_sweep(args.sweep.as_deref())?;
-    let report = j.status(&sweep)?;
+    let report = j.status_scoped(&sweep, args.all)?;
     let now = now_unix_ms();
     let mut out = std::io::stdout().lock();
     if args.json {
@@ -108,6 +115,7 @@ fn to_json(r: &StatusReport, path: &std::path::Path, now: i64) -> serde_json::Va
             "updated_unix_ms": r.sweep.updated_unix_ms,
         },
         "counts": r.sweep.counts,
+        "counts_all": r.sweep.counts_all,
         "supervisor": r.supervisor.map(|(pid, alive)| json!({"pid": pid, "alive": alive})),
         "stale_running": stale(r),
         "running": running,
@@ -144,6 +152,12 @@ fn render(r: &StatusReport, now: i64) -> String {
         "tasks      {} total: {} done, {} failed, {} running, {} queued, {} interrupted\n",
         c.total, c.done, c.failed, c.running, c.queued, c.interrupted
     ));
+    let older = r.sweep.counts_all.total.saturating_sub(c.total);
+    if older > 0 {
+        s.push_str(&format!(
+            "           (the latest run's tasks; {older} more from earlier runs: --all)\n"
+        ));
+    }
     match r.supervisor {
         Some((pid, true)) => s.push_str(&format!("supervisor pid {pid} is running\n")),
         Some((pid, false)) => s.push_str(&format!(

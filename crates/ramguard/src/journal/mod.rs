@@ -7,9 +7,12 @@
 //!   ([`default_path`]). The directory is created (mode 0700) only if its parent exists; the
 //!   file is created mode 0600 (SQLite gives its `-wal`/`-shm` files the same mode).
 //! - **Identity**: a sweep is its name plus a [`fingerprint`] of its command template and the
-//!   settings that change what tasks do. A rerun under the same name with another fingerprint
-//!   is refused unless `fresh`. A task is its identity key (canonical params or rendered argv),
-//!   unique within its sweep, so reordering the inputs does not redo work.
+//!   settings that change what tasks do. Without `--name` the fingerprint finds the sweep
+//!   and a new command gets a new name ([`identity`]), so different commands never collide;
+//!   a name reused for another fingerprint is refused unless `fresh`. A task is its identity
+//!   key (canonical params or rendered argv), unique within its sweep, so reordering the
+//!   inputs does not redo work. Each run of a sweep gets a number, and every task it asked
+//!   for is marked with it: `results` and `status` show the latest run's tasks by default.
 //! - **Writes are grouped**: every write method runs inside one open write transaction,
 //!   begun lazily; [`Journal::commit`] ends it. Nothing is visible to readers or durable before
 //!   `commit` returns Ok, so the supervisor reports a completion only after that. Another
@@ -33,6 +36,7 @@
 //! see only committed groups (WAL readers do not block the writer).
 
 pub mod display;
+pub mod identity;
 pub mod lock;
 pub mod read;
 pub mod schema;
@@ -141,6 +145,8 @@ pub struct SweepHandle {
     pub id: i64,
     /// The sweep's name.
     pub name: String,
+    /// This run's number within the sweep (1 for its first run under schema v2).
+    pub run: i64,
     lock: SweepLock,
 }
 
@@ -487,11 +493,13 @@ impl Journal {
         self.commit()?;
         if old_fp != spec.fingerprint && !fresh {
             bail!(
-                "sweep '{}' in {} was run with another command or settings (was: {}); hint: \
-                 pass --fresh to start it over, or --name NEW for a new sweep",
+                "sweep '{}' in {} runs another command: `{}`, not `{}`; hint: choose another \
+                 --name for this one, leave --name out (ramguard then names a sweep after its \
+                 command), or pass --fresh to replace that sweep's results",
                 spec.name,
                 self.shown(),
-                old_template
+                old_template,
+                spec.template
             );
         }
         self.group()?;
@@ -511,20 +519,24 @@ impl Journal {
         }
         self.conn
             .execute(
-                "UPDATE sweeps SET fingerprint = ?2, template = ?3, settings = ?4, updated_unix_ms = ?5 WHERE id = ?1",
+                "UPDATE sweeps SET fingerprint = ?2, template = ?3, settings = ?4, updated_unix_ms = ?5, runs = runs + 1 WHERE id = ?1",
                 params![id, spec.fingerprint, spec.template, settings, now],
             )
             .with_context(|| format!("cannot write journal {}", self.shown()))?;
+        let run: i64 = self
+            .conn
+            .query_row("SELECT runs FROM sweeps WHERE id = ?1", [id], |r| r.get(0))?;
         self.commit()?;
         Ok(SweepHandle {
             id,
             name: spec.name.clone(),
+            run,
             lock,
         })
     }
 
-    /// Inserts the tasks not yet journaled (by key) and returns every task's record, in the
-    /// order given. Commits.
+    /// Inserts the tasks not yet journaled (by key), marks every task given as part of this
+    /// run's task set, and returns every task's record, in the order given. Commits.
     pub fn sync_tasks(
         &mut self,
         sweep: &SweepHandle,
@@ -541,7 +553,10 @@ impl Journal {
         let mut ids = Vec::with_capacity(tasks.len());
         {
             let mut insert = self.conn.prepare_cached(
-                "INSERT OR IGNORE INTO tasks (sweep_id, key, seq, params, argv, state) VALUES (?1, ?2, ?3, ?4, ?5, 'queued')",
+                "INSERT OR IGNORE INTO tasks (sweep_id, key, seq, params, argv, state, last_run) VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6)",
+            )?;
+            let mut mark = self.conn.prepare_cached(
+                "UPDATE tasks SET last_run = ?3 WHERE sweep_id = ?1 AND key = ?2 AND last_run != ?3",
             )?;
             let mut select = self.conn.prepare_cached(
                 "SELECT state, attempts, peak, lower_bound, id FROM tasks WHERE sweep_id = ?1 AND key = ?2",
@@ -554,8 +569,11 @@ impl Journal {
                         t.key,
                         next_seq + i as i64,
                         t.params.to_string(),
-                        argv
+                        argv,
+                        sweep.run
                     ])
+                    .with_context(|| format!("cannot write journal {shown}"))?;
+                mark.execute(params![sweep.id, t.key, sweep.run])
                     .with_context(|| format!("cannot write journal {shown}"))?;
                 let (rec, id) = select.query_row(params![sweep.id, t.key], |r| {
                     let state: String = r.get(0)?;

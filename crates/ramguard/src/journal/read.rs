@@ -1,5 +1,9 @@
 //! Read-side queries for `status`, `results`, `list` (and later `report`).
 //!
+//! A sweep's counts, `status` and `results` cover the task set of its latest run by default
+//! (what the user last asked for); the `_scoped` variants with `all` cover every task ever
+//! run under the sweep.
+//!
 //! These only read, never take a sweep lock, and see only committed groups, so they run
 //! safely beside a live `ramguard run` (WAL readers do not block the writer). Counting uses
 //! `GROUP BY` over the `(sweep_id, state)` index, so `status` on 100,000 tasks touches the
@@ -64,8 +68,14 @@ pub struct SweepInfo {
     pub created_unix_ms: i64,
     /// When last (re)started.
     pub updated_unix_ms: i64,
-    /// Tasks by state.
+    /// How many runs the sweep has had (0 for a sweep last run by a schema v1 ramguard).
+    pub runs: i64,
+    /// Param names in the order they were written, when known.
+    pub param_order: Vec<String>,
+    /// Tasks of the latest run, by state.
     pub counts: StateCounts,
+    /// Every task ever run under the sweep, by state.
+    pub counts_all: StateCounts,
 }
 
 /// A running attempt, as of its last committed sample.
@@ -165,6 +175,10 @@ pub struct EventRow {
     pub detail: serde_json::Value,
 }
 
+/// SQL true for a task `t` of sweep `?1` in scope: every task when `?2` (all) is true, else
+/// those the sweep's latest run asked for.
+const IN_SCOPE: &str = "(?2 OR t.last_run = (SELECT runs FROM sweeps WHERE id = ?1))";
+
 fn quantile(sorted: &[u64], q: f64) -> Option<u64> {
     if sorted.is_empty() {
         return None;
@@ -183,11 +197,12 @@ impl Journal {
         let ctx = self.ctx();
         let mut st = self
             .conn
-            .prepare("SELECT id, name, fingerprint, template, settings, created_unix_ms, updated_unix_ms FROM sweeps ORDER BY name")
+            .prepare("SELECT id, name, fingerprint, template, settings, created_unix_ms, updated_unix_ms, runs, param_order FROM sweeps ORDER BY name")
             .with_context(|| ctx.clone())?;
         let mut sweeps: Vec<SweepInfo> = st
             .query_map([], |r| {
                 let settings: String = r.get(4)?;
+                let order: Option<String> = r.get(8)?;
                 Ok(SweepInfo {
                     id: r.get(0)?,
                     name: r.get(1)?,
@@ -196,28 +211,42 @@ impl Journal {
                     settings: serde_json::from_str(&settings).unwrap_or(serde_json::Value::Null),
                     created_unix_ms: r.get(5)?,
                     updated_unix_ms: r.get(6)?,
+                    runs: r.get(7)?,
+                    param_order: order
+                        .and_then(|o| serde_json::from_str(&o).ok())
+                        .unwrap_or_default(),
                     counts: StateCounts::default(),
+                    counts_all: StateCounts::default(),
                 })
             })
             .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>())
             .with_context(|| ctx.clone())?;
         let mut st = self
             .conn
-            .prepare("SELECT sweep_id, state, count(*) FROM tasks GROUP BY sweep_id, state")
+            .prepare(
+                "SELECT t.sweep_id, t.state, t.last_run = s.runs, count(*)
+                 FROM tasks t JOIN sweeps s ON s.id = t.sweep_id
+                 GROUP BY t.sweep_id, t.last_run = s.runs, t.state",
+            )
             .with_context(|| ctx.clone())?;
         let counts = st
             .query_map([], |r| {
                 Ok((
                     r.get::<_, i64>(0)?,
                     r.get::<_, String>(1)?,
-                    r.get::<_, i64>(2)?,
+                    r.get::<_, bool>(2)?,
+                    r.get::<_, i64>(3)?,
                 ))
             })
             .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>())
             .with_context(|| ctx.clone())?;
-        for (id, state, n) in counts {
+        for (id, state, latest, n) in counts {
             if let Some(s) = sweeps.iter_mut().find(|s| s.id == id) {
-                s.counts.add(&state, u64::try_from(n).unwrap_or(0));
+                let n = u64::try_from(n).unwrap_or(0);
+                s.counts_all.add(&state, n);
+                if latest {
+                    s.counts.add(&state, n);
+                }
             }
         }
         Ok(sweeps)
@@ -257,9 +286,21 @@ impl Journal {
         }
     }
 
-    /// Gathers what `status` shows about a sweep.
+    /// Gathers what `status` shows about a sweep's latest run.
     pub fn status(&self, sweep: &SweepInfo) -> Result<StatusReport> {
+        self.status_scoped(sweep, false)
+    }
+
+    /// Gathers what `status` shows: peaks, durations and exit classes of the latest run's
+    /// tasks, or of every task ever run under the sweep when `all`. Running attempts and
+    /// events are the sweep's whatever the scope; with `all` the counts are `counts_all`.
+    pub fn status_scoped(&self, sweep: &SweepInfo, all: bool) -> Result<StatusReport> {
         let ctx = self.ctx();
+        let mut sweep = sweep.clone();
+        if all {
+            sweep.counts = sweep.counts_all;
+        }
+        let sweep = &sweep;
         let running = self
             .conn
             .prepare(
@@ -285,9 +326,9 @@ impl Journal {
             .with_context(|| ctx.clone())?;
         let mut peaks: Vec<u64> = self
             .conn
-            .prepare("SELECT peak FROM tasks WHERE sweep_id = ?1 AND state = 'done' AND peak IS NOT NULL")
+            .prepare(&format!("SELECT peak FROM tasks t WHERE sweep_id = ?1 AND state = 'done' AND peak IS NOT NULL AND {IN_SCOPE}"))
             .and_then(|mut st| {
-                st.query_map([sweep.id], |r| r.get::<_, i64>(0))?
+                st.query_map(params![sweep.id, all], |r| r.get::<_, i64>(0))?
                     .map(|r| r.map(|p| u64::try_from(p).unwrap_or(0)))
                     .collect::<rusqlite::Result<Vec<_>>>()
             })
@@ -302,18 +343,20 @@ impl Journal {
         let mean: Option<f64> = self
             .conn
             .query_row(
-                "SELECT avg(duration_ms) FROM attempts WHERE sweep_id = ?1 AND class = 'done'",
-                [sweep.id],
+                &format!("SELECT avg(a.duration_ms) FROM attempts a JOIN tasks t ON t.id = a.task_id WHERE a.sweep_id = ?1 AND a.class = 'done' AND {IN_SCOPE}"),
+                params![sweep.id, all],
                 |r| r.get(0),
             )
             .with_context(|| ctx.clone())?;
         let classes = self.grouped(
-            "SELECT class, count(*) FROM attempts WHERE sweep_id = ?1 AND class IS NOT NULL GROUP BY class ORDER BY class",
+            &format!("SELECT a.class, count(*) FROM attempts a JOIN tasks t ON t.id = a.task_id WHERE a.sweep_id = ?1 AND a.class IS NOT NULL AND {IN_SCOPE} GROUP BY a.class ORDER BY a.class"),
             sweep.id,
+            all,
         )?;
         let events = self.grouped(
-            "SELECT kind, count(*) FROM events WHERE sweep_id = ?1 GROUP BY kind ORDER BY kind",
+            "SELECT kind, count(*) FROM events WHERE sweep_id = ?1 AND ?2 = ?2 GROUP BY kind ORDER BY kind",
             sweep.id,
+            all,
         )?;
         let learned: Option<String> = self
             .conn
@@ -345,11 +388,11 @@ impl Journal {
         })
     }
 
-    fn grouped(&self, sql: &str, sweep_id: i64) -> Result<Vec<(String, u64)>> {
+    fn grouped(&self, sql: &str, sweep_id: i64, all: bool) -> Result<Vec<(String, u64)>> {
         self.conn
             .prepare(sql)
             .and_then(|mut st| {
-                st.query_map([sweep_id], |r| {
+                st.query_map(params![sweep_id, all], |r| {
                     Ok((
                         r.get::<_, String>(0)?,
                         u64::try_from(r.get::<_, i64>(1)?).unwrap_or(0),
@@ -360,23 +403,36 @@ impl Journal {
             .with_context(|| self.ctx())
     }
 
-    /// Calls `f` with one row per task of the sweep, in task order.
+    /// Calls `f` with one row per task ever run under the sweep, in task order.
     pub fn for_each_result(
         &self,
         sweep_id: i64,
+        f: impl FnMut(ResultRow) -> Result<()>,
+    ) -> Result<()> {
+        self.for_each_result_scoped(sweep_id, true, f)
+    }
+
+    /// Calls `f` with one row per task of the sweep's latest run (every task ever run
+    /// under it when `all`), in task order.
+    pub fn for_each_result_scoped(
+        &self,
+        sweep_id: i64,
+        all: bool,
         mut f: impl FnMut(ResultRow) -> Result<()>,
     ) -> Result<()> {
         let ctx = self.ctx();
         let mut st = self
             .conn
-            .prepare(
+            .prepare(&format!(
                 "SELECT t.key, t.params, t.state, t.attempts, t.peak, a.peak_rss, a.duration_ms, a.class,
                         a.code, a.signal, a.reason, a.result, a.result_raw, a.result_warning
                  FROM tasks t LEFT JOIN attempts a ON a.id = t.last_attempt_id
-                 WHERE t.sweep_id = ?1 ORDER BY t.seq",
-            )
+                 WHERE t.sweep_id = ?1 AND {IN_SCOPE} ORDER BY t.seq",
+            ))
             .with_context(|| ctx.clone())?;
-        let mut rows = st.query(params![sweep_id]).with_context(|| ctx.clone())?;
+        let mut rows = st
+            .query(params![sweep_id, all])
+            .with_context(|| ctx.clone())?;
         while let Some(r) = rows.next().with_context(|| ctx.clone())? {
             let row = (|| -> rusqlite::Result<ResultRow> {
                 let params: String = r.get(1)?;

@@ -13,7 +13,7 @@ use anyhow::{bail, Context, Result};
 use rusqlite::Connection;
 
 /// The schema version this ramguard writes; older journals are migrated up to it.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// `PRAGMA application_id` of a ramguard journal: the bytes "rmgd".
 pub const APPLICATION_ID: i32 = 0x726d_6764;
@@ -90,8 +90,19 @@ CREATE TABLE events (
 CREATE INDEX events_by_sweep ON events (sweep_id, kind, unix_ms);
 "#;
 
+/// Version 1 → 2: which tasks the latest run of a sweep asked for, and the order its
+/// params were written in. A v1 journal's tasks all count as its latest run (run 0), and
+/// its params keep the order of the template's placeholders.
+const V2: &str = r#"
+ALTER TABLE sweeps ADD COLUMN runs INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE sweeps ADD COLUMN param_order TEXT;
+ALTER TABLE tasks ADD COLUMN last_run INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX tasks_by_run ON tasks (sweep_id, last_run, state);
+CREATE INDEX sweeps_by_fingerprint ON sweeps (fingerprint);
+"#;
+
 /// `MIGRATIONS[i]` upgrades a journal from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[V1];
+const MIGRATIONS: &[&str] = &[V1, V2];
 
 /// Reads the journal's schema version.
 pub fn version(conn: &Connection) -> rusqlite::Result<u32> {

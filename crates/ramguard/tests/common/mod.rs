@@ -48,7 +48,10 @@ impl Work {
     /// `ramguard ARGS` in this directory, with the journal and logs inside it.
     pub fn ramguard(&self) -> Command {
         let mut c = Command::new(ramguard_bin());
+        // A lone `-- CMD` reads values from a piped stdin (GNU parallel's habit): tests
+        // give it none unless they ask.
         c.current_dir(self.path())
+            .stdin(std::process::Stdio::null())
             .env("RAMGUARD_JOURNAL", self.journal())
             .env_remove("OMP_NUM_THREADS");
         c

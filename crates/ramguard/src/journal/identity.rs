@@ -1,0 +1,108 @@
+//! Which sweep a command belongs to, and the order of its params.
+//!
+//! A sweep run without `--name` is found by the [`super::fingerprint`] of its command
+//! template: the same command resumes its sweep under whatever name it got, and a new
+//! command gets a new sweep named after its script (`train`, then `train-2`, `train-3` for
+//! other commands of the same script), so no user needs `--fresh` to run something new. A
+//! name the user chose is taken as given; [`Journal::begin_sweep`] refuses it when it
+//! belongs to another command.
+//!
+//! This module only reads and names; it never deletes anything.
+
+use anyhow::{Context, Result};
+use rusqlite::{params, OptionalExtension};
+
+use super::{schema, Journal, SweepHandle};
+
+/// The sweep a run goes to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NameChoice {
+    /// The sweep's name.
+    pub name: String,
+    /// True if and only if no sweep of this name exists yet.
+    pub new: bool,
+    /// When the derived name was taken by another command: that name and its command.
+    pub taken: Option<(String, String)>,
+}
+
+impl Journal {
+    /// The name of the sweep whose command has this fingerprint (the most recently run one,
+    /// should several).
+    pub fn sweep_for_fingerprint(&self, fingerprint: &str) -> Result<Option<String>> {
+        self.conn
+            .query_row(
+                "SELECT name FROM sweeps WHERE fingerprint = ?1
+                 ORDER BY updated_unix_ms DESC, id DESC LIMIT 1",
+                [fingerprint],
+                |r| r.get(0),
+            )
+            .optional()
+            .with_context(|| schema::corrupt_context(&self.path.display().to_string()))
+    }
+
+    /// The command template of the sweep named `name`, if there is one.
+    fn template_of(&self, name: &str) -> Result<Option<String>> {
+        self.conn
+            .query_row("SELECT template FROM sweeps WHERE name = ?1", [name], |r| {
+                r.get(0)
+            })
+            .optional()
+            .with_context(|| schema::corrupt_context(&self.path.display().to_string()))
+    }
+
+    /// Picks the sweep for a run: the chosen name as given; else the sweep of this
+    /// fingerprint; else `stem`, or `stem-2`, `stem-3`, .. when that is taken.
+    pub fn choose_name(
+        &self,
+        chosen: Option<&str>,
+        stem: &str,
+        fingerprint: &str,
+    ) -> Result<NameChoice> {
+        if let Some(name) = chosen {
+            return Ok(NameChoice {
+                name: name.to_string(),
+                new: self.template_of(name)?.is_none(),
+                taken: None,
+            });
+        }
+        if let Some(name) = self.sweep_for_fingerprint(fingerprint)? {
+            return Ok(NameChoice {
+                name,
+                new: false,
+                taken: None,
+            });
+        }
+        let Some(template) = self.template_of(stem)? else {
+            return Ok(NameChoice {
+                name: stem.to_string(),
+                new: true,
+                taken: None,
+            });
+        };
+        for n in 2u64.. {
+            let name = format!("{stem}-{n}");
+            if self.template_of(&name)?.is_none() {
+                return Ok(NameChoice {
+                    name,
+                    new: true,
+                    taken: Some((stem.to_string(), template)),
+                });
+            }
+        }
+        unreachable!("some suffix is free")
+    }
+
+    /// Records the order in which the sweep's params were written (grid axes, JSON keys as
+    /// typed, `:::` lists), for the columns of `results`. In the current group.
+    pub fn set_param_order(&mut self, sweep: &SweepHandle, names: &[String]) -> Result<()> {
+        self.group()?;
+        let order = serde_json::to_string(names)?;
+        self.conn
+            .execute(
+                "UPDATE sweeps SET param_order = ?2 WHERE id = ?1",
+                params![sweep.id, order],
+            )
+            .with_context(|| format!("cannot write journal {}", self.path.display()))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,500 @@
+//! Iterating as people do (issue 15): several sweeps of one script in one directory, grids
+//! that grow and shrink, results of what was just run, output cut short by `| head` or a
+//! closed terminal, GNU parallel's input conventions, and a journal from an older ramguard.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::{stderr, stdout, wait_until, ChildGuard, Work};
+use serde_json::Value;
+
+/// A training script that records its arguments as its result.
+const TRAIN: &str = r#"import json, os, sys
+with open(os.environ["RAMGUARD_RESULT"], "w") as f:
+    json.dump({"argv": sys.argv[1:]}, f)
+"#;
+
+fn work() -> Work {
+    let w = Work::new();
+    std::fs::write(w.path().join("train.py"), TRAIN).unwrap();
+    w
+}
+
+/// Runs ramguard with plain progress; asserts it exited 0 and returns its stderr.
+fn ok(w: &Work, args: &[&str]) -> String {
+    let mut all = vec!["run", "--progress", "plain", "-j", "2"];
+    all.extend_from_slice(args);
+    let out = w.run(&all);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "ramguard {all:?}: {}",
+        stderr(&out)
+    );
+    stderr(&out)
+}
+
+/// How many tasks a run started.
+fn starts(log: &str) -> usize {
+    log.lines().filter(|l| l.contains(" start ")).count()
+}
+
+fn results(w: &Work, extra: &[&str]) -> Vec<Value> {
+    let mut args = vec!["results", "--json"];
+    args.extend_from_slice(extra);
+    let out = w.run(&args);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    v["tasks"].as_array().unwrap().clone()
+}
+
+/// Each task's recorded argv, as one line, sorted.
+fn argv_lines(tasks: &[Value]) -> Vec<String> {
+    let mut out: Vec<String> = tasks
+        .iter()
+        .map(|t| {
+            t["result"]["argv"]
+                .as_array()
+                .unwrap_or_else(|| panic!("no result in {t}"))
+                .iter()
+                .map(|a| a.as_str().unwrap().to_string())
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+fn list_names(w: &Work) -> Vec<(String, String)> {
+    let out = w.run(&["list", "--json"]);
+    let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    v["sweeps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["name"].as_str().unwrap().to_string(),
+                s["template"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn two_task_files_of_one_script_in_one_directory_both_run() {
+    let w = work();
+    std::fs::write(
+        w.path().join("a.tasks"),
+        "python3 train.py --lam 1\npython3 train.py --lam 2\n",
+    )
+    .unwrap();
+    std::fs::write(w.path().join("b.tasks"), "python3 train.py --lam 3\n").unwrap();
+    let first = ok(&w, &["--tasks", "a.tasks"]);
+    assert_eq!(starts(&first), 2, "{first}");
+    // Regression: this run was refused, exit 2, "was run with another command".
+    let second = ok(&w, &["--tasks", "b.tasks"]);
+    assert_eq!(starts(&second), 1, "{second}");
+    assert!(second.contains("new sweep 'train-2'"), "{second}");
+    assert_eq!(
+        list_names(&w),
+        [
+            ("train".to_string(), "tasks from a.tasks".to_string()),
+            ("train-2".to_string(), "tasks from b.tasks".to_string()),
+        ]
+    );
+    assert_eq!(argv_lines(&results(&w, &["train"])), ["--lam 1", "--lam 2"]);
+    assert_eq!(argv_lines(&results(&w, &["train-2"])), ["--lam 3"]);
+    // Each file reruns as itself: nothing left to do.
+    let again = ok(&w, &["--tasks", "a.tasks"]);
+    assert_eq!(starts(&again), 0, "{again}");
+    assert!(
+        again.contains("resuming sweep 'train': 2 of 2 done"),
+        "{again}"
+    );
+}
+
+#[test]
+fn grids_of_one_script_coexist_grow_shrink_and_reorder() {
+    let w = work();
+    let grid = |values: &str| -> Vec<String> {
+        [
+            "--grid",
+            &format!("lam={values}"),
+            "--",
+            "python3",
+            "train.py",
+            "--lam",
+            "{lam}",
+        ]
+        .map(str::to_string)
+        .to_vec()
+    };
+    let run = |args: Vec<String>| ok(&w, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(starts(&run(grid("1,2"))), 2);
+    // A third sweep with another grid (another command) runs beside it.
+    let other = ok(
+        &w,
+        &[
+            "--grid", "lam=1", "--grid", "beta=3,4", "--", "python3", "train.py", "--lam", "{lam}",
+            "--beta", "{beta}",
+        ],
+    );
+    assert_eq!(starts(&other), 2, "{other}");
+    assert_eq!(list_names(&w).len(), 2);
+    // Extended: only the new point runs.
+    let extended = run(grid("1,2,3"));
+    assert_eq!(starts(&extended), 1, "{extended}");
+    assert!(extended.contains("lam=3"), "{extended}");
+    // Reordered: nothing reruns.
+    assert_eq!(starts(&run(grid("3,1,2"))), 0);
+    // A smaller grid: results show that grid; --all the union of every grid run.
+    assert_eq!(starts(&run(grid("2,3"))), 0);
+    assert_eq!(argv_lines(&results(&w, &["train"])), ["--lam 2", "--lam 3"]);
+    assert_eq!(
+        argv_lines(&results(&w, &["train", "--all"])),
+        ["--lam 1", "--lam 2", "--lam 3"]
+    );
+    let status = w.run(&["status", "train", "--json"]);
+    let st: Value = serde_json::from_str(&stdout(&status)).unwrap();
+    assert_eq!(st["counts"]["total"], 2);
+    assert_eq!(st["counts_all"]["total"], 3);
+    let human = stdout(&w.run(&["status", "train"]));
+    assert!(human.contains("1 more from earlier runs: --all"), "{human}");
+    let table = stdout(&w.run(&["list"]));
+    assert!(table.contains("2 (+1)"), "{table}");
+}
+
+#[test]
+fn csv_columns_come_in_the_order_the_params_were_written() {
+    let w = work();
+    ok(
+        &w,
+        &[
+            "--grid",
+            "lam=0,1e-10",
+            "--grid",
+            "beta=3.0",
+            "--",
+            "python3",
+            "train.py",
+            "--lam",
+            "{lam}",
+            "--beta",
+            "{beta}",
+        ],
+    );
+    let out = w.run(&["results", "--format", "csv"]);
+    let header = stdout(&out).lines().next().unwrap().to_string();
+    assert!(
+        header.starts_with("task,lam,beta,state,"),
+        "regression: beta came before lam: {header}"
+    );
+}
+
+#[test]
+fn a_chosen_name_reused_for_another_command_is_refused_naming_both() {
+    let w = work();
+    ok(
+        &w,
+        &["--name", "exp", "--", "python3", "train.py", ":::", "a"],
+    );
+    let before = std::fs::read(w.journal()).unwrap();
+    let out = w.run(&[
+        "run", "--name", "exp", "--", "python3", "train.py", "--v", "{1}", ":::", "b",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.starts_with("error: sweep 'exp'"), "{err}");
+    assert!(
+        err.contains("`python3 train.py`") && err.contains("`python3 train.py --v {1}`"),
+        "{err}"
+    );
+    assert!(err.contains("--name") && err.contains("--fresh"), "{err}");
+    assert_eq!(list_names(&w).len(), 1);
+    assert_eq!(results(&w, &["exp"]).len(), 1);
+    drop(before);
+}
+
+#[test]
+fn a_run_piped_into_head_still_finishes_every_task() {
+    let w = work();
+    let (reader, writer) = std::io::pipe().unwrap();
+    let writer2 = writer.try_clone().unwrap();
+    let values: Vec<String> = (1..=6).map(|i| format!("0.{i}")).collect();
+    let mut args = vec![
+        "run",
+        "--progress",
+        "plain",
+        "-j",
+        "2",
+        "--json",
+        "--",
+        "sleep",
+    ];
+    args.push(":::");
+    args.extend(values.iter().map(String::as_str));
+    let child = w
+        .ramguard()
+        .args(&args)
+        .stdout(Stdio::from(writer))
+        .stderr(Stdio::from(writer2))
+        .spawn()
+        .unwrap();
+    let mut guard = ChildGuard(child);
+    // `| head -1`: read one line, then close the pipe while the sweep goes on.
+    let mut first = String::new();
+    BufReader::new(reader).read_line(&mut first).unwrap();
+    assert!(first.contains("sweep"), "{first}");
+    let status = wait_until(Duration::from_secs(60), || {
+        matches!(guard.0.try_wait(), Ok(Some(_)))
+    });
+    assert!(status, "ramguard did not finish");
+    let code = guard.0.wait().unwrap().code();
+    // Regression: ramguard died of its first write after the close and every task with it.
+    assert_eq!(code, Some(0));
+    let tasks = results(&w, &[]);
+    assert_eq!(tasks.len(), 6);
+    assert!(tasks.iter().all(|t| t["state"] == "done"), "{tasks:?}");
+}
+
+#[test]
+fn sighup_stops_the_display_not_the_sweep() {
+    let w = work();
+    let child = w
+        .ramguard()
+        .args([
+            "run",
+            "--progress",
+            "plain",
+            "-j",
+            "1",
+            "--",
+            "sleep",
+            ":::",
+            "0.3",
+            "0.4",
+            "0.5",
+        ])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut guard = ChildGuard(child);
+    let mut lines = BufReader::new(guard.0.stderr.take().unwrap()).lines();
+    let started = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .any(|l| l.contains(" start "));
+    assert!(started);
+    // The terminal goes away: a hangup for ramguard (tasks lead their own groups).
+    let pid = rustix::process::Pid::from_raw(guard.0.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::HUP).unwrap();
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let code = guard.0.wait().unwrap().code();
+    assert_eq!(code, Some(0), "after SIGHUP: {rest:?}");
+    // It printed nothing more, like a process whose terminal is gone, yet did everything.
+    assert!(rest.iter().all(|l| !l.contains(" done ")), "{rest:?}");
+    let tasks = results(&w, &[]);
+    assert_eq!(tasks.len(), 3);
+    assert!(tasks.iter().all(|t| t["state"] == "done"), "{tasks:?}");
+}
+
+/// What GNU parallel prints for `parallel -k echo ARGS`, if it is installed.
+fn gnu_parallel(args: &[&str], dir: &Path, stdin: Option<&str>) -> Option<Vec<String>> {
+    let mut c = Command::new("parallel");
+    c.args(["--will-cite", "-k", "echo"])
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut child = c.spawn().ok()?;
+    let mut input = child.stdin.take()?;
+    input.write_all(stdin.unwrap_or("").as_bytes()).ok()?;
+    drop(input);
+    let out = child.wait_with_output().ok()?;
+    let mut lines: Vec<String> = stdout(&out).lines().map(str::to_string).collect();
+    lines.sort();
+    Some(lines)
+}
+
+/// Runs `python3 train.py ARGS` through ramguard and returns each task's argv, sorted.
+fn through_ramguard(w: &Work, args: &[&str], stdin: Option<&str>) -> Vec<String> {
+    let mut all = vec!["run", "--progress", "none", "--", "python3", "train.py"];
+    all.extend_from_slice(args);
+    let mut c = w.ramguard();
+    c.args(&all).stdout(Stdio::piped()).stderr(Stdio::piped());
+    if stdin.is_some() {
+        c.stdin(Stdio::piped());
+    }
+    let mut child = c.spawn().unwrap();
+    if let Some(text) = stdin {
+        let mut input = child.stdin.take().unwrap();
+        input.write_all(text.as_bytes()).unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{all:?}: {}", stderr(&out));
+    let sweep = list_names(w)
+        .into_iter()
+        .find(|(_, t)| *t == template_of(args))
+        .map(|(n, _)| n)
+        .unwrap();
+    argv_lines(&results(w, &[&sweep]))
+}
+
+/// The sweep's template for `python3 train.py ARGS ::: ...`.
+fn template_of(args: &[&str]) -> String {
+    ["python3", "train.py"]
+        .iter()
+        .chain(args.iter().take_while(|a| !a.starts_with(":::")))
+        .copied()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Examples from GNU parallel's manual, each checked against the output it documents and,
+/// where GNU parallel is installed, against what it prints.
+#[test]
+fn gnu_parallel_input_conventions_behave_as_its_manual_says() {
+    let w = work();
+    std::fs::write(w.path().join("inputs.txt"), "in1\nin2\n").unwrap();
+    std::fs::write(w.path().join("b.txt"), "x\ny\n").unwrap();
+    let cases: Vec<(Vec<&str>, Option<&str>, Vec<&str>)> = vec![
+        // `::::` reads values from a file and mixes with `:::`.
+        (
+            vec!["{1}", "{2}", ":::", "x", "y", "::::", "inputs.txt"],
+            None,
+            vec!["x in1", "x in2", "y in1", "y in2"],
+        ),
+        // Every file after `::::` is a source of its own.
+        (
+            vec!["::::", "inputs.txt", "b.txt"],
+            None,
+            vec!["in1 x", "in1 y", "in2 x", "in2 y"],
+        ),
+        // `:::+` links to the previous list.
+        (
+            vec![":::", "a", "b", "c", ":::+", "1", "2", "3"],
+            None,
+            vec!["a 1", "b 2", "c 3"],
+        ),
+        // The manual's `::: a b c :::+ 1 2 3 ::: X Y :::+ 11 22`.
+        (
+            vec![
+                ":::", "a", "b", "c", ":::+", "1", "2", "3", ":::", "X", "Y", ":::+", "11", "22",
+            ],
+            None,
+            vec![
+                "a 1 X 11", "a 1 Y 22", "b 2 X 11", "b 2 Y 22", "c 3 X 11", "c 3 Y 22",
+            ],
+        ),
+        // `::::+` links files.
+        (
+            vec!["::::", "inputs.txt", "::::+", "b.txt"],
+            None,
+            vec!["in1 x", "in2 y"],
+        ),
+        // Path placeholders, as the manual describes each.
+        (
+            vec![
+                "{.}",
+                "{/}",
+                "{//}",
+                "{/.}",
+                ":::",
+                "subdir/foo.jpg",
+                "sub.dir/bar",
+            ],
+            None,
+            vec![
+                "sub.dir/bar bar sub.dir bar",
+                "subdir/foo foo.jpg subdir foo",
+            ],
+        ),
+        // Values from stdin when no other source is given.
+        (vec![], Some("p\nq\n"), vec!["p", "q"]),
+    ];
+    for (args, stdin, want) in cases {
+        let got = through_ramguard(&w, &args, stdin);
+        assert_eq!(got, want, "ramguard run -- python3 train.py {args:?}");
+        if let Some(gnu) = gnu_parallel(&args, w.path(), stdin) {
+            assert_eq!(got, gnu, "GNU parallel disagrees on {args:?}");
+        }
+    }
+}
+
+/// The schema v1 fixture, with a sweep of this command half done as a v1 ramguard left
+/// it, opens, migrates and resumes: only what is not done runs.
+#[test]
+fn an_old_journal_opens_migrates_and_resumes() {
+    let w = work();
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/journals/v1.db");
+    std::fs::copy(&fixture, w.journal()).unwrap();
+    let template = "python3 train.py --lam {lam}";
+    let fp = ramguard::journal::fingerprint(template, &serde_json::json!({"shell": false}));
+    {
+        let c = rusqlite::Connection::open(w.journal()).unwrap();
+        let v: i64 = c
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, 1, "the fixture is a v1 journal");
+        c.execute(
+            "INSERT INTO sweeps (name, fingerprint, template, settings, created_unix_ms, updated_unix_ms)
+             VALUES ('train', ?1, ?2, '{}', 1763900000000, 1763900000000)",
+            [&fp, template],
+        )
+        .unwrap();
+        let id = c.last_insert_rowid();
+        for (seq, lam, state) in [(0, "1", "done"), (1, "2", "queued")] {
+            c.execute(
+                "INSERT INTO tasks (sweep_id, key, seq, params, argv, state, attempts, peak)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                rusqlite::params![
+                    id,
+                    format!(r#"{{"lam":"{lam}"}}"#),
+                    seq,
+                    format!(r#"{{"lam":"{lam}"}}"#),
+                    format!(r#"["python3","train.py","--lam","{lam}"]"#),
+                    state,
+                    i64::from(state == "done"),
+                    (state == "done").then_some(20i64 << 20),
+                ],
+            )
+            .unwrap();
+        }
+    }
+    let log = ok(
+        &w,
+        &[
+            "--grid",
+            "lam=1,2,3",
+            "--",
+            "python3",
+            "train.py",
+            "--lam",
+            "{lam}",
+        ],
+    );
+    assert!(log.contains("resuming sweep 'train': 1 of 3 done"), "{log}");
+    assert_eq!(starts(&log), 2, "{log}");
+    let c = rusqlite::Connection::open(w.journal()).unwrap();
+    let v: i64 = c
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(v, ramguard::journal::SCHEMA_VERSION as i64);
+    let tasks = results(&w, &["train"]);
+    assert_eq!(tasks.len(), 3);
+    assert!(tasks.iter().all(|t| t["state"] == "done"), "{tasks:?}");
+    // The fixture's own sweep still reads, every task of it, in its template's order.
+    let old = w.run(&["results", "lam-sweep", "--format", "csv"]);
+    assert_eq!(old.status.code(), Some(0), "{}", stderr(&old));
+    let text = stdout(&old);
+    assert!(text.starts_with("task,lam,beta,"), "{text}");
+    assert_eq!(text.lines().count(), 5, "{text}");
+}
