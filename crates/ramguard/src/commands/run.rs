@@ -46,17 +46,22 @@ pub enum Progress {
 /// Run a sweep, admitting each task only when its predicted peak memory fits.
 ///
 /// Exactly one task source: `-- CMD ARGS ::: V1 V2 ...` (GNU parallel style, cartesian
-/// product of the `:::` lists), `--grid NAME=V1,V2 -- CMD {NAME}`, `--tasks FILE`,
+/// product of the `:::` lists; `:::: FILE` reads values one a line, `:::+`/`::::+` link a
+/// list to the previous one), `--grid NAME=V1,V2 -- CMD {NAME}`, `--tasks FILE`,
 /// `--repeat N -- CMD`, or a sweep file `ramguard run sweep.toml`. A lone `-- CMD ARGS`
-/// runs once.
+/// takes values from stdin when it is a pipe or a file, and runs once otherwise.
+///
+/// A closed stdout or stderr (`| head`) or a hangup (SIGHUP) stops the printing, never the
+/// sweep.
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
     /// A sweep file (TOML): name, command template, grid or task list, options.
     #[arg(value_name = "SWEEP.toml")]
     pub sweep_file: Option<PathBuf>,
 
-    /// The command template and, after `:::`, the values (GNU parallel's convention).
-    /// Placeholders: `{}`, `{1}`, `{NAME}`, `{#}` (task number).
+    /// The command template and, after `:::`, the values (GNU parallel's convention;
+    /// also `::::`, `:::+`, `::::+`). Placeholders: `{}`, `{1}`, `{NAME}`, `{#}` (task
+    /// number), and the path parts `{.}` `{/}` `{//}` `{/.}` (also `{1.}`, `{NAME/}`, ..).
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<String>,
 
@@ -138,11 +143,13 @@ pub struct RunArgs {
     #[arg(long, value_name = "DIR")]
     pub log_dir: Option<PathBuf>,
 
-    /// The sweep's name in the journal [default: from the sweep file or the command].
+    /// The sweep's name in the journal [default: the sweep file's name, else the sweep that
+    /// runs this command, else one derived from the script: `train`, `train-2`, ..].
     #[arg(long)]
     pub name: Option<String>,
 
-    /// Forget this sweep's journal entries and start over.
+    /// Forget this sweep's journal entries and start over (also lets a chosen --name move
+    /// to another command).
     #[arg(long)]
     pub fresh: bool,
 
