@@ -204,7 +204,6 @@ fn a_chosen_name_reused_for_another_command_is_refused_naming_both() {
         &w,
         &["--name", "exp", "--", "python3", "train.py", ":::", "a"],
     );
-    let before = std::fs::read(w.journal()).unwrap();
     let out = w.run(&[
         "run", "--name", "exp", "--", "python3", "train.py", "--v", "{1}", ":::", "b",
     ]);
@@ -219,7 +218,6 @@ fn a_chosen_name_reused_for_another_command_is_refused_naming_both() {
     assert!(err.contains("--name") && err.contains("--fresh"), "{err}");
     assert_eq!(list_names(&w).len(), 1);
     assert_eq!(results(&w, &["exp"]).len(), 1);
-    drop(before);
 }
 
 #[test]
@@ -497,4 +495,109 @@ fn an_old_journal_opens_migrates_and_resumes() {
     let text = stdout(&old);
     assert!(text.starts_with("task,lam,beta,"), "{text}");
     assert_eq!(text.lines().count(), 5, "{text}");
+}
+
+/// Without `--name` the command finds its sweep; a new command of the same script gets the
+/// next free suffix; a chosen name is taken as given.
+#[test]
+fn sweep_names_follow_the_command() {
+    use ramguard::journal::{fingerprint, Journal, SweepSpec};
+    let d = tempfile::tempdir().unwrap();
+    let path = d.path().join("journal.db");
+    let mut j = Journal::open(&path).unwrap();
+    let fp = |t: &str| fingerprint(t, &serde_json::json!({"shell": false}));
+    let begin = |j: &mut Journal, name: &str, t: &str| {
+        let spec = SweepSpec {
+            name: name.into(),
+            fingerprint: fp(t),
+            template: t.into(),
+            settings: serde_json::json!({}),
+        };
+        drop(j.begin_sweep(&spec, false).unwrap());
+    };
+    let a = "python3 train.py --lam {lam}";
+    let b = "python3 train.py --beta {beta}";
+    let c = j.choose_name(None, "train", &fp(a)).unwrap();
+    assert_eq!(
+        (c.name.as_str(), c.new, c.taken.is_none()),
+        ("train", true, true)
+    );
+    begin(&mut j, "train", a);
+    // Someone chose `train-2` by hand for yet another command.
+    begin(&mut j, "train-2", "python3 train.py {1}");
+    let c = j.choose_name(None, "train", &fp(b)).unwrap();
+    assert_eq!(c.name, "train-3");
+    assert_eq!(c.taken, Some(("train".to_string(), a.to_string())));
+    begin(&mut j, "train-3", b);
+    // The same command, in any later run, finds its sweep.
+    assert_eq!(
+        j.choose_name(None, "train", &fp(b)).unwrap().name,
+        "train-3"
+    );
+    assert_eq!(j.choose_name(None, "train", &fp(a)).unwrap().name, "train");
+    // A chosen name is the user's word, new or not.
+    let c = j.choose_name(Some("exp"), "train", &fp(a)).unwrap();
+    assert_eq!((c.name.as_str(), c.new), ("exp", true));
+    // A dry run reads the same answer without writing.
+    let before = std::fs::metadata(&path).unwrap().modified().unwrap();
+    let peek = ramguard::journal::identity::peek_name(&path, None, "train", &fp(b)).unwrap();
+    assert_eq!(peek.name, "train-3");
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().modified().unwrap(),
+        before
+    );
+}
+
+#[test]
+fn a_dry_run_shows_the_name_the_run_will_use() {
+    let w = work();
+    ok(
+        &w,
+        &["--", "python3", "train.py", "--lam", "{1}", ":::", "1"],
+    );
+    let out = w.run(&[
+        "run",
+        "--dry-run",
+        "--",
+        "python3",
+        "train.py",
+        "--beta",
+        "{1}",
+        ":::",
+        "1",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).starts_with("sweep      train-2\n"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(list_names(&w).len(), 1, "a dry run writes nothing");
+}
+
+/// Stdin is a source only when it holds values: an empty pipe (cron) leaves a command
+/// without placeholders to run once, and refuses one that needs values.
+#[test]
+fn an_empty_stdin_runs_a_lone_command_once_and_refuses_placeholders() {
+    let w = work();
+    let run = |args: &[&str]| {
+        let mut c = w.ramguard();
+        c.args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        drop(child.stdin.take());
+        child.wait_with_output().unwrap()
+    };
+    let out = run(&["run", "--", "python3", "train.py", "--once"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(argv_lines(&results(&w, &[])), ["--once"]);
+    let out = run(&["run", "--", "python3", "train.py", "{}"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        stderr(&out).trim(),
+        "error: no tasks: stdin is empty; give values on stdin, or after `:::` or `::::`"
+    );
+    assert_eq!(list_names(&w).len(), 1, "the refusal wrote nothing");
 }

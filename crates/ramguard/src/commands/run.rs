@@ -221,6 +221,13 @@ pub fn run(args: &RunArgs) -> Result<Outcome> {
     let report = probe::report(&root)?;
     let settings = resolve(args, &sweep.file_options, &report)?;
     if args.dry_run {
+        // The name this run would get, read from the journal without writing to it.
+        let path = args.journal.clone().unwrap_or_else(journal::default_path);
+        let fp = journal::fingerprint(&sweep.template, &json!({ "shell": args.shell }));
+        let chosen = sweep.chosen.then_some(sweep.name.as_str());
+        if let Some(choice) = journal::identity::peek_name(&path, chosen, &sweep.name, &fp) {
+            sweep.name = choice.name;
+        }
         dry_run(args, &sweep, &settings)?;
         return Ok(Outcome::Success);
     }
@@ -514,19 +521,29 @@ fn build_sweep(args: &RunArgs) -> Result<Sweep> {
             .as_ref()
             .with_context(|| format!("{what} needs a command: add `-- CMD ARGS`"))
     };
+    let mut lists = if inputs.is_empty() {
+        None
+    } else {
+        Some(read_inputs(&inputs)?)
+    };
+    let wants_values = template
+        .as_ref()
+        .is_some_and(|t| t.placeholders().iter().any(|p| p != tasks::SEQ));
     // GNU parallel's habit: with no other source, values come from stdin when it is a pipe
-    // or a file (a terminal or /dev/null leaves a lone command to run once).
-    let from_stdin = n_sources == 0 && stdin_has_data();
-    let (defs, ordered) = if !inputs.is_empty() || from_stdin {
-        let inputs = if from_stdin {
-            vec![tasks::Input {
-                source: tasks::InputSource::File("-".into()),
-                linked: false,
-            }]
-        } else {
-            inputs
-        };
-        let lists = read_inputs(&inputs)?;
+    // or a file. A terminal or /dev/null — or an empty pipe, as cron gives, when the
+    // command has no placeholder to fill — leaves a lone command to run once.
+    if n_sources == 0 && stdin_has_data() {
+        let stdin = read_inputs(&[tasks::Input {
+            source: tasks::InputSource::File("-".into()),
+            linked: false,
+        }])?;
+        if !stdin[0].values.is_empty() {
+            lists = Some(stdin);
+        } else if wants_values {
+            bail!("no tasks: stdin is empty; give values on stdin, or after `:::` or `::::`");
+        }
+    }
+    let (defs, ordered) = if let Some(lists) = lists {
         (
             tasks::linked_product(need("`:::`")?, &lists, args.shell)?,
             true,
@@ -545,6 +562,12 @@ fn build_sweep(args: &RunArgs) -> Result<Sweep> {
         (defs, false)
     } else {
         // A lone `-- CMD ARGS` is one task: supervised, capped and journaled like any other.
+        if args.repeat.is_none() && wants_values {
+            bail!(
+                "the command has placeholders but no values: give them after `:::`, with \
+                 `:::: FILE`, or on stdin (a pipe or a file)"
+            );
+        }
         let n = args.repeat.unwrap_or(1);
         if n == 0 {
             bail!("--repeat must be at least 1");

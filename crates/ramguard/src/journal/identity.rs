@@ -9,8 +9,10 @@
 //!
 //! This module only reads and names; it never deletes anything.
 
+use std::path::Path;
+
 use anyhow::{Context, Result};
-use rusqlite::{params, OptionalExtension};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
 use super::{schema, Journal, SweepHandle};
 
@@ -25,28 +27,93 @@ pub struct NameChoice {
     pub taken: Option<(String, String)>,
 }
 
+/// The name of the sweep whose command has this fingerprint (the most recently run one,
+/// should several).
+fn by_fingerprint(conn: &Connection, fingerprint: &str) -> rusqlite::Result<Option<String>> {
+    conn.query_row(
+        "SELECT name FROM sweeps WHERE fingerprint = ?1
+         ORDER BY updated_unix_ms DESC, id DESC LIMIT 1",
+        [fingerprint],
+        |r| r.get(0),
+    )
+    .optional()
+}
+
+/// The command template of the sweep named `name`, if there is one.
+fn template_of(conn: &Connection, name: &str) -> rusqlite::Result<Option<String>> {
+    conn.query_row("SELECT template FROM sweeps WHERE name = ?1", [name], |r| {
+        r.get(0)
+    })
+    .optional()
+}
+
+/// See [`Journal::choose_name`].
+fn choose(
+    conn: &Connection,
+    chosen: Option<&str>,
+    stem: &str,
+    fingerprint: &str,
+) -> rusqlite::Result<NameChoice> {
+    if let Some(name) = chosen {
+        return Ok(NameChoice {
+            name: name.to_string(),
+            new: template_of(conn, name)?.is_none(),
+            taken: None,
+        });
+    }
+    if let Some(name) = by_fingerprint(conn, fingerprint)? {
+        return Ok(NameChoice {
+            name,
+            new: false,
+            taken: None,
+        });
+    }
+    let Some(template) = template_of(conn, stem)? else {
+        return Ok(NameChoice {
+            name: stem.to_string(),
+            new: true,
+            taken: None,
+        });
+    };
+    let mut n = 2u64;
+    loop {
+        let name = format!("{stem}-{n}");
+        if template_of(conn, &name)?.is_none() {
+            return Ok(NameChoice {
+                name,
+                new: true,
+                taken: Some((stem.to_string(), template)),
+            });
+        }
+        n += 1;
+    }
+}
+
+/// The sweep a run would go to, read without writing anything (for `--dry-run`); `None`
+/// when there is no journal at `path` or it cannot be read as one.
+pub fn peek_name(
+    path: &Path,
+    chosen: Option<&str>,
+    stem: &str,
+    fingerprint: &str,
+) -> Option<NameChoice> {
+    if !path.is_file() {
+        return None;
+    }
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags).ok()?;
+    let version = schema::version(&conn).ok()?;
+    if version == 0 || version > schema::SCHEMA_VERSION {
+        return None;
+    }
+    choose(&conn, chosen, stem, fingerprint).ok()
+}
+
 impl Journal {
     /// The name of the sweep whose command has this fingerprint (the most recently run one,
     /// should several).
     pub fn sweep_for_fingerprint(&self, fingerprint: &str) -> Result<Option<String>> {
-        self.conn
-            .query_row(
-                "SELECT name FROM sweeps WHERE fingerprint = ?1
-                 ORDER BY updated_unix_ms DESC, id DESC LIMIT 1",
-                [fingerprint],
-                |r| r.get(0),
-            )
-            .optional()
-            .with_context(|| schema::corrupt_context(&self.path.display().to_string()))
-    }
-
-    /// The command template of the sweep named `name`, if there is one.
-    fn template_of(&self, name: &str) -> Result<Option<String>> {
-        self.conn
-            .query_row("SELECT template FROM sweeps WHERE name = ?1", [name], |r| {
-                r.get(0)
-            })
-            .optional()
+        by_fingerprint(&self.conn, fingerprint)
             .with_context(|| schema::corrupt_context(&self.path.display().to_string()))
     }
 
@@ -58,38 +125,8 @@ impl Journal {
         stem: &str,
         fingerprint: &str,
     ) -> Result<NameChoice> {
-        if let Some(name) = chosen {
-            return Ok(NameChoice {
-                name: name.to_string(),
-                new: self.template_of(name)?.is_none(),
-                taken: None,
-            });
-        }
-        if let Some(name) = self.sweep_for_fingerprint(fingerprint)? {
-            return Ok(NameChoice {
-                name,
-                new: false,
-                taken: None,
-            });
-        }
-        let Some(template) = self.template_of(stem)? else {
-            return Ok(NameChoice {
-                name: stem.to_string(),
-                new: true,
-                taken: None,
-            });
-        };
-        for n in 2u64.. {
-            let name = format!("{stem}-{n}");
-            if self.template_of(&name)?.is_none() {
-                return Ok(NameChoice {
-                    name,
-                    new: true,
-                    taken: Some((stem.to_string(), template)),
-                });
-            }
-        }
-        unreachable!("some suffix is free")
+        choose(&self.conn, chosen, stem, fingerprint)
+            .with_context(|| schema::corrupt_context(&self.path.display().to_string()))
     }
 
     /// Records the order in which the sweep's params were written (grid axes, JSON keys as

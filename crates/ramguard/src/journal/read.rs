@@ -350,13 +350,11 @@ impl Journal {
             .with_context(|| ctx.clone())?;
         let classes = self.grouped(
             &format!("SELECT a.class, count(*) FROM attempts a JOIN tasks t ON t.id = a.task_id WHERE a.sweep_id = ?1 AND a.class IS NOT NULL AND {IN_SCOPE} GROUP BY a.class ORDER BY a.class"),
-            sweep.id,
-            all,
+            params![sweep.id, all],
         )?;
         let events = self.grouped(
-            "SELECT kind, count(*) FROM events WHERE sweep_id = ?1 AND ?2 = ?2 GROUP BY kind ORDER BY kind",
-            sweep.id,
-            all,
+            "SELECT kind, count(*) FROM events WHERE sweep_id = ?1 GROUP BY kind ORDER BY kind",
+            params![sweep.id],
         )?;
         let learned: Option<String> = self
             .conn
@@ -388,11 +386,11 @@ impl Journal {
         })
     }
 
-    fn grouped(&self, sql: &str, sweep_id: i64, all: bool) -> Result<Vec<(String, u64)>> {
+    fn grouped(&self, sql: &str, args: impl rusqlite::Params) -> Result<Vec<(String, u64)>> {
         self.conn
             .prepare(sql)
             .and_then(|mut st| {
-                st.query_map(params![sweep_id, all], |r| {
+                st.query_map(args, |r| {
                     Ok((
                         r.get::<_, String>(0)?,
                         u64::try_from(r.get::<_, i64>(1)?).unwrap_or(0),
