@@ -88,6 +88,36 @@ proptest! {
         prop_assert_eq!(keys(&one).len(), one.len());
     }
 
+    /// Linked lists (`:::+`) permuted in tandem keep the same pairs, so the same identities;
+    /// and every pair is the values at one index, cut at the shortest list.
+    #[test]
+    fn linked_pairs_do_not_depend_on_order(
+        a in axis_values(),
+        b in axis_values(),
+        seed in any::<u64>(),
+    ) {
+        let list = |values: Vec<String>, linked: bool| tasks::ValueList {
+            values,
+            linked,
+            origin: "::: list".into(),
+        };
+        let t = tpl(&["run", "{1}", "{2}"]);
+        let n = a.len().min(b.len());
+        let one = tasks::linked_product(&t, &[list(a.clone(), false), list(b.clone(), true)], false)
+            .unwrap();
+        prop_assert_eq!(one.len(), n);
+        for (i, task) in one.iter().enumerate() {
+            prop_assert_eq!(&task.argv[1..], &[a[i].clone(), b[i].clone()][..]);
+        }
+        // The same permutation of the first n indexes applied to both lists.
+        let mut idx: Vec<usize> = (0..n).collect();
+        idx.rotate_left((seed as usize) % n);
+        let a2: Vec<String> = idx.iter().map(|&i| a[i].clone()).collect();
+        let b2: Vec<String> = idx.iter().map(|&i| b[i].clone()).collect();
+        let two = tasks::linked_product(&t, &[list(a2, false), list(b2, true)], false).unwrap();
+        prop_assert_eq!(keys(&one), keys(&two));
+    }
+
     /// Without --shell a value is one argv element, byte for byte, whatever it contains.
     #[test]
     fn values_never_pass_through_a_shell(value in "[ -~]{0,30}") {

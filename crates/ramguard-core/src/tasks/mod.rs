@@ -1,7 +1,8 @@
 //! Task sources and command templates: from what the user typed to a list of [`TaskDef`]s.
 //!
-//! Every source (`:::` lists, `--grid`, `--tasks FILE`, `--repeat N`, a sweep file) ends in
-//! the same shape: named parameters, the rendered argv, and an identity key. The key is what
+//! Every source (`:::`/`::::` lists, linked or not, `--grid`, `--tasks FILE`, `--repeat N`,
+//! a sweep file) ends in the same shape: named parameters, the rendered argv, and an
+//! identity key. The key is what
 //! the journal remembers a task by, so it must not depend on the task's position in the
 //! input: reordering a grid or a task file must map every task to the same key, and a rerun
 //! then runs only what is missing. It is the canonical JSON of the parameters (an object,
