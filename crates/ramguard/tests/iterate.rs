@@ -601,3 +601,45 @@ fn an_empty_stdin_runs_a_lone_command_once_and_refuses_placeholders() {
     );
     assert_eq!(list_names(&w).len(), 1, "the refusal wrote nothing");
 }
+
+/// Under `nohup` (SIGHUP ignored) tasks keep ignoring SIGHUP, as they did before ramguard
+/// handled it; started normally they get the default disposition, not ramguard's handler.
+#[test]
+fn tasks_inherit_nohup_and_nothing_else() {
+    let w = work();
+    let hup_ignored = |nohup: bool| -> bool {
+        let _ = std::fs::remove_file(w.path().join("sigign.txt"));
+        let mut c = if nohup {
+            let mut c = Command::new("nohup");
+            c.arg(common::ramguard_bin());
+            c
+        } else {
+            Command::new(common::ramguard_bin())
+        };
+        let out = c
+            .current_dir(w.path())
+            .env("RAMGUARD_JOURNAL", w.journal())
+            .stdin(Stdio::null())
+            .args([
+                "run",
+                "--fresh",
+                "--progress",
+                "none",
+                "--",
+                "sh",
+                "-c",
+                "grep SigIgn /proc/$$/status > sigign.txt",
+            ])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let text = std::fs::read_to_string(w.path().join("sigign.txt")).unwrap();
+        let mask = u64::from_str_radix(text.split_whitespace().nth(1).unwrap(), 16).unwrap();
+        mask & 1 == 1 // bit 0 is signal 1, SIGHUP
+    };
+    assert!(hup_ignored(true), "a task under nohup ignores SIGHUP");
+    assert!(
+        !hup_ignored(false),
+        "a task does not inherit a handler as 'ignored'"
+    );
+}

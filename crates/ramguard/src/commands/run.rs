@@ -1232,6 +1232,16 @@ fn absolute(p: &Path) -> PathBuf {
     }
 }
 
+/// Returns true if and only if SIGHUP is ignored (ramguard was started under `nohup`).
+fn sighup_ignored() -> bool {
+    // SAFETY: with a null new action, sigaction only reads the current one into `old`.
+    unsafe {
+        let mut old: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(libc::SIGHUP, std::ptr::null(), &mut old) == 0
+            && old.sa_sigaction == libc::SIG_IGN
+    }
+}
+
 /// Progress: a bar with a memory gauge on a terminal, timestamped lines otherwise.
 ///
 /// Losing the display never stops the work: a write to a closed pipe (`| head`) or a hung-up
@@ -1271,7 +1281,10 @@ impl Printer {
         });
         let hangup = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         // The handler only sets a flag; tasks get the default disposition back at exec.
-        let _ = signal_hook::flag::register(signal_hook::consts::SIGHUP, hangup.clone());
+        // Under `nohup` SIGHUP is already ignored, and tasks inherit that: leave it so.
+        if !sighup_ignored() {
+            let _ = signal_hook::flag::register(signal_hook::consts::SIGHUP, hangup.clone());
+        }
         Printer {
             bar,
             plain,
