@@ -491,6 +491,15 @@ impl Journal {
             )
             .with_context(|| schema::corrupt_context(&self.shown()))?;
         self.commit()?;
+        if old_fp != spec.fingerprint && !fresh && old_template == spec.template {
+            bail!(
+                "sweep '{}' in {} runs `{}` with other settings (--shell); hint: choose another \
+                 --name, leave --name out, or pass --fresh to replace that sweep's results",
+                spec.name,
+                self.shown(),
+                old_template
+            );
+        }
         if old_fp != spec.fingerprint && !fresh {
             bail!(
                 "sweep '{}' in {} runs another command: `{}`, not `{}`; hint: choose another \
