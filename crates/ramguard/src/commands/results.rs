@@ -68,11 +68,22 @@ pub fn run(args: &ResultsArgs) -> Result<Outcome> {
         Ok(())
     })?;
     let warned = rows.iter().filter(|r| r.result_warning.is_some()).count();
+    // The thread variables each task's latest attempt ran with (journals from v2 on).
+    let threads = j.threads_by_task(sweep.id)?;
     let format = if args.json { Format::Json } else { args.format };
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     match format {
         Format::Json => {
-            let tasks: Vec<Value> = rows.iter().map(row_json).collect();
+            let tasks: Vec<Value> = rows
+                .iter()
+                .map(|r| {
+                    let mut v = row_json(r);
+                    if let (Some(t), Value::Object(m)) = (threads.get(&r.key), &mut v) {
+                        m.insert("threads".into(), json!(t));
+                    }
+                    v
+                })
+                .collect();
             let v = json!({
                 "schema": RESULTS_SCHEMA,
                 "journal": path.display().to_string(),
@@ -83,7 +94,14 @@ pub fn run(args: &ResultsArgs) -> Result<Outcome> {
             writeln!(out)?;
         }
         Format::Csv | Format::Table => {
-            let (header, cells) = flatten(&rows, format == Format::Csv);
+            let (mut header, mut cells) = flatten(&rows, format == Format::Csv);
+            if !threads.is_empty() {
+                header.push("threads".into());
+                for (r, c) in rows.iter().zip(cells.iter_mut()) {
+                    let t = threads.get(&r.key);
+                    c.push(t.map(journal::task_env::compact).unwrap_or_default());
+                }
+            }
             if format == Format::Csv {
                 let line = |cs: &[String]| {
                     cs.iter()

@@ -36,6 +36,7 @@ pub mod display;
 pub mod lock;
 pub mod read;
 pub mod schema;
+pub mod task_env;
 pub mod timeline;
 
 use std::collections::HashMap;

@@ -13,7 +13,7 @@ use anyhow::{bail, Context, Result};
 use rusqlite::Connection;
 
 /// The schema version this ramguard writes; older journals are migrated up to it.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// `PRAGMA application_id` of a ramguard journal: the bytes "rmgd".
 pub const APPLICATION_ID: i32 = 0x726d_6764;
@@ -90,8 +90,12 @@ CREATE TABLE events (
 CREATE INDEX events_by_sweep ON events (sweep_id, kind, unix_ms);
 "#;
 
+/// Version 1 → 2: the thread variables each attempt ran with (JSON object), so that
+/// `results` shows what a task really got.
+const V2: &str = "ALTER TABLE attempts ADD COLUMN threads TEXT;";
+
 /// `MIGRATIONS[i]` upgrades a journal from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[V1];
+const MIGRATIONS: &[&str] = &[V1, V2];
 
 /// Reads the journal's schema version.
 pub fn version(conn: &Connection) -> rusqlite::Result<u32> {
