@@ -315,13 +315,15 @@ fn stop_signal_int_reaches_the_task_which_may_clean_up() {
 }
 
 #[test]
-fn a_python_task_killed_by_term_gets_one_hint_about_trials_left_running() {
+fn python_workers_killed_by_term_get_one_hint_about_trials_left_running() {
     let w = Work::new();
     let py = "import time, sys; time.sleep(30)";
     let out = w.run(&[
         "run",
         "--progress",
         "plain",
+        "--repeat",
+        "2",
         "-j",
         "2",
         "--timeout",
@@ -332,10 +334,7 @@ fn a_python_task_killed_by_term_gets_one_hint_about_trials_left_running() {
         "python3",
         "-c",
         py,
-        "{}",
-        ":::",
-        "1",
-        "2",
+        "{#}",
     ]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let err = stderr(&out);

@@ -348,7 +348,7 @@ pub fn run(args: &RunArgs) -> Result<Outcome> {
         previous: sink_previous,
         restart: settings.restart.clone(),
         grace: settings.grace,
-        python_hint_given: false,
+        python_hint_due: args.repeat.is_some(),
         printer,
         pending: Vec::new(),
         stats: Stats::default(),
@@ -790,8 +790,9 @@ struct RunSink<'a> {
     previous: HashMap<TaskId, journal::task_env::Ending>,
     restart: restart::RestartSettings,
     grace: Duration,
-    /// The hint about Python tasks dying of SIGTERM was printed.
-    python_hint_given: bool,
+    /// The hint about Python workers dying of SIGTERM is still to be given (`--repeat`
+    /// sweeps: N workers of one command, as Optuna's worker mode runs).
+    python_hint_due: bool,
     printer: Printer,
     pending: Vec<String>,
     stats: Stats,
@@ -1099,11 +1100,11 @@ impl RunSink<'_> {
                 peak: Some(fin.peak_rss.get()),
             },
         );
-        if !self.python_hint_given
+        if self.python_hint_due
             && restart::unhandled_python_stop(&self.def(fin.task).argv, class, fin.signal)
             && self.restart.stop_signal.number() == 15
         {
-            self.python_hint_given = true;
+            self.python_hint_due = false;
             self.pending
                 .push(format!("hint: {}", restart::PYTHON_STOP_HINT));
         }

@@ -242,11 +242,12 @@ pub fn unhandled_python_stop(argv: &[String], class: &str, signal: Option<i32>) 
     stopped && python && signal == Some(Signal::TERM.as_raw())
 }
 
-/// The hint given, once per run, when [`unhandled_python_stop`] holds.
-pub const PYTHON_STOP_HINT: &str = "a Python task died of SIGTERM without handling it; a worker that runs several trials \
-(Optuna's worker mode, JournalStorage) leaves its current trial RUNNING that way. Run one trial per \
-process (`ramguard run --repeat N -- python trial.py`, see examples/optuna), or pass \
-`--stop-signal INT` so Python raises KeyboardInterrupt and the framework marks the trial failed";
+/// The hint given, once per `--repeat` run, when [`unhandled_python_stop`] holds.
+pub const PYTHON_STOP_HINT: &str =
+    "a Python task died of SIGTERM without handling it; a trial it was running (Optuna's \
+worker mode, JournalStorage) stays RUNNING that way. Pass `--stop-signal INT` so Python raises \
+KeyboardInterrupt and the framework marks the trial failed, or run one trial per process with \
+its parameters given by ramguard (ask, run, tell: see examples/optuna)";
 
 #[cfg(test)]
 mod tests {
