@@ -8,6 +8,8 @@
 //! raw text in `result_raw` with a `result_warning`, and a one-line warning on stderr.
 //! Rows come in task order (first appearance in the sweep). CSV gives bytes and seconds as
 //! plain numbers for pandas and spreadsheets; the table shows them for people.
+//! A last `threads` column (JSON: a `threads` object) gives the thread variables each task's
+//! latest attempt ran with, where the journal recorded them (schema v2 on).
 
 use std::io::Write;
 use std::path::PathBuf;
