@@ -104,6 +104,49 @@ fn a_leaking_worker_is_recycled_at_its_cap_several_times_then_finishes() {
 }
 
 #[test]
+fn a_worker_past_its_max_age_is_restarted() {
+    let w = Work::new();
+    let task = script(
+        &w,
+        "[ \"$RAMGUARD_ATTEMPT\" -ge 3 ] && exit 0\nsleep 30 &\nwait",
+    );
+    let out = w.run(&[
+        "run",
+        "--json",
+        "--progress",
+        "none",
+        "--recycle",
+        "--max-age",
+        "400ms",
+        "--grace",
+        "1s",
+        "--",
+        "sh",
+        s(&task),
+        "worker",
+    ]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let sum = summary(&out);
+    assert_eq!(sum["recycled"], 2, "{sum}\n{err}");
+    let log = env_log(&w);
+    assert_eq!(log.len(), 3, "{log:?}");
+    assert!(
+        log[1].contains("previous=max_age reason=older than 400ms (--max-age)"),
+        "{log:?}"
+    );
+
+    // Bad input: one line, exit 2, no journal.
+    let w = Work::new();
+    let out = w.run(&["run", "--max-age", "1h", "--", "true"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("needs --recycle"), "{err}");
+    assert!(!w.journal().exists());
+}
+
+#[test]
 fn recycling_stops_at_the_per_minute_limit_and_the_task_fails_saying_why() {
     let w = Work::new();
     let hog = memhog();

@@ -123,8 +123,8 @@ pub struct RunArgs {
     #[command(flatten)]
     pub restart: restart::RestartArgs,
 
-    /// Threads for BLAS/OpenMP/etc. in every task: OMP_NUM_THREADS and nine more [default:
-    /// 1]. If you exported any of them, every one you did not export follows your value.
+    /// Threads for BLAS/OpenMP/etc. in every task (OMP_NUM_THREADS and nine more); if you
+    /// exported any of them, the ones you did not export follow your value [default: 1].
     #[arg(long, value_name = "N", conflicts_with = "no_thread_caps")]
     pub threads: Option<u32>,
 
@@ -1105,8 +1105,8 @@ impl RunSink<'_> {
             && self.restart.stop_signal.number() == 15
         {
             self.python_hint_due = false;
-            self.pending
-                .push(format!("hint: {}", restart::PYTHON_STOP_HINT));
+            self.printer
+                .line(&format!("hint: {}", restart::PYTHON_STOP_HINT));
         }
         let verb = match (fin.class, fin.requeued) {
             (ExitClass::Done, _) => {

@@ -39,7 +39,7 @@ pub struct RestartArgs {
     pub recycle: Option<u32>,
 
     /// With `--recycle`: stop and restart a task once it has run for DUR (like `60m`).
-    #[arg(long, value_name = "DUR", value_parser = parse_interval, requires = "recycle")]
+    #[arg(long, value_name = "DUR", value_parser = parse_interval)]
     pub max_age: Option<Duration>,
 
     /// Which endings `--retries` retries, comma-separated: failed (nonzero exit), signaled
@@ -134,6 +134,9 @@ fn ser_retry_on<S: serde::Serializer>(r: &RetryOn, s: S) -> Result<S::Ok, S::Err
 
 /// Resolves the flags; `has_cap` says whether `--task-mem` was given.
 pub fn resolve(args: &RestartArgs, has_cap: bool) -> Result<RestartSettings> {
+    if args.max_age.is_some() && args.recycle.is_none() {
+        bail!("--max-age restarts a worker at that age and needs --recycle (to fail a task that runs too long, use --timeout)");
+    }
     if args.recycle.is_some() && !has_cap && args.max_age.is_none() {
         bail!("--recycle restarts a task at its cap or age: give --task-mem SIZE or --max-age DUR with it");
     }
@@ -269,7 +272,13 @@ mod tests {
         let t = T::try_parse_from(["t", "--recycle=2"]).unwrap();
         assert_eq!(t.r.recycle, Some(2));
         assert!(T::try_parse_from(["t", "--recycle=0"]).is_err());
-        assert!(T::try_parse_from(["t", "--max-age", "1h"]).is_err());
+        let t = T::try_parse_from(["t", "--max-age", "1h"]).unwrap();
+        let e = resolve(&t.r, false).unwrap_err().to_string();
+        assert!(e.contains("needs --recycle"), "{e}");
+        let t = T::try_parse_from(["t", "--recycle"]).unwrap();
+        let e = resolve(&t.r, false).unwrap_err().to_string();
+        assert!(e.contains("--task-mem"), "{e}");
+        assert!(resolve(&t.r, true).is_ok());
     }
 
     #[test]
