@@ -25,7 +25,8 @@ impl Journal {
         Ok(())
     }
 
-    /// The thread variables of each task's latest attempt that recorded them, by task key.
+    /// The thread variables of each task's latest attempt, by task key (tasks whose latest
+    /// attempt recorded none are absent).
     pub fn threads_by_task(&self, sweep_id: i64) -> Result<HashMap<String, ThreadEnv>> {
         let has_column: bool = self
             .conn
@@ -40,9 +41,10 @@ impl Journal {
         if !has_column {
             return Ok(out);
         }
+        // One primary-key lookup per task, through its last attempt.
         let mut stmt = self.conn.prepare(
-            "SELECT t.key, a.threads FROM attempts a JOIN tasks t ON t.id = a.task_id
-             WHERE a.sweep_id = ?1 AND a.threads IS NOT NULL ORDER BY a.id",
+            "SELECT t.key, a.threads FROM tasks t JOIN attempts a ON a.id = t.last_attempt_id
+             WHERE t.sweep_id = ?1 AND a.threads IS NOT NULL",
         )?;
         let rows = stmt.query_map([sweep_id], |r| {
             Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
@@ -50,7 +52,7 @@ impl Journal {
         for row in rows {
             let (key, text) = row?;
             if let Ok(env) = serde_json::from_str::<ThreadEnv>(&text) {
-                out.insert(key, env); // later attempts win
+                out.insert(key, env);
             }
         }
         Ok(out)
@@ -69,12 +71,13 @@ pub struct Ending {
 }
 
 impl Journal {
-    /// How each task's latest finished attempt ended, by task key.
+    /// How each task's latest attempt ended, by task key (tasks never started, or whose
+    /// latest attempt has no ending, are absent).
     pub fn last_endings(&self, sweep_id: i64) -> Result<HashMap<String, Ending>> {
         let mut stmt = self.conn.prepare(
             "SELECT t.key, a.class, coalesce(a.reason, ''), a.peak_rss
-             FROM attempts a JOIN tasks t ON t.id = a.task_id
-             WHERE a.sweep_id = ?1 AND a.class IS NOT NULL ORDER BY a.id",
+             FROM tasks t JOIN attempts a ON a.id = t.last_attempt_id
+             WHERE t.sweep_id = ?1 AND a.class IS NOT NULL",
         )?;
         let rows = stmt.query_map([sweep_id], |r| {
             Ok((
@@ -89,7 +92,7 @@ impl Journal {
         let mut out = HashMap::new();
         for row in rows {
             let (key, ending) = row?;
-            out.insert(key, ending); // later attempts win
+            out.insert(key, ending);
         }
         Ok(out)
     }
