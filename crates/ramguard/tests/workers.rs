@@ -451,3 +451,44 @@ fn an_exported_omp_num_threads_reaches_every_thread_variable() {
     assert!(text.contains("3 in all 10 thread variables"), "{text}");
     assert!(text.contains("--threads 2 gives way"), "{text}");
 }
+
+#[test]
+fn a_sweep_file_sets_recycling_retries_and_the_stop_signal() {
+    let w = Work::new();
+    let file = w.path().join("workers.toml");
+    std::fs::write(
+        &file,
+        "command = [\"python\", \"worker.py\"]\nrepeat = 2\n\n[options]\ntask_mem = \"8G\"\n\
+         recycle = 3\nmax_age = \"60m\"\nretry_on = [\"failed\", \"timeout\"]\nretries = 1\n\
+         stop_signal = \"INT\"\n",
+    )
+    .unwrap();
+    let out = w.run(&["run", "--dry-run", s(&file)]);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        text.contains("1 retries on failed,timeout; recycle at the cap or after 1h00m, at most 3/min; stop with SIGINT"),
+        "{text}"
+    );
+    // The command line wins over the file.
+    let out = w.run(&["run", "--dry-run", "--stop-signal", "HUP", s(&file)]);
+    assert!(
+        stdout(&out).contains("stop with SIGHUP"),
+        "{}",
+        stdout(&out)
+    );
+
+    std::fs::write(
+        &file,
+        "command = [\"true\"]\nrepeat = 1\n\n[options]\nstop_signal = \"KILL\"\n",
+    )
+    .unwrap();
+    let out = w.run(&["run", "--dry-run", s(&file)]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("line 5") && err.contains("stop_signal"),
+        "{err}"
+    );
+}

@@ -31,7 +31,7 @@ use crate::sweep_file;
 use crate::Outcome;
 
 mod logs;
-mod restart;
+pub(crate) mod restart;
 
 /// How progress is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -678,7 +678,7 @@ fn resolve(
         threads,
         thread_env: thread_caps.applied.clone(),
         thread_caps,
-        restart: restart::resolve(&args.restart, task_mem.is_some())?,
+        restart: restart::resolve(&args.restart, file, task_mem.is_some())?,
         effective_limit: limit,
         limit_source: report.memory.effective.limit_source.file.clone(),
     })

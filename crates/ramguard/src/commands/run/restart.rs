@@ -90,7 +90,8 @@ impl serde::Serialize for StopSignal {
     }
 }
 
-fn parse_stop_signal(s: &str) -> Result<StopSignal, String> {
+/// Parses `TERM`, `SIGINT`, `int`, `15`, ... (the signals in [`StopSignal`]'s choices).
+pub fn parse_stop_signal(s: &str) -> Result<StopSignal, String> {
     let upper = s.trim().to_ascii_uppercase();
     let name = upper.strip_prefix("SIG").unwrap_or(&upper);
     StopSignal::CHOICES
@@ -132,8 +133,19 @@ fn ser_retry_on<S: serde::Serializer>(r: &RetryOn, s: S) -> Result<S::Ok, S::Err
     s.collect_seq(r.names())
 }
 
-/// Resolves the flags; `has_cap` says whether `--task-mem` was given.
-pub fn resolve(args: &RestartArgs, has_cap: bool) -> Result<RestartSettings> {
+/// Resolves the flags over a sweep file's options; `has_cap` says whether a `--task-mem`
+/// applies.
+pub fn resolve(
+    args: &RestartArgs,
+    file: &crate::sweep_file::SweepOptions,
+    has_cap: bool,
+) -> Result<RestartSettings> {
+    let args = RestartArgs {
+        recycle: args.recycle.or(file.recycle),
+        max_age: args.max_age.or(file.max_age),
+        retry_on: args.retry_on.or(file.retry_on),
+        stop_signal: args.stop_signal.or(file.stop_signal),
+    };
     if args.max_age.is_some() && args.recycle.is_none() {
         bail!("--max-age restarts a worker at that age and needs --recycle (to fail a task that runs too long, use --timeout)");
     }
@@ -273,12 +285,13 @@ mod tests {
         assert_eq!(t.r.recycle, Some(2));
         assert!(T::try_parse_from(["t", "--recycle=0"]).is_err());
         let t = T::try_parse_from(["t", "--max-age", "1h"]).unwrap();
-        let e = resolve(&t.r, false).unwrap_err().to_string();
+        let none = crate::sweep_file::SweepOptions::default();
+        let e = resolve(&t.r, &none, false).unwrap_err().to_string();
         assert!(e.contains("needs --recycle"), "{e}");
         let t = T::try_parse_from(["t", "--recycle"]).unwrap();
-        let e = resolve(&t.r, false).unwrap_err().to_string();
+        let e = resolve(&t.r, &none, false).unwrap_err().to_string();
         assert!(e.contains("--task-mem"), "{e}");
-        assert!(resolve(&t.r, true).is_ok());
+        assert!(resolve(&t.r, &none, true).is_ok());
     }
 
     #[test]
