@@ -51,6 +51,7 @@ pub enum Progress {
 /// `--repeat N -- CMD`, or a sweep file `ramguard run sweep.toml`. A lone `-- CMD ARGS`
 /// runs once.
 #[derive(Debug, clap::Args)]
+#[command(after_long_help = restart::TASK_ENV_HELP)]
 pub struct RunArgs {
     /// A sweep file (TOML): name, command template, grid or task list, options.
     #[arg(value_name = "SWEEP.toml")]

@@ -27,6 +27,20 @@ use rustix::process::Signal;
 use crate::cli::parse_interval;
 use crate::journal::task_env::Ending;
 
+/// The task environment, for the end of `ramguard run --help` (the module doc's table).
+pub const TASK_ENV_HELP: &str = "\
+Every task's environment also holds:
+  RAMGUARD_TASK             the task's number in the sweep, from 1
+  RAMGUARD_ATTEMPT          this attempt's number for the task, from 1, counting earlier runs
+  RAMGUARD_RESULT           a file where the task may write one JSON object that ramguard keeps
+  RAMGUARD_PREVIOUS_END     how the previous attempt ended: braked, oom_killed, over_cap, max_age,
+                            timed_out, failed, signaled, shm_bus, interrupted (unset at first)
+  RAMGUARD_PREVIOUS_REASON  the same in words
+  RAMGUARD_PREVIOUS_PEAK    the previous attempt's peak memory, in bytes
+  RAMGUARD_STOP_SIGNAL      the signal ramguard sends first to stop the task (--stop-signal)
+  RAMGUARD_GRACE            seconds from that signal to SIGKILL (--grace)
+  OMP_NUM_THREADS and nine more thread variables (--threads)";
+
 /// The flags, as typed.
 #[derive(Debug, Clone, clap::Args)]
 pub struct RestartArgs {
