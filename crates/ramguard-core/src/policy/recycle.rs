@@ -359,6 +359,39 @@ mod tests {
         assert!(!one_cycle(&mut p, secs(5)).1, "retries spent");
     }
 
+    proptest::proptest! {
+        /// Whatever the pace of cap hits, no task is restarted more than `limit` times in
+        /// any window of a minute, and it fails exactly when one more restart would break
+        /// that.
+        #[test]
+        fn restarts_never_exceed_the_limit_in_any_minute(
+            limit in 1u32..5,
+            gaps in proptest::collection::vec(3u64..40, 1..30),
+        ) {
+            let mut p = Policy::new(config(100), vec![TaskSpec::default()]).with_restarts(
+                Restarts::new(Some(limit), None, RetryOn::default()),
+            );
+            let mut t = Duration::ZERO;
+            let mut restarts: Vec<Duration> = Vec::new();
+            for gap in gaps {
+                t += secs(gap);
+                let (_, requeued, _) = one_cycle(&mut p, t);
+                let end = t + secs(2);
+                let in_window = restarts
+                    .iter()
+                    .filter(|&&r| end.saturating_sub(r) < RECYCLE_WINDOW)
+                    .count();
+                proptest::prop_assert_eq!(requeued, in_window < limit as usize);
+                if !requeued {
+                    proptest::prop_assert!(p.is_finished());
+                    break;
+                }
+                restarts.push(end);
+            }
+            proptest::prop_assert_eq!(p.restarts().recycles(0) as usize, restarts.len());
+        }
+    }
+
     #[test]
     fn max_age_stops_and_recycles_a_worker() {
         let mut p = Policy::new(config(1000), vec![TaskSpec::default()])
