@@ -14,7 +14,7 @@
 //! | `RAMGUARD_RESULT` | a file where the task may write one JSON object that ramguard keeps |
 //! | `RAMGUARD_PREVIOUS_END` | how the task's previous attempt ended (`braked`, `over_cap`, `max_age`, `timed_out`, `oom_killed`, `failed`, `signaled`, `shm_bus`, `interrupted`); unset on a first attempt |
 //! | `RAMGUARD_PREVIOUS_REASON` | that ending in words (`used 1.2 GiB, over the per-task cap ...`) |
-//! | `RAMGUARD_PREVIOUS_PEAK` | the previous attempt's peak memory, in bytes |
+//! | `RAMGUARD_PREVIOUS_PEAK` | the previous attempt's peak RSS (its whole process tree), in bytes |
 //! | `RAMGUARD_STOP_SIGNAL` | the signal ramguard sends first when it stops the task (`TERM`, or `--stop-signal`) |
 //! | `RAMGUARD_GRACE` | seconds between that signal and SIGKILL (`--grace`) |
 
@@ -36,7 +36,7 @@ Every task's environment also holds:
   RAMGUARD_PREVIOUS_END     how the previous attempt ended: braked, oom_killed, over_cap, max_age,
                             timed_out, failed, signaled, shm_bus, interrupted (unset at first)
   RAMGUARD_PREVIOUS_REASON  the same in words
-  RAMGUARD_PREVIOUS_PEAK    the previous attempt's peak memory, in bytes
+  RAMGUARD_PREVIOUS_PEAK    the previous attempt's peak RSS (its whole process tree), in bytes
   RAMGUARD_STOP_SIGNAL      the signal ramguard sends first to stop the task (--stop-signal)
   RAMGUARD_GRACE            seconds from that signal to SIGKILL (--grace)
   OMP_NUM_THREADS and nine more thread variables (--threads)";
