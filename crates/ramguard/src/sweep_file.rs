@@ -69,6 +69,14 @@ pub struct SweepOptions {
     pub retries: Option<u32>,
     /// Thread cap injected into each task's environment.
     pub threads: Option<u32>,
+    /// `recycle = true` or a number of restarts per minute (`--recycle[=N]`).
+    pub recycle: Option<u32>,
+    /// `--max-age`.
+    pub max_age: Option<Duration>,
+    /// `--retry-on`, as a list or a comma-separated string.
+    pub retry_on: Option<ramguard_core::policy::recycle::RetryOn>,
+    /// `--stop-signal`.
+    pub stop_signal: Option<crate::commands::run::restart::StopSignal>,
 }
 
 /// Reads, parses and expands a sweep file; errors read "sweep.toml: line 3: ...".
@@ -159,6 +167,10 @@ struct RawOptions {
     grace: Option<Spanned<toml::Value>>,
     retries: Option<Spanned<toml::Value>>,
     threads: Option<Spanned<toml::Value>>,
+    recycle: Option<Spanned<toml::Value>>,
+    max_age: Option<Spanned<toml::Value>>,
+    retry_on: Option<Spanned<toml::Value>>,
+    stop_signal: Option<Spanned<toml::Value>>,
 }
 
 /// `[grid]` as `(name, value)` pairs; reordered to file order by span after parsing.
@@ -441,7 +453,60 @@ impl Loader<'_> {
             task_mem: self.bytes(o.task_mem, "task_mem")?,
             timeout: self.duration(o.timeout, "timeout")?,
             grace: self.duration(o.grace, "grace")?,
+            recycle: self.recycle(o.recycle)?,
+            max_age: self.duration(o.max_age, "max_age")?,
+            retry_on: self.retry_on(o.retry_on)?,
+            stop_signal: self.stop_signal(o.stop_signal)?,
         })
+    }
+
+    /// `recycle = true | false | N` (restarts per minute, at least 1).
+    fn recycle(&self, v: Option<Spanned<toml::Value>>) -> Result<Option<u32>, SweepError> {
+        use ramguard_core::policy::recycle::DEFAULT_RECYCLES_PER_MINUTE;
+        match v.as_ref().map(|v| v.get_ref()) {
+            None | Some(toml::Value::Boolean(false)) => Ok(None),
+            Some(toml::Value::Boolean(true)) => Ok(Some(DEFAULT_RECYCLES_PER_MINUTE)),
+            Some(_) => Ok(self.count(v, "recycle", 1)?.map(|n| n as u32)),
+        }
+    }
+
+    /// `retry_on = ["failed", "timeout"]` or `"failed,timeout"`.
+    fn retry_on(
+        &self,
+        v: Option<Spanned<toml::Value>>,
+    ) -> Result<Option<ramguard_core::policy::recycle::RetryOn>, SweepError> {
+        let Some(v) = v else { return Ok(None) };
+        let text = match v.get_ref() {
+            toml::Value::String(s) => s.clone(),
+            toml::Value::Array(items) => items
+                .iter()
+                .map(|i| i.as_str().unwrap_or("?").to_string())
+                .collect::<Vec<_>>()
+                .join(","),
+            other => {
+                return Err(self.err(
+                    v.span(),
+                    format!(
+                    "options.retry_on = {other}: expected a list like [\"failed\", \"timeout\"]"
+                ),
+                ))
+            }
+        };
+        text.parse()
+            .map(Some)
+            .map_err(|e| self.err(v.span(), format!("options.retry_on: {e}")))
+    }
+
+    /// `stop_signal = "INT"`.
+    fn stop_signal(
+        &self,
+        v: Option<Spanned<toml::Value>>,
+    ) -> Result<Option<crate::commands::run::restart::StopSignal>, SweepError> {
+        let Some(v) = v else { return Ok(None) };
+        let text = self.unit_text(&v, "stop_signal", "a signal name like \"INT\"")?;
+        crate::commands::run::restart::parse_stop_signal(&text)
+            .map(Some)
+            .map_err(|e| self.err(v.span(), format!("options.stop_signal: {e}")))
     }
 
     /// A whole-number option of at least `min` (and at most `u32::MAX`).

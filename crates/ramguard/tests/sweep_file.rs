@@ -78,6 +78,7 @@ fn good_file_loads_tasks_and_options() {
             grace: Some(Duration::from_secs(10)),
             retries: Some(1),
             threads: Some(1),
+            ..SweepOptions::default()
         }
     );
 }

@@ -98,6 +98,7 @@ use crate::units::Bytes;
 
 pub mod predict;
 pub mod project;
+pub mod recycle;
 pub mod sim;
 
 use predict::{Observation, Predictor};
@@ -170,6 +171,8 @@ pub enum StopReason {
     Timeout,
     /// ramguard was interrupted (Ctrl-C / SIGTERM).
     Interrupt,
+    /// The task ran longer than `--max-age` (recycled, see [`recycle`]).
+    MaxAge,
 }
 
 /// How a task's process ended, as the supervisor saw it (before the policy's verdict).
@@ -209,11 +212,13 @@ pub enum ExitClass {
     ShmBus,
     /// Stopped because ramguard was interrupted; runs again next time.
     Interrupted,
+    /// Stopped for running longer than `--max-age`.
+    MaxAge,
 }
 
 impl ExitClass {
     /// Every class, in declaration order.
-    pub const ALL: [ExitClass; 9] = [
+    pub const ALL: [ExitClass; 10] = [
         ExitClass::Done,
         ExitClass::Failed,
         ExitClass::Signaled,
@@ -223,6 +228,7 @@ impl ExitClass {
         ExitClass::OomKilled,
         ExitClass::ShmBus,
         ExitClass::Interrupted,
+        ExitClass::MaxAge,
     ];
 
     /// The class's name in the journal and in JSON (its serde name).
@@ -237,6 +243,7 @@ impl ExitClass {
             ExitClass::OomKilled => "oom_killed",
             ExitClass::ShmBus => "shm_bus",
             ExitClass::Interrupted => "interrupted",
+            ExitClass::MaxAge => "max_age",
         }
     }
 }
@@ -398,6 +405,8 @@ pub struct Policy {
     running: BTreeSet<TaskId>,
     /// Queued tasks whose lower bound may have grown past the budget since last checked.
     recheck: Vec<TaskId>,
+    /// `--recycle`, `--max-age`, `--retry-on` and the restarts so far ([`recycle`]).
+    restarts: recycle::Restarts,
 }
 
 impl Policy {
@@ -442,6 +451,7 @@ impl Policy {
             queued: (0..n).collect(),
             running: BTreeSet::new(),
             recheck,
+            restarts: recycle::Restarts::default(),
         }
     }
 
@@ -522,7 +532,7 @@ impl Policy {
             Some(StopReason::OverCap) => {
                 let cap = self.config.task_cap.unwrap_or_default();
                 let reason = format!("used {peak}, over the per-task cap {cap} (--task-mem)");
-                self.fail(task, ExitClass::OverCap, reason)
+                self.stopped_verdict(now, task, ExitClass::OverCap, next, brakes, reason)
             }
             Some(StopReason::Timeout) => {
                 let t = self.config.timeout.unwrap_or_default();
@@ -530,7 +540,12 @@ impl Policy {
                     "ran longer than the {} timeout (--timeout)",
                     crate::units::format_duration(t)
                 );
-                self.fail(task, ExitClass::TimedOut, reason)
+                self.stopped_verdict(now, task, ExitClass::TimedOut, next, brakes, reason)
+            }
+            Some(StopReason::MaxAge) => {
+                let age = crate::units::format_duration(self.restarts.max_age.unwrap_or_default());
+                let reason = format!("older than {age} (--max-age)");
+                self.stopped_verdict(now, task, ExitClass::MaxAge, next, brakes, reason)
             }
             Some(StopReason::Interrupt) => {
                 self.fail(task, ExitClass::Interrupted, "interrupted".to_string())
@@ -559,9 +574,11 @@ impl Policy {
                 let why = format!("killed by the kernel's OOM killer at {peak}");
                 self.brake_verdict(task, ExitClass::OomKilled, next, brakes, peak, why)
             }
-            None if exit.shm_full => self.fail(
+            None if exit.shm_full => self.retry_or_fail(
                 task,
                 ExitClass::ShmBus,
+                next,
+                brakes,
                 "bus error (SIGBUS) with /dev/shm full: shared memory ran out \
                  (hint: free /dev/shm or lower -j)"
                     .to_string(),
@@ -572,13 +589,7 @@ impl Policy {
                     (None, Some(code)) => (ExitClass::Failed, format!("exit code {code}")),
                     (None, None) => (ExitClass::Failed, "ended without an exit status".into()),
                 };
-                self.aux[task].failures += 1;
-                if self.aux[task].failures <= self.config.retries && !self.interrupted {
-                    self.requeue(task, next, brakes);
-                    (class, true, reason)
-                } else {
-                    self.fail(task, class, reason)
-                }
+                self.retry_or_fail(task, class, next, brakes, reason)
             }
         };
         self.actions.push_back(Action::Finished {
@@ -633,6 +644,9 @@ impl Policy {
                 None => {
                     if let Some(t) = self.config.timeout {
                         want(*started + t);
+                    }
+                    if let Some(a) = self.restarts.max_age {
+                        want(*started + a);
                     }
                     let settles = self.aux[id].grown_at + SETTLE_WINDOW;
                     // Once settled, only a sample or an exit can change the verdict.
@@ -852,6 +866,8 @@ impl Policy {
                     };
                     if self.config.timeout.is_some_and(|t| now >= started + t) {
                         self.stop(now, id, StopReason::Timeout);
+                    } else if self.restarts.max_age.is_some_and(|a| now >= started + a) {
+                        self.stop(now, id, StopReason::MaxAge);
                     }
                 }
             }

@@ -12,6 +12,8 @@
 //! before that was recorded, the order the command template uses them). CSV gives bytes
 //! and seconds as plain numbers for pandas and spreadsheets; the table shows them for
 //! people.
+//! A last `threads` column (JSON: a `threads` object) gives the thread variables each task's
+//! latest attempt ran with, where the journal recorded them (schema v3 on).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -76,11 +78,22 @@ pub fn run(args: &ResultsArgs) -> Result<Outcome> {
         Ok(())
     })?;
     let warned = rows.iter().filter(|r| r.result_warning.is_some()).count();
+    // The thread variables each task's latest attempt ran with (journals from v2 on).
+    let threads = j.threads_by_task(sweep.id)?;
     let format = if args.json { Format::Json } else { args.format };
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     match format {
         Format::Json => {
-            let tasks: Vec<Value> = rows.iter().map(row_json).collect();
+            let tasks: Vec<Value> = rows
+                .iter()
+                .map(|r| {
+                    let mut v = row_json(r);
+                    if let (Some(t), Value::Object(m)) = (threads.get(&r.key), &mut v) {
+                        m.insert("threads".into(), json!(t));
+                    }
+                    v
+                })
+                .collect();
             let v = json!({
                 "schema": RESULTS_SCHEMA,
                 "journal": path.display().to_string(),
@@ -92,7 +105,14 @@ pub fn run(args: &ResultsArgs) -> Result<Outcome> {
         }
         Format::Csv | Format::Table => {
             let order = column_order(&sweep.param_order, &sweep.template);
-            let (header, cells) = flatten(&rows, format == Format::Csv, &order);
+            let (mut header, mut cells) = flatten(&rows, format == Format::Csv, &order);
+            if !threads.is_empty() {
+                header.push("threads".into());
+                for (r, c) in rows.iter().zip(cells.iter_mut()) {
+                    let t = threads.get(&r.key);
+                    c.push(t.map(journal::task_env::compact).unwrap_or_default());
+                }
+            }
             if format == Format::Csv {
                 let line = |cs: &[String]| {
                     cs.iter()

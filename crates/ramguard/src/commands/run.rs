@@ -31,6 +31,7 @@ use crate::sweep_file;
 use crate::Outcome;
 
 mod logs;
+pub(crate) mod restart;
 
 /// How progress is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -54,6 +55,7 @@ pub enum Progress {
 /// A closed stdout or stderr (`| head`) or a hangup (SIGHUP) stops the printing, never the
 /// sweep.
 #[derive(Debug, clap::Args)]
+#[command(after_long_help = restart::TASK_ENV_HELP)]
 pub struct RunArgs {
     /// A sweep file (TOML): name, command template, grid or task list, options.
     #[arg(value_name = "SWEEP.toml")]
@@ -118,11 +120,17 @@ pub struct RunArgs {
     #[arg(long, value_name = "DUR", value_parser = parse_dur)]
     pub grace: Option<Duration>,
 
-    /// Extra attempts for ordinary failures (brakes never count) [default: 0].
+    /// Extra attempts for a task whose attempt ended in one of `--retry-on`'s endings (by
+    /// default a nonzero exit or a foreign signal); brakes, kernel OOM kills and
+    /// `--recycle` restarts never count [default: 0].
     #[arg(long, value_name = "N")]
     pub retries: Option<u32>,
 
-    /// Threads for BLAS/OpenMP/etc. in every task, unless you exported a value [default: 1].
+    #[command(flatten)]
+    pub restart: restart::RestartArgs,
+
+    /// Threads for BLAS/OpenMP/etc. in every task (OMP_NUM_THREADS and nine more); if you
+    /// exported any of them, the ones you did not export follow your value [default: 1].
     #[arg(long, value_name = "N", conflicts_with = "no_thread_caps")]
     pub threads: Option<u32>,
 
@@ -186,6 +194,12 @@ pub struct Settings {
     pub grace: Duration,
     pub retries: u32,
     pub threads: Option<u32>,
+    /// Every thread variable as a task sees it.
+    pub thread_env: std::collections::BTreeMap<String, String>,
+    #[serde(skip)]
+    pub thread_caps: supervisor::spawn::ThreadCaps,
+    #[serde(flatten)]
+    pub restart: restart::RestartSettings,
     pub effective_limit: Bytes,
     pub limit_source: String,
 }
@@ -290,7 +304,8 @@ pub fn run(args: &RunArgs) -> Result<Outcome> {
             prior_attempts: 0,
         })
         .collect();
-    let mut policy = Policy::new(policy_config(&settings), specs);
+    let mut policy = Policy::new(policy_config(&settings), specs)
+        .with_restarts(restart::policy_restarts(&settings.restart));
     let history: Vec<(Vec<f64>, Observation)> = journal
         .learned_history(&handle)?
         .into_iter()
@@ -304,6 +319,13 @@ pub fn run(args: &RunArgs) -> Result<Outcome> {
         })
         .collect();
     policy.learn_from_history(&history);
+    // How each task's last attempt ended, for `RAMGUARD_PREVIOUS_END` on its next one.
+    let endings = journal.last_endings(handle.id)?;
+    let sink_previous: HashMap<TaskId, journal::task_env::Ending> = todo
+        .iter()
+        .enumerate()
+        .filter_map(|(id, &i)| Some((id, endings.get(&sweep.tasks[i].key)?.clone())))
+        .collect();
 
     let log_dir = args
         .log_dir
@@ -319,6 +341,9 @@ pub fn run(args: &RunArgs) -> Result<Outcome> {
             "new sweep '{}': '{taken}' runs another command ({other}); see `ramguard list`",
             sweep.name
         ));
+    }
+    if let Some(w) = &settings.thread_caps.warning {
+        printer.line(&format!("warning: {w}"));
     }
     if already_done > 0 || already_failed > 0 {
         printer.line(&format!(
@@ -353,7 +378,12 @@ pub fn run(args: &RunArgs) -> Result<Outcome> {
         attempt_ids: HashMap::new(),
         abs_log_dir: absolute(&log_dir),
         log_dir,
-        thread_env: supervisor::thread_caps(settings.threads),
+        thread_env: settings.thread_caps.env.clone(),
+        threads_applied: settings.thread_env.clone(),
+        previous: sink_previous,
+        restart: settings.restart.clone(),
+        grace: settings.grace,
+        python_hint_due: args.repeat.is_some(),
         printer,
         pending: Vec::new(),
         stats: Stats::default(),
@@ -362,6 +392,7 @@ pub fn run(args: &RunArgs) -> Result<Outcome> {
         completions_pending: false,
     };
     let mut sup = Supervisor::new(policy, HostWatch::new(root, &report))?;
+    sup.set_stop_signal(settings.restart.stop_signal.0);
     let end = sup.run(&mut sink)?;
     drop(sup);
     // Every task is gone: the logs are complete once the pump has drained their pipes.
@@ -381,6 +412,7 @@ pub fn run(args: &RunArgs) -> Result<Outcome> {
         "failed": failed,
         "not_run": not_run,
         "braked": stats.braked,
+        "recycled": stats.recycled,
         "interrupted": interrupted,
         "peak_used": stats.peak_used,
         "budget": settings.budget,
@@ -411,6 +443,9 @@ pub fn run(args: &RunArgs) -> Result<Outcome> {
         "{done} of {total} done, {failed} failed, {} brake(s)",
         stats.braked
     );
+    if stats.recycled > 0 {
+        line.push_str(&format!(", {} recycle(s)", stats.recycled));
+    }
     if interrupted {
         line.push_str(&format!(
             "; interrupted with {not_run} not done (rerun the same command to resume)"
@@ -780,6 +815,8 @@ fn resolve(
     // Half the reserve, but not below 256 MiB where the reserve allows: a small machine
     // has daemons (a watchdog's min-memory, earlyoom) that act at about that line.
     let brake_level = reserve.scale(0.5).max(FLOOR.min(reserve));
+    let thread_caps = supervisor::thread_caps(threads, args.threads.or(file.threads).is_some());
+    let task_mem = args.task_mem.or(file.task_mem);
     Ok(Settings {
         jobs,
         budget,
@@ -792,6 +829,9 @@ fn resolve(
         grace: args.grace.or(file.grace).unwrap_or(Duration::from_secs(10)),
         retries: args.retries.or(file.retries).unwrap_or(0),
         threads,
+        thread_env: thread_caps.applied.clone(),
+        thread_caps,
+        restart: restart::resolve(&args.restart, file, task_mem.is_some())?,
         effective_limit: limit,
         limit_source: report.memory.effective.limit_source.file.clone(),
     })
@@ -857,13 +897,11 @@ fn dry_run(args: &RunArgs, sweep: &Sweep, s: &Settings) -> Result<()> {
         format_duration(s.grace),
         s.retries
     )?;
+    writeln!(out, "threads    {}", restart::threads_line(s))?;
     writeln!(
         out,
-        "threads    {}",
-        s.threads.map_or("not capped".into(), |n| format!(
-            "{n} (OMP_NUM_THREADS and {} others, unless exported)",
-            supervisor::THREAD_VARS.len() - 1
-        ))
+        "restarts   {}",
+        restart::restarts_line(&s.restart, s.retries)
     )?;
     writeln!(out, "tasks      {}", sweep.tasks.len())?;
     for (i, t) in sweep.tasks.iter().enumerate() {
@@ -879,6 +917,8 @@ struct Stats {
     /// Per task that failed in this run: label, reason and class; where its stderr would be.
     failures: Vec<(String, PathBuf)>,
     braked: usize,
+    /// Restarts by `--recycle`.
+    recycled: usize,
     peak_used: Bytes,
 }
 
@@ -897,6 +937,15 @@ struct RunSink<'a> {
     /// `log_dir` made absolute once, for `$RAMGUARD_RESULT` (tasks may change directory).
     abs_log_dir: PathBuf,
     thread_env: Vec<(String, String)>,
+    /// Every thread variable as a task sees it, recorded per attempt.
+    threads_applied: journal::task_env::ThreadEnv,
+    /// How each task's latest attempt ended (this run or the journal's).
+    previous: HashMap<TaskId, journal::task_env::Ending>,
+    restart: restart::RestartSettings,
+    grace: Duration,
+    /// The hint about Python workers dying of SIGTERM is still to be given (`--repeat`
+    /// sweeps: N workers of one command, as Optuna's worker mode runs).
+    python_hint_due: bool,
     printer: Printer,
     pending: Vec<String>,
     stats: Stats,
@@ -998,6 +1047,11 @@ impl Sink for RunSink<'_> {
             "RAMGUARD_ATTEMPT".into(),
             self.journal_attempt(task, attempt).to_string(),
         ));
+        env.extend(restart::task_env(
+            self.previous.get(&task),
+            &self.restart,
+            self.grace,
+        ));
         Ok(Launch {
             argv: self.def(task).argv.clone(),
             env,
@@ -1029,6 +1083,9 @@ impl Sink for RunSink<'_> {
             },
         );
         self.attempt_ids.insert((task, attempt), id);
+        if !self.threads_applied.is_empty() {
+            self.journal.attempt_threads(id, &self.threads_applied)?;
+        }
         let retry = if attempt > 1 {
             format!(" (attempt {a})")
         } else {
@@ -1188,6 +1245,22 @@ impl RunSink<'_> {
                 result,
             },
         )?;
+        self.previous.insert(
+            fin.task,
+            journal::task_env::Ending {
+                class: class.to_string(),
+                reason: fin.reason.clone(),
+                peak: Some(fin.peak_rss.get()),
+            },
+        );
+        if self.python_hint_due
+            && restart::unhandled_python_stop(&self.def(fin.task).argv, class, fin.signal)
+            && self.restart.stop_signal.number() == 15
+        {
+            self.python_hint_due = false;
+            self.printer
+                .line(&format!("hint: {}", restart::PYTHON_STOP_HINT));
+        }
         let verb = match (fin.class, fin.requeued) {
             (ExitClass::Done, _) => {
                 self.stats.done += 1;
@@ -1198,6 +1271,10 @@ impl RunSink<'_> {
                 "requeue"
             }
             (ExitClass::Interrupted, _) => "stopped",
+            (ExitClass::OverCap | ExitClass::MaxAge, true) if self.restart.recycle.is_some() => {
+                self.stats.recycled += 1;
+                "recycle"
+            }
             (_, true) => "retry  ",
             (_, false) => {
                 self.stats.failed += 1;

@@ -40,6 +40,7 @@ pub mod identity;
 pub mod lock;
 pub mod read;
 pub mod schema;
+pub mod task_env;
 pub mod timeline;
 
 use std::collections::HashMap;

@@ -13,7 +13,7 @@ use anyhow::{bail, Context, Result};
 use rusqlite::Connection;
 
 /// The schema version this ramguard writes; older journals are migrated up to it.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// `PRAGMA application_id` of a ramguard journal: the bytes "rmgd".
 pub const APPLICATION_ID: i32 = 0x726d_6764;
@@ -101,8 +101,12 @@ CREATE INDEX tasks_by_run ON tasks (sweep_id, last_run, state);
 CREATE INDEX sweeps_by_fingerprint ON sweeps (fingerprint);
 "#;
 
+/// Version 2 → 3: the thread variables each attempt ran with (JSON object), so that
+/// `results` shows what a task really got.
+const V3: &str = "ALTER TABLE attempts ADD COLUMN threads TEXT;";
+
 /// `MIGRATIONS[i]` upgrades a journal from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[V1, V2];
+const MIGRATIONS: &[&str] = &[V1, V2, V3];
 
 /// Reads the journal's schema version.
 pub fn version(conn: &Connection) -> rusqlite::Result<u32> {

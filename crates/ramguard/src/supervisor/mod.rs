@@ -277,6 +277,8 @@ pub struct Supervisor {
     fast_until: Duration,
     last_discover: Option<Duration>,
     fill_rate: f64,
+    /// The signal that asks a task to stop (`--stop-signal`); KILL follows after the grace.
+    stop_signal: Signal,
 }
 
 impl Supervisor {
@@ -298,7 +300,13 @@ impl Supervisor {
             fast_until: Duration::ZERO,
             last_discover: None,
             fill_rate: ASSUMED_FILL_RATE,
+            stop_signal: Signal::TERM,
         })
+    }
+
+    /// Sets the signal that asks a task to stop (default SIGTERM).
+    pub fn set_stop_signal(&mut self, signal: Signal) {
+        self.stop_signal = signal;
     }
 
     pub fn policy(&self) -> &Policy {
@@ -503,7 +511,7 @@ impl Supervisor {
                     oom_score_adj,
                 } => self.start_task(now, sink, task, attempt, predicted, oom_score_adj)?,
                 Action::Term { task, .. } => {
-                    self.trees.signal(task, Signal::TERM);
+                    self.trees.signal(task, self.stop_signal);
                 }
                 Action::Kill { task, .. } => {
                     self.trees.signal(task, Signal::KILL);
@@ -709,5 +717,6 @@ pub fn stop_words(reason: StopReason) -> &'static str {
         StopReason::OverCap => "over cap",
         StopReason::Timeout => "timeout",
         StopReason::Interrupt => "interrupt",
+        StopReason::MaxAge => "max age",
     }
 }

@@ -53,16 +53,87 @@ pub struct Launch {
     pub stderr: OwnedFd,
 }
 
-/// The thread-cap variables to set: every one the user has not exported already.
-pub fn thread_caps(threads: Option<u32>) -> Vec<(String, String)> {
-    let Some(n) = threads else {
-        return Vec::new();
-    };
-    THREAD_VARS
+/// The thread caps of a run: every variable of [`THREAD_VARS`] and the value a task sees.
+///
+/// The variables are one family: OpenBLAS reads `OPENBLAS_NUM_THREADS` before
+/// `OMP_NUM_THREADS`, MKL reads `MKL_NUM_THREADS` first, and so on, so a family that
+/// disagrees with itself silently runs a library at the wrong width. With nothing exported,
+/// every variable is `--threads` (default 1). With any exported, every variable the user
+/// left unset follows the exported value (the first of [`THREAD_VARS`] that holds a number),
+/// and an explicit `--threads` that differs gives way to it; exported variables are never
+/// changed. Where the exported values disagree, or override `--threads`, `warning` says so
+/// (once per run).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ThreadCaps {
+    /// What ramguard sets in each task's environment (the variables the user did not export).
+    pub env: Vec<(String, String)>,
+    /// Every variable of the family as a task sees it, exported ones included; empty with
+    /// `--no-thread-caps` and nothing exported.
+    pub applied: std::collections::BTreeMap<String, String>,
+    /// One line for the user when the family could not simply follow one value.
+    pub warning: Option<String>,
+}
+
+/// The thread caps for this process's environment; `threads` is `None` with
+/// `--no-thread-caps`, `explicit` says whether the user gave `--threads`.
+pub fn thread_caps(threads: Option<u32>, explicit: bool) -> ThreadCaps {
+    let exported: Vec<(String, String)> = THREAD_VARS
         .iter()
-        .filter(|v| std::env::var_os(v).is_none())
-        .map(|v| (v.to_string(), n.to_string()))
-        .collect()
+        .filter_map(|v| Some((v.to_string(), std::env::var(v).ok()?)))
+        .collect();
+    resolve_thread_caps(threads, explicit, &exported)
+}
+
+/// [`thread_caps`] for a given set of exported variables (pure, for tests).
+pub fn resolve_thread_caps(
+    threads: Option<u32>,
+    explicit: bool,
+    exported: &[(String, String)],
+) -> ThreadCaps {
+    let mut caps = ThreadCaps::default();
+    for (k, v) in exported {
+        caps.applied.insert(k.clone(), v.clone());
+    }
+    let Some(n) = threads else {
+        return caps; // --no-thread-caps: the environment passes through as it is
+    };
+    // OpenMP allows a list (`4,2` for nested levels): the outer level is the width.
+    let width = |v: &str| v.split(',').next()?.trim().parse::<u32>().ok();
+    let leader = exported.iter().find_map(|(k, v)| Some((k, width(v)?)));
+    let value = leader.map_or(n, |(_, w)| w).to_string();
+    for var in THREAD_VARS {
+        if !caps.applied.contains_key(*var) {
+            caps.env.push((var.to_string(), value.clone()));
+            caps.applied.insert(var.to_string(), value.clone());
+        }
+    }
+    let mut notes = Vec::new();
+    if let Some((lead, w)) = leader {
+        let others: Vec<String> = exported
+            .iter()
+            .filter(|(k, v)| k != lead && width(v) != Some(w))
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        if !others.is_empty() {
+            notes.push(format!(
+                "exported thread variables disagree: {lead}={w} but {}; each keeps its \
+                 exported value and the unset ones follow {lead}",
+                others.join(", ")
+            ));
+        }
+        if explicit && w != n {
+            notes.push(format!(
+                "--threads {n} gives way to the exported {lead}={w}: every thread variable \
+                 follows it (unset {lead} to use --threads)"
+            ));
+        }
+    } else if let Some((k, v)) = exported.first() {
+        notes.push(format!(
+            "exported {k}={v} is not a thread count; the other thread variables are set to {n}"
+        ));
+    }
+    caps.warning = (!notes.is_empty()).then(|| notes.join("; "));
+    caps
 }
 
 /// Spawns the attempt and returns its pid. The child leads its own process group and gets
@@ -393,6 +464,64 @@ pub fn alive(pid: u32) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn with_nothing_exported_every_thread_variable_is_the_thread_count() {
+        let caps = resolve_thread_caps(Some(2), true, &[]);
+        assert_eq!(caps.env.len(), THREAD_VARS.len());
+        assert!(caps.applied.values().all(|v| v == "2"));
+        assert_eq!(caps.warning, None);
+    }
+
+    #[test]
+    fn one_exported_variable_leads_the_whole_family() {
+        // The bug this pins: OMP_NUM_THREADS=3 exported, OPENBLAS_NUM_THREADS=1 set by
+        // ramguard, which OpenBLAS reads first: numpy ran one thread.
+        let caps = resolve_thread_caps(Some(1), false, &vars(&[("OMP_NUM_THREADS", "3")]));
+        assert!(
+            caps.applied.values().all(|v| v == "3"),
+            "{:?}",
+            caps.applied
+        );
+        assert_eq!(caps.applied.len(), THREAD_VARS.len());
+        assert!(!caps.env.iter().any(|(k, _)| k == "OMP_NUM_THREADS"));
+        assert_eq!(
+            caps.warning, None,
+            "the default --threads is not a conflict"
+        );
+    }
+
+    #[test]
+    fn disagreeing_exports_and_an_overridden_threads_flag_are_said() {
+        let caps = resolve_thread_caps(
+            Some(2),
+            true,
+            &vars(&[("OMP_NUM_THREADS", "4,2"), ("MKL_NUM_THREADS", "1")]),
+        );
+        assert_eq!(caps.applied["OMP_NUM_THREADS"], "4,2");
+        assert_eq!(caps.applied["MKL_NUM_THREADS"], "1");
+        assert_eq!(caps.applied["OPENBLAS_NUM_THREADS"], "4");
+        let w = caps.warning.unwrap();
+        assert!(
+            w.contains("disagree") && w.contains("MKL_NUM_THREADS=1"),
+            "{w}"
+        );
+        assert!(w.contains("--threads 2 gives way"), "{w}");
+    }
+
+    #[test]
+    fn no_thread_caps_sets_nothing_but_records_the_exports() {
+        let caps = resolve_thread_caps(None, false, &vars(&[("OMP_NUM_THREADS", "8")]));
+        assert!(caps.env.is_empty());
+        assert_eq!(caps.applied.len(), 1);
+    }
 
     #[test]
     fn candidates_follow_path_like_execvp() {
