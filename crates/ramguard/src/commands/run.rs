@@ -349,6 +349,7 @@ pub fn run(args: &RunArgs) -> Result<Outcome> {
         "braked": stats.braked,
         "interrupted": interrupted,
         "peak_used": stats.peak_used,
+        "leftovers_killed": stats.leftovers,
         "budget": settings.budget,
         "journal": journal_path.display().to_string(),
     });
@@ -377,6 +378,12 @@ pub fn run(args: &RunArgs) -> Result<Outcome> {
         "{done} of {total} done, {failed} failed, {} brake(s)",
         stats.braked
     );
+    if stats.leftovers > 0 {
+        line.push_str(&format!(
+            "; killed {} leftover process(es) of {} task(s) after their first process exited",
+            stats.leftovers, stats.leftover_tasks
+        ));
+    }
     if interrupted {
         line.push_str(&format!(
             "; interrupted with {not_run} not done (rerun the same command to resume)"
@@ -728,6 +735,10 @@ struct Stats {
     failures: Vec<(String, PathBuf)>,
     braked: usize,
     peak_used: Bytes,
+    /// Processes killed because they outlived their task's first process, and in how many
+    /// tasks.
+    leftovers: usize,
+    leftover_tasks: usize,
 }
 
 /// The journal, the log pump and the printer behind the supervisor.
@@ -953,6 +964,7 @@ impl Sink for RunSink<'_> {
             peak: Bytes::ZERO,
             peak_rss: Bytes::ZERO,
             peak_pss: None,
+            leftovers: 0,
         };
         self.finish_attempt(id, &fin, None)
     }
@@ -1055,7 +1067,17 @@ impl RunSink<'_> {
                 "failed "
             }
         };
-        let detail = if fin.class == ExitClass::Done {
+        if fin.leftovers > 0 {
+            self.stats.leftovers += fin.leftovers;
+            self.stats.leftover_tasks += 1;
+            self.journal.event(
+                &self.handle,
+                supervisor::unix_ms(),
+                "leftovers_killed",
+                &json!({ "task": self.def(fin.task).key, "attempt": fin.attempt, "processes": fin.leftovers }),
+            )?;
+        }
+        let mut detail = if fin.class == ExitClass::Done {
             format!("{} peak {}", format_duration(fin.duration), fin.peak)
         } else {
             format!(
@@ -1065,6 +1087,12 @@ impl RunSink<'_> {
                 fin.peak
             )
         };
+        if fin.leftovers > 0 {
+            detail.push_str(&format!(
+                "; killed {} leftover process(es) it left running",
+                fin.leftovers
+            ));
+        }
         self.pending
             .push(format!("{verb} {}  {detail}", self.label(fin.task)));
         self.completions_pending = true;
