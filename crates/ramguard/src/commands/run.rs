@@ -281,7 +281,21 @@ pub fn run(args: &RunArgs) -> Result<Outcome> {
         .log_dir
         .clone()
         .unwrap_or_else(|| default_log_dir(&journal_path, &sweep.name));
-    std::fs::create_dir_all(&log_dir)
+    // Private: 0700 whatever the umask; ramguard's own default folder is tightened too.
+    if args.journal.is_none() {
+        // `./.ramguard` is ramguard's own: private even if an older version made it 0755.
+        if let Some(own) = journal_path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            logs::private_dir(own, true)
+                .with_context(|| format!("cannot create directory {}", own.display()))?;
+        }
+    }
+    if args.log_dir.is_none() {
+        if let Some(logs_root) = log_dir.parent() {
+            logs::private_dir(logs_root, true)
+                .with_context(|| format!("cannot create log directory {}", logs_root.display()))?;
+        }
+    }
+    logs::private_dir(&log_dir, args.log_dir.is_none())
         .with_context(|| format!("cannot create log directory {}", log_dir.display()))?;
 
     let total = sweep.tasks.len();
@@ -428,17 +442,7 @@ fn default_log_dir(journal_path: &Path, sweep: &str) -> PathBuf {
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let safe: String = sweep
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    base.join("logs").join(safe)
+    base.join("logs").join(logs::dir_name(sweep))
 }
 
 /// Builds the task list from exactly one source.
@@ -572,7 +576,11 @@ fn derive_name(template: Option<&[String]>, tasks: &[TaskDef]) -> String {
                 .unwrap_or_default()
         })
         .find(|a| {
+            // A word with spaces is a script (`sh -c '...'`), not a file: its text may
+            // hold values and secrets, so it never names a sweep or a folder.
             !a.is_empty()
+                && a.len() <= 64
+                && !a.contains(char::is_whitespace)
                 && !a.starts_with('-')
                 && !INTERPRETERS.contains(&a.as_str())
                 && !a.contains('{')
@@ -825,8 +833,9 @@ impl RunSink<'_> {
         format!("#{} {text}", self.todo[task] + 1)
     }
 
+    /// An attempt's files, named by the task's identity (never its position in this run).
     fn files(&self, task: TaskId, attempt: u32) -> (PathBuf, PathBuf, PathBuf) {
-        let n = self.todo[task] + 1;
+        let n = logs::file_stem(&self.handle.name, &self.def(task).key);
         let a = self.journal_attempt(task, attempt);
         (
             self.log_dir.join(format!("{n}.{a}.out")),
@@ -931,6 +940,7 @@ impl Sink for RunSink<'_> {
         }
         let (_, _, result_path) = self.files(fin.task, fin.attempt);
         let result = std::fs::read_to_string(&result_path).ok();
+        logs::make_private(&result_path);
         let Some(id) = self.attempt_ids.remove(&(fin.task, fin.attempt)) else {
             // Never started (spawn failed before a pid existed): record it as an attempt.
             let key = self.def(fin.task).key.clone();
