@@ -188,3 +188,33 @@ fn everything_ramguard_writes_is_private_under_a_permissive_umask() {
     assert_eq!(mode(&only_file(&logs, ".1.out")), 0o600);
     assert_eq!(mode(&journal), 0o600);
 }
+
+#[test]
+fn a_value_with_a_newline_is_printed_escaped_and_cannot_fake_a_line() {
+    // Regression: values were printed raw, so a value could fake a `done` line.
+    let w = Work::new();
+    let forged = "v\n2026-01-01T00:00:00Z done    #9 forged  0.1s peak 1 MiB";
+    let out = w.run(&[
+        "run",
+        "--progress",
+        "plain",
+        "--",
+        "echo",
+        "{}",
+        ":::",
+        forged,
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let dry = w.run(&["run", "--dry-run", "--", "echo", "{}", ":::", forged]);
+    assert_eq!(dry.status.code(), Some(0), "{}", stderr(&dry));
+    for text in [stderr(&out), stdout(&dry)] {
+        let lines: Vec<&str> = text.lines().filter(|l| l.contains("forged")).collect();
+        assert!(!lines.is_empty(), "{text}");
+        for l in lines {
+            assert!(l.contains("v\\n2026"), "printed raw: {l}\n{text}");
+        }
+    }
+    // The task itself got the value intact.
+    let log = std::fs::read_to_string(only_file(&w.path().join("logs/echo"), ".1.out")).unwrap();
+    assert_eq!(log, format!("{forged}\n"));
+}

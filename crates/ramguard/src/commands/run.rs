@@ -31,6 +31,8 @@ use crate::sweep_file;
 use crate::Outcome;
 
 mod logs;
+mod text;
+mod validate;
 
 /// How progress is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -207,6 +209,9 @@ pub fn run(args: &RunArgs) -> Result<Outcome> {
     let root = Root::host();
     let report = probe::report(&root)?;
     let settings = resolve(args, &sweep.file_options, &report)?;
+    // Every input is checked before the journal or any folder is created or changed.
+    validate::name(&sweep.name)?;
+    validate::commands(&sweep.tasks)?;
     if args.dry_run {
         dry_run(args, &sweep, &settings)?;
         return Ok(Outcome::Success);
@@ -214,6 +219,14 @@ pub fn run(args: &RunArgs) -> Result<Outcome> {
 
     // The journal: identity, lock, resume.
     let journal_path = args.journal.clone().unwrap_or_else(journal::default_path);
+    validate::journal(&journal_path)?;
+    validate::log_dir(
+        &args
+            .log_dir
+            .clone()
+            .unwrap_or_else(|| default_log_dir(&journal_path, &sweep.name)),
+        args.log_dir.is_some(),
+    )?;
     let mut journal = Journal::open(&journal_path)?;
     let spec = SweepSpec {
         name: sweep.name.clone(),
@@ -640,6 +653,9 @@ fn resolve(
     } else {
         Some(args.threads.or(file.threads).unwrap_or(1))
     };
+    if threads == Some(0) {
+        bail!("--threads must be at least 1 (tasks would get OMP_NUM_THREADS=0); hint: pass --no-thread-caps to leave the variables alone");
+    }
     // Half the reserve, but not below 256 MiB where the reserve allows: a small machine
     // has daemons (a watchdog's min-memory, earlyoom) that act at about that line.
     let brake_level = reserve.scale(0.5).max(FLOOR.min(reserve));
@@ -730,7 +746,12 @@ fn dry_run(args: &RunArgs, sweep: &Sweep, s: &Settings) -> Result<()> {
     )?;
     writeln!(out, "tasks      {}", sweep.tasks.len())?;
     for (i, t) in sweep.tasks.iter().enumerate() {
-        writeln!(out, "  {:>4}  {}", i + 1, shell_words::join(&t.argv))?;
+        writeln!(
+            out,
+            "  {:>4}  {}",
+            i + 1,
+            text::escape(&shell_words::join(&t.argv))
+        )?;
     }
     Ok(())
 }
@@ -829,7 +850,7 @@ impl RunSink<'_> {
                 .collect::<Vec<_>>()
                 .join(" ")
         };
-        let text: String = text.chars().take(60).collect();
+        let text: String = text::escape(&text).chars().take(60).collect();
         format!("#{} {text}", self.todo[task] + 1)
     }
 
