@@ -164,7 +164,7 @@ struct RawOptions {
 /// `[grid]` as `(name, value)` pairs; reordered to file order by span after parsing.
 struct RawGrid(Vec<(String, Spanned<GridValue>)>);
 
-/// One grid axis: a list of values, or one value (possibly a range string).
+/// One grid axis: a list of values, or one value (only a range string is accepted).
 enum GridValue {
     List(Vec<Spanned<toml::Value>>),
     One(toml::Value),

@@ -119,7 +119,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "N")]
     pub retries: Option<u32>,
 
-    /// Threads for BLAS/OpenMP/etc. in every task, unless you exported a value [default: 1].
+    /// Threads for BLAS/OpenMP/etc. in every task, at least 1, unless you exported a value
+    /// [default: 1].
     #[arg(long, value_name = "N", conflicts_with = "no_thread_caps")]
     pub threads: Option<u32>,
 
@@ -135,8 +136,10 @@ pub struct RunArgs {
     #[arg(long, value_enum, default_value_t = Progress::Auto)]
     pub progress: Progress,
 
-    /// Directory for each attempt's stdout/stderr, `<task>.<attempt>.{out,err}`, each
-    /// created when the attempt first writes to it [default: .ramguard/logs/<sweep>].
+    /// Directory for each attempt's stdout/stderr, `<id>.<attempt>.{out,err}` (`<id>`: a
+    /// short hash of the task's identity, the same in every run), each created when the
+    /// attempt first writes to it; folders ramguard creates are 0700, files 0600
+    /// [default: .ramguard/logs/<sweep>].
     #[arg(long, value_name = "DIR")]
     pub log_dir: Option<PathBuf>,
 
