@@ -169,3 +169,50 @@ fn an_empty_environment_setsid_daemon_dies_when_ramguard_is_sigkilled() {
         "task root {root} outlived a SIGKILLed ramguard"
     );
 }
+
+#[test]
+fn twenty_empty_environment_daemons_die_with_a_sigkilled_ramguard() {
+    // Issue 19: after ramguard was SIGKILLed, 50 children started with an empty environment
+    // were still alive. Twenty here, each setsid'd and double-forked by `setsid -f`.
+    let w = Work::new();
+    let pids_file = w.path().join("pids");
+    let script = format!(
+        "for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do \
+         /usr/bin/env -i /usr/bin/setsid -f /bin/sh -c 'echo $$ >> {p}; exec sleep 300'; \
+         done; exec sleep 60",
+        p = pids_file.display()
+    );
+    let child = w
+        .ramguard()
+        .args(["run", "--progress", "plain", "--", "/bin/sh", "-c", &script])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut guard = ChildGuard(child);
+    let mut pids = PidGuard::default();
+    let _stderr = guard.0.stderr.take();
+    let read = |pids: &mut PidGuard| -> usize {
+        let text = std::fs::read_to_string(&pids_file).unwrap_or_default();
+        pids.0 = text.lines().filter_map(|l| l.trim().parse().ok()).collect();
+        pids.0.len()
+    };
+    assert!(
+        wait_until(Duration::from_secs(10), || read(&mut pids) == 20),
+        "only {} daemons started",
+        read(&mut pids)
+    );
+    guard.0.kill().unwrap();
+    guard.0.wait().unwrap();
+    let survivors = || {
+        pids.0
+            .iter()
+            .copied()
+            .filter(|p| alive(*p))
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        wait_until(Duration::from_secs(3), || survivors().is_empty()),
+        "survived a SIGKILLed ramguard: {:?}",
+        survivors()
+    );
+}
