@@ -63,6 +63,13 @@ fn fixture() -> Work {
     std::fs::write(p.join("nul.txt"), "echo a\0b\n").unwrap();
     std::fs::write(p.join("big.txt"), format!("{}\n", "x".repeat(1 << 20))).unwrap();
     std::fs::write(p.join("noexec.sh"), "echo hi\n").unwrap();
+    std::fs::write(p.join("bad.jsonl"), "{\"x\": 1}\n{bad json\n").unwrap();
+    std::fs::write(p.join("bad.toml"), "not toml = = \n").unwrap();
+    // A SQLite database that is not a journal.
+    rusqlite::Connection::open(p.join("other.db"))
+        .unwrap()
+        .execute_batch("CREATE TABLE t(x); INSERT INTO t VALUES (1);")
+        .unwrap();
     std::fs::write(
         p.join("scalar.toml"),
         "command = [\"echo\", \"{lam}\"]\n[grid]\nlam = \"0,1e-10\"\n",
@@ -168,6 +175,46 @@ fn every_bad_input_exits_2_with_one_line_and_changes_nothing() {
             vec!["run", "--repeat", "2", "--", "echo", "{}", ":::", "a"],
         ),
         ("nothing to run", vec!["run"]),
+        ("-j 0", vec!["run", "-j", "0", "--", "true"]),
+        ("--mem 0", vec!["run", "--mem", "0", "--", "true"]),
+        (
+            "--reserve over 100%",
+            vec!["run", "--reserve", "200%", "--", "true"],
+        ),
+        ("--task-mem 0", vec!["run", "--task-mem", "0", "--", "true"]),
+        ("--timeout 0", vec!["run", "--timeout", "0", "--", "true"]),
+        (
+            "--retries not a number",
+            vec!["run", "--retries", "abc", "--", "true"],
+        ),
+        (
+            "a grid axis given twice",
+            vec![
+                "run", "--grid", "x=1,2", "--grid", "x=3", "--", "echo", "{x}",
+            ],
+        ),
+        (
+            "a grid axis without a name",
+            vec!["run", "--grid", "=1,2", "--", "echo", "{x}"],
+        ),
+        (
+            "a grid axis without values",
+            vec!["run", "--grid", "x=", "--", "echo", "{x}"],
+        ),
+        (
+            "an empty ::: list",
+            vec!["run", "--", "echo", "{1}", "{2}", ":::", "a", ":::"],
+        ),
+        (
+            "a bad JSON line in --tasks",
+            vec!["run", "--tasks", "bad.jsonl", "--", "echo", "{x}"],
+        ),
+        ("a sweep file that is not TOML", vec!["run", "bad.toml"]),
+        ("a missing sweep file", vec!["run", "missing.toml"]),
+        (
+            "a SQLite file that is not a journal",
+            vec!["run", "--journal", "other.db", "--", "true"],
+        ),
         ("a missing sweep", vec!["results", "no-such-sweep"]),
         ("status of a missing sweep", vec!["status", "no-such-sweep"]),
     ];

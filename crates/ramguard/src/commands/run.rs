@@ -214,6 +214,7 @@ pub fn run(args: &RunArgs) -> Result<Outcome> {
     let settings = resolve(args, &sweep.file_options, &report)?;
     // Every input is checked before the journal or any folder is created or changed.
     validate::name(&sweep.name)?;
+    validate::settings(settings.task_mem)?;
     validate::commands(&sweep.tasks)?;
     if args.dry_run {
         dry_run(args, &sweep, &settings)?;

@@ -42,6 +42,14 @@ pub fn name(name: &str) -> Result<()> {
     Ok(())
 }
 
+/// Checks resolved settings a user could not mean: a task cap of zero kills every task.
+pub fn settings(task_mem: Option<ramguard_core::Bytes>) -> Result<()> {
+    if task_mem.is_some_and(|b| b.get() == 0) {
+        bail!("--task-mem must be more than 0 (every task would be killed as over its cap)");
+    }
+    Ok(())
+}
+
 /// Checks that every task's command line can be handed to `execve` and names a program that
 /// exists: no NUL byte, no argument over the kernel's per-string limit, not too long in all.
 pub fn commands(tasks: &[TaskDef]) -> Result<()> {
