@@ -12,9 +12,13 @@
 //! Only when a root itself exits do its live descendants leave its tree: the kernel hands
 //! them to the next subreaper up, ramguard. [`Trees::adopt_orphans`], called as the root is
 //! reaped, gives every unclaimed child of ramguard to that task so they are killed with it;
-//! a child of ramguard that no task can claim later (not a root, not the sentinel) is a
-//! leftover of a task already gone and [`Trees::discover`] kills it at once. ramguard
-//! therefore never waits on a process it could kill.
+//! a child of ramguard that no task can claim later (not a root, not the sentinel, not in
+//! ramguard's own process group like any helper it starts) is a leftover of a task already
+//! gone and [`Trees::discover`] kills it at once. ramguard therefore never waits on a
+//! process it could kill.
+//!
+//! The price: a task's root also inherits its orphaned descendants as children (as under
+//! `tini`), so a root that waits for "any child" may reap one of them.
 //!
 //! Killing a tree ([`Trees::kill_tree`]) first freezes it (SIGSTOP, repeated until a walk
 //! finds no new process, so nothing forks away while it is being killed), then SIGKILLs
@@ -157,7 +161,7 @@ impl Trees {
         // can claim belongs to a task already finished, and nothing may outlive its task.
         {
             for pid in self.my_children() {
-                if self.owner.contains_key(&pid) || self.spared.contains(&pid) {
+                if self.owner.contains_key(&pid) || self.spared.contains(&pid) || helper(pid) {
                     continue;
                 }
                 match self.claim(pid) {
@@ -234,7 +238,7 @@ impl Trees {
         }
         let mut n = 0;
         for pid in self.my_children() {
-            if self.owner.contains_key(&pid) || self.spared.contains(&pid) {
+            if self.owner.contains_key(&pid) || self.spared.contains(&pid) || helper(pid) {
                 continue;
             }
             let owner = self.claim(pid).unwrap_or(task);
@@ -403,6 +407,17 @@ fn is_live(pid: u32) -> bool {
         .rsplit_once(')')
         .and_then(|(_, rest)| rest.split_whitespace().next());
     !matches!(state, None | Some("Z") | Some("X"))
+}
+
+/// Returns true if and only if a child of ramguard is in ramguard's own process group: a
+/// helper ramguard started itself, never a task's (every root leads its own group, and its
+/// descendants inherit that group or make new ones).
+fn helper(pid: u32) -> bool {
+    let group = |p: Option<Pid>| rustix::process::getpgid(p).ok();
+    match Pid::from_raw(pid as i32) {
+        Some(p) => group(Some(p)).is_some_and(|g| Some(g) == group(None)),
+        None => false,
+    }
 }
 
 /// SIGKILL to one process; true if it was delivered.
