@@ -115,6 +115,13 @@ fn an_empty_environment_setsid_daemon_is_counted_and_killed_at_the_timeout() {
     );
     let summary: Value = serde_json::from_str(stdout(&out).lines().last().unwrap()).unwrap();
     assert_eq!(summary["leftovers_killed"], 1, "{summary}");
+    // And journaled as an event.
+    let status = w.run(&["status"]);
+    assert!(
+        stdout(&status).contains("leftovers_killed 1"),
+        "{}",
+        stdout(&status)
+    );
 }
 
 #[test]

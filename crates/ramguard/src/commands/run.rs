@@ -1109,7 +1109,11 @@ impl RunSink<'_> {
                 &self.handle,
                 supervisor::unix_ms(),
                 "leftovers_killed",
-                &json!({ "task": self.def(fin.task).key, "attempt": fin.attempt, "processes": fin.leftovers }),
+                &json!({
+                    "task": self.def(fin.task).key,
+                    "attempt": self.journal_attempt(fin.task, fin.attempt),
+                    "processes": fin.leftovers,
+                }),
             )?;
         }
         let mut detail = if fin.class == ExitClass::Done {
