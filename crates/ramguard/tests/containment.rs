@@ -223,3 +223,64 @@ fn twenty_empty_environment_daemons_die_with_a_sigkilled_ramguard() {
         survivors()
     );
 }
+
+/// The children of `pid` whose command line contains `needle`.
+fn children_running(pid: u32, needle: &str) -> Vec<u32> {
+    let mut out = Vec::new();
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return out;
+    };
+    for t in tasks.flatten() {
+        let text = std::fs::read_to_string(t.path().join("children")).unwrap_or_default();
+        for child in text
+            .split_whitespace()
+            .filter_map(|p| p.parse::<u32>().ok())
+        {
+            let cmd = std::fs::read(format!("/proc/{child}/cmdline")).unwrap_or_default();
+            if String::from_utf8_lossy(&cmd).contains(needle) && alive(child) {
+                out.push(child);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn a_killed_sentinel_is_replaced_so_a_later_sigkill_still_takes_the_daemon() {
+    let w = Work::new();
+    let pid_file = w.path().join("daemon.pid");
+    let task = daemonizing_task(&pid_file, "16M");
+    let child = w
+        .ramguard()
+        .args(["run", "--progress", "none", "--"])
+        .args(&task)
+        .spawn()
+        .unwrap();
+    let mut guard = ChildGuard(child);
+    let mut pids = PidGuard::default();
+    let ramguard = guard.0.id();
+    assert!(wait_until(Duration::from_secs(5), || pid_file.exists()));
+    let daemon = read_pid(&pid_file);
+    pids.0.push(daemon);
+    let mut first = Vec::new();
+    assert!(wait_until(Duration::from_secs(3), || {
+        first = children_running(ramguard, "__sentinel");
+        first.len() == 1
+    }));
+    kill(first[0]);
+    let mut second = Vec::new();
+    assert!(
+        wait_until(Duration::from_secs(3), || {
+            second = children_running(ramguard, "__sentinel");
+            second.len() == 1 && second != first
+        }),
+        "no new sentinel after {first:?} was killed: {second:?}"
+    );
+    pids.0.extend(&second);
+    guard.0.kill().unwrap();
+    guard.0.wait().unwrap();
+    assert!(
+        wait_until(Duration::from_secs(3), || !alive(daemon)),
+        "daemon {daemon} outlived ramguard after its first sentinel was killed"
+    );
+}

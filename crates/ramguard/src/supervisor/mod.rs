@@ -394,6 +394,21 @@ impl Supervisor {
                     }
                     self.finish(now, task);
                 }
+                None if self
+                    .sentinel
+                    .as_ref()
+                    .is_some_and(|s| s.pid() == reaped.pid) =>
+                {
+                    // Killed by someone: without it a SIGKILL of ramguard would leave the
+                    // tasks running. A new one is told every running root.
+                    self.sentinel = self.sentinel.take().and_then(|s| s.restart().ok());
+                    if let Some(s) = &mut self.sentinel {
+                        self.trees.spare(s.pid());
+                        for pid in self.trees.roots() {
+                            s.track(pid, true);
+                        }
+                    }
+                }
                 None => self.trees.forget_pid(reaped.pid),
             }
         }

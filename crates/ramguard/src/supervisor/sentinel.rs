@@ -14,7 +14,8 @@
 //! `RAMGUARD_TASK_TOKEN` (a root started just before ramguard died). The sentinel freezes each
 //! tree with SIGSTOP, walks it again until nothing new appears (a frozen process cannot fork),
 //! then SIGKILLs every process and each root's process group. A normal run leaves nothing for
-//! it to find.
+//! it to find. A sentinel that dies during the run (someone killed it) is reaped by ramguard,
+//! which starts a new one and tells it every running root.
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, Write};
@@ -32,6 +33,7 @@ use crate::probe::Root;
 pub struct Sentinel {
     child: Child,
     stdin: Option<ChildStdin>,
+    nonce: String,
 }
 
 impl Sentinel {
@@ -47,7 +49,18 @@ impl Sentinel {
         std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         let mut child = cmd.spawn().context("cannot start the ramguard sentinel")?;
         let stdin = child.stdin.take();
-        Ok(Sentinel { child, stdin })
+        Ok(Sentinel {
+            child,
+            stdin,
+            nonce: nonce.to_string(),
+        })
+    }
+
+    /// Starts a new sentinel for the same run after this one died (it was reaped).
+    pub fn restart(mut self) -> Result<Sentinel> {
+        self.stdin.take();
+        let nonce = self.nonce.clone();
+        Sentinel::start(&nonce)
     }
 
     /// The sentinel's pid (a child of ramguard that belongs to no task).

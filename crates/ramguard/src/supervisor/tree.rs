@@ -120,6 +120,11 @@ impl Trees {
         );
     }
 
+    /// Every running task's root pid.
+    pub fn roots(&self) -> Vec<u32> {
+        self.tasks.values().map(|m| m.root).collect()
+    }
+
     /// The task whose root process this pid is.
     pub fn task_of_root(&self, pid: u32) -> Option<TaskId> {
         self.owner
