@@ -121,15 +121,31 @@ pub fn report_clap_error(e: clap::Error) -> ExitCode {
                 .lines()
                 .filter(|l| l.trim_start().starts_with("tip:"))
             {
-                let _ = writeln!(
-                    stderr,
-                    "hint: {}",
-                    line.trim_start().trim_start_matches("tip: ")
-                );
+                let tip = line.trim_start().trim_start_matches("tip: ");
+                // In `run`, `--` starts the task's command: clap's "use '-- -1'" is wrong.
+                let tip = match run_dash_tip(tip) {
+                    Some(better) => better,
+                    None => tip.to_string(),
+                };
+                let _ = writeln!(stderr, "hint: {tip}");
             }
             ExitCode::from(crate::EXIT_USAGE)
         }
     }
+}
+
+/// For `ramguard run`, a replacement for clap's "to pass '-1' as a value, use '-- -1'".
+fn run_dash_tip(tip: &str) -> Option<String> {
+    if std::env::args().nth(1).as_deref() != Some("run") {
+        return None;
+    }
+    let value = tip.strip_prefix("to pass '")?.split('\'').next()?;
+    tip.contains("use '-- ").then(|| {
+        format!(
+            "'{value}' is not a valid value there (counts, sizes and durations are not \
+             negative); `--` starts the command to run"
+        )
+    })
 }
 
 #[cfg(test)]

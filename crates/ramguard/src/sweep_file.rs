@@ -176,7 +176,7 @@ struct RawOptions {
 /// `[grid]` as `(name, value)` pairs; reordered to file order by span after parsing.
 struct RawGrid(Vec<(String, Spanned<GridValue>)>);
 
-/// One grid axis: a list of values, or one value (possibly a range string).
+/// One grid axis: a list of values, or one value (only a range string is accepted).
 enum GridValue {
     List(Vec<Spanned<toml::Value>>),
     One(toml::Value),
@@ -437,7 +437,18 @@ impl Loader<'_> {
             GridValue::One(toml::Value::String(s)) if tasks::looks_like_range(&s) => {
                 tasks::parse_range(&s).map_err(|e| self.err(span, format!("{key}: {e}")))?
             }
-            GridValue::One(v) => vec![self.value_text(&Spanned::new(span, v), &key)?],
+            // A lone value is almost always a list written without brackets
+            // (`lam = "0,1e-10"`, `seed = 5`): refused rather than run as one point.
+            GridValue::One(v) => {
+                let text = self.value_text(&Spanned::new(span.clone(), v), &key)?;
+                return Err(self.err(
+                    span,
+                    format!(
+                        "{key} is one value, not a list of values; hint: write {name} = [{}] (or a range \"START..STOP:STEP\")",
+                        text.split(',').map(|t| format!("{:?}", t.trim())).collect::<Vec<_>>().join(", ")
+                    ),
+                ));
+            }
         };
         Ok((name, values))
     }
@@ -614,15 +625,18 @@ mod tests {
     }
 
     #[test]
-    fn scalar_grid_values_and_ranges() {
-        let file = parse(
-            "command = \"x {a} {b} {c} {d}\"\n[grid]\na = 5\nb = \"1..5:2\"\nc = \"../data\"\nd = false\n",
-        )
-        .unwrap();
-        assert_eq!(values(&file, 1), ["5", "5", "5"]);
-        assert_eq!(values(&file, 2), ["1", "3", "5"]);
-        assert_eq!(values(&file, 3), ["../data"; 3]);
-        assert_eq!(values(&file, 4), ["false"; 3]);
+    fn a_scalar_grid_axis_is_refused_and_a_range_string_expands() {
+        // Regression (issue 19): `lam = "0,1e-10"` ran as one point named "0,1e-10".
+        let err = parse("command = \"x {a}\"\n[grid]\na = \"0,1e-10\"\n").unwrap_err();
+        assert!(
+            err.to_string().contains("grid.a is one value, not a list"),
+            "{err}"
+        );
+        assert!(err.to_string().contains("a = [\"0\", \"1e-10\"]"), "{err}");
+        assert!(parse("command = \"x {a}\"\n[grid]\na = 5\n").is_err());
+        let file = parse("command = \"x {b} {c}\"\n[grid]\nb = \"1..5:2\"\nc = [false]\n").unwrap();
+        assert_eq!(values(&file, 1), ["1", "3", "5"]);
+        assert_eq!(values(&file, 2), ["false"; 3]);
     }
 
     #[test]

@@ -146,7 +146,7 @@ fn thread_caps_are_injected_unless_exported() {
         "0",
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let log = std::fs::read_to_string(w.path().join("logs/memhog/1.1.out")).unwrap();
+    let log = std::fs::read_to_string(only_file(&w.path().join("logs/memhog"), ".1.out")).unwrap();
     assert!(log.contains("OMP_NUM_THREADS=1"), "{log}");
     assert!(log.contains("OPENBLAS_NUM_THREADS=1"), "{log}");
 
@@ -174,7 +174,7 @@ fn thread_caps_are_injected_unless_exported() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
-    let log = std::fs::read_to_string(w.path().join("logs/memhog/1.1.out")).unwrap();
+    let log = std::fs::read_to_string(only_file(&w.path().join("logs/memhog"), ".1.out")).unwrap();
     assert!(
         log.contains("OMP_NUM_THREADS=4"),
         "the user's export wins: {log}"
@@ -857,7 +857,7 @@ fn a_script_without_a_shebang_runs_under_sh_as_with_execvp() {
         "x",
     ]);
     assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
-    let log = std::fs::read_to_string(w.path().join("logs/plain/1.1.out")).unwrap();
+    let log = std::fs::read_to_string(only_file(&w.path().join("logs/plain"), ".1.out")).unwrap();
     assert_eq!(log, "ran x\n");
 }
 
@@ -881,7 +881,7 @@ fn a_fresh_rerun_that_writes_no_stderr_does_not_point_at_the_old_runs_file() {
     let out = w.run(&args);
     assert_eq!(out.status.code(), Some(1), "stderr: {}", stderr(&out));
     assert!(stderr(&out).contains("stderr in"), "{}", stderr(&out));
-    let err_log = w.path().join("logs/fr/1.1.err");
+    let err_log = only_file(&w.path().join("logs/fr"), ".1.err");
     assert_eq!(std::fs::read_to_string(&err_log).unwrap(), "first run\n");
 
     std::fs::write(w.path().join("quiet"), "").unwrap();

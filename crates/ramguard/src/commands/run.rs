@@ -32,6 +32,8 @@ use crate::Outcome;
 
 mod logs;
 pub(crate) mod restart;
+mod text;
+mod validate;
 
 /// How progress is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -129,7 +131,7 @@ pub struct RunArgs {
     #[command(flatten)]
     pub restart: restart::RestartArgs,
 
-    /// Threads for BLAS/OpenMP/etc. in every task (OMP_NUM_THREADS and nine more); if you
+    /// Threads for BLAS/OpenMP/etc. in every task, at least 1 (OMP_NUM_THREADS and nine more); if you
     /// exported any of them, the ones you did not export follow your value [default: 1].
     #[arg(long, value_name = "N", conflicts_with = "no_thread_caps")]
     pub threads: Option<u32>,
@@ -146,8 +148,10 @@ pub struct RunArgs {
     #[arg(long, value_enum, default_value_t = Progress::Auto)]
     pub progress: Progress,
 
-    /// Directory for each attempt's stdout/stderr, `<task>.<attempt>.{out,err}`, each
-    /// created when the attempt first writes to it [default: .ramguard/logs/<sweep>].
+    /// Directory for each attempt's stdout/stderr, `<id>.<attempt>.{out,err}` (`<id>`: a
+    /// short hash of the task's identity, the same in every run), each created when the
+    /// attempt first writes to it; folders ramguard creates are 0700, files 0600
+    /// [default: .ramguard/logs/<sweep>].
     #[arg(long, value_name = "DIR")]
     pub log_dir: Option<PathBuf>,
 
@@ -234,6 +238,10 @@ pub fn run(args: &RunArgs) -> Result<Outcome> {
     let root = Root::host();
     let report = probe::report(&root)?;
     let settings = resolve(args, &sweep.file_options, &report)?;
+    // Every input is checked before the journal or any folder is created or changed.
+    validate::name(&sweep.name)?;
+    validate::settings(settings.task_mem)?;
+    validate::commands(&sweep.tasks)?;
     if args.dry_run {
         // The name this run would get, read from the journal without writing to it.
         let path = args.journal.clone().unwrap_or_else(journal::default_path);
@@ -248,6 +256,14 @@ pub fn run(args: &RunArgs) -> Result<Outcome> {
 
     // The journal: identity, lock, resume.
     let journal_path = args.journal.clone().unwrap_or_else(journal::default_path);
+    validate::journal(&journal_path)?;
+    validate::log_dir(
+        &args
+            .log_dir
+            .clone()
+            .unwrap_or_else(|| default_log_dir(&journal_path, &sweep.name)),
+        args.log_dir.is_some(),
+    )?;
     let mut journal = Journal::open(&journal_path)?;
     let fingerprint = journal::fingerprint(&sweep.template, &json!({ "shell": args.shell }));
     let choice = journal.choose_name(
@@ -331,7 +347,21 @@ pub fn run(args: &RunArgs) -> Result<Outcome> {
         .log_dir
         .clone()
         .unwrap_or_else(|| default_log_dir(&journal_path, &sweep.name));
-    std::fs::create_dir_all(&log_dir)
+    // Private: 0700 whatever the umask; ramguard's own default folder is tightened too.
+    if args.journal.is_none() {
+        // `./.ramguard` is ramguard's own: private even if an older version made it 0755.
+        if let Some(own) = journal_path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            logs::private_dir(own, true)
+                .with_context(|| format!("cannot create directory {}", own.display()))?;
+        }
+    }
+    if args.log_dir.is_none() {
+        if let Some(logs_root) = log_dir.parent() {
+            logs::private_dir(logs_root, true)
+                .with_context(|| format!("cannot create log directory {}", logs_root.display()))?;
+        }
+    }
+    logs::private_dir(&log_dir, args.log_dir.is_none())
         .with_context(|| format!("cannot create log directory {}", log_dir.display()))?;
 
     let total = sweep.tasks.len();
@@ -415,6 +445,7 @@ pub fn run(args: &RunArgs) -> Result<Outcome> {
         "recycled": stats.recycled,
         "interrupted": interrupted,
         "peak_used": stats.peak_used,
+        "leftovers_killed": stats.leftovers,
         "budget": settings.budget,
         "journal": journal_path.display().to_string(),
     });
@@ -445,6 +476,12 @@ pub fn run(args: &RunArgs) -> Result<Outcome> {
     );
     if stats.recycled > 0 {
         line.push_str(&format!(", {} recycle(s)", stats.recycled));
+    }
+    if stats.leftovers > 0 {
+        line.push_str(&format!(
+            "; killed {} leftover process(es) of {} task(s) after their first process exited",
+            stats.leftovers, stats.leftover_tasks
+        ));
     }
     if interrupted {
         line.push_str(&format!(
@@ -490,17 +527,7 @@ fn default_log_dir(journal_path: &Path, sweep: &str) -> PathBuf {
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let safe: String = sweep
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    base.join("logs").join(safe)
+    base.join("logs").join(logs::dir_name(sweep))
 }
 
 /// Builds the task list from exactly one source.
@@ -752,7 +779,11 @@ fn derive_name(template: Option<&[String]>, tasks: &[TaskDef]) -> String {
                 .unwrap_or_default()
         })
         .find(|a| {
+            // A word with spaces is a script (`sh -c '...'`), not a file: its text may
+            // hold values and secrets, so it never names a sweep or a folder.
             !a.is_empty()
+                && a.len() <= 64
+                && !a.contains(char::is_whitespace)
                 && !a.starts_with('-')
                 && !INTERPRETERS.contains(&a.as_str())
                 && !a.contains('{')
@@ -812,6 +843,9 @@ fn resolve(
     } else {
         Some(args.threads.or(file.threads).unwrap_or(1))
     };
+    if threads == Some(0) {
+        bail!("--threads must be at least 1 (tasks would get OMP_NUM_THREADS=0); hint: pass --no-thread-caps to leave the variables alone");
+    }
     // Half the reserve, but not below 256 MiB where the reserve allows: a small machine
     // has daemons (a watchdog's min-memory, earlyoom) that act at about that line.
     let brake_level = reserve.scale(0.5).max(FLOOR.min(reserve));
@@ -905,7 +939,12 @@ fn dry_run(args: &RunArgs, sweep: &Sweep, s: &Settings) -> Result<()> {
     )?;
     writeln!(out, "tasks      {}", sweep.tasks.len())?;
     for (i, t) in sweep.tasks.iter().enumerate() {
-        writeln!(out, "  {:>4}  {}", i + 1, shell_words::join(&t.argv))?;
+        writeln!(
+            out,
+            "  {:>4}  {}",
+            i + 1,
+            text::escape(&shell_words::join(&t.argv))
+        )?;
     }
     Ok(())
 }
@@ -920,6 +959,10 @@ struct Stats {
     /// Restarts by `--recycle`.
     recycled: usize,
     peak_used: Bytes,
+    /// Processes killed because they outlived their task's first process, and in how many
+    /// tasks.
+    leftovers: usize,
+    leftover_tasks: usize,
 }
 
 /// The journal, the log pump and the printer behind the supervisor.
@@ -1011,12 +1054,13 @@ impl RunSink<'_> {
                 .collect::<Vec<_>>()
                 .join(" ")
         };
-        let text: String = text.chars().take(60).collect();
+        let text: String = text::escape(&text).chars().take(60).collect();
         format!("#{} {text}", self.todo[task] + 1)
     }
 
+    /// An attempt's files, named by the task's identity (never its position in this run).
     fn files(&self, task: TaskId, attempt: u32) -> (PathBuf, PathBuf, PathBuf) {
-        let n = self.todo[task] + 1;
+        let n = logs::file_stem(&self.handle.name, &self.def(task).key);
         let a = self.journal_attempt(task, attempt);
         (
             self.log_dir.join(format!("{n}.{a}.out")),
@@ -1129,6 +1173,7 @@ impl Sink for RunSink<'_> {
         }
         let (_, _, result_path) = self.files(fin.task, fin.attempt);
         let result = std::fs::read_to_string(&result_path).ok();
+        logs::make_private(&result_path);
         let Some(id) = self.attempt_ids.remove(&(fin.task, fin.attempt)) else {
             // Never started (spawn failed before a pid existed): record it as an attempt.
             let key = self.def(fin.task).key.clone();
@@ -1162,6 +1207,7 @@ impl Sink for RunSink<'_> {
             peak: Bytes::ZERO,
             peak_rss: Bytes::ZERO,
             peak_pss: None,
+            leftovers: 0,
         };
         self.finish_attempt(id, &fin, None)
     }
@@ -1284,7 +1330,21 @@ impl RunSink<'_> {
                 "failed "
             }
         };
-        let detail = if fin.class == ExitClass::Done {
+        if fin.leftovers > 0 {
+            self.stats.leftovers += fin.leftovers;
+            self.stats.leftover_tasks += 1;
+            self.journal.event(
+                &self.handle,
+                supervisor::unix_ms(),
+                "leftovers_killed",
+                &json!({
+                    "task": self.def(fin.task).key,
+                    "attempt": self.journal_attempt(fin.task, fin.attempt),
+                    "processes": fin.leftovers,
+                }),
+            )?;
+        }
+        let mut detail = if fin.class == ExitClass::Done {
             format!("{} peak {}", format_duration(fin.duration), fin.peak)
         } else {
             format!(
@@ -1294,6 +1354,12 @@ impl RunSink<'_> {
                 fin.peak
             )
         };
+        if fin.leftovers > 0 {
+            detail.push_str(&format!(
+                "; killed {} leftover process(es) it left running",
+                fin.leftovers
+            ));
+        }
         self.pending
             .push(format!("{verb} {}  {detail}", self.label(fin.task)));
         self.completions_pending = true;

@@ -39,6 +39,7 @@ pub mod display;
 pub mod identity;
 pub mod lock;
 pub mod read;
+pub mod readonly;
 pub mod schema;
 pub mod task_env;
 pub mod timeline;
@@ -386,6 +387,24 @@ impl Journal {
                 bail!("no journal at {shown}: run `ramguard run` first (or pass --journal)")
             }
             Err(e) => return Err(e).with_context(|| format!("cannot read journal {shown}")),
+        }
+        if !readonly::writable(path) {
+            // Readable but not writable (another user's journal, a read-only mount): read
+            // it as it is; never "corrupt", never migrated.
+            let conn =
+                readonly::open(path).with_context(|| format!("cannot open journal {shown}"))?;
+            let v = schema::check(&conn, &shown)?;
+            if v < SCHEMA_VERSION {
+                bail!("journal {shown} was written by an older ramguard (schema v{v}) and is read-only here, so it cannot be upgraded; hint: open it once as its owner, or copy it");
+            }
+            return Ok(Journal {
+                conn,
+                path: path.to_path_buf(),
+                in_group: false,
+                timelines: HashMap::new(),
+                task_ids: HashMap::new(),
+                attempt_tasks: HashMap::new(),
+            });
         }
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let mut conn = Connection::open_with_flags(path, flags)

@@ -70,6 +70,8 @@ pub struct Finished {
     pub peak: Bytes,
     pub peak_rss: Bytes,
     pub peak_pss: Option<Bytes>,
+    /// Processes of the task still alive when its first process exited, killed then.
+    pub leftovers: usize,
 }
 
 /// A snapshot for progress displays.
@@ -189,6 +191,7 @@ struct Attempt {
     oom_kills_at_start: Option<u64>,
     spawn_error: Option<String>,
     exit: Option<(Option<i32>, Option<i32>)>,
+    leftovers: usize,
 }
 
 /// How the run ended.
@@ -287,12 +290,14 @@ impl Supervisor {
         rustix::process::set_child_subreaper(Some(rustix::process::getpid()))
             .context("cannot become a child subreaper (prctl PR_SET_CHILD_SUBREAPER)")?;
         let nonce = format!("{}-{}", std::process::id(), unix_ms());
-        let sentinel = Some(sentinel::Sentinel::start(&nonce)?);
+        let sentinel = sentinel::Sentinel::start(&nonce)?;
+        let mut trees = Trees::new(nonce);
+        trees.spare(sentinel.pid());
         Ok(Supervisor {
-            sentinel,
+            sentinel: Some(sentinel),
             policy,
             host,
-            trees: Trees::new(nonce),
+            trees,
             running: HashMap::new(),
             start: Instant::now(),
             last_available: None,
@@ -386,11 +391,31 @@ impl Supervisor {
                             a.peak = reaped.max_rss;
                         }
                     }
-                    // No process outlives its task.
-                    if self.trees.others(task) > 0 {
-                        self.trees.signal(task, Signal::KILL);
+                    // No process outlives its task: what its root left behind (even
+                    // reparented to us, in another session) is killed now, and reported.
+                    let leftovers = self.trees.kill_leftovers(task);
+                    if let Some(a) = self.running.get_mut(&task) {
+                        a.leftovers += leftovers;
+                    }
+                    if let Some(s) = &mut self.sentinel {
+                        s.track(reaped.pid, false);
                     }
                     self.finish(now, task);
+                }
+                None if self
+                    .sentinel
+                    .as_ref()
+                    .is_some_and(|s| s.pid() == reaped.pid) =>
+                {
+                    // Killed by someone: without it a SIGKILL of ramguard would leave the
+                    // tasks running. A new one is told every running root.
+                    self.sentinel = self.sentinel.take().and_then(|s| s.restart().ok());
+                    if let Some(s) = &mut self.sentinel {
+                        self.trees.spare(s.pid());
+                        for pid in self.trees.roots() {
+                            s.track(pid, true);
+                        }
+                    }
                 }
                 None => self.trees.forget_pid(reaped.pid),
             }
@@ -426,7 +451,8 @@ impl Supervisor {
         let available = self.host.available()?;
         let psi = self.host.psi_full();
         // Walking every tree costs more than reading statm; new descendants are rare and
-        // escapees carry the token, so the walk runs at most every DISCOVER_EVERY.
+        // orphans stay below their root (a subreaper), so the walk runs at most every
+        // DISCOVER_EVERY.
         if self
             .last_discover
             .is_none_or(|t| now.saturating_sub(t) >= DISCOVER_EVERY)
@@ -544,6 +570,7 @@ impl Supervisor {
                         peak,
                         peak_rss: a.as_ref().map_or(peak, |a| a.peak_rss),
                         peak_pss: a.as_ref().and_then(|a| a.peak_pss),
+                        leftovers: a.as_ref().map_or(0, |a| a.leftovers),
                     };
                     sink.finished(now, &fin)?;
                 }
@@ -576,10 +603,14 @@ impl Supervisor {
             oom_kills_at_start: self.host.oom_kills(now),
             spawn_error: None,
             exit: None,
+            leftovers: 0,
         };
         match spawn::spawn(&launch) {
             Ok(pid) => {
                 spawn::set_oom_score_adj(pid, oom_score_adj);
+                if let Some(s) = &mut self.sentinel {
+                    s.track(pid, true);
+                }
                 self.trees.add(task, pid);
                 self.running.insert(task, attempt_state);
                 sink.started(now, task, attempt, pid, predicted)?;

@@ -1,27 +1,39 @@
 //! The sentinel: a tiny process that outlives a killed ramguard just long enough to kill its
 //! tasks.
 //!
-//! `PR_SET_PDEATHSIG` reaches only a task's first process; workers it forked and daemons it
-//! left behind would survive a SIGKILLed ramguard. So `ramguard run` starts
-//! `ramguard __sentinel NONCE` (its own process group, so Ctrl-C does not reach it) with a
-//! pipe on its stdin that only ramguard holds. When the pipe reaches end-of-file — ramguard
-//! exited, normally or not — the sentinel kills every process whose environment carries
-//! `RAMGUARD_TASK_TOKEN=NONCE:…`, the mark every task and all its descendants inherit, and
-//! exits. A normal run leaves nothing for it to find.
+//! `ramguard run` starts `ramguard __sentinel NONCE` (its own process group, so Ctrl-C does
+//! not reach it) with a pipe on its stdin that only ramguard holds. ramguard writes `+PID`
+//! when a task's root starts and `-PID` once it has reaped it. When the pipe reaches
+//! end-of-file — ramguard exited, normally or by SIGKILL — the sentinel sweeps and exits.
+//!
+//! The sweep does not need the tasks' cooperation. Every task root is the subreaper of its own
+//! tree (see `spawn.rs`) and, unlike with `PR_SET_PDEATHSIG`, is not killed by the kernel when
+//! ramguard dies, so the whole tree — daemons that double-forked, called `setsid` or cleared
+//! their environment included — is still below the root when the sentinel looks. The roots
+//! are the pids ramguard announced plus any process carrying this run's
+//! `RAMGUARD_TASK_TOKEN` (a root started just before ramguard died). The sentinel freezes each
+//! tree with SIGSTOP, walks it again until nothing new appears (a frozen process cannot fork),
+//! then SIGKILLs every process and each root's process group. A normal run leaves nothing for
+//! it to find. A sentinel that dies during the run (someone killed it) is reaped by ramguard,
+//! which starts a new one and tells it every running root.
 
-use std::io::Read;
+use std::collections::BTreeSet;
+use std::io::{BufRead, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
 
 use anyhow::{Context, Result};
 use rustix::process::{kill_process, kill_process_group, Pid, Signal};
 
 use super::tree::token_of;
+use crate::probe::process::ProcReader;
+use crate::probe::Root;
 
 /// The running sentinel; dropping it closes the pipe, which tells it to sweep.
 #[derive(Debug)]
 pub struct Sentinel {
     child: Child,
     stdin: Option<ChildStdin>,
+    nonce: String,
 }
 
 impl Sentinel {
@@ -37,7 +49,31 @@ impl Sentinel {
         std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         let mut child = cmd.spawn().context("cannot start the ramguard sentinel")?;
         let stdin = child.stdin.take();
-        Ok(Sentinel { child, stdin })
+        Ok(Sentinel {
+            child,
+            stdin,
+            nonce: nonce.to_string(),
+        })
+    }
+
+    /// Starts a new sentinel for the same run after this one died (it was reaped).
+    pub fn restart(mut self) -> Result<Sentinel> {
+        self.stdin.take();
+        let nonce = self.nonce.clone();
+        Sentinel::start(&nonce)
+    }
+
+    /// The sentinel's pid (a child of ramguard that belongs to no task).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Tells the sentinel a task root started (`true`) or was reaped (`false`).
+    pub fn track(&mut self, pid: u32, running: bool) {
+        if let Some(stdin) = &mut self.stdin {
+            let sign = if running { '+' } else { '-' };
+            let _ = writeln!(stdin, "{sign}{pid}");
+        }
     }
 
     /// Closes the pipe and waits for the sentinel's sweep to finish.
@@ -53,21 +89,63 @@ impl Drop for Sentinel {
     }
 }
 
-/// The sentinel's body: wait for end-of-file on stdin, then kill every marked process.
+/// The sentinel's body: follow the announced roots until end-of-file, then kill every tree.
 pub fn run(nonce: &str) -> Result<()> {
-    let mut sink = [0u8; 64];
-    let mut stdin = std::io::stdin().lock();
-    while matches!(stdin.read(&mut sink), Ok(n) if n > 0) {}
-    // Twice: a process forking while we scan is caught the second time.
-    for _ in 0..2 {
-        for pid in marked(nonce) {
-            if let Some(p) = Pid::from_raw(pid as i32) {
-                let _ = kill_process_group(p, Signal::KILL);
-                let _ = kill_process(p, Signal::KILL);
+    let mut roots: BTreeSet<u32> = BTreeSet::new();
+    let stdin = std::io::stdin().lock();
+    for line in stdin.lines() {
+        let Ok(line) = line else { break };
+        let (sign, pid) = line.split_at(line.len().min(1));
+        match (sign, pid.parse::<u32>()) {
+            ("+", Ok(pid)) => {
+                roots.insert(pid);
             }
+            ("-", Ok(pid)) => {
+                roots.remove(&pid);
+            }
+            _ => {}
         }
     }
+    roots.extend(marked(nonce));
+    sweep(&roots);
     Ok(())
+}
+
+/// Freezes the trees below `roots` until a walk finds nothing new, then kills them all.
+pub fn sweep(roots: &BTreeSet<u32>) -> usize {
+    let reader = ProcReader::new(Root::host());
+    let me = std::process::id();
+    let mut stopped: BTreeSet<u32> = BTreeSet::new();
+    for _ in 0..64 {
+        let mut fresh = Vec::new();
+        for &root in roots.iter().chain(stopped.clone().iter()) {
+            for pid in reader.tree(root).unwrap_or_default() {
+                if pid != me && !stopped.contains(&pid) && !fresh.contains(&pid) {
+                    fresh.push(pid);
+                }
+            }
+        }
+        if fresh.is_empty() {
+            break;
+        }
+        for pid in fresh {
+            if let Some(p) = Pid::from_raw(pid as i32) {
+                let _ = kill_process(p, Signal::STOP);
+            }
+            stopped.insert(pid);
+        }
+    }
+    for &root in roots {
+        if let Some(p) = Pid::from_raw(root as i32) {
+            let _ = kill_process_group(p, Signal::KILL);
+        }
+    }
+    stopped
+        .iter()
+        .filter(|&&pid| {
+            Pid::from_raw(pid as i32).is_some_and(|p| kill_process(p, Signal::KILL).is_ok())
+        })
+        .count()
 }
 
 /// Processes whose environment carries this run's token.

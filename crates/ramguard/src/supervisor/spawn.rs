@@ -1,15 +1,15 @@
-//! Starting one attempt of a task: its own process group, `PR_SET_PDEATHSIG` so it dies with
-//! ramguard, stdout/stderr to the descriptors the caller prepared, the thread caps and ramguard's variables in its
+//! Starting one attempt of a task: its own process group, `PR_SET_CHILD_SUBREAPER` so its
+//! whole tree stays below it (the sentinel kills it if ramguard dies), stdout/stderr to the descriptors the caller prepared, the thread caps and ramguard's variables in its
 //! environment, and `oom_score_adj` set from the policy's rank.
 //!
 //! # Why not `std::process::Command`
-//! The death signal must be set by the child itself, between clone and exec, and followed by
+//! The subreaper flag must be set by the child itself, between clone and exec, and followed by
 //! a check that ramguard did not die before it was set. `Command` can only do that through
 //! `pre_exec`, which makes it fall back from `posix_spawn` (a `vfork`-style clone that shares
 //! ramguard's memory) to a full `fork`: copying ramguard's page tables and then taking
 //! copy-on-write faults in both processes cost more than everything else about a trivial
 //! task together (BENCHMARKS.md, "Overhead"). So [`spawn`] does what glibc's `posix_spawn`
-//! does, plus the death signal: `clone(CLONE_VM | CLONE_VFORK)` onto a small stack of its
+//! does, plus the subreaper flag: `clone(CLONE_VM | CLONE_VFORK)` onto a small stack of its
 //! own, with every signal blocked around it; the child, which shares our memory until it
 //! execs, only reads what the parent prepared and makes raw system calls: reset handled
 //! signals to their default (a handler of ours must never run in it), `prctl`, `getppid`,
@@ -136,8 +136,8 @@ pub fn resolve_thread_caps(
     caps
 }
 
-/// Spawns the attempt and returns its pid. The child leads its own process group and gets
-/// SIGKILL when ramguard dies.
+/// Spawns the attempt and returns its pid. The child leads its own process group and is the
+/// subreaper of everything it starts.
 pub fn spawn(launch: &Launch) -> Result<u32> {
     let program = launch.argv.first().context("empty command line")?;
     let stdin = dev_null()?;
@@ -354,17 +354,16 @@ extern "C" fn child(arg: *mut libc::c_void) -> libc::c_int {
                 libc::sigaction(sig, &dfl, std::ptr::null_mut());
             }
         }
-        if libc::prctl(
-            libc::PR_SET_PDEATHSIG,
-            libc::SIGKILL as libc::c_ulong,
-            0,
-            0,
-            0,
-        ) != 0
-        {
+        // The task's root is the subreaper of its own tree (the setting survives exec): an
+        // orphan anywhere below it — double fork, setsid, empty environment — is
+        // reparented to the root, not to ramguard, so it stays in the task's tree where
+        // ramguard and the sentinel find it by ancestry (`tree.rs`, `sentinel.rs`). No
+        // `PR_SET_PDEATHSIG`: the kernel's kill of the root on ramguard's death would
+        // scatter that tree to init before the sentinel could walk it.
+        if libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0 {
             fail(args, errno());
         }
-        // ramguard may have died between clone and prctl: then nobody would kill us.
+        // ramguard died before we got here: the sentinel may already have swept.
         if libc::getppid() != args.parent {
             fail(args, libc::ESRCH);
         }

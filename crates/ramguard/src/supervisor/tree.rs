@@ -1,11 +1,28 @@
 //! Which processes belong to which task, what they hold, and how to stop all of them.
 //!
 //! A task is its root process (leader of its own process group) plus every descendant.
-//! Descendants are found each tick through `/proc/PID/task/*/children`. ramguard is a child
-//! subreaper, so a grandchild whose parent exits (double fork, `setsid` daemons) is
-//! reparented to ramguard instead of escaping; such a process is attributed to its task by
-//! the `RAMGUARD_TASK_TOKEN` variable every task inherits in its environment, or by having
-//! been seen in the task's tree before. Once seen, a pid stays with its task until it is gone.
+//! Membership never depends on anything the task could drop (its environment, its session,
+//! its process group): every root is started as the *subreaper of its own tree*
+//! (`PR_SET_CHILD_SUBREAPER`, set in `spawn.rs`), so an orphan anywhere below it — a double
+//! fork, a `setsid` daemon, a child started with an empty environment — is reparented to the
+//! root and stays in the tree. Descendants are found by ancestry through
+//! `/proc/PID/task/*/children`, and a pid stays with the task that owned it when first seen
+//! until it is gone.
+//!
+//! Only when a root itself exits do its live descendants leave its tree: the kernel hands
+//! them to the next subreaper up, ramguard. [`Trees::adopt_orphans`], called as the root is
+//! reaped, gives every unclaimed child of ramguard to that task so they are killed with it;
+//! a child of ramguard that no task can claim later (not a root, not the sentinel, not in
+//! ramguard's own process group like any helper it starts) is a leftover of a task already
+//! gone and [`Trees::discover`] kills it at once. ramguard therefore never waits on a
+//! process it could kill.
+//!
+//! The price: a task's root also inherits its orphaned descendants as children (as under
+//! `tini`), so a root that waits for "any child" may reap one of them.
+//!
+//! Killing a tree ([`Trees::kill_tree`]) first freezes it (SIGSTOP, repeated until a walk
+//! finds no new process, so nothing forks away while it is being killed), then SIGKILLs
+//! every member and the root's process group.
 //!
 //! Memory of a tree is summed RSS from `statm` every tick (microseconds per process). When a
 //! tree has several processes, shared pages make summed RSS overcount, so PSS is read from
@@ -21,7 +38,8 @@ use rustix::process::{kill_process, kill_process_group, Pid, Signal};
 use crate::probe::process::ProcReader;
 use crate::probe::Root;
 
-/// The environment variable that marks a task's processes, `<run nonce>:<task id>`.
+/// The environment variable that marks a task's processes, `<run nonce>:<task id>`. A hint
+/// only (a process can drop it); ancestry is what attributes a process to its task.
 pub const TOKEN_VAR: &str = "RAMGUARD_TASK_TOKEN";
 
 /// The task token in a live process's environment (`<nonce>:<task>`), if it carries one.
@@ -63,6 +81,8 @@ pub struct Trees {
     self_pid: u32,
     tasks: HashMap<TaskId, Member>,
     owner: HashMap<u32, TaskId>,
+    /// Children of ramguard that are not tasks' processes (the sentinel).
+    spared: BTreeSet<u32>,
 }
 
 impl Trees {
@@ -73,7 +93,13 @@ impl Trees {
             self_pid: std::process::id(),
             tasks: HashMap::new(),
             owner: HashMap::new(),
+            spared: BTreeSet::new(),
         }
+    }
+
+    /// Marks a child of ramguard that is not part of any task (never killed as a stray).
+    pub fn spare(&mut self, pid: u32) {
+        self.spared.insert(pid);
     }
 
     /// The token value for a task's environment.
@@ -92,6 +118,11 @@ impl Trees {
                 pss: None,
             },
         );
+    }
+
+    /// Every running task's root pid.
+    pub fn roots(&self) -> Vec<u32> {
+        self.tasks.values().map(|m| m.root).collect()
     }
 
     /// The task whose root process this pid is.
@@ -128,36 +159,71 @@ impl Trees {
         }
     }
 
-    /// Finds new descendants of every task, including processes reparented to ramguard.
+    /// Finds new descendants of every task by ancestry, and kills leftovers of tasks gone.
     pub fn discover(&mut self) {
-        // Processes reparented to us (subreaper) that are not task roots: escapees.
-        if let Ok(mine) = self.reader.children(self.self_pid) {
-            for pid in mine {
-                if self.owner.contains_key(&pid) {
+        // Children of ramguard other than live roots: processes whose task root exited. The
+        // token or the process group names their task when they kept one; a process no task
+        // can claim belongs to a task already finished, and nothing may outlive its task.
+        {
+            for pid in self.my_children() {
+                if self.owner.contains_key(&pid) || self.spared.contains(&pid) || helper(pid) {
                     continue;
                 }
-                if let Some(task) = self.task_from_environ(pid) {
-                    self.owner.insert(pid, task);
-                    if let Some(m) = self.tasks.get_mut(&task) {
-                        m.pids.insert(pid);
+                match self.claim(pid) {
+                    Some(task) => self.attribute(pid, task),
+                    None => {
+                        if is_live(pid) {
+                            sigkill(pid);
+                        }
                     }
                 }
             }
         }
         let tasks: Vec<TaskId> = self.tasks.keys().copied().collect();
         for task in tasks {
-            let starts: Vec<u32> = self.tasks[&task].pids.iter().copied().collect();
-            for start in starts {
-                for pid in self.reader.tree(start).unwrap_or_default() {
-                    if let std::collections::hash_map::Entry::Vacant(e) = self.owner.entry(pid) {
-                        e.insert(task);
-                        if let Some(m) = self.tasks.get_mut(&task) {
-                            m.pids.insert(pid);
-                        }
-                    }
+            self.walk(task);
+        }
+    }
+
+    /// Adds every descendant of the task's known processes not yet owned by another task.
+    fn walk(&mut self, task: TaskId) -> usize {
+        let Some(m) = self.tasks.get(&task) else {
+            return 0;
+        };
+        let starts: Vec<u32> = m.pids.iter().copied().collect();
+        let mut found = 0;
+        for start in starts {
+            for pid in self.reader.tree(start).unwrap_or_default() {
+                if !self.owner.contains_key(&pid) {
+                    self.attribute(pid, task);
+                    found += 1;
                 }
             }
         }
+        found
+    }
+
+    fn attribute(&mut self, pid: u32, task: TaskId) {
+        self.owner.insert(pid, task);
+        if let Some(m) = self.tasks.get_mut(&task) {
+            m.pids.insert(pid);
+        }
+    }
+
+    /// The task a process reparented to ramguard names by its token or process group.
+    fn claim(&self, pid: u32) -> Option<TaskId> {
+        if let Some(task) = self.task_from_environ(pid) {
+            return self.tasks.contains_key(&task).then_some(task);
+        }
+        let pgid = rustix::process::getpgid(Pid::from_raw(pid as i32))
+            .ok()?
+            .as_raw_nonzero()
+            .get() as u32;
+        let task = *self.owner.get(&pgid)?;
+        self.tasks
+            .get(&task)
+            .is_some_and(|m| m.root == pgid)
+            .then_some(task)
     }
 
     fn task_from_environ(&self, pid: u32) -> Option<TaskId> {
@@ -166,6 +232,38 @@ impl Trees {
             .strip_prefix(':')?
             .parse()
             .ok()
+    }
+
+    /// Gives the task every child of ramguard no task owns: called when the task's root has
+    /// been reaped, when the kernel has just reparented the root's live children to us.
+    /// Returns how many processes were adopted.
+    pub fn adopt_orphans(&mut self, task: TaskId) -> usize {
+        if !self.tasks.contains_key(&task) {
+            return 0;
+        }
+        let mut n = 0;
+        for pid in self.my_children() {
+            if self.owner.contains_key(&pid) || self.spared.contains(&pid) || helper(pid) {
+                continue;
+            }
+            let owner = self.claim(pid).unwrap_or(task);
+            self.attribute(pid, owner);
+            n += 1;
+        }
+        n + self.walk(task)
+    }
+
+    /// ramguard's children. Orphans go to the thread that spawned their task's root, which
+    /// is the supervisor's own thread: one read of `/proc/thread-self/children` (a few
+    /// microseconds per reaped task) instead of every thread's file.
+    fn my_children(&self) -> Vec<u32> {
+        match std::fs::read_to_string("/proc/thread-self/children") {
+            Ok(text) => text
+                .split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect(),
+            Err(_) => self.reader.children(self.self_pid).unwrap_or_default(),
+        }
     }
 
     /// Measures one task's tree; pids that have gone are dropped.
@@ -223,9 +321,12 @@ impl Trees {
     }
 
     /// Sends a signal to the task's process group and to every process of its tree,
-    /// including escapees in other sessions. Returns how many processes were signalled.
+    /// including processes in other sessions. Returns how many processes were signalled.
     pub fn signal(&mut self, task: TaskId, signal: Signal) -> usize {
-        self.discover();
+        if signal == Signal::KILL {
+            return self.kill_tree(task);
+        }
+        self.walk(task);
         let Some(m) = self.tasks.get(&task) else {
             return 0;
         };
@@ -243,6 +344,52 @@ impl Trees {
         n
     }
 
+    /// Freezes the task's whole tree, then SIGKILLs it. Returns how many live processes
+    /// (zombies not counted) were killed.
+    pub fn kill_tree(&mut self, task: TaskId) -> usize {
+        let Some(root) = self.tasks.get(&task).map(|m| m.root) else {
+            return 0;
+        };
+        let mut stopped: BTreeSet<u32> = BTreeSet::new();
+        // A frozen process cannot fork: stop what is known, walk again, until nothing new.
+        for _ in 0..16 {
+            self.walk(task);
+            let fresh: Vec<u32> = self.tasks[&task]
+                .pids
+                .iter()
+                .copied()
+                .filter(|p| !stopped.contains(p))
+                .collect();
+            if fresh.is_empty() {
+                break;
+            }
+            for pid in fresh {
+                if let Some(p) = Pid::from_raw(pid as i32) {
+                    let _ = kill_process(p, Signal::STOP);
+                }
+                stopped.insert(pid);
+            }
+        }
+        if let Some(pg) = Pid::from_raw(root as i32) {
+            let _ = kill_process_group(pg, Signal::KILL);
+        }
+        stopped
+            .into_iter()
+            .filter(|&pid| is_live(pid) && sigkill(pid))
+            .count()
+    }
+
+    /// Kills whatever of the task's tree outlived its root (the root itself is reaped).
+    /// Returns how many live processes were killed.
+    pub fn kill_leftovers(&mut self, task: TaskId) -> usize {
+        self.adopt_orphans(task);
+        if self.others(task) == 0 {
+            return 0;
+        }
+        let root_live = self.tasks.get(&task).is_some_and(|m| is_live(m.root));
+        self.kill_tree(task).saturating_sub(usize::from(root_live))
+    }
+
     /// How many processes of a task's tree are not its root (leftovers to kill).
     pub fn others(&self, task: TaskId) -> usize {
         self.tasks
@@ -254,4 +401,31 @@ impl Trees {
     pub fn all_pids(&self) -> Vec<u32> {
         self.owner.keys().copied().collect()
     }
+}
+
+/// Returns true if and only if the process exists and is not a zombie.
+fn is_live(pid: u32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    let state = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().next());
+    !matches!(state, None | Some("Z") | Some("X"))
+}
+
+/// Returns true if and only if a child of ramguard is in ramguard's own process group: a
+/// helper ramguard started itself, never a task's (every root leads its own group, and its
+/// descendants inherit that group or make new ones).
+fn helper(pid: u32) -> bool {
+    let group = |p: Option<Pid>| rustix::process::getpgid(p).ok();
+    match Pid::from_raw(pid as i32) {
+        Some(p) => group(Some(p)).is_some_and(|g| Some(g) == group(None)),
+        None => false,
+    }
+}
+
+/// SIGKILL to one process; true if it was delivered.
+fn sigkill(pid: u32) -> bool {
+    Pid::from_raw(pid as i32).is_some_and(|p| kill_process(p, Signal::KILL).is_ok())
 }

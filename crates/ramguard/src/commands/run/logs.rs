@@ -11,6 +11,13 @@
 //! supervisor's time per trivial task on this host's ext4 (BENCHMARKS.md, "Overhead").
 //! A full pipe blocks the writer, as a slow disk would; nothing is buffered beyond the pipe.
 //!
+//! Names and modes: an attempt's files are named by its task's *identity* (a short hash of
+//! the sweep's name and the task's key, [`file_stem`]) and its attempt number in the journal,
+//! `<id>.<attempt>.{out,err,result.json}`: the same task gets the same name in every run,
+//! another task never does, and no parameter value (a token, a path) appears in a file or
+//! folder name. Directories ramguard creates are 0700 and files 0600 whatever the umask
+//! ([`private_dir`], [`private_file`]), so logs that print secrets stay the user's.
+//!
 //! Ownership: the supervisor thread creates pipes and sends the read end, tagged with an id,
 //! over a channel *before* registering it with epoll, so the pump always finds the stream an
 //! event names. Only the pump thread touches the files. [`Logs::finish`] waits (bounded) for
@@ -21,7 +28,8 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
-use std::path::PathBuf;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -39,6 +47,102 @@ const FINISH: u64 = u64::MAX;
 /// How long [`Logs::finish`] waits for streams still open (a leftover process holding a
 /// pipe) before it closes them.
 const FINISH_GRACE: Duration = Duration::from_secs(2);
+
+/// The stable, private name of a task's files in a sweep: 12 hex digits of a hash of the
+/// sweep's name and the task's identity key.
+pub fn file_stem(sweep: &str, key: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(b"ramguard-log-v1\0");
+    h.update(sweep.as_bytes());
+    h.update(b"\0");
+    h.update(key.as_bytes());
+    h.finalize()
+        .iter()
+        .take(6)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// A folder name for a sweep's logs: the name itself when it is short and plain
+/// (`[A-Za-z0-9._-]`, at most 40 characters, not starting with a dot), else its plain
+/// characters cut to 24 plus a short hash, so that two names never share a folder.
+pub fn dir_name(sweep: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "-_.".contains(c);
+    if !sweep.is_empty() && sweep.len() <= 40 && sweep.chars().all(plain) && !sweep.starts_with('.')
+    {
+        return sweep.to_string();
+    }
+    let cut: String = sweep
+        .chars()
+        .map(|c| if plain(c) { c } else { '_' })
+        .take(24)
+        .collect();
+    let cut = cut.trim_start_matches('.');
+    use sha2::{Digest, Sha256};
+    let hash: String = Sha256::digest(sweep.as_bytes())
+        .iter()
+        .take(4)
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    if cut.is_empty() {
+        format!("sweep-{hash}")
+    } else {
+        format!("{cut}-{hash}")
+    }
+}
+
+/// Creates `dir` and any missing parent, each new one with mode 0700 whatever the umask.
+/// With `tighten`, the directory itself is made 0700 even if it existed (ramguard's own
+/// `.ramguard/logs/<sweep>`; never a directory the user named).
+pub fn private_dir(dir: &Path, tighten: bool) -> std::io::Result<()> {
+    let mut missing = Vec::new();
+    let mut at = Some(dir);
+    while let Some(p) = at {
+        if p.as_os_str().is_empty() || p.exists() {
+            break;
+        }
+        missing.push(p);
+        at = p.parent();
+    }
+    for p in missing.iter().rev() {
+        match std::fs::DirBuilder::new().mode(0o700).create(p) {
+            Ok(()) => std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o700))?,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+    }
+    if tighten && missing.is_empty() {
+        let meta = std::fs::metadata(dir)?;
+        if meta.permissions().mode() & 0o077 != 0 {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+        }
+    }
+    Ok(())
+}
+
+/// Creates (or truncates) a file readable and writable by its owner only, whatever the umask.
+pub fn private_file(path: &Path) -> std::io::Result<File> {
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    if f.metadata()?.permissions().mode() & 0o777 != 0o600 {
+        f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(f)
+}
+
+/// Makes a file the task wrote (its result) readable by its owner only.
+pub fn make_private(path: &Path) {
+    if let Ok(meta) = std::fs::metadata(path) {
+        if meta.is_file() && meta.permissions().mode() & 0o077 != 0 {
+            let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+        }
+    }
+}
 
 /// One stream being pumped to its file.
 #[derive(Debug)]
@@ -203,7 +307,7 @@ fn write(s: &mut Stream, data: &[u8]) {
         return;
     }
     if s.file.is_none() {
-        match File::create(&s.path) {
+        match private_file(&s.path) {
             Ok(f) => s.file = Some(f),
             Err(e) => {
                 warn(format_args!("cannot create {}: {e}", s.path.display()));
@@ -254,6 +358,45 @@ fn warn(what: std::fmt::Arguments) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_are_stable_distinct_and_carry_no_values() {
+        assert_eq!(
+            file_stem("s", "{\"x\":\"2\"}"),
+            file_stem("s", "{\"x\":\"2\"}")
+        );
+        assert_ne!(
+            file_stem("s", "{\"x\":\"2\"}"),
+            file_stem("s", "{\"x\":\"4\"}")
+        );
+        assert_ne!(file_stem("s", "k"), file_stem("t", "k"));
+        assert!(!file_stem("s", "hunter2").contains("hunter2"));
+        assert_eq!(dir_name("train-2"), "train-2");
+        let long = dir_name(&"a".repeat(200));
+        assert!(long.len() <= 24 + 1 + 8, "{long}");
+        assert_ne!(dir_name("a b"), dir_name("a_b"));
+        assert!(!dir_name("..").starts_with('.'));
+        assert!(!dir_name("x/../../etc").contains('/'));
+    }
+
+    #[test]
+    fn private_dirs_and_files_ignore_the_umask() {
+        let dir = tempfile::tempdir().unwrap();
+        let deep = dir.path().join("a/b");
+        private_dir(&deep, false).unwrap();
+        for p in [dir.path().join("a"), deep.clone()] {
+            assert_eq!(
+                std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+                0o700
+            );
+        }
+        let f = deep.join("f");
+        drop(private_file(&f).unwrap());
+        assert_eq!(
+            std::fs::metadata(&f).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
 
     #[test]
     fn bytes_reach_their_files_and_silent_streams_leave_none() {
