@@ -13,7 +13,7 @@ use anyhow::{bail, Context, Result};
 use rusqlite::Connection;
 
 /// The schema version this ramguard writes; older journals are migrated up to it.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// `PRAGMA application_id` of a ramguard journal: the bytes "rmgd".
 pub const APPLICATION_ID: i32 = 0x726d_6764;
@@ -90,8 +90,23 @@ CREATE TABLE events (
 CREATE INDEX events_by_sweep ON events (sweep_id, kind, unix_ms);
 "#;
 
+/// Version 1 → 2: one measure of a task's memory (`peak`, `used`: private pages, shared pages
+/// once, plus its /dev/shm files), recorded beside RSS, PSS, shm and VIRT; the /dev/shm
+/// files an attempt left or that ramguard removed (JSON lists of `{name, allocated}`).
+const V2: &str = r#"
+ALTER TABLE attempts ADD COLUMN peak INTEGER;
+ALTER TABLE attempts ADD COLUMN peak_shm INTEGER;
+ALTER TABLE attempts ADD COLUMN peak_virt INTEGER;
+ALTER TABLE attempts ADD COLUMN last_used INTEGER;
+ALTER TABLE attempts ADD COLUMN shm_left TEXT;
+ALTER TABLE attempts ADD COLUMN shm_removed TEXT;
+ALTER TABLE samples ADD COLUMN used INTEGER;
+ALTER TABLE samples ADD COLUMN shm INTEGER;
+ALTER TABLE samples ADD COLUMN virt INTEGER;
+"#;
+
 /// `MIGRATIONS[i]` upgrades a journal from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[V1];
+const MIGRATIONS: &[&str] = &[V1, V2];
 
 /// Reads the journal's schema version.
 pub fn version(conn: &Connection) -> rusqlite::Result<u32> {
