@@ -399,7 +399,9 @@ fn sigbus_when_tasks_fill_dev_shm_together_says_run_fewer() {
     let seg = script(&w, "seg.py", include_str!("scripts/shm_segment.py"));
     let a = unique("together-a");
     let b = unique("together-b");
-    // Two tasks of 40 MiB each on a 64 MiB /dev/shm: either fits alone, not both.
+    // Two tasks of 40 MiB each on a 64 MiB /dev/shm: either fits alone, not both. The
+    // first holds its segment until its timeout, so the second fills /dev/shm beside it
+    // (admitted at once or after the first settles).
     let Some(out) = in_small_shm(
         &w,
         "64m",
@@ -411,7 +413,7 @@ fn sigbus_when_tasks_fill_dev_shm_together_says_run_fewer() {
             "-j",
             "2",
             "--timeout",
-            "3s",
+            "8s",
             "--grace",
             "1s",
             "--",

@@ -139,9 +139,18 @@ pub fn measure_set(reader: &ProcReader, pids: &[u32], shm: Bytes) -> SetMemory {
 /// shared-memory part replaced by the larger of what is mapped and what the task's shm files
 /// hold (a file written with `write(2)` is memory no mapping shows). Without `Pss_Shmem`
 /// (kernels before 5.13) the shm files count beyond the largest shared RSS of one process.
+///
+/// PSS is read one process at a time, so while workers are still mapping a segment the
+/// shares do not add up: a parent read when it alone mapped 255 MiB of a 300 MiB segment and
+/// workers read after all four mapped it sum to 392 MiB. The mapped part is therefore capped
+/// at what the tree can hold at most: the task's shm files, or the largest shared RSS of one
+/// process if that is more (segments the task did not create).
 pub fn held(pss: Bytes, pss_shmem: Option<Bytes>, shm: Bytes, shared_max: Bytes) -> Bytes {
     match pss_shmem {
-        Some(mapped) => pss.saturating_sub(mapped) + mapped.max(shm),
+        Some(read) => {
+            let mapped = read.min(shm.max(shared_max));
+            pss.saturating_sub(read) + mapped.max(shm)
+        }
         None => pss + shm.saturating_sub(shared_max),
     }
 }
@@ -264,6 +273,14 @@ mod tests {
             Bytes(610 * MIB),
         );
         assert_eq!(mapped, Bytes(770 * MIB));
+        // Read while workers were still mapping it: the shares sum past the segment.
+        let torn = held(
+            Bytes(860 * MIB),
+            Some(Bytes(690 * MIB)),
+            Bytes(600 * MIB),
+            Bytes(610 * MIB),
+        );
+        assert_eq!(torn, Bytes(780 * MIB), "capped at the largest shared RSS");
         // 500 MiB written into /dev/shm with write(2): no mapping shows it.
         let written = held(
             Bytes(9 * MIB),

@@ -714,6 +714,11 @@ impl Drop for Supervisor {
                     ReapStatus::NoChildren => break,
                 }
             }
+            // Killed by ramguard: the shm files they created go too.
+            let tasks: Vec<TaskId> = self.running.keys().copied().collect();
+            for task in tasks {
+                self.shm.settle(task, true);
+            }
         }
         if let Some(s) = self.sentinel.take() {
             s.finish();

@@ -21,6 +21,7 @@ if __name__ == "__main__":
         pool.map_async(idle, [0, 1], chunksize=1)
         buf = shm.buf
         for off in range(0, size, 8 * MIB):
-            buf[off : off + 8 * MIB] = b"y" * (8 * MIB)
+            n = min(8 * MIB, size - off)
+            buf[off : off + n] = b"y" * n
             time.sleep(0.01)
         time.sleep(30)
