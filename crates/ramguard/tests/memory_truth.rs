@@ -399,9 +399,9 @@ fn sigbus_when_tasks_fill_dev_shm_together_says_run_fewer() {
     let seg = script(&w, "seg.py", include_str!("scripts/shm_segment.py"));
     let a = unique("together-a");
     let b = unique("together-b");
-    // Two tasks of 40 MiB each on a 64 MiB /dev/shm: either fits alone, not both. The
-    // first holds its segment until its timeout, so the second fills /dev/shm beside it
-    // (admitted at once or after the first settles).
+    // Two tasks of 40 MiB each on a 64 MiB /dev/shm: either fits alone, not both. With
+    // --estimate both start at once, before any shm use is measured (so admission cannot
+    // know to keep them apart), and fill /dev/shm together.
     let Some(out) = in_small_shm(
         &w,
         "64m",
@@ -412,6 +412,8 @@ fn sigbus_when_tasks_fill_dev_shm_together_says_run_fewer() {
             "plain",
             "-j",
             "2",
+            "--estimate",
+            "50M",
             "--timeout",
             "8s",
             "--grace",
@@ -436,5 +438,40 @@ fn sigbus_when_tasks_fill_dev_shm_together_says_run_fewer() {
     assert!(
         reason.contains("together") && reason.contains("lower -j"),
         "{reason}"
+    );
+}
+
+#[test]
+fn admission_waits_for_room_in_dev_shm_so_tasks_that_fit_alone_never_sigbus() {
+    let w = Work::new();
+    let seg = script(&w, "seg.py", include_str!("scripts/shm_segment.py"));
+    let names: Vec<String> = (0..3).map(|i| unique(&format!("room-{i}"))).collect();
+    // Three tasks of 40 MiB each on a 64 MiB /dev/shm, -j 3 and memory for all: only
+    // /dev/shm's free space can keep them apart.
+    let mut args = vec![
+        "run",
+        "--json",
+        "--progress",
+        "plain",
+        "-j",
+        "3",
+        "--",
+        python(),
+        &seg,
+        "{}",
+        "40",
+        "1",
+        ":::",
+    ];
+    args.extend(names.iter().map(String::as_str));
+    let Some(out) = in_small_shm(&w, "64m", &args) else {
+        return;
+    };
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "stderr: {err}");
+    let tasks = results_json(&w, &[]);
+    assert!(
+        tasks.iter().all(|t| t["exit"] == "done"),
+        "{tasks:?}\n{err}"
     );
 }

@@ -156,6 +156,9 @@ pub struct Sample {
     pub psi_full_avg10: Option<f64>,
     /// Memory of each running task's whole process tree (PSS when refreshed, else RSS).
     pub tasks: Vec<(TaskId, Bytes)>,
+    /// `/dev/shm` cannot hold another task's measured shared-memory use beside the running
+    /// tasks' (the supervisor's judgement): admission waits while anything runs.
+    pub shm_full: bool,
 }
 
 /// Why ramguard stops a task.
@@ -384,6 +387,8 @@ pub struct Policy {
     /// Available headroom from the last sample plus memory freed by exits since.
     available: Option<Bytes>,
     psi: Option<f64>,
+    /// The last sample's [`Sample::shm_full`].
+    shm_full: bool,
     paused: Option<Pause>,
     interrupted: bool,
     next_seq: u64,
@@ -433,6 +438,7 @@ impl Policy {
             actions: VecDeque::new(),
             available: None,
             psi: None,
+            shm_full: false,
             paused: None,
             interrupted: false,
             next_seq: 0,
@@ -458,6 +464,7 @@ impl Policy {
     pub fn handle_sample(&mut self, now: Duration, sample: &Sample) {
         self.available = Some(sample.available);
         self.psi = sample.psi_full_avg10;
+        self.shm_full = sample.shm_full;
         for &(id, mem) in &sample.tasks {
             let Some(TaskState::Running {
                 started,
@@ -907,6 +914,9 @@ impl Policy {
                 .any(|&id| self.must_run_alone(self.running_brakes(id)))
             {
                 return; // a task that must run alone is running
+            }
+            if self.shm_full && !running.is_empty() {
+                return; // another task's shared memory would not fit in /dev/shm
             }
             let Some(room) = self.room() else { return };
             // The most any newcomer could get once every expected end has passed; a cheap

@@ -299,6 +299,8 @@ pub struct Supervisor {
     shm: shm::ShmWatch,
     /// Remove the shm files a task leaves even when it ended by itself (`--shm-cleanup`).
     shm_cleanup: bool,
+    /// The most /dev/shm any finished attempt held: what admission expects a task to need.
+    shm_expected: Bytes,
 }
 
 impl Supervisor {
@@ -322,6 +324,7 @@ impl Supervisor {
             fill_rate: ASSUMED_FILL_RATE,
             shm: shm::ShmWatch::new(Root::host()),
             shm_cleanup: false,
+            shm_expected: Bytes::ZERO,
         })
     }
 
@@ -466,6 +469,7 @@ impl Supervisor {
         let ids: Vec<TaskId> = self.running.keys().copied().collect();
         self.shm.scan(now, &self.trees, &ids);
         let mut used = Bytes::ZERO;
+        let mut running_shm = Vec::with_capacity(ids.len());
         for task in ids {
             let mem = self.trees.measure(task, now, self.shm.allocated(task));
             if let Some(a) = self.running.get_mut(&task) {
@@ -479,6 +483,7 @@ impl Supervisor {
                     a.peak_pss = Some(a.peak_pss.unwrap_or_default().max(p));
                 }
                 a.peak_shm = a.peak_shm.max(mem.shm);
+                running_shm.push(mem.shm);
                 a.peak_virt = a.peak_virt.max(mem.virt);
                 used += mem.used;
                 tasks.push((task, mem.used));
@@ -491,6 +496,10 @@ impl Supervisor {
                 available,
                 psi_full_avg10: psi,
                 tasks,
+                shm_full: self.host.shm_size.is_some_and(|size| {
+                    let expected = running_shm.iter().fold(self.shm_expected, |e, &s| e.max(s));
+                    shm::admission_full(size, self.shm.total(), expected, &running_shm)
+                }),
             },
         );
         // Adaptive interval: the time the faster of the seen and assumed fill rates needs
@@ -558,6 +567,9 @@ impl Supervisor {
                     peak,
                 } => {
                     let a = self.running.remove(&task);
+                    if let Some(a) = &a {
+                        self.shm_expected = self.shm_expected.max(a.peak_shm);
+                    }
                     let (code, signal) = a.as_ref().and_then(|a| a.exit).unwrap_or((None, None));
                     let reason = match a.as_ref().and_then(|a| a.spawn_error.clone()) {
                         Some(e) => e,
@@ -677,12 +689,9 @@ impl Supervisor {
         let total = crate::probe::shm::usage(&self.host.root)
             .map(|(u, _)| u)
             .unwrap_or_else(|_| self.shm.total());
-        let mut mine = self.shm.allocated(task);
-        // A segment filled and died on within one tick was never seen held; when no other
-        // task runs, the new files nobody holds can only be this task's.
-        if self.running.len() == 1 {
-            mine += self.shm.unattributed();
-        }
+        // A segment filled and died on within one tick was never seen held; a new file
+        // nobody holds that appeared while this task ran alone can only be this task's.
+        let mine = self.shm.allocated(task) + self.shm.unattributed_of(task);
         shm::bus_reason(mine, total, self.host.shm_size)
     }
 

@@ -44,6 +44,9 @@ struct Seen {
     allocated: Bytes,
     /// Scans left in which a task may still be found holding it.
     tries: u8,
+    /// The tasks running when it first appeared (for a SIGBUS hint when nobody was seen
+    /// holding it: with one task running, it can only be that task's).
+    appeared_with: Vec<TaskId>,
 }
 
 /// A task's file, as reported when the task ends.
@@ -86,7 +89,7 @@ impl ShmWatch {
             listed_at: None,
             seen: HashMap::new(),
         };
-        w.list(Duration::ZERO, false);
+        w.list(Duration::ZERO, false, &[]);
         w
     }
 
@@ -96,7 +99,7 @@ impl ShmWatch {
     }
 
     /// Re-reads the directory; new files of ours become candidates when `candidates`.
-    fn list(&mut self, now: Duration, candidates: bool) {
+    fn list(&mut self, now: Duration, candidates: bool, tasks: &[TaskId]) {
         self.stamp = self.stamp();
         self.listed_at = Some(now);
         let Ok(entries) = std::fs::read_dir(&self.dir) else {
@@ -123,6 +126,11 @@ impl ShmWatch {
                     } else {
                         0
                     },
+                    appeared_with: if candidates {
+                        tasks.to_vec()
+                    } else {
+                        Vec::new()
+                    },
                 },
             };
             present.insert(name, seen);
@@ -138,7 +146,7 @@ impl ShmWatch {
                 .listed_at
                 .is_none_or(|t| now.saturating_sub(t) >= RELIST_EVERY);
         if relist {
-            self.list(now, true);
+            self.list(now, true, tasks);
         } else {
             let dir = self.dir.clone();
             self.seen.retain(|name, s| {
@@ -189,12 +197,13 @@ impl ShmWatch {
             .sum()
     }
 
-    /// Allocated bytes of the files of ours that appeared during the run and that no task was
-    /// seen holding (yet): a task that fills a segment and dies within one tick leaves one.
-    pub fn unattributed(&self) -> Bytes {
+    /// Allocated bytes of the files of ours that appeared while `task` alone was running and
+    /// that no task was seen holding (yet): a task that fills a segment and dies within one
+    /// tick leaves one. For the SIGBUS hint only; such files are never removed.
+    pub fn unattributed_of(&self, task: TaskId) -> Bytes {
         self.seen
             .values()
-            .filter(|s| s.owner.is_none() && s.tries > 0)
+            .filter(|s| s.owner.is_none() && s.tries > 0 && s.appeared_with == [task])
             .map(|s| s.allocated)
             .sum()
     }
@@ -262,6 +271,18 @@ impl ShmWatch {
         out.left.sort_by(|a, b| a.name.cmp(&b.name));
         out
     }
+}
+
+/// Returns true if and only if `/dev/shm` (of `size`, `used` now) cannot take one more task's
+/// `expected` shared memory beside what the running tasks (holding `running` each) are still
+/// expected to add. `expected` is the most any task of the sweep was seen to hold; zero (no
+/// task used /dev/shm) never blocks.
+pub fn admission_full(size: Bytes, used: Bytes, expected: Bytes, running: &[Bytes]) -> bool {
+    if expected == Bytes::ZERO {
+        return false;
+    }
+    let growth: Bytes = running.iter().map(|&r| expected.saturating_sub(r)).sum();
+    size.saturating_sub(used).saturating_sub(growth) < expected
 }
 
 /// The reason for a SIGBUS with `/dev/shm` full, with the hint that fits: the task alone
@@ -352,6 +373,26 @@ mod tests {
     use super::*;
 
     const MIB: u64 = 1 << 20;
+
+    #[test]
+    fn admission_waits_for_room_in_dev_shm_for_the_measured_use() {
+        let (size, e) = (Bytes(64 * MIB), Bytes(40 * MIB));
+        assert!(!admission_full(size, Bytes::ZERO, Bytes::ZERO, &[]));
+        assert!(!admission_full(size, Bytes::ZERO, e, &[]), "room for one");
+        assert!(
+            admission_full(size, Bytes(40 * MIB), e, &[e]),
+            "24 MiB left"
+        );
+        // A running task that has not yet reached its share reserves the rest of it: 65 MiB
+        // are free, but 30 of them are the running task's still to come.
+        assert!(admission_full(
+            Bytes(75 * MIB),
+            Bytes(10 * MIB),
+            e,
+            &[Bytes(10 * MIB)]
+        ));
+        assert!(!admission_full(Bytes(128 * MIB), Bytes(40 * MIB), e, &[e]));
+    }
 
     #[test]
     fn one_task_filling_shm_is_told_to_size_it_not_to_lower_j() {

@@ -1,7 +1,8 @@
 """A SharedMemory segment NAME of MIB mebibytes, filled 8 MiB at a time beside two idle fork
-Pool workers (so the resource tracker and workers are in the tree), then held.
+Pool workers (so the resource tracker and workers are in the tree), then held for HOLD
+seconds (default 30), closed and unlinked.
 
-argv: NAME MIB.
+argv: NAME MIB [HOLD].
 """
 import sys
 import time
@@ -24,4 +25,7 @@ if __name__ == "__main__":
             n = min(8 * MIB, size - off)
             buf[off : off + n] = b"y" * n
             time.sleep(0.01)
-        time.sleep(30)
+        del buf
+        time.sleep(float(sys.argv[3]) if len(sys.argv) > 3 else 30)
+    shm.close()
+    shm.unlink()
