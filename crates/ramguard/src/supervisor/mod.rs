@@ -490,6 +490,7 @@ impl Supervisor {
                 sink.sample(now, task, &mem)?;
             }
         }
+        let largest = tasks.iter().map(|&(_, m)| m).max().unwrap_or_default();
         self.policy.handle_sample(
             now,
             &Sample {
@@ -507,9 +508,15 @@ impl Supervisor {
         // Memory fills from either side: the host's headroom falling, or the tasks' total
         // rising toward `--mem` (on a big machine the budget binds long before the host).
         let cfg = self.policy.config();
+        // A task filling toward `--task-mem` (a /dev/shm file grows as fast as it is
+        // written) is sampled as closely as one filling toward the budget.
+        let cap_room = cfg
+            .task_cap
+            .map_or(Bytes(u64::MAX), |cap| cap.saturating_sub(largest));
         let headroom = available
             .saturating_sub(cfg.brake_level)
-            .min(cfg.budget.saturating_sub(used));
+            .min(cfg.budget.saturating_sub(used))
+            .min(cap_room);
         if let Some((t0, a0, u0)) = self.rate_base {
             let dt = now.saturating_sub(t0).as_secs_f64();
             if dt >= MIN_TICK.as_secs_f64() {
