@@ -154,11 +154,14 @@ pub struct Sample {
     pub available: Bytes,
     /// PSI `full avg10` in percent, when known.
     pub psi_full_avg10: Option<f64>,
-    /// Memory of each running task's whole process tree (PSS when refreshed, else RSS).
+    /// Memory of each running task: what its tree holds, shared pages once, plus its
+    /// /dev/shm files (the supervisor's one measure).
     pub tasks: Vec<(TaskId, Bytes)>,
-    /// `/dev/shm` cannot hold another task's measured shared-memory use beside the running
-    /// tasks' (the supervisor's judgement): admission waits while anything runs.
-    pub shm_full: bool,
+    /// How many more tasks `/dev/shm` can take at the largest shared-memory use measured so
+    /// far, beside what the running tasks are still expected to add (the supervisor's
+    /// judgement); `None` while no task used it. While anything runs, admission starts at
+    /// most this many tasks until the next sample.
+    pub shm_room_for: Option<usize>,
 }
 
 /// Why ramguard stops a task.
@@ -387,8 +390,9 @@ pub struct Policy {
     /// Available headroom from the last sample plus memory freed by exits since.
     available: Option<Bytes>,
     psi: Option<f64>,
-    /// The last sample's [`Sample::shm_full`].
-    shm_full: bool,
+    /// The last sample's [`Sample::shm_room_for`], and how many tasks started since.
+    shm_room_for: Option<usize>,
+    shm_started: usize,
     paused: Option<Pause>,
     interrupted: bool,
     next_seq: u64,
@@ -438,7 +442,8 @@ impl Policy {
             actions: VecDeque::new(),
             available: None,
             psi: None,
-            shm_full: false,
+            shm_room_for: None,
+            shm_started: 0,
             paused: None,
             interrupted: false,
             next_seq: 0,
@@ -464,7 +469,8 @@ impl Policy {
     pub fn handle_sample(&mut self, now: Duration, sample: &Sample) {
         self.available = Some(sample.available);
         self.psi = sample.psi_full_avg10;
-        self.shm_full = sample.shm_full;
+        self.shm_room_for = sample.shm_room_for;
+        self.shm_started = 0;
         for &(id, mem) in &sample.tasks {
             let Some(TaskState::Running {
                 started,
@@ -915,7 +921,7 @@ impl Policy {
             {
                 return; // a task that must run alone is running
             }
-            if self.shm_full && !running.is_empty() {
+            if !running.is_empty() && self.shm_room_for.is_some_and(|n| self.shm_started >= n) {
                 return; // another task's shared memory would not fit in /dev/shm
             }
             let Some(room) = self.room() else { return };
@@ -979,6 +985,7 @@ impl Policy {
                 }
             }
             self.set_stalled(false);
+            self.shm_started += 1;
             self.start(now, id, predicted, cold);
         }
     }

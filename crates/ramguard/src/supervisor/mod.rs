@@ -497,9 +497,9 @@ impl Supervisor {
                 available,
                 psi_full_avg10: psi,
                 tasks,
-                shm_full: self.host.shm_size.is_some_and(|size| {
+                shm_room_for: self.host.shm_size.and_then(|size| {
                     let expected = running_shm.iter().fold(self.shm_expected, |e, &s| e.max(s));
-                    shm::admission_full(size, self.shm.total(), expected, &running_shm)
+                    shm::room_for(size, self.shm.total(), expected, &running_shm)
                 }),
             },
         );

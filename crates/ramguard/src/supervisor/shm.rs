@@ -273,16 +273,17 @@ impl ShmWatch {
     }
 }
 
-/// Returns true if and only if `/dev/shm` (of `size`, `used` now) cannot take one more task's
-/// `expected` shared memory beside what the running tasks (holding `running` each) are still
-/// expected to add. `expected` is the most any task of the sweep was seen to hold; zero (no
-/// task used /dev/shm) never blocks.
-pub fn admission_full(size: Bytes, used: Bytes, expected: Bytes, running: &[Bytes]) -> bool {
+/// How many more tasks `/dev/shm` (of `size`, `used` now) can take at `expected` each beside
+/// what the running tasks (holding `running` each) are still expected to add. `expected` is
+/// the most any task of the sweep was seen to hold; `None` when that is zero (no task used
+/// /dev/shm, so it limits nothing).
+pub fn room_for(size: Bytes, used: Bytes, expected: Bytes, running: &[Bytes]) -> Option<usize> {
     if expected == Bytes::ZERO {
-        return false;
+        return None;
     }
     let growth: Bytes = running.iter().map(|&r| expected.saturating_sub(r)).sum();
-    size.saturating_sub(used).saturating_sub(growth) < expected
+    let free = size.saturating_sub(used).saturating_sub(growth);
+    Some((free.get() / expected.get()) as usize)
 }
 
 /// The reason for a SIGBUS with `/dev/shm` full, with the hint that fits: the task alone
@@ -375,23 +376,25 @@ mod tests {
     const MIB: u64 = 1 << 20;
 
     #[test]
-    fn admission_waits_for_room_in_dev_shm_for_the_measured_use() {
+    fn dev_shm_room_counts_tasks_at_the_measured_use() {
         let (size, e) = (Bytes(64 * MIB), Bytes(40 * MIB));
-        assert!(!admission_full(size, Bytes::ZERO, Bytes::ZERO, &[]));
-        assert!(!admission_full(size, Bytes::ZERO, e, &[]), "room for one");
-        assert!(
-            admission_full(size, Bytes(40 * MIB), e, &[e]),
+        assert_eq!(room_for(size, Bytes::ZERO, Bytes::ZERO, &[]), None);
+        assert_eq!(room_for(size, Bytes::ZERO, e, &[]), Some(1), "room for one");
+        assert_eq!(
+            room_for(size, Bytes(40 * MIB), e, &[e]),
+            Some(0),
             "24 MiB left"
+        );
+        assert_eq!(
+            room_for(Bytes(128 * MIB), Bytes(40 * MIB), e, &[e]),
+            Some(2)
         );
         // A running task that has not yet reached its share reserves the rest of it: 65 MiB
         // are free, but 30 of them are the running task's still to come.
-        assert!(admission_full(
-            Bytes(75 * MIB),
-            Bytes(10 * MIB),
-            e,
-            &[Bytes(10 * MIB)]
-        ));
-        assert!(!admission_full(Bytes(128 * MIB), Bytes(40 * MIB), e, &[e]));
+        assert_eq!(
+            room_for(Bytes(75 * MIB), Bytes(10 * MIB), e, &[Bytes(10 * MIB)]),
+            Some(0)
+        );
     }
 
     #[test]
