@@ -475,3 +475,55 @@ fn admission_waits_for_room_in_dev_shm_so_tasks_that_fit_alone_never_sigbus() {
         "{tasks:?}\n{err}"
     );
 }
+
+#[test]
+fn a_braked_shared_memory_task_leaves_no_segment_and_its_retry_can_create_it_again() {
+    let w = Work::new();
+    let seg = script(&w, "seg.py", include_str!("scripts/shm_segment.py"));
+    let names: Vec<String> = (0..2).map(|i| unique(&format!("brake-{i}"))).collect();
+    let _guards: Vec<ShmGuard> = names.iter().map(|n| ShmGuard::new(n)).collect();
+    // Two tasks of 160 MiB of SharedMemory, both started at once (--estimate) under a
+    // 300 MiB budget: the newest is braked. Its retry creates the same segment name, which
+    // fails (FileExistsError) if the braked attempt's segment was left behind.
+    let mut args = vec![
+        "run",
+        "--json",
+        "--progress",
+        "plain",
+        "-j",
+        "2",
+        "--mem",
+        "300M",
+        "--estimate",
+        "100M",
+        "--grace",
+        "1s",
+        "--",
+        python(),
+        &seg,
+        "{}",
+        "160",
+        "1",
+        ":::",
+    ];
+    args.extend(names.iter().map(String::as_str));
+    let out = w.run(&args);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "stderr: {err}");
+    let s = summary(&out);
+    assert!(
+        s["braked"].as_u64().unwrap() >= 1,
+        "no brake happened: {err}"
+    );
+    let tasks = results_json(&w, &[]);
+    assert!(
+        tasks.iter().all(|t| t["exit"] == "done"),
+        "{tasks:?}\n{err}"
+    );
+    for n in &names {
+        assert!(
+            !Path::new("/dev/shm").join(n).exists(),
+            "{n} left behind\n{err}"
+        );
+    }
+}
