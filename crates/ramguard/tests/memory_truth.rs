@@ -527,3 +527,29 @@ fn a_braked_shared_memory_task_leaves_no_segment_and_its_retry_can_create_it_aga
         );
     }
 }
+
+#[test]
+fn a_memfd_the_task_writes_is_its_memory() {
+    let w = Work::new();
+    let memfd = script(&w, "memfd.py", include_str!("scripts/memfd_write.py"));
+    // 160 MiB written into a memfd and never mapped: no RSS, no file in /dev/shm.
+    let out = w.run(&[
+        "run",
+        "--json",
+        "--progress",
+        "plain",
+        "--task-mem",
+        "100M",
+        "--grace",
+        "1s",
+        "--",
+        python(),
+        &memfd,
+        "160",
+        "4",
+    ]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "stderr: {err}");
+    let tasks = results_json(&w, &[]);
+    assert_eq!(tasks[0]["exit"], "over_cap", "{tasks:?}\n{err}");
+}

@@ -151,6 +151,35 @@ impl ProcReader {
     }
 }
 
+impl ProcReader {
+    /// Shared memory a process holds open under no name in `/dev/shm`: memfd files and
+    /// deleted `/dev/shm` files (PyTorch's file-descriptor sharing), as (device, inode,
+    /// allocated bytes). Its pages are memory whether mapped or not.
+    pub fn hidden_shm(&self, pid: u32, out: &mut Vec<(u64, u64, Bytes)>) {
+        use std::os::unix::fs::MetadataExt;
+        let Ok(fds) = std::fs::read_dir(self.root.path(&format!("/proc/{pid}/fd"))) else {
+            return;
+        };
+        for fd in fds.flatten() {
+            let Ok(target) = std::fs::read_link(fd.path()) else {
+                continue;
+            };
+            let t = target.to_string_lossy();
+            let hidden = t.starts_with("/memfd:")
+                || (t.starts_with("/dev/shm/") && t.ends_with(" (deleted)"));
+            if !hidden {
+                continue;
+            }
+            // The fd's link resolves to the open file itself, name or no name.
+            if let Ok(m) = std::fs::metadata(fd.path()) {
+                if m.is_file() {
+                    out.push((m.dev(), m.ino(), Bytes(m.blocks() * 512)));
+                }
+            }
+        }
+    }
+}
+
 /// The segment name in a path `/dev/shm/NAME` (no deeper directories, not deleted).
 pub fn shm_name(path: &str) -> Option<&str> {
     let rest = path.strip_prefix("/dev/shm/")?;

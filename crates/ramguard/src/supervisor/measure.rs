@@ -22,6 +22,10 @@
 //!   segment mapped by every worker) is thus always refined before it reaches the policy:
 //!   no brake or cap acts on more than a step of unconfirmed growth.
 //!
+//! Shared memory under no name in `/dev/shm` — memfd files and deleted `/dev/shm` files a
+//! process holds open (PyTorch's file-descriptor sharing) — counts with the task's shm files;
+//! it is found by a scan of the tree's fds at the refinement rate ([`hidden_shm`]).
+//!
 //! This module only measures; it decides nothing and signals nothing. [`measure_set`] is the
 //! exact, slow measurement of any set of pids (for `record`).
 
@@ -90,6 +94,8 @@ pub struct SetMemory {
     pub virt: Bytes,
     /// `/dev/shm` data attributed to the set (passed in by the caller).
     pub shm: Bytes,
+    /// memfd and deleted `/dev/shm` files the set holds open (see [`hidden_shm`]).
+    pub hidden_shm: Bytes,
     /// The one measure (see [`held`]).
     pub held: Bytes,
 }
@@ -131,8 +137,21 @@ pub fn measure_set(reader: &ProcReader, pids: &[u32], shm: Bytes) -> SetMemory {
         };
         set.processes.push(p);
     }
-    set.held = held(set.pss, pss_shmem, shm, shared_max);
+    set.hidden_shm = hidden_shm(reader, pids);
+    set.held = held(set.pss, pss_shmem, shm + set.hidden_shm, shared_max);
     set
+}
+
+/// Allocated bytes of the memfd and deleted `/dev/shm` files the processes hold open, each
+/// file once: shared memory no directory listing shows and no mapping may show either.
+pub fn hidden_shm(reader: &ProcReader, pids: &[u32]) -> Bytes {
+    let mut files = Vec::new();
+    for &pid in pids {
+        reader.hidden_shm(pid, &mut files);
+    }
+    files.sort_unstable();
+    files.dedup_by_key(|f| (f.0, f.1));
+    files.iter().map(|f| f.2).sum()
 }
 
 /// The one measure from exact figures: PSS summed over the tree (every page once), with the
@@ -177,6 +196,9 @@ struct Refined {
 #[derive(Debug, Clone, Default)]
 pub struct Meter {
     refined: Option<Refined>,
+    /// The tree's hidden shared memory (memfd, deleted /dev/shm files) and when it was read:
+    /// a scan of every process's fds, at the refinement rate.
+    hidden: Option<(Bytes, Duration)>,
     /// How many refinements were made (for tests and the benchmark).
     pub refinements: u64,
 }
@@ -194,9 +216,18 @@ impl Meter {
     ) -> TreeMemory {
         let rss: Bytes = statms.iter().map(|s| s.rss).sum();
         let virt: Bytes = statms.iter().map(|s| s.virt).sum();
-        let fast = fast(statms, shm);
+        if self
+            .hidden
+            .is_none_or(|(_, at)| now.saturating_sub(at) >= REFINE_EVERY)
+        {
+            self.hidden = Some((hidden_shm(reader, pids), now));
+        }
+        let hidden = self.hidden.map_or(Bytes::ZERO, |(h, _)| h);
+        let shm_named = shm;
+        let shm = shm + hidden;
+        let mut estimate = fast(statms, shm);
         let mut mem = TreeMemory {
-            used: fast,
+            used: estimate,
             rss,
             pss: None,
             shm,
@@ -210,22 +241,25 @@ impl Meter {
             return mem;
         }
         let due = self.refined.is_none_or(|r| {
-            now.saturating_sub(r.at) >= REFINE_EVERY || fast > r.fast + refine_step(r.held)
+            now.saturating_sub(r.at) >= REFINE_EVERY || estimate > r.fast + refine_step(r.held)
         });
         if due {
-            let set = measure_set(reader, pids, shm);
+            let set = measure_set(reader, pids, shm_named);
+            self.hidden = Some((set.hidden_shm, now));
+            mem.shm = shm_named + set.hidden_shm;
+            estimate = fast(statms, mem.shm);
             self.refinements += 1;
             self.refined = Some(Refined {
                 held: set.held,
                 pss: set.pss,
                 swap: set.swap,
-                fast,
+                fast: estimate,
                 at: now,
             });
         }
         if let Some(r) = self.refined {
             // Growth since the refinement counts at once; shrinking waits for the next one.
-            mem.used = (r.held + fast.saturating_sub(r.fast)).min(rss + shm);
+            mem.used = (r.held + estimate.saturating_sub(r.fast)).min(rss + mem.shm);
             mem.pss = Some(r.pss);
             mem.swap = Some(r.swap);
         }
