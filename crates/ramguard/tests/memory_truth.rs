@@ -151,6 +151,19 @@ fn a_fork_pool_over_one_segment_runs_under_a_budget_its_summed_rss_exceeds() {
             tree_rss / MIB
         );
     }
+    // RSS, shm and VIRT are recorded beside the peak, each under its own name.
+    let parts = &tasks[0]["peak_parts"];
+    let part = |k: &str| {
+        parts[k]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{k} in {parts}"))
+    };
+    assert!(
+        part("rss") > 3.0 * tree_pss,
+        "summed RSS is kept apart: {parts}"
+    );
+    assert!((part("shm") - 300.0 * MIB).abs() < 8.0 * MIB, "{parts}");
+    assert!(part("virt") > part("rss"), "{parts}");
     assert!(!Path::new("/dev/shm").join(&seg).exists());
 }
 

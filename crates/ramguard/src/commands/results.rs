@@ -117,6 +117,9 @@ fn row_json(r: &ResultRow) -> Value {
         "peak": r.peak, "duration_ms": r.duration_ms, "exit": r.class,
         "code": r.code, "signal": r.signal, "reason": r.reason, "result": r.result,
     });
+    if let Value::Object(m) = &mut v {
+        m.insert("peak_parts".into(), json!(r.peak_parts));
+    }
     if let (Some(left), Value::Object(m)) = (&r.shm_left, &mut v) {
         m.insert("shm_left".into(), left.clone());
     }

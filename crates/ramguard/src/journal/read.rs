@@ -158,6 +158,21 @@ pub struct ResultRow {
     pub result_warning: Option<String>,
     /// /dev/shm files the last attempt left behind (`[{"name", "allocated"}]`).
     pub shm_left: Option<serde_json::Value>,
+    /// The last attempt's figures behind its peak, each when recorded.
+    pub peak_parts: PeakParts,
+}
+
+/// What a peak is made of, recorded separately (seed 001 read VIRT as memory), in bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct PeakParts {
+    /// Largest summed RSS (overcounts pages shared between the tree's processes).
+    pub rss: Option<u64>,
+    /// Largest summed PSS.
+    pub pss: Option<u64>,
+    /// Largest allocated size of its /dev/shm files.
+    pub shm: Option<u64>,
+    /// Largest summed virtual size: address space, not memory.
+    pub virt: Option<u64>,
 }
 
 /// One journaled event.
@@ -381,7 +396,7 @@ impl Journal {
             .prepare(
                 "SELECT t.key, t.params, t.state, t.attempts, t.peak, a.peak_rss, a.duration_ms, a.class,
                         a.code, a.signal, a.reason, a.result, a.result_raw, a.result_warning,
-                        a.peak, a.shm_left
+                        a.peak, a.shm_left, a.peak_pss, a.peak_shm, a.peak_virt
                  FROM tasks t LEFT JOIN attempts a ON a.id = t.last_attempt_id
                  WHERE t.sweep_id = ?1 ORDER BY t.seq",
             )
@@ -414,6 +429,12 @@ impl Journal {
                         .filter(|v: &serde_json::Value| {
                             v.as_array().is_some_and(|a| !a.is_empty())
                         }),
+                    peak_parts: PeakParts {
+                        rss: to_u64(r.get(5)?),
+                        pss: to_u64(r.get(16)?),
+                        shm: to_u64(r.get(17)?),
+                        virt: to_u64(r.get(18)?),
+                    },
                 })
             })()
             .with_context(|| ctx.clone())?;
