@@ -412,8 +412,14 @@ impl Supervisor {
                         a.peak = a.peak.max(reaped.max_rss);
                         a.bus_reason = bus;
                     }
-                    // No process outlives its task, but leftovers get a grace to clean up.
-                    shm::stop_leftovers(&mut self.trees, task, LEFTOVER_GRACE);
+                    // No process outlives its task. Leftovers of a task with shm files get
+                    // a grace to clean up (the loop waits for it, so only then).
+                    let grace = if self.shm.allocated(task) > Bytes::ZERO {
+                        LEFTOVER_GRACE
+                    } else {
+                        Duration::ZERO
+                    };
+                    shm::stop_leftovers(&mut self.trees, task, grace);
                     let remove =
                         self.shm_cleanup || self.running.get(&task).is_some_and(|a| a.stopped);
                     let settled = self.shm.settle(task, remove);

@@ -310,7 +310,8 @@ pub fn bus_reason(mine: Bytes, total: Bytes, size: Option<Bytes>) -> String {
 
 /// Gives the processes left after a task's root exited the chance to finish (Python's
 /// resource tracker removes its segments when the last worker is gone): TERM, wait up to
-/// `grace` for them to go, then KILL and wait a little more. Returns true if none is left.
+/// `grace` for them to go, then KILL and wait a little more. With no grace, KILL at once
+/// without waiting. Returns true if none is left.
 pub fn stop_leftovers(trees: &mut Trees, task: TaskId, grace: Duration) -> bool {
     let root = trees.pids(task).first().copied();
     let others = |trees: &Trees| -> Vec<u32> {
@@ -322,6 +323,11 @@ pub fn stop_leftovers(trees: &mut Trees, task: TaskId, grace: Duration) -> bool 
     };
     if others(trees).is_empty() {
         return true;
+    }
+    if grace.is_zero() {
+        // Nothing to clean up: KILL and move on, as the loop cannot wait.
+        trees.signal(task, Signal::KILL);
+        return false;
     }
     trees.signal(task, Signal::TERM);
     for (deadline, kill_first) in [(grace, false), (Duration::from_millis(500), true)] {
