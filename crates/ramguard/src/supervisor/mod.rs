@@ -198,6 +198,8 @@ struct Attempt {
     peak_rss: Bytes,
     peak_pss: Option<Bytes>,
     peak_shm: Bytes,
+    /// The part of `peak_shm` in named `/dev/shm` files (memfd does not fill /dev/shm).
+    peak_dev_shm: Bytes,
     peak_virt: Bytes,
     /// ramguard sent it TERM or KILL (brake, cap, timeout, interrupt).
     stopped: bool,
@@ -477,7 +479,8 @@ impl Supervisor {
         let mut used = Bytes::ZERO;
         let mut running_shm = Vec::with_capacity(ids.len());
         for task in ids {
-            let mem = self.trees.measure(task, now, self.shm.allocated(task));
+            let dev_shm = self.shm.allocated(task);
+            let mem = self.trees.measure(task, now, dev_shm);
             if let Some(a) = self.running.get_mut(&task) {
                 if a.exit.is_some() {
                     continue;
@@ -489,7 +492,8 @@ impl Supervisor {
                     a.peak_pss = Some(a.peak_pss.unwrap_or_default().max(p));
                 }
                 a.peak_shm = a.peak_shm.max(mem.shm);
-                running_shm.push(mem.shm);
+                a.peak_dev_shm = a.peak_dev_shm.max(dev_shm);
+                running_shm.push(dev_shm);
                 a.peak_virt = a.peak_virt.max(mem.virt);
                 used += mem.used;
                 tasks.push((task, mem.used));
@@ -581,7 +585,7 @@ impl Supervisor {
                 } => {
                     let a = self.running.remove(&task);
                     if let Some(a) = &a {
-                        self.shm_expected = self.shm_expected.max(a.peak_shm);
+                        self.shm_expected = self.shm_expected.max(a.peak_dev_shm);
                     }
                     let (code, signal) = a.as_ref().and_then(|a| a.exit).unwrap_or((None, None));
                     let reason = match a.as_ref().and_then(|a| a.spawn_error.clone()) {
@@ -639,6 +643,7 @@ impl Supervisor {
             peak_rss: Bytes::ZERO,
             peak_pss: None,
             peak_shm: Bytes::ZERO,
+            peak_dev_shm: Bytes::ZERO,
             peak_virt: Bytes::ZERO,
             stopped: false,
             shm: shm::Settled::default(),
