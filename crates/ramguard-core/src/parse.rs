@@ -310,6 +310,10 @@ pub struct SmapsRollup {
     pub pss: Bytes,
     pub swap: Bytes,
     pub swap_pss: Bytes,
+    /// The PSS of shared-memory (tmpfs, memfd, SysV) mappings; `None` before kernel 5.13.
+    pub pss_shmem: Option<Bytes>,
+    /// Pages mapped by this process alone (`Private_Clean` + `Private_Dirty`): its USS.
+    pub uss: Bytes,
 }
 
 /// Parses `/proc/PID/smaps_rollup` (kernel 4.14+).
@@ -333,6 +337,8 @@ pub fn smaps_rollup(text: &str) -> Result<SmapsRollup, ParseError> {
             }
             "Swap" => r.swap = b,
             "SwapPss" => r.swap_pss = b,
+            "Pss_Shmem" => r.pss_shmem = Some(b),
+            "Private_Clean" | "Private_Dirty" => r.uss += b,
             _ => {}
         }
     }
@@ -576,7 +582,15 @@ mod tests {
         assert_eq!(r.rss, Bytes(928 * 1024));
         assert_eq!(r.pss, Bytes(137 * 1024));
         assert_eq!(r.swap, Bytes(4 * 1024));
+        assert_eq!(r.pss_shmem, None, "an old kernel's rollup has no Pss_Shmem");
         assert!(smaps_rollup("Rss: 1 kB\n").is_err());
+        let shm = smaps_rollup("Rss: 700 kB\nPss: 300 kB\nPss_Shmem: 200 kB\nShared_Clean: 500 kB\nPrivate_Clean: 40 kB\nPrivate_Dirty: 60 kB\n").unwrap();
+        assert_eq!(shm.pss_shmem, Some(Bytes(200 * 1024)));
+        assert_eq!(
+            shm.uss,
+            Bytes(100 * 1024),
+            "USS is private clean plus private dirty"
+        );
     }
 
     #[test]

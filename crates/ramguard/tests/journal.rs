@@ -39,6 +39,11 @@ fn end(class: &str, peak: u64, requeued: bool, result: Option<&str>) -> AttemptE
         duration_ms: 1000,
         peak_rss: peak,
         peak_pss: None,
+        peak: None,
+        peak_shm: None,
+        peak_virt: None,
+        shm_left: None,
+        shm_removed: None,
         class: class.into(),
         code: (class == "done").then_some(0).or(Some(1)),
         signal: None,
@@ -127,6 +132,7 @@ fn history_carries_duration_and_time_to_peak_from_the_timeline() {
             t_ms: t,
             rss: (t.min(300) / 100 * 100) << 20,
             pss: None,
+            ..Default::default()
         })
         .collect();
     j.add_samples(a, &samples).unwrap();
@@ -225,6 +231,7 @@ fn crash_helper() {
             t_ms: 10,
             rss: 5 << 20,
             pss: None,
+            ..Default::default()
         }],
     )
     .unwrap();
@@ -409,6 +416,7 @@ fn a_long_timeline_is_bounded_and_keeps_its_peak() {
                     t_ms: t * 50,
                     rss: if t == 6_543 { 4 << 30 } else { (t % 10) << 20 },
                     pss: Some(1 << 20),
+                    ..Default::default()
                 }
             })
             .collect();
@@ -612,11 +620,13 @@ fn write_v1_content(path: &Path) {
                 t_ms: 100,
                 rss: 100 << 20,
                 pss: Some(90 << 20),
+                ..Default::default()
             },
             MemSample {
                 t_ms: 200,
                 rss: 234 << 20,
                 pss: Some(200 << 20),
+                ..Default::default()
             },
         ],
     )

@@ -54,6 +54,11 @@ fn end(class: &str, peak: u64, dur: u64, requeued: bool, result: Option<&str>) -
         duration_ms: dur,
         peak_rss: peak,
         peak_pss: None,
+        peak: None,
+        peak_shm: None,
+        peak_virt: None,
+        shm_left: None,
+        shm_removed: None,
         class: class.into(),
         code: match class {
             "done" => Some(0),
@@ -141,6 +146,7 @@ fn build(path: &Path, name: &str) {
             t_ms: 500,
             rss: 120 << 20,
             pss: Some(100 << 20),
+            ..Default::default()
         }],
     )
     .unwrap();

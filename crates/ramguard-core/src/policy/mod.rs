@@ -155,8 +155,14 @@ pub struct Sample {
     pub available: Bytes,
     /// PSI `full avg10` in percent, when known.
     pub psi_full_avg10: Option<f64>,
-    /// Memory of each running task's whole process tree (PSS when refreshed, else RSS).
+    /// Memory of each running task: what its tree holds, shared pages once, plus its
+    /// /dev/shm files (the supervisor's one measure).
     pub tasks: Vec<(TaskId, Bytes)>,
+    /// How many more tasks `/dev/shm` can take at the largest shared-memory use measured so
+    /// far, beside what the running tasks are still expected to add (the supervisor's
+    /// judgement); `None` while no task used it. While anything runs, admission starts at
+    /// most this many tasks until the next sample.
+    pub shm_room_for: Option<usize>,
 }
 
 /// Why ramguard stops a task.
@@ -391,6 +397,9 @@ pub struct Policy {
     /// Available headroom from the last sample plus memory freed by exits since.
     available: Option<Bytes>,
     psi: Option<f64>,
+    /// The last sample's [`Sample::shm_room_for`], and how many tasks started since.
+    shm_room_for: Option<usize>,
+    shm_started: usize,
     paused: Option<Pause>,
     interrupted: bool,
     next_seq: u64,
@@ -442,6 +451,8 @@ impl Policy {
             actions: VecDeque::new(),
             available: None,
             psi: None,
+            shm_room_for: None,
+            shm_started: 0,
             paused: None,
             interrupted: false,
             next_seq: 0,
@@ -468,6 +479,8 @@ impl Policy {
     pub fn handle_sample(&mut self, now: Duration, sample: &Sample) {
         self.available = Some(sample.available);
         self.psi = sample.psi_full_avg10;
+        self.shm_room_for = sample.shm_room_for;
+        self.shm_started = 0;
         for &(id, mem) in &sample.tasks {
             let Some(TaskState::Running {
                 started,
@@ -924,6 +937,9 @@ impl Policy {
             {
                 return; // a task that must run alone is running
             }
+            if !running.is_empty() && self.shm_room_for.is_some_and(|n| self.shm_started >= n) {
+                return; // another task's shared memory would not fit in /dev/shm
+            }
             let Some(room) = self.room() else { return };
             // The most any newcomer could get once every expected end has passed; a cheap
             // first test before projecting curves.
@@ -985,6 +1001,7 @@ impl Policy {
                 }
             }
             self.set_stalled(false);
+            self.shm_started += 1;
             self.start(now, id, predicted, cold);
         }
     }

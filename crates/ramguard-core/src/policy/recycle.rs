@@ -267,6 +267,7 @@ mod tests {
             available: Bytes(8192 * MIB),
             psi_full_avg10: None,
             tasks,
+            shm_room_for: None,
         };
         p.handle_sample(now, &s);
     }

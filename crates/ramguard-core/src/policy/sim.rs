@@ -452,6 +452,7 @@ impl Sim {
                 available,
                 psi_full_avg10: self.host.psi_at(self.now),
                 tasks,
+                shm_room_for: None,
             },
         );
         while let Some(action) = self.policy.poll_action(self.now) {

@@ -51,6 +51,7 @@ fn sample(available: u64, tasks: &[(TaskId, u64)]) -> Sample {
         available: mib(available),
         psi_full_avg10: None,
         tasks: tasks.iter().map(|&(t, m)| (t, mib(m))).collect(),
+        shm_room_for: None,
     }
 }
 
@@ -335,4 +336,32 @@ fn poll_timeout_never_returns_a_settle_deadline_in_the_past() {
     p.handle_sample(ms(3000), &sample(7000, &[(0, 1000)]));
     assert_eq!(started(&drain(&mut p, ms(3000))), Vec::<TaskId>::new());
     assert_eq!(p.poll_timeout(ms(3000)), None);
+}
+
+#[test]
+fn dev_shm_room_limits_admission_while_a_task_runs_but_never_starves_the_queue() {
+    let mut p = policy(4, config());
+    let mut full = sample(8192, &[]);
+    full.shm_room_for = Some(0);
+    p.handle_sample(ms(0), &full);
+    let first = started(&drain(&mut p, ms(0)));
+    assert_eq!(
+        first.len(),
+        1,
+        "with nothing running, one task may try alone"
+    );
+    let mut full = sample(8192, &[(first[0], 100)]);
+    full.shm_room_for = Some(0);
+    for t in 1..20 {
+        p.handle_sample(ms(100 * t), &full);
+        assert!(
+            started(&drain(&mut p, ms(100 * t))).is_empty(),
+            "admitted beside a running task while /dev/shm was full"
+        );
+    }
+    // Room for one more: one starts in this sample, not every task that fits in memory.
+    let mut one = sample(8192, &[(first[0], 100)]);
+    one.shm_room_for = Some(1);
+    p.handle_sample(ms(2000), &one);
+    assert_eq!(started(&drain(&mut p, ms(2000))).len(), 1);
 }

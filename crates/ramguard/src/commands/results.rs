@@ -146,6 +146,12 @@ fn row_json(r: &ResultRow) -> Value {
         "peak": r.peak, "duration_ms": r.duration_ms, "exit": r.class,
         "code": r.code, "signal": r.signal, "reason": r.reason, "result": r.result,
     });
+    if let Value::Object(m) = &mut v {
+        m.insert("peak_parts".into(), json!(r.peak_parts));
+    }
+    if let (Some(left), Value::Object(m)) = (&r.shm_left, &mut v) {
+        m.insert("shm_left".into(), left.clone());
+    }
     if let (Some(raw), Value::Object(m)) = (&r.result_raw, &mut v) {
         m.insert("result_raw".into(), json!(raw));
     }
@@ -317,10 +323,15 @@ fn flatten(rows: &[ResultRow], raw: bool, order: &[String]) -> (Vec<String>, Vec
             c.push(opt(r.code.map(|x| x.to_string())));
             c.push(opt(r.signal.map(|x| x.to_string())));
             // The reason of a success says nothing; keep the column for failures.
-            c.push(if r.state == "done" {
+            let reason = if r.state == "done" {
                 String::new()
             } else {
                 opt(r.reason.clone())
+            };
+            c.push(match shm_left_words(r.shm_left.as_ref()) {
+                Some(left) if reason.is_empty() => left,
+                Some(left) => format!("{reason}; {left}"),
+                None => reason,
             });
             for col in &result_cols {
                 c.push(
@@ -365,4 +376,21 @@ fn readable_key(key: &str) -> String {
     } else {
         text
     }
+}
+
+/// "left 2 files in /dev/shm (600 MiB): a, b" for the files an attempt left behind.
+fn shm_left_words(left: Option<&Value>) -> Option<String> {
+    let files = left?.as_array()?;
+    if files.is_empty() {
+        return None;
+    }
+    let total: u64 = files.iter().filter_map(|f| f["allocated"].as_u64()).sum();
+    let names: Vec<&str> = files.iter().filter_map(|f| f["name"].as_str()).collect();
+    Some(format!(
+        "left {} file{} in /dev/shm ({}): {}",
+        files.len(),
+        if files.len() == 1 { "" } else { "s" },
+        ramguard_core::Bytes(total),
+        names.join(", ")
+    ))
 }

@@ -110,9 +110,15 @@ pub struct RunArgs {
     #[arg(long, value_name = "SIZE", value_parser = parse_abs_size)]
     pub estimate: Option<Bytes>,
 
-    /// Kill a task whose process tree exceeds SIZE (failed: over cap).
+    /// Kill a task whose memory exceeds SIZE (failed: over cap). A task's memory is what
+    /// its process tree holds (shared pages once) plus the /dev/shm files it created.
     #[arg(long, value_name = "SIZE", value_parser = parse_abs_size)]
     pub task_mem: Option<Bytes>,
+
+    /// Also remove the /dev/shm files a task created and left behind when it ended by
+    /// itself (files of tasks ramguard stops are always removed once no process holds them).
+    #[arg(long)]
+    pub shm_cleanup: bool,
 
     /// Kill a task that runs longer than DUR (failed: timed out).
     #[arg(long, value_name = "DUR", value_parser = parse_interval)]
@@ -423,6 +429,7 @@ pub fn run(args: &RunArgs) -> Result<Outcome> {
     };
     let mut sup = Supervisor::new(policy, HostWatch::new(root, &report))?;
     sup.set_stop_signal(settings.restart.stop_signal.0);
+    sup.set_shm_cleanup(args.shm_cleanup);
     let end = sup.run(&mut sink)?;
     drop(sup);
     // Every task is gone: the logs are complete once the pump has drained their pipes.
@@ -446,6 +453,8 @@ pub fn run(args: &RunArgs) -> Result<Outcome> {
         "interrupted": interrupted,
         "peak_used": stats.peak_used,
         "leftovers_killed": stats.leftovers,
+        "shm_removed": stats.shm_removed,
+        "shm_left": stats.shm_left.iter().map(|(task, files)| json!({"task": task, "files": files})).collect::<Vec<_>>(),
         "budget": settings.budget,
         "journal": journal_path.display().to_string(),
     });
@@ -489,6 +498,12 @@ pub fn run(args: &RunArgs) -> Result<Outcome> {
         ));
     }
     line.push_str(&format!("; results: ramguard results {}", sweep.name));
+    for (label, files) in &stats.shm_left {
+        sink.printer.line(&format!(
+            "shm {label} left {} in /dev/shm; rerun with --shm-cleanup to remove such files",
+            files_words(files)
+        ));
+    }
     sink.printer.line(&line);
     Ok(if interrupted {
         Outcome::Interrupted
@@ -963,6 +978,9 @@ struct Stats {
     /// tasks.
     leftovers: usize,
     leftover_tasks: usize,
+    /// /dev/shm files tasks left behind (task label, files), and how many ramguard removed.
+    shm_left: Vec<(String, Vec<supervisor::shm::TaskFile>)>,
+    shm_removed: usize,
 }
 
 /// The journal, the log pump and the printer behind the supervisor.
@@ -1008,18 +1026,17 @@ struct Timeline {
     attempt_id: i64,
     started: Duration,
     last_written: Option<Duration>,
-    /// The highest RSS and PSS since the last row, and when the RSS was seen.
-    pending: Option<(Duration, u64, Option<u64>)>,
+    /// The highest figures since the last row, and when the highest memory was seen.
+    pending: Option<(Duration, MemSample)>,
 }
 
 impl Timeline {
     fn take_row(&mut self) -> Option<MemSample> {
-        let (at, rss, pss) = self.pending.take()?;
+        let (at, row) = self.pending.take()?;
         self.last_written = Some(at);
         Some(MemSample {
             t_ms: at.saturating_sub(self.started).as_millis() as u64,
-            rss,
-            pss,
+            ..row
         })
     }
 }
@@ -1147,11 +1164,30 @@ impl Sink for RunSink<'_> {
         let Some(t) = self.samples.get_mut(&task) else {
             return Ok(());
         };
-        let (rss, pss) = (memory.rss.get(), memory.pss.map(Bytes::get));
+        let row = MemSample {
+            t_ms: 0,
+            rss: memory.rss.get(),
+            pss: memory.pss.map(Bytes::get),
+            used: Some(memory.used.get()),
+            shm: Some(memory.shm.get()),
+            virt: Some(memory.virt.get()),
+        };
         t.pending = Some(match t.pending {
-            Some((at, r, p)) if r >= rss => (at, r, p.max(pss)),
-            Some((_, _, p)) => (now, rss, p.max(pss)),
-            None => (now, rss, pss),
+            Some((at, p)) => {
+                let at = if row.used > p.used { now } else { at };
+                (
+                    at,
+                    MemSample {
+                        t_ms: 0,
+                        rss: p.rss.max(row.rss),
+                        pss: p.pss.max(row.pss),
+                        used: p.used.max(row.used),
+                        shm: p.shm.max(row.shm),
+                        virt: p.virt.max(row.virt),
+                    },
+                )
+            }
+            None => (now, row),
         });
         let due = t
             .last_written
@@ -1208,6 +1244,9 @@ impl Sink for RunSink<'_> {
             peak_rss: Bytes::ZERO,
             peak_pss: None,
             leftovers: 0,
+            peak_shm: Bytes::ZERO,
+            peak_virt: Bytes::ZERO,
+            shm: Default::default(),
         };
         self.finish_attempt(id, &fin, None)
     }
@@ -1283,6 +1322,11 @@ impl RunSink<'_> {
                 duration_ms: fin.duration.as_millis() as u64,
                 peak_rss: fin.peak_rss.get(),
                 peak_pss: fin.peak_pss.map(|p| p.get()),
+                peak: Some(fin.peak.get()),
+                peak_shm: Some(fin.peak_shm.get()),
+                peak_virt: Some(fin.peak_virt.get()),
+                shm_left: files_json(&fin.shm.left),
+                shm_removed: files_json(&fin.shm.removed),
                 class: class.to_string(),
                 code: fin.code,
                 signal: fin.signal,
@@ -1362,9 +1406,44 @@ impl RunSink<'_> {
         }
         self.pending
             .push(format!("{verb} {}  {detail}", self.label(fin.task)));
+        if !fin.shm.removed.is_empty() {
+            self.stats.shm_removed += fin.shm.removed.len();
+            self.pending.push(format!(
+                "shm     {}  removed {} from /dev/shm",
+                self.label(fin.task),
+                files_words(&fin.shm.removed)
+            ));
+        }
+        if !fin.shm.left.is_empty() {
+            self.pending.push(format!(
+                "shm     {}  left {} in /dev/shm (--shm-cleanup removes them)",
+                self.label(fin.task),
+                files_words(&fin.shm.left)
+            ));
+            self.stats
+                .shm_left
+                .push((self.label(fin.task), fin.shm.left.clone()));
+        }
         self.completions_pending = true;
         Ok(())
     }
+}
+
+/// A list of shm files as JSON for the journal, or nothing when there are none.
+fn files_json(files: &[supervisor::shm::TaskFile]) -> Option<String> {
+    (!files.is_empty()).then(|| json!(files).to_string())
+}
+
+/// "2 files (600 MiB): a, b".
+fn files_words(files: &[supervisor::shm::TaskFile]) -> String {
+    let total: Bytes = files.iter().map(|f| f.allocated).sum();
+    let names: Vec<&str> = files.iter().map(|f| f.name.as_str()).collect();
+    format!(
+        "{} file{} ({total}): {}",
+        files.len(),
+        if files.len() == 1 { "" } else { "s" },
+        names.join(", ")
+    )
 }
 
 fn absolute(p: &Path) -> PathBuf {

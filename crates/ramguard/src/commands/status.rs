@@ -101,6 +101,7 @@ fn to_json(r: &StatusReport, path: &std::path::Path, now: i64) -> serde_json::Va
                 "task": t.task, "attempt": t.attempt, "pid": t.pid,
                 "started_unix_ms": t.started_unix_ms,
                 "elapsed_ms": (now - t.started_unix_ms).max(0),
+                "mem": t.used.or(t.pss).or(t.rss), "peak": t.peak.or(t.peak_rss),
                 "rss": t.rss, "pss": t.pss, "peak_rss": t.peak_rss,
             })
         })
@@ -204,10 +205,12 @@ fn render(r: &StatusReport, now: i64) -> String {
         } else {
             s.push_str("\nrunning:\n");
         }
-        let header: Vec<String> = ["TASK", "ATTEMPT", "PID", "ELAPSED", "RSS", "PSS", "PEAK"]
-            .iter()
-            .map(|h| h.to_string())
-            .collect();
+        let header: Vec<String> = [
+            "TASK", "ATTEMPT", "PID", "ELAPSED", "MEM", "RSS", "PSS", "PEAK",
+        ]
+        .iter()
+        .map(|h| h.to_string())
+        .collect();
         let rows: Vec<Vec<String>> = r
             .running
             .iter()
@@ -217,9 +220,11 @@ fn render(r: &StatusReport, now: i64) -> String {
                     t.attempt.to_string(),
                     t.pid.to_string(),
                     duration_ms(u64::try_from(now - t.started_unix_ms).unwrap_or(0)),
+                    // MEM and PEAK are the one measure; RSS and PSS explain it.
+                    opt_bytes(t.used.or(t.pss).or(t.rss)),
                     opt_bytes(t.rss),
                     opt_bytes(t.pss),
-                    opt_bytes(t.peak_rss),
+                    opt_bytes(t.peak.or(t.peak_rss)),
                 ]
             })
             .collect();

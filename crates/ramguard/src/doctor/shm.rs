@@ -70,7 +70,7 @@ fn size(h: &HostReport, s: &crate::probe::host::ShmReport, c: &mut Checkup) {
                 100.0 * s.size.get() as f64 / total.get().max(1) as f64
             ),
             evidence,
-            "cap it below the memory you can spare: `sudo mount -o remount,size=50% /dev/shm` (persist with a `tmpfs /dev/shm tmpfs defaults,size=50% 0 0` line in /etc/fstab); ramguard counts /dev/shm growth as task memory",
+            "cap it below the memory you can spare: `sudo mount -o remount,size=50% /dev/shm` (persist with a `tmpfs /dev/shm tmpfs defaults,size=50% 0 0` line in /etc/fstab); under `ramguard run` the /dev/shm files a task creates count toward its --task-mem and the budget",
         );
     } else if s.used > s.size.scale(0.5) {
         c.found(
@@ -289,7 +289,7 @@ fn leaked(root: &Root, ctx: &Context, c: &mut Checkup) {
         ),
         evidence,
         format!(
-            "if no job of yours is running, delete them: `rm {}`; in Python, call `shm.close()` in every process and `shm.unlink()` once, in a `finally:`",
+            "if no job of yours is running, delete them: `rm {}`; in Python, call `shm.close()` in every process and `shm.unlink()` once, in a `finally:`; `ramguard run` removes the files of tasks it stops and names those a task leaves (`--shm-cleanup` removes them too)",
             names.join(" ")
         ),
     );

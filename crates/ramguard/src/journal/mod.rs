@@ -241,7 +241,7 @@ pub struct Orphan {
 }
 
 /// One memory sample of a running attempt.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct MemSample {
     /// Milliseconds since the attempt started.
     pub t_ms: u64,
@@ -249,6 +249,16 @@ pub struct MemSample {
     pub rss: u64,
     /// Proportional set size of the tree, in bytes, when measured.
     pub pss: Option<u64>,
+    /// The one measure of the task's memory (private, shared once, plus its /dev/shm
+    /// files), in bytes; absent in journals before schema v2.
+    #[serde(default)]
+    pub used: Option<u64>,
+    /// Allocated bytes of the task's /dev/shm files.
+    #[serde(default)]
+    pub shm: Option<u64>,
+    /// Summed virtual size (address space, not memory).
+    #[serde(default)]
+    pub virt: Option<u64>,
 }
 
 /// How an attempt ended.
@@ -262,6 +272,17 @@ pub struct AttemptEnd {
     pub peak_rss: u64,
     /// Peak PSS of the tree, in bytes, when measured.
     pub peak_pss: Option<u64>,
+    /// The attempt's peak: the highest of the one measure of its memory, in bytes. When
+    /// absent, the task's peak falls back to PSS, else RSS.
+    pub peak: Option<u64>,
+    /// Largest allocated size of its /dev/shm files, in bytes.
+    pub peak_shm: Option<u64>,
+    /// Largest summed virtual size, in bytes.
+    pub peak_virt: Option<u64>,
+    /// /dev/shm files it left behind, as JSON (`[{"name":…,"allocated":…}]`).
+    pub shm_left: Option<String>,
+    /// /dev/shm files ramguard removed after it, as JSON.
+    pub shm_removed: Option<String>,
     /// Exit class: the name of an [`ExitClass`] (`ExitClass::as_str`).
     pub class: String,
     /// Exit code, if it exited.
@@ -762,27 +783,36 @@ impl Journal {
     ) -> rusqlite::Result<()> {
         let last = tl.last;
         let (peak_rss, peak_pss) = (tl.peak_rss, tl.peak_pss);
+        let (peak_used, peak_shm, peak_virt) = (tl.peak_used, tl.peak_shm, tl.peak_virt);
         let (replace, pts) = tl.take_unpersisted();
         if replace {
             conn.prepare_cached("DELETE FROM samples WHERE attempt_id = ?1")?
                 .execute([attempt_id])?;
         }
         let mut ins = conn.prepare_cached(
-            "INSERT INTO samples (attempt_id, t_ms, rss, pss) VALUES (?1, ?2, ?3, ?4)",
+            "INSERT INTO samples (attempt_id, t_ms, rss, pss, used, shm, virt)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         )?;
         for p in pts {
             ins.execute(params![
                 attempt_id,
                 to_i64(p.t_ms),
                 to_i64(p.rss),
-                p.pss.map(to_i64)
+                p.pss.map(to_i64),
+                p.used.map(to_i64),
+                p.shm.map(to_i64),
+                p.virt.map(to_i64)
             ])?;
         }
         if let Some(l) = last {
             conn.prepare_cached(
                 "UPDATE attempts SET last_t_ms = ?2, last_rss = ?3, last_pss = ?4,
                    peak_rss = max(coalesce(peak_rss, 0), ?5),
-                   peak_pss = CASE WHEN ?6 IS NULL THEN peak_pss ELSE max(coalesce(peak_pss, 0), ?6) END
+                   peak_pss = CASE WHEN ?6 IS NULL THEN peak_pss ELSE max(coalesce(peak_pss, 0), ?6) END,
+                   last_used = ?7,
+                   peak = CASE WHEN ?8 IS NULL THEN peak ELSE max(coalesce(peak, 0), ?8) END,
+                   peak_shm = CASE WHEN ?9 IS NULL THEN peak_shm ELSE max(coalesce(peak_shm, 0), ?9) END,
+                   peak_virt = CASE WHEN ?10 IS NULL THEN peak_virt ELSE max(coalesce(peak_virt, 0), ?10) END
                  WHERE id = ?1 AND class IS NULL",
             )?
             .execute(params![
@@ -791,7 +821,11 @@ impl Journal {
                 to_i64(l.rss),
                 l.pss.map(to_i64),
                 to_i64(peak_rss),
-                peak_pss.map(to_i64)
+                peak_pss.map(to_i64),
+                l.used.map(to_i64),
+                peak_used.map(to_i64),
+                peak_shm.map(to_i64),
+                peak_virt.map(to_i64)
             ])?;
         }
         Ok(())
@@ -839,7 +873,11 @@ impl Journal {
                    peak_rss = max(coalesce(peak_rss, 0), ?4),
                    peak_pss = CASE WHEN ?5 IS NULL THEN peak_pss ELSE max(coalesce(peak_pss, 0), ?5) END,
                    class = ?6, code = ?7, signal = ?8, reason = ?9, requeued = ?10,
-                   result = ?11, result_raw = ?12, result_warning = ?13
+                   result = ?11, result_raw = ?12, result_warning = ?13,
+                   peak = CASE WHEN ?14 IS NULL THEN peak ELSE max(coalesce(peak, 0), ?14) END,
+                   peak_shm = CASE WHEN ?15 IS NULL THEN peak_shm ELSE max(coalesce(peak_shm, 0), ?15) END,
+                   peak_virt = CASE WHEN ?16 IS NULL THEN peak_virt ELSE max(coalesce(peak_virt, 0), ?16) END,
+                   shm_left = ?17, shm_removed = ?18
                  WHERE id = ?1",
             )?
             .execute(params![
@@ -855,10 +893,16 @@ impl Journal {
                 end.requeued,
                 result,
                 raw,
-                warning
+                warning,
+                end.peak.map(to_i64),
+                end.peak_shm.map(to_i64),
+                end.peak_virt.map(to_i64),
+                end.shm_left,
+                end.shm_removed
             ])
             .with_context(|| format!("cannot write journal {shown}"))?;
-        let peak = to_i64(end.peak_pss.unwrap_or(end.peak_rss));
+        // One peak: the attempt's own measure; PSS or RSS only for callers that have none.
+        let peak = to_i64(end.peak.unwrap_or(end.peak_pss.unwrap_or(end.peak_rss)));
         let state = if end.class == "done" {
             TaskStateRow::Done
         } else if end.class == "interrupted" {
@@ -906,7 +950,7 @@ impl Journal {
         let mut st = self.conn.prepare_cached(
             "SELECT t.key, t.peak, a.duration_ms,
                     (SELECT min(s.t_ms) FROM samples s
-                      WHERE s.attempt_id = a.id AND coalesce(s.pss, s.rss) >= t.peak * 0.95)
+                      WHERE s.attempt_id = a.id AND coalesce(s.used, s.pss, s.rss) >= t.peak * 0.95)
                FROM tasks t LEFT JOIN attempts a ON a.id = t.last_attempt_id
               WHERE t.sweep_id = ?1 AND t.state = 'done' AND t.peak IS NOT NULL
               ORDER BY t.seq",

@@ -97,6 +97,10 @@ pub struct RunningTask {
     pub pss: Option<u64>,
     /// Peak RSS so far, in bytes.
     pub peak_rss: Option<u64>,
+    /// Last sampled memory (the one measure), in bytes.
+    pub used: Option<u64>,
+    /// Peak so far (the one measure), in bytes.
+    pub peak: Option<u64>,
 }
 
 /// Peaks observed on done tasks.
@@ -144,7 +148,7 @@ pub struct ResultRow {
     pub state: String,
     /// Attempts started.
     pub attempts: u32,
-    /// Peak: the done peak, else the last attempt's peak RSS.
+    /// Peak: the done peak, else the last attempt's peak (its RSS in journals before v2).
     pub peak: Option<u64>,
     /// Last attempt's duration.
     pub duration_ms: Option<u64>,
@@ -162,6 +166,23 @@ pub struct ResultRow {
     pub result_raw: Option<String>,
     /// Warning about the result.
     pub result_warning: Option<String>,
+    /// /dev/shm files the last attempt left behind (`[{"name", "allocated"}]`).
+    pub shm_left: Option<serde_json::Value>,
+    /// The last attempt's figures behind its peak, each when recorded.
+    pub peak_parts: PeakParts,
+}
+
+/// What a peak is made of, recorded separately (seed 001 read VIRT as memory), in bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct PeakParts {
+    /// Largest summed RSS (overcounts pages shared between the tree's processes).
+    pub rss: Option<u64>,
+    /// Largest summed PSS.
+    pub pss: Option<u64>,
+    /// Largest allocated size of its /dev/shm files.
+    pub shm: Option<u64>,
+    /// Largest summed virtual size: address space, not memory.
+    pub virt: Option<u64>,
 }
 
 /// One journaled event.
@@ -304,7 +325,8 @@ impl Journal {
         let running = self
             .conn
             .prepare(
-                "SELECT t.key, a.attempt, a.pid, a.supervisor_pid, a.started_unix_ms, a.last_rss, a.last_pss, a.peak_rss
+                "SELECT t.key, a.attempt, a.pid, a.supervisor_pid, a.started_unix_ms, a.last_rss, a.last_pss, a.peak_rss,
+                        a.last_used, a.peak
                  FROM attempts a JOIN tasks t ON t.id = a.task_id
                  WHERE a.sweep_id = ?1 AND a.class IS NULL ORDER BY a.started_unix_ms, a.id",
             )
@@ -319,6 +341,8 @@ impl Journal {
                         rss: to_u64(r.get(5)?),
                         pss: to_u64(r.get(6)?),
                         peak_rss: to_u64(r.get(7)?),
+                        used: to_u64(r.get(8)?),
+                        peak: to_u64(r.get(9)?),
                     })
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()
@@ -423,7 +447,8 @@ impl Journal {
             .conn
             .prepare(&format!(
                 "SELECT t.key, t.params, t.state, t.attempts, t.peak, a.peak_rss, a.duration_ms, a.class,
-                        a.code, a.signal, a.reason, a.result, a.result_raw, a.result_warning
+                        a.code, a.signal, a.reason, a.result, a.result_raw, a.result_warning,
+                        a.peak, a.shm_left, a.peak_pss, a.peak_shm, a.peak_virt
                  FROM tasks t LEFT JOIN attempts a ON a.id = t.last_attempt_id
                  WHERE t.sweep_id = ?1 AND {IN_SCOPE} ORDER BY t.seq",
             ))
@@ -441,7 +466,9 @@ impl Journal {
                         .unwrap_or(serde_json::Value::String(params)),
                     state: r.get(2)?,
                     attempts: u32::try_from(r.get::<_, i64>(3)?).unwrap_or(0),
-                    peak: to_u64(r.get(4)?).or(to_u64(r.get(5)?)),
+                    peak: to_u64(r.get(4)?)
+                        .or(to_u64(r.get(14)?))
+                        .or(to_u64(r.get(5)?)),
                     duration_ms: to_u64(r.get(6)?),
                     class: r.get(7)?,
                     code: r.get(8)?,
@@ -450,6 +477,18 @@ impl Journal {
                     result: result.and_then(|s| serde_json::from_str(&s).ok()),
                     result_raw: r.get(12)?,
                     result_warning: r.get(13)?,
+                    shm_left: r
+                        .get::<_, Option<String>>(15)?
+                        .and_then(|s| serde_json::from_str(&s).ok())
+                        .filter(|v: &serde_json::Value| {
+                            v.as_array().is_some_and(|a| !a.is_empty())
+                        }),
+                    peak_parts: PeakParts {
+                        rss: to_u64(r.get(5)?),
+                        pss: to_u64(r.get(16)?),
+                        shm: to_u64(r.get(17)?),
+                        virt: to_u64(r.get(18)?),
+                    },
                 })
             })()
             .with_context(|| ctx.clone())?;
@@ -462,7 +501,7 @@ impl Journal {
     pub fn timeline(&self, attempt_id: i64) -> Result<Vec<MemSample>> {
         self.conn
             .prepare_cached(
-                "SELECT t_ms, rss, pss FROM samples WHERE attempt_id = ?1 ORDER BY t_ms, rowid",
+                "SELECT t_ms, rss, pss, used, shm, virt FROM samples WHERE attempt_id = ?1 ORDER BY t_ms, rowid",
             )
             .and_then(|mut st| {
                 st.query_map([attempt_id], |r| {
@@ -470,6 +509,9 @@ impl Journal {
                         t_ms: to_u64(r.get(0)?).unwrap_or(0),
                         rss: to_u64(r.get(1)?).unwrap_or(0),
                         pss: to_u64(r.get(2)?),
+                        used: to_u64(r.get(3)?),
+                        shm: to_u64(r.get(4)?),
+                        virt: to_u64(r.get(5)?),
                     })
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()

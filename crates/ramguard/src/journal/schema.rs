@@ -13,7 +13,7 @@ use anyhow::{bail, Context, Result};
 use rusqlite::Connection;
 
 /// The schema version this ramguard writes; older journals are migrated up to it.
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// `PRAGMA application_id` of a ramguard journal: the bytes "rmgd".
 pub const APPLICATION_ID: i32 = 0x726d_6764;
@@ -105,8 +105,23 @@ CREATE INDEX sweeps_by_fingerprint ON sweeps (fingerprint);
 /// `results` shows what a task really got.
 const V3: &str = "ALTER TABLE attempts ADD COLUMN threads TEXT;";
 
+/// Version 3 → 4: one measure of a task's memory (`peak`, `used`: private pages, shared pages
+/// once, plus its /dev/shm files), recorded beside RSS, PSS, shm and VIRT; the /dev/shm
+/// files an attempt left or that ramguard removed (JSON lists of `{name, allocated}`).
+const V4: &str = r#"
+ALTER TABLE attempts ADD COLUMN peak INTEGER;
+ALTER TABLE attempts ADD COLUMN peak_shm INTEGER;
+ALTER TABLE attempts ADD COLUMN peak_virt INTEGER;
+ALTER TABLE attempts ADD COLUMN last_used INTEGER;
+ALTER TABLE attempts ADD COLUMN shm_left TEXT;
+ALTER TABLE attempts ADD COLUMN shm_removed TEXT;
+ALTER TABLE samples ADD COLUMN used INTEGER;
+ALTER TABLE samples ADD COLUMN shm INTEGER;
+ALTER TABLE samples ADD COLUMN virt INTEGER;
+"#;
+
 /// `MIGRATIONS[i]` upgrades a journal from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[V1, V2, V3];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
 
 /// Reads the journal's schema version.
 pub fn version(conn: &Connection) -> rusqlite::Result<u32> {

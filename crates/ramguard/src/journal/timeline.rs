@@ -2,9 +2,14 @@
 //!
 //! A task that runs for a day sampled every 100 ms would produce 864,000 samples; the journal
 //! keeps at most [`MAX_POINTS`] per attempt. Every sample is kept until the cap; then pairs
-//! of neighbouring points are merged (keeping the larger RSS and PSS, at the time of the larger
-//! RSS) and each later point stands for twice as many raw samples. Merging by max means a
-//! spike is never averaged away: the timeline's maximum is always the attempt's true peak.
+//! of neighbouring points are merged (keeping the larger of each figure, at the time of the
+//! larger one measure of memory, `used`) and each later point stands for twice as many raw
+//! samples. Merging by max means a spike is never averaged away: the timeline's maximum is
+//! always the attempt's true peak.
+//!
+//! A sample records the one measure (`used`: private pages, shared pages once, plus the
+//! task's /dev/shm files) and, separately, summed RSS, PSS, shm and VIRT. Only `used` is
+//! the task's memory; the others explain it (seed 001 read VIRT as memory).
 //!
 //! [`Timeline`] also tracks which points are already in the database, so that between
 //! halvings only new points are inserted and a halving rewrites the whole (small) series.
@@ -32,6 +37,20 @@ pub struct Timeline {
     pub peak_rss: u64,
     /// The largest PSS seen, if any PSS was measured.
     pub peak_pss: Option<u64>,
+    /// The largest of the one measure seen (the attempt's peak so far).
+    pub peak_used: Option<u64>,
+    /// The largest /dev/shm allocation seen.
+    pub peak_shm: Option<u64>,
+    /// The largest VIRT seen.
+    pub peak_virt: Option<u64>,
+}
+
+/// The larger of two optional figures.
+fn max_opt(a: Option<u64>, b: Option<u64>) -> Option<u64> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(x.max(y)),
+        (x, y) => x.or(y),
+    }
 }
 
 impl Default for Timeline {
@@ -40,17 +59,18 @@ impl Default for Timeline {
     }
 }
 
-/// Merges two points, keeping the maxima and the time of the larger RSS.
+/// Merges two points, keeping the maxima and the time of the larger memory (`used`, or RSS
+/// in samples without it).
 fn merge(a: MemSample, b: MemSample) -> MemSample {
-    let t_ms = if b.rss > a.rss { b.t_ms } else { a.t_ms };
-    let pss = match (a.pss, b.pss) {
-        (Some(x), Some(y)) => Some(x.max(y)),
-        (x, y) => x.or(y),
-    };
+    let key = |s: &MemSample| s.used.unwrap_or(s.rss);
+    let t_ms = if key(&b) > key(&a) { b.t_ms } else { a.t_ms };
     MemSample {
         t_ms,
         rss: a.rss.max(b.rss),
-        pss,
+        pss: max_opt(a.pss, b.pss),
+        used: max_opt(a.used, b.used),
+        shm: max_opt(a.shm, b.shm),
+        virt: max_opt(a.virt, b.virt),
     }
 }
 
@@ -66,6 +86,9 @@ impl Timeline {
             last: None,
             peak_rss: 0,
             peak_pss: None,
+            peak_used: None,
+            peak_shm: None,
+            peak_virt: None,
         }
     }
 
@@ -82,9 +105,10 @@ impl Timeline {
     pub fn push(&mut self, s: MemSample) {
         self.last = Some(s);
         self.peak_rss = self.peak_rss.max(s.rss);
-        if let Some(p) = s.pss {
-            self.peak_pss = Some(self.peak_pss.map_or(p, |q| q.max(p)));
-        }
+        self.peak_pss = max_opt(self.peak_pss, s.pss);
+        self.peak_used = max_opt(self.peak_used, s.used);
+        self.peak_shm = max_opt(self.peak_shm, s.shm);
+        self.peak_virt = max_opt(self.peak_virt, s.virt);
         let (acc, n) = match self.pending.take() {
             Some((acc, n)) => (merge(acc, s), n + 1),
             None => (s, 1),
@@ -139,7 +163,7 @@ mod tests {
         MemSample {
             t_ms: t,
             rss,
-            pss: None,
+            ..MemSample::default()
         }
     }
 
@@ -170,6 +194,33 @@ mod tests {
         assert_eq!(spike.t_ms, 77_777, "the spike stays at its time");
         assert!(pts.windows(2).all(|w| w[0].t_ms < w[1].t_ms));
         assert_eq!(tl.peak_rss, 9_000);
+    }
+
+    #[test]
+    fn the_peak_is_the_one_measure_not_rss_and_is_kept_with_its_time() {
+        // A fork pool: summed RSS is large while what the tree holds is not.
+        let mut tl = Timeline::new();
+        let p = |t, rss, used, shm, virt| MemSample {
+            t_ms: t,
+            rss,
+            pss: Some(used),
+            used: Some(used),
+            shm: Some(shm),
+            virt: Some(virt),
+        };
+        tl.push(p(0, 3_000, 700, 600, 9_000));
+        tl.push(p(10, 3_100, 770, 600, 9_100));
+        for i in 2..1_000 {
+            tl.push(p(i * 10, 3_200, 500, 600, 9_000));
+        }
+        tl.finish();
+        assert_eq!(tl.peak_used, Some(770));
+        assert_eq!(tl.peak_rss, 3_200);
+        assert_eq!(tl.peak_shm, Some(600));
+        assert_eq!(tl.peak_virt, Some(9_100));
+        let top = tl.points().iter().max_by_key(|s| s.used).unwrap();
+        assert_eq!(top.used, Some(770));
+        assert_eq!(top.t_ms, 10, "the point keeps the time of the larger used");
     }
 
     #[test]

@@ -19,6 +19,9 @@ pub struct Statm {
     pub rss: Bytes,
     /// Virtual size (VIRT in `top`): address space reserved, not memory used (seed 001).
     pub virt: Bytes,
+    /// The resident pages that may be shared: file-backed and shared memory (tmpfs, memfd,
+    /// SysV). `rss - shared` is the process's anonymous memory.
+    pub shared: Bytes,
 }
 
 /// The slower, exact figures of one process.
@@ -27,6 +30,10 @@ pub struct Rollup {
     pub rss: Bytes,
     pub pss: Bytes,
     pub swap: Bytes,
+    /// The PSS of shared-memory mappings (kernel 5.13+).
+    pub pss_shmem: Option<Bytes>,
+    /// Pages no other process maps.
+    pub uss: Bytes,
 }
 
 /// Reads per-process files under a root, with the page size needed to turn pages into bytes.
@@ -54,6 +61,7 @@ impl ProcReader {
         Ok(Some(Statm {
             rss: Bytes(s.resident_pages * self.page_size),
             virt: Bytes(s.size_pages * self.page_size),
+            shared: Bytes(s.shared_pages * self.page_size),
         }))
     }
 
@@ -72,6 +80,8 @@ impl ProcReader {
             rss: r.rss,
             pss: r.pss,
             swap: r.swap,
+            pss_shmem: r.pss_shmem,
+            uss: r.uss,
         }))
     }
 
@@ -112,6 +122,71 @@ impl ProcReader {
         }
         Ok(out)
     }
+}
+
+impl ProcReader {
+    /// The `/dev/shm` files a process has open or mapped, by name (deleted ones excluded).
+    /// A process that has gone, or whose files cannot be read, holds nothing.
+    pub fn shm_held(&self, pid: u32, out: &mut Vec<String>) {
+        if let Ok(fds) = std::fs::read_dir(self.root.path(&format!("/proc/{pid}/fd"))) {
+            for fd in fds.flatten() {
+                if let Ok(target) = std::fs::read_link(fd.path()) {
+                    if let Some(name) = shm_name(&target.to_string_lossy()) {
+                        out.push(name.to_string());
+                    }
+                }
+            }
+        }
+        if let Ok(maps) = super::root::read_text(&self.root.path(&format!("/proc/{pid}/maps"))) {
+            for line in maps.lines() {
+                // addr perms offset dev inode path: the path starts after the inode.
+                let Some(at) = line.find(" /dev/shm/") else {
+                    continue;
+                };
+                if let Some(name) = shm_name(line[at + 1..].trim_end()) {
+                    out.push(name.to_string());
+                }
+            }
+        }
+    }
+}
+
+impl ProcReader {
+    /// Shared memory a process holds open under no name in `/dev/shm`: memfd files and
+    /// deleted `/dev/shm` files (PyTorch's file-descriptor sharing), as (device, inode,
+    /// allocated bytes). Its pages are memory whether mapped or not.
+    pub fn hidden_shm(&self, pid: u32, out: &mut Vec<(u64, u64, Bytes)>) {
+        use std::os::unix::fs::MetadataExt;
+        let Ok(fds) = std::fs::read_dir(self.root.path(&format!("/proc/{pid}/fd"))) else {
+            return;
+        };
+        for fd in fds.flatten() {
+            let Ok(target) = std::fs::read_link(fd.path()) else {
+                continue;
+            };
+            let t = target.to_string_lossy();
+            let hidden = t.starts_with("/memfd:")
+                || (t.starts_with("/dev/shm/") && t.ends_with(" (deleted)"));
+            if !hidden {
+                continue;
+            }
+            // The fd's link resolves to the open file itself, name or no name.
+            if let Ok(m) = std::fs::metadata(fd.path()) {
+                if m.is_file() {
+                    out.push((m.dev(), m.ino(), Bytes(m.blocks() * 512)));
+                }
+            }
+        }
+    }
+}
+
+/// The segment name in a path `/dev/shm/NAME` (no deeper directories, not deleted).
+pub fn shm_name(path: &str) -> Option<&str> {
+    let rest = path.strip_prefix("/dev/shm/")?;
+    if rest.is_empty() || rest.contains('/') || rest.ends_with(" (deleted)") {
+        return None;
+    }
+    Some(rest)
 }
 
 /// Reads a per-process file; a process that has exited (`ENOENT`, `ESRCH`) reads as `None`.

@@ -14,7 +14,9 @@
 //! until the next sample, the policy's wake-up, a child's exit or a signal (a self-pipe
 //! written by the SIGCHLD/SIGINT/SIGTERM handlers).
 
+pub mod measure;
 pub mod sentinel;
+pub mod shm;
 pub mod spawn;
 pub mod tree;
 
@@ -53,6 +55,9 @@ const FAST_HORIZON: Duration = Duration::from_millis(100);
 const FAST_HOLD: Duration = Duration::from_millis(100);
 /// The fill rate assumed when nothing faster was seen: 1 GiB/s.
 const ASSUMED_FILL_RATE: f64 = (1u64 << 30) as f64;
+/// How long processes left after a task's root exited get to finish after a TERM (Python's
+/// resource tracker unlinks leaked segments once the last worker is gone).
+const LEFTOVER_GRACE: Duration = Duration::from_millis(300);
 /// How often process trees are walked for new descendants.
 const DISCOVER_EVERY: Duration = Duration::from_millis(200);
 
@@ -72,6 +77,12 @@ pub struct Finished {
     pub peak_pss: Option<Bytes>,
     /// Processes of the task still alive when its first process exited, killed then.
     pub leftovers: usize,
+    /// The largest allocated size of the task's `/dev/shm` files.
+    pub peak_shm: Bytes,
+    /// The largest summed virtual size (not memory; recorded because users confuse them).
+    pub peak_virt: Bytes,
+    /// What became of the task's `/dev/shm` files.
+    pub shm: shm::Settled,
 }
 
 /// A snapshot for progress displays.
@@ -188,6 +199,15 @@ struct Attempt {
     peak: Bytes,
     peak_rss: Bytes,
     peak_pss: Option<Bytes>,
+    peak_shm: Bytes,
+    /// The part of `peak_shm` in named `/dev/shm` files (memfd does not fill /dev/shm).
+    peak_dev_shm: Bytes,
+    peak_virt: Bytes,
+    /// ramguard sent it TERM or KILL (brake, cap, timeout, interrupt).
+    stopped: bool,
+    shm: shm::Settled,
+    /// The SIGBUS reason with the hint that fits, worked out when it was reaped.
+    bus_reason: Option<String>,
     oom_kills_at_start: Option<u64>,
     spawn_error: Option<String>,
     exit: Option<(Option<i32>, Option<i32>)>,
@@ -282,6 +302,12 @@ pub struct Supervisor {
     fill_rate: f64,
     /// The signal that asks a task to stop (`--stop-signal`); KILL follows after the grace.
     stop_signal: Signal,
+    /// The tasks' `/dev/shm` files.
+    shm: shm::ShmWatch,
+    /// Remove the shm files a task leaves even when it ended by itself (`--shm-cleanup`).
+    shm_cleanup: bool,
+    /// The most /dev/shm any finished attempt held: what admission expects a task to need.
+    shm_expected: Bytes,
 }
 
 impl Supervisor {
@@ -305,6 +331,9 @@ impl Supervisor {
             fast_until: Duration::ZERO,
             last_discover: None,
             fill_rate: ASSUMED_FILL_RATE,
+            shm: shm::ShmWatch::new(Root::host()),
+            shm_cleanup: false,
+            shm_expected: Bytes::ZERO,
             stop_signal: Signal::TERM,
         })
     }
@@ -312,6 +341,11 @@ impl Supervisor {
     /// Sets the signal that asks a task to stop (default SIGTERM).
     pub fn set_stop_signal(&mut self, signal: Signal) {
         self.stop_signal = signal;
+    }
+
+    /// Removes the `/dev/shm` files a task created and left even when it ended by itself.
+    pub fn set_shm_cleanup(&mut self, on: bool) {
+        self.shm_cleanup = on;
     }
 
     pub fn policy(&self) -> &Policy {
@@ -383,22 +417,34 @@ impl Supervisor {
         while let Some(reaped) = reap_one() {
             match self.trees.task_of_root(reaped.pid) {
                 Some(task) => {
+                    // Evidence first: leftovers (Python's resource tracker) may free /dev/shm.
+                    let bus = (reaped.signal == Some(7)).then(|| self.bus_evidence(now, task));
                     if let Some(a) = self.running.get_mut(&task) {
                         a.exit = Some((reaped.code, reaped.signal));
-                        // The kernel's high-water mark catches peaks between samples.
+                        // The kernel's high-water mark catches peaks between samples; it is
+                        // one process's RSS (the largest of the tree), which the tree holds.
                         a.peak_rss = a.peak_rss.max(reaped.max_rss);
-                        if a.peak < reaped.max_rss && self.trees.others(task) == 0 {
-                            a.peak = reaped.max_rss;
-                        }
+                        a.peak = a.peak.max(reaped.max_rss);
+                        a.bus_reason = bus;
                     }
                     // No process outlives its task: what its root left behind (even
                     // reparented to us, in another session) is killed now, and reported.
-                    let leftovers = self.trees.kill_leftovers(task);
-                    if let Some(a) = self.running.get_mut(&task) {
-                        a.leftovers += leftovers;
+                    // Leftovers of a task with shm files first get a grace to clean up
+                    // (Python's resource tracker; the loop waits for it, so only then).
+                    if self.shm.allocated(task) > Bytes::ZERO {
+                        self.trees.adopt_orphans(task);
+                        shm::stop_leftovers(&mut self.trees, task, LEFTOVER_GRACE);
                     }
+                    let leftovers = self.trees.kill_leftovers(task);
                     if let Some(s) = &mut self.sentinel {
                         s.track(reaped.pid, false);
+                    }
+                    let remove =
+                        self.shm_cleanup || self.running.get(&task).is_some_and(|a| a.stopped);
+                    let settled = self.shm.settle(task, remove);
+                    if let Some(a) = self.running.get_mut(&task) {
+                        a.leftovers += leftovers;
+                        a.shm = settled;
                     }
                     self.finish(now, task);
                 }
@@ -429,6 +475,7 @@ impl Supervisor {
         };
         let (code, signal) = a.exit.unwrap_or((None, None));
         let (before, peak) = (a.oom_kills_at_start, a.peak);
+        let shm_full = signal == Some(7) && a.bus_reason.as_ref().is_some_and(|r| !r.is_empty());
         // Only a SIGKILL can be the kernel's: read the counter only then.
         let oom_delta = signal == Some(9)
             && match (before, self.host.oom_kills(now)) {
@@ -439,7 +486,7 @@ impl Supervisor {
             code,
             signal,
             oom_killed: oom_delta,
-            shm_full: signal == Some(7) && self.host.shm_nearly_full(),
+            shm_full,
             peak,
         };
         self.trees.remove(task);
@@ -462,9 +509,12 @@ impl Supervisor {
         }
         let mut tasks = Vec::with_capacity(self.running.len());
         let ids: Vec<TaskId> = self.running.keys().copied().collect();
+        self.shm.scan(now, &self.trees, &ids);
         let mut used = Bytes::ZERO;
+        let mut running_shm = Vec::with_capacity(ids.len());
         for task in ids {
-            let mem = self.trees.measure(task, now);
+            let dev_shm = self.shm.allocated(task);
+            let mem = self.trees.measure(task, now, dev_shm);
             if let Some(a) = self.running.get_mut(&task) {
                 if a.exit.is_some() {
                     continue;
@@ -475,17 +525,26 @@ impl Supervisor {
                 if let Some(p) = mem.pss {
                     a.peak_pss = Some(a.peak_pss.unwrap_or_default().max(p));
                 }
+                a.peak_shm = a.peak_shm.max(mem.shm);
+                a.peak_dev_shm = a.peak_dev_shm.max(dev_shm);
+                running_shm.push(dev_shm);
+                a.peak_virt = a.peak_virt.max(mem.virt);
                 used += mem.used;
                 tasks.push((task, mem.used));
                 sink.sample(now, task, &mem)?;
             }
         }
+        let largest = tasks.iter().map(|&(_, m)| m).max().unwrap_or_default();
         self.policy.handle_sample(
             now,
             &Sample {
                 available,
                 psi_full_avg10: psi,
                 tasks,
+                shm_room_for: self.host.shm_size.and_then(|size| {
+                    let expected = running_shm.iter().fold(self.shm_expected, |e, &s| e.max(s));
+                    shm::room_for(size, self.shm.total(), expected, &running_shm)
+                }),
             },
         );
         // Adaptive interval: the time the faster of the seen and assumed fill rates needs
@@ -493,9 +552,15 @@ impl Supervisor {
         // Memory fills from either side: the host's headroom falling, or the tasks' total
         // rising toward `--mem` (on a big machine the budget binds long before the host).
         let cfg = self.policy.config();
+        // A task filling toward `--task-mem` (a /dev/shm file grows as fast as it is
+        // written) is sampled as closely as one filling toward the budget.
+        let cap_room = cfg
+            .task_cap
+            .map_or(Bytes(u64::MAX), |cap| cap.saturating_sub(largest));
         let headroom = available
             .saturating_sub(cfg.brake_level)
-            .min(cfg.budget.saturating_sub(used));
+            .min(cfg.budget.saturating_sub(used))
+            .min(cap_room);
         if let Some((t0, a0, u0)) = self.rate_base {
             let dt = now.saturating_sub(t0).as_secs_f64();
             if dt >= MIN_TICK.as_secs_f64() {
@@ -537,9 +602,11 @@ impl Supervisor {
                     oom_score_adj,
                 } => self.start_task(now, sink, task, attempt, predicted, oom_score_adj)?,
                 Action::Term { task, .. } => {
+                    self.mark_stopped(task);
                     self.trees.signal(task, self.stop_signal);
                 }
                 Action::Kill { task, .. } => {
+                    self.mark_stopped(task);
                     self.trees.signal(task, Signal::KILL);
                 }
                 Action::Finished {
@@ -551,9 +618,16 @@ impl Supervisor {
                     peak,
                 } => {
                     let a = self.running.remove(&task);
+                    if let Some(a) = &a {
+                        self.shm_expected = self.shm_expected.max(a.peak_dev_shm);
+                    }
                     let (code, signal) = a.as_ref().and_then(|a| a.exit).unwrap_or((None, None));
                     let reason = match a.as_ref().and_then(|a| a.spawn_error.clone()) {
                         Some(e) => e,
+                        None if class == ExitClass::ShmBus => a
+                            .as_ref()
+                            .and_then(|a| a.bus_reason.clone())
+                            .unwrap_or(reason),
                         None => reason,
                     };
                     let fin = Finished {
@@ -571,6 +645,9 @@ impl Supervisor {
                         peak_rss: a.as_ref().map_or(peak, |a| a.peak_rss),
                         peak_pss: a.as_ref().and_then(|a| a.peak_pss),
                         leftovers: a.as_ref().map_or(0, |a| a.leftovers),
+                        peak_shm: a.as_ref().map_or(Bytes::ZERO, |a| a.peak_shm),
+                        peak_virt: a.as_ref().map_or(Bytes::ZERO, |a| a.peak_virt),
+                        shm: a.map(|a| a.shm).unwrap_or_default(),
                     };
                     sink.finished(now, &fin)?;
                 }
@@ -600,6 +677,12 @@ impl Supervisor {
             peak: Bytes::ZERO,
             peak_rss: Bytes::ZERO,
             peak_pss: None,
+            peak_shm: Bytes::ZERO,
+            peak_dev_shm: Bytes::ZERO,
+            peak_virt: Bytes::ZERO,
+            stopped: false,
+            shm: shm::Settled::default(),
+            bus_reason: None,
             oom_kills_at_start: self.host.oom_kills(now),
             spawn_error: None,
             exit: None,
@@ -645,10 +728,35 @@ impl Supervisor {
         }
     }
 
+    /// Notes that ramguard stopped the task, so its shm files are removed when it is gone.
+    fn mark_stopped(&mut self, task: TaskId) {
+        if let Some(a) = self.running.get_mut(&task) {
+            a.stopped = true;
+        }
+    }
+
+    /// After a SIGBUS: the reason with its hint when `/dev/shm` is nearly full, else an
+    /// empty string (an ordinary signal death).
+    fn bus_evidence(&mut self, now: Duration, task: TaskId) -> String {
+        let ids: Vec<TaskId> = self.running.keys().copied().collect();
+        self.shm.scan(now, &self.trees, &ids);
+        if !self.host.shm_nearly_full() {
+            return String::new();
+        }
+        let total = crate::probe::shm::usage(&self.host.root)
+            .map(|(u, _)| u)
+            .unwrap_or_else(|_| self.shm.total());
+        // A segment filled and died on within one tick was never seen held; a new file
+        // nobody holds that appeared while this task ran alone can only be this task's.
+        let mine = self.shm.allocated(task) + self.shm.unattributed_of(task);
+        shm::bus_reason(mine, total, self.host.shm_size)
+    }
+
     /// SIGKILL to every tree we know; used on errors and on a second interrupt.
     fn kill_everything(&mut self) {
         let tasks: Vec<TaskId> = self.running.keys().copied().collect();
         for task in tasks {
+            self.mark_stopped(task);
             self.trees.signal(task, Signal::KILL);
         }
         for pid in self.trees.all_pids() {
@@ -671,6 +779,11 @@ impl Drop for Supervisor {
                     ReapStatus::NoneYet => std::thread::sleep(Duration::from_millis(5)),
                     ReapStatus::NoChildren => break,
                 }
+            }
+            // Killed by ramguard: the shm files they created go too.
+            let tasks: Vec<TaskId> = self.running.keys().copied().collect();
+            for task in tasks {
+                self.shm.settle(task, true);
             }
         }
         if let Some(s) = self.sentinel.take() {

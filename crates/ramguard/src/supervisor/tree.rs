@@ -24,9 +24,8 @@
 //! finds no new process, so nothing forks away while it is being killed), then SIGKILLs
 //! every member and the root's process group.
 //!
-//! Memory of a tree is summed RSS from `statm` every tick (microseconds per process). When a
-//! tree has several processes, shared pages make summed RSS overcount, so PSS is read from
-//! `smaps_rollup` at a slower rate and the tree's memory is PSS plus the RSS growth since.
+//! Memory of a tree is measured by [`super::measure`]: one figure, shared pages once, plus
+//! the task's `/dev/shm` files.
 
 use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
@@ -35,6 +34,7 @@ use ramguard_core::policy::TaskId;
 use ramguard_core::Bytes;
 use rustix::process::{kill_process, kill_process_group, Pid, Signal};
 
+use super::measure::Meter;
 use crate::probe::process::ProcReader;
 use crate::probe::Root;
 
@@ -52,25 +52,13 @@ pub fn token_of(pid: u32) -> Option<String> {
     })
 }
 
-/// How often a multi-process tree's PSS is refreshed.
-const PSS_REFRESH: Duration = Duration::from_millis(1000);
-
-/// Memory of one task's tree at one sample.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct TreeMemory {
-    /// The figure used for accounting: PSS-corrected when the tree has several processes.
-    pub used: Bytes,
-    pub rss: Bytes,
-    pub pss: Option<Bytes>,
-    pub processes: usize,
-}
+pub use super::measure::TreeMemory;
 
 #[derive(Debug)]
 struct Member {
     root: u32,
     pids: BTreeSet<u32>,
-    /// PSS of the tree, the summed RSS at that moment, and when it was read.
-    pss: Option<(Bytes, Bytes, Duration)>,
+    meter: Meter,
 }
 
 /// Every running task's processes.
@@ -115,7 +103,7 @@ impl Trees {
             Member {
                 root,
                 pids: BTreeSet::from([root]),
-                pss: None,
+                meter: Meter::default(),
             },
         );
     }
@@ -266,16 +254,21 @@ impl Trees {
         }
     }
 
-    /// Measures one task's tree; pids that have gone are dropped.
-    pub fn measure(&mut self, task: TaskId, now: Duration) -> TreeMemory {
+    /// Measures one task's tree, given the allocated size of its shm files; pids that have
+    /// gone are dropped.
+    pub fn measure(&mut self, task: TaskId, now: Duration, shm: Bytes) -> TreeMemory {
         let Some(m) = self.tasks.get_mut(&task) else {
             return TreeMemory::default();
         };
-        let mut rss = Bytes::ZERO;
+        let mut pids = Vec::with_capacity(m.pids.len());
+        let mut statms = Vec::with_capacity(m.pids.len());
         let mut gone = Vec::new();
         for &pid in &m.pids {
             match self.reader.statm(pid) {
-                Ok(Some(s)) => rss += s.rss,
+                Ok(Some(s)) => {
+                    pids.push(pid);
+                    statms.push(s);
+                }
                 _ => {
                     if pid != m.root {
                         gone.push(pid);
@@ -287,37 +280,22 @@ impl Trees {
             m.pids.remove(&pid);
             self.owner.remove(&pid);
         }
-        let processes = m.pids.len();
-        if processes <= 1 {
-            m.pss = None;
-            return TreeMemory {
-                used: rss,
-                rss,
-                pss: None,
-                processes,
-            };
-        }
-        let stale = m
-            .pss
-            .is_none_or(|(_, _, at)| now.saturating_sub(at) >= PSS_REFRESH);
-        if stale {
-            let pss: Bytes = m
-                .pids
-                .iter()
-                .filter_map(|&pid| self.reader.rollup(pid).ok().flatten())
-                .map(|r| r.pss)
-                .sum();
-            m.pss = Some((pss, rss, now));
-        }
-        let (pss, rss_then, _) = m.pss.unwrap_or((rss, rss, now));
-        // PSS plus whatever RSS grew since it was read: never undercounts growth.
-        let used = pss.saturating_add(rss.saturating_sub(rss_then)).min(rss);
-        TreeMemory {
-            used,
-            rss,
-            pss: Some(pss),
-            processes,
-        }
+        m.meter.update(&self.reader, &pids, &statms, shm, now)
+    }
+
+    /// The pids of a task's tree as last seen (its root first).
+    pub fn pids(&self, task: TaskId) -> Vec<u32> {
+        let Some(m) = self.tasks.get(&task) else {
+            return Vec::new();
+        };
+        let mut out = vec![m.root];
+        out.extend(m.pids.iter().copied().filter(|&p| p != m.root));
+        out
+    }
+
+    /// The reader of per-process files.
+    pub fn reader(&self) -> &ProcReader {
+        &self.reader
     }
 
     /// Sends a signal to the task's process group and to every process of its tree,
