@@ -29,13 +29,15 @@
 //! each with two residual deviations and the margin). A task that outlives its expected end
 //! counts as never ending; one that climbs past its predicted peak is projected to keep
 //! climbing at its recent rate for [`RUNAWAY_HORIZON`], with no end; cold-started tasks have
-//! no curve but their peak. The brake catches what the model still gets wrong. Measured in
-//! simulated time on the benchmark's 36-task sweep (`tests/policy_sim.rs::bench_sweep_*`):
-//! 86.6 s with peak reservations alone, 69.8 s looking ahead (leaky variant 112.6 → 78.9 s),
-//! for a lower bound of 40.3 s and 52.8 s for a scheduler that knows every task's exact
-//! curve in advance; 0 brakes either way.
+//! no curve but their peak. Suspend ([`suspend`]) catches a bet that fails, the brake what
+//! the model still gets wrong. Measured in simulated time on the benchmark's 36-task sweep
+//! (`tests/policy_sim.rs::bench_sweep_*`): 86.6 s with peak reservations alone, 69.8 s
+//! looking ahead (leaky variant 112.6 → 78.9 s), 70.7 s with longest-first ordering and
+//! suspend (leaky 71.9 s), for a lower bound of 40.3 s and 52.8 s for a scheduler that
+//! knows every task's exact curve in advance; 0 brakes in each.
 //!
-//! Queue order is task order. A task that does not fit may be overtaken by a smaller one
+//! Queue order is task order, or longest expected first once durations are learned per
+//! task ([`order`]). A task that does not fit may be overtaken by a smaller one
 //! later in the queue (backfill, looking at most [`BACKFILL_WINDOW`] tasks deep), but only `max(max_jobs, 1)` times for the same head of the
 //! queue: after that nothing more is admitted until the head fits, so running tasks drain and
 //! a big task is never starved by a stream of small ones. When nothing runs, the head needs
@@ -49,7 +51,12 @@
 //! task's lower bound (its peak when braked or OOM-killed, or from the journal). A running
 //! task's prediction is `max(prediction, peak so far)` and is refreshed when the model learns.
 //!
-//! **Cold start** (no estimate, nothing finished): one task is admitted first. More are
+//! **Plentiful memory** (nothing known, but the limit holds `-j` tasks at a plausible
+//! [`order::COLD_PLAUSIBLE`] each): every slot starts at once, no settle window; suspend and
+//! the brake correct a task that turns out larger ([`order`]).
+//!
+//! **Cold start** (no estimate, nothing finished, memory not plentiful): one task is
+//! admitted first. More are
 //! admitted only when every cold-started running task has *settled* (its peak grew by at most
 //! 5% over the last [`SETTLE_WINDOW`]), each predicted as the largest peak seen in this run
 //! plus the margin; the brake corrects what this gets wrong. Settled tasks' peaks are also
@@ -76,6 +83,14 @@
 //! and on a real host with slow-dying trees or a fast grower it is the kernel that decides.
 //! Anything finished replaces the guess with the learned model.
 //!
+//! # Suspend
+//! See [`suspend`]: when the running tasks' projected memory exceeds the limit and memory
+//! actually approaches it, the newest task still growing is paused (SIGSTOP of its tree),
+//! and resumed, oldest first, when the projection with it fits again; paused time counts
+//! neither toward `--timeout` nor toward learned durations. The oldest running task is never
+//! paused, and if every running task is paused the oldest is resumed. A paused task whose
+//! memory the others need is braked before the brake level.
+//!
 //! # Brake
 //! When available falls below `brake_level`, or the running trees hold more than the
 //! budget, the newest running task that is not already stopping gets TERM (and KILL after
@@ -96,9 +111,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::units::Bytes;
 
+pub mod eta;
+pub mod order;
 pub mod predict;
 pub mod project;
 pub mod sim;
+pub mod suspend;
 
 use predict::{Observation, Predictor};
 use project::Curve;
@@ -280,6 +298,11 @@ pub enum Action {
     Term { task: TaskId, reason: StopReason },
     /// Send SIGKILL to the task's whole tree.
     Kill { task: TaskId, reason: StopReason },
+    /// Stop the task's whole tree in place (SIGSTOP): it keeps its memory and its work,
+    /// and stops growing (see [`suspend`]).
+    Pause { task: TaskId },
+    /// Let a paused tree run again (SIGCONT).
+    Resume { task: TaskId },
     /// An attempt ended with this verdict (after [`Policy::handle_exit`]).
     Finished {
         task: TaskId,
@@ -308,6 +331,10 @@ pub enum Note {
     LearnedPeak { peak: Bytes },
     /// The brake fired: the reason in words.
     Brake { task: TaskId, why: String },
+    /// A running task was paused (SIGSTOP) so that others' growth fits: the reason in words.
+    TaskPaused { task: TaskId, why: String },
+    /// A paused task runs again after being paused for `paused_for`.
+    TaskResumed { task: TaskId, paused_for: Duration },
 }
 
 /// How long a cold-started task's peak must stay within [`SETTLE_GROWTH`] before more
@@ -360,6 +387,10 @@ struct Aux {
     term_current: Bytes,
     /// Why the brake stopped it, in words.
     brake_why: String,
+    /// Paused (SIGSTOP) since then; `None` while it runs.
+    paused_since: Option<Duration>,
+    /// Time this attempt spent paused before `paused_since`.
+    paused_total: Duration,
 }
 
 /// Why admission is held back, for the Paused/Resumed notes.
@@ -398,6 +429,8 @@ pub struct Policy {
     running: BTreeSet<TaskId>,
     /// Queued tasks whose lower bound may have grown past the budget since last checked.
     recheck: Vec<TaskId>,
+    /// Why fewer than `max_jobs` tasks run while tasks wait, as of the last admission.
+    short: Option<eta::Short>,
 }
 
 impl Policy {
@@ -442,6 +475,7 @@ impl Policy {
             queued: (0..n).collect(),
             running: BTreeSet::new(),
             recheck,
+            short: None,
         }
     }
 
@@ -491,6 +525,7 @@ impl Policy {
         self.learn_provisionally(now);
         self.check_caps(now);
         self.check_brake(now, sample.available);
+        self.check_suspend(now);
         self.check_psi();
     }
 
@@ -536,7 +571,10 @@ impl Policy {
                 self.fail(task, ExitClass::Interrupted, "interrupted".to_string())
             }
             None if exit.code == Some(0) => {
-                let duration = now.saturating_sub(started);
+                // Paused time is not the task's: learn what it takes to run.
+                let duration = now
+                    .saturating_sub(started)
+                    .saturating_sub(self.paused_for(task, now));
                 let near = peak.scale(NEAR_PEAK);
                 let time_to_peak = self.aux[task]
                     .climb
@@ -631,8 +669,8 @@ impl Policy {
                 Some((_, at)) if !self.aux[id].killed => want(*at + self.config.grace),
                 Some(_) => {}
                 None => {
-                    if let Some(t) = self.config.timeout {
-                        want(*started + t);
+                    if let Some(t) = self.config.timeout.filter(|_| !self.is_paused(id)) {
+                        want(*started + self.paused_for(id, now) + t);
                     }
                     let settles = self.aux[id].grown_at + SETTLE_WINDOW;
                     // Once settled, only a sample or an exit can change the verdict.
@@ -698,11 +736,17 @@ impl Policy {
         else {
             return None;
         };
-        // A task climbing past its prediction proves the model wrong about it.
-        if stopping.is_some() || self.aux[task].cold || self.runaway_rate(task, now).is_some() {
+        // A task climbing past its prediction proves the model wrong about it; a paused one
+        // ends only after it runs again.
+        if stopping.is_some()
+            || self.aux[task].cold
+            || self.is_paused(task)
+            || self.runaway_rate(task, now).is_some()
+        {
             return None;
         }
-        let end = *started + self.predictor.duration(&self.specs[task].features)?;
+        let started = *started + self.paused_for(task, now);
+        let end = started + self.predictor.duration(&self.specs[task].features)?;
         (end > now).then_some(end)
     }
 
@@ -776,10 +820,13 @@ impl Policy {
             });
         }
         let ramp = self.time_to_peak(id, self.aux[id].cold);
+        // A paused task reserves its whole peak: it climbs again as soon as it is resumed.
+        let started = *started + self.paused_for(id, now);
+        let ramp = ramp.filter(|_| !self.is_paused(id));
         Some(Curve {
             now: current.get() as f64,
             peak: predicted.get() as f64,
-            ramp: ramp.map_or(0.0, |r| secs_from_now(*started + r)),
+            ramp: ramp.map_or(0.0, |r| secs_from_now(started + r)),
             end: self.expected_end(id, now).map(secs_from_now),
         })
     }
@@ -850,6 +897,11 @@ impl Policy {
                         TaskState::Running { started, .. } => *started,
                         _ => continue,
                     };
+                    // Paused time does not count toward --timeout.
+                    let started = started + self.paused_for(id, now);
+                    if self.is_paused(id) {
+                        continue;
+                    }
                     if self.config.timeout.is_some_and(|t| now >= started + t) {
                         self.stop(now, id, StopReason::Timeout);
                     }
@@ -894,18 +946,25 @@ impl Policy {
 
     /// Starts queued tasks while they fit (module doc, "Admission").
     fn admit(&mut self, now: Duration) {
+        self.short = None;
+        if self.queued.is_empty() || self.running.len() >= self.config.max_jobs.max(1) {
+            return;
+        }
         if self.paused == Some(Pause::Psi) || self.available.is_none() {
+            self.short = self.available.map(|_| eta::Short::Psi);
             return;
         }
         loop {
             let running: Vec<TaskId> = self.running_ids().collect();
             if running.len() >= self.config.max_jobs.max(1) {
+                self.short = None;
                 return;
             }
             if running
                 .iter()
                 .any(|&id| self.must_run_alone(self.running_brakes(id)))
             {
+                self.short = Some(eta::Short::Alone);
                 return; // a task that must run alone is running
             }
             let Some(room) = self.room() else { return };
@@ -915,9 +974,11 @@ impl Policy {
             let cold_settled = running
                 .iter()
                 .all(|&id| !self.aux[id].cold || self.is_settled(id, now));
+            // With room for -j tasks at any plausible size, unknown tasks start together.
+            let plentiful = self.plentiful();
             // Backfill looks this deep into the queue at most: with a full machine, every
-            // tick would otherwise predict every queued task.
-            let queued: Vec<TaskId> = self.queued.iter().copied().take(BACKFILL_WINDOW).collect();
+            // tick would otherwise predict every queued task. Longest expected first.
+            let queued: Vec<TaskId> = self.candidates();
             let Some(&head) = queued.first() else {
                 self.set_stalled(false);
                 return;
@@ -933,10 +994,12 @@ impl Policy {
                 let model = self.model_prediction(id);
                 let (predicted, cold) = match model {
                     Some(p) => (p, false),
+                    None if plentiful => (self.plausible_cold(id), true),
                     None => (self.cold_guess(id), true),
                 };
-                // Unknown tasks wait beside cold-started ones that still grow.
-                let cold_blocked = cold && !cold_settled;
+                // Unknown tasks wait beside cold-started ones that still grow, unless memory
+                // is plentiful.
+                let cold_blocked = cold && !cold_settled && !plentiful;
                 let fits = if running.is_empty() {
                     i128::from(lower.get()) <= room
                 } else if alone || cold_blocked || i128::from(predicted.get()) > room_ahead {
@@ -960,6 +1023,7 @@ impl Policy {
                 }
             }
             let Some((id, predicted, cold)) = chosen else {
+                self.short = Some(self.why_short(now, head, room));
                 self.set_stalled(running.is_empty());
                 return;
             };
@@ -997,6 +1061,8 @@ impl Policy {
         aux.grown_at = now;
         aux.climb.clear();
         aux.braked_alone = false;
+        aux.paused_since = None;
+        aux.paused_total = Duration::ZERO;
         self.set_state(
             id,
             TaskState::Running {
@@ -1026,6 +1092,8 @@ impl Policy {
             *stopping = Some((reason, now));
             self.aux[id].term_current = *current;
             self.actions.push_back(Action::Term { task: id, reason });
+            // A stopped tree acts on TERM only once it runs again.
+            self.unpause(now, id);
         }
     }
 
@@ -1265,7 +1333,8 @@ impl Policy {
 
     /// Returns true if and only if the task's peak has not grown noticeably for a while.
     fn is_settled(&self, id: TaskId, now: Duration) -> bool {
-        now.saturating_sub(self.aux[id].grown_at) >= SETTLE_WINDOW
+        // A paused task does not grow, which says nothing about its peak.
+        !self.is_paused(id) && now.saturating_sub(self.aux[id].grown_at) >= SETTLE_WINDOW
     }
 
     /// Re-predicts running tasks after the model learned something.

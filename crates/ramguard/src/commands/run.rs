@@ -347,6 +347,8 @@ pub fn run(args: &RunArgs) -> Result<Outcome> {
         "failed": failed,
         "not_run": not_run,
         "braked": stats.braked,
+        "pauses": stats.pauses,
+        "paused_ms": stats.paused.as_millis() as u64,
         "interrupted": interrupted,
         "peak_used": stats.peak_used,
         "budget": settings.budget,
@@ -377,6 +379,13 @@ pub fn run(args: &RunArgs) -> Result<Outcome> {
         "{done} of {total} done, {failed} failed, {} brake(s)",
         stats.braked
     );
+    if stats.pauses > 0 {
+        line.push_str(&format!(
+            ", {} pause(s) ({} paused in all)",
+            stats.pauses,
+            format_duration(stats.paused)
+        ));
+    }
     if interrupted {
         line.push_str(&format!(
             "; interrupted with {not_run} not done (rerun the same command to resume)"
@@ -728,6 +737,9 @@ struct Stats {
     failures: Vec<(String, PathBuf)>,
     braked: usize,
     peak_used: Bytes,
+    /// Pauses (SIGSTOP for memory) and the time tasks spent paused, summed.
+    pauses: usize,
+    paused: Duration,
 }
 
 /// The journal, the log pump and the printer behind the supervisor.
@@ -983,6 +995,26 @@ impl Sink for RunSink<'_> {
                 json!({ "task": self.def(*task).key, "why": why }),
                 format!("brake   {}  {why}", self.label(*task)),
             ),
+            Note::TaskPaused { task, why } => {
+                self.stats.pauses += 1;
+                (
+                    "task_paused",
+                    json!({ "task": self.def(*task).key, "why": why }),
+                    format!("pause   {}  {why}", self.label(*task)),
+                )
+            }
+            Note::TaskResumed { task, paused_for } => {
+                self.stats.paused += *paused_for;
+                (
+                    "task_resumed",
+                    json!({ "task": self.def(*task).key, "paused_ms": paused_for.as_millis() as u64 }),
+                    format!(
+                        "resume  {}  after {} paused",
+                        self.label(*task),
+                        format_duration(*paused_for)
+                    ),
+                )
+            }
         };
         self.journal
             .event(&self.handle, supervisor::unix_ms(), kind, &detail)?;
@@ -1072,6 +1104,25 @@ impl RunSink<'_> {
     }
 }
 
+/// The progress bar's message: what runs, memory, the ETA from learned durations ("unknown"
+/// until there is a basis) and why fewer than `-j` run.
+fn progress_message(s: &Snapshot, budget: Bytes) -> String {
+    let mut m = format!("{} running", s.running);
+    if s.paused > 0 {
+        m.push_str(&format!(" ({} paused)", s.paused));
+    }
+    m.push_str(&format!(
+        "  mem {} / {budget}  available {}  eta {}",
+        s.used,
+        s.available,
+        s.eta.map_or("unknown".to_string(), format_duration)
+    ));
+    if let Some(why) = &s.short {
+        m.push_str(&format!("  ({why})"));
+    }
+    m
+}
+
 fn absolute(p: &Path) -> PathBuf {
     if p.is_absolute() {
         p.to_path_buf()
@@ -1101,9 +1152,9 @@ impl Printer {
         let bar = bar.then(|| {
             let pb = indicatif::ProgressBar::new(total as u64);
             pb.set_position(done as u64);
-            if let Ok(style) = indicatif::ProgressStyle::with_template(
-                "{bar:30} {pos}/{len} done  {msg}  eta {eta}",
-            ) {
+            if let Ok(style) =
+                indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} done  {msg}")
+            {
                 pb.set_style(style);
             }
             pb
@@ -1138,10 +1189,7 @@ impl Printer {
     fn update(&self, s: &Snapshot, finished: usize) {
         if let Some(pb) = &self.bar {
             pb.set_position((self.base + finished) as u64);
-            pb.set_message(format!(
-                "{} running  mem {} / {}  available {}",
-                s.running, s.used, self.budget, s.available
-            ));
+            pb.set_message(progress_message(s, self.budget));
         }
     }
 

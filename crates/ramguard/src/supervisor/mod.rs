@@ -14,6 +14,7 @@
 //! until the next sample, the policy's wake-up, a child's exit or a signal (a self-pipe
 //! written by the SIGCHLD/SIGINT/SIGTERM handlers).
 
+pub mod pause;
 pub mod sentinel;
 pub mod spawn;
 pub mod tree;
@@ -53,6 +54,8 @@ const FAST_HORIZON: Duration = Duration::from_millis(100);
 const FAST_HOLD: Duration = Duration::from_millis(100);
 /// The fill rate assumed when nothing faster was seen: 1 GiB/s.
 const ASSUMED_FILL_RATE: f64 = (1u64 << 30) as f64;
+/// How often the ETA and the reason fewer than `-j` run are worked out for the display.
+const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 /// How often process trees are walked for new descendants.
 const DISCOVER_EVERY: Duration = Duration::from_millis(200);
 
@@ -78,6 +81,12 @@ pub struct Snapshot {
     pub running: usize,
     pub used: Bytes,
     pub available: Bytes,
+    /// Running tasks paused (SIGSTOP) for memory.
+    pub paused: usize,
+    /// When the sweep should end, from learned durations; `None` until there is a basis.
+    pub eta: Option<Duration>,
+    /// Why fewer than `-j` tasks run while tasks wait.
+    pub short: Option<String>,
 }
 
 /// Where the supervisor reports. Implemented by `ramguard run` over the journal and printer.
@@ -277,6 +286,9 @@ pub struct Supervisor {
     fast_until: Duration,
     last_discover: Option<Duration>,
     fill_rate: f64,
+    pauses: pause::Pauses,
+    /// The last ETA and "why fewer than -j", and when they were computed.
+    progress: Option<(Duration, Option<Duration>, Option<String>)>,
 }
 
 impl Supervisor {
@@ -298,6 +310,8 @@ impl Supervisor {
             fast_until: Duration::ZERO,
             last_discover: None,
             fill_rate: ASSUMED_FILL_RATE,
+            pauses: pause::Pauses::default(),
+            progress: None,
         })
     }
 
@@ -508,6 +522,10 @@ impl Supervisor {
                 Action::Kill { task, .. } => {
                     self.trees.signal(task, Signal::KILL);
                 }
+                Action::Pause { task } => self.pauses.pause(&mut self.trees, task, now),
+                Action::Resume { task } => {
+                    self.pauses.resume(&mut self.trees, task, now);
+                }
                 Action::Finished {
                     task,
                     attempt,
@@ -516,6 +534,7 @@ impl Supervisor {
                     reason,
                     peak,
                 } => {
+                    self.pauses.forget(task);
                     let a = self.running.remove(&task);
                     let (code, signal) = a.as_ref().and_then(|a| a.exit).unwrap_or((None, None));
                     let reason = match a.as_ref().and_then(|a| a.spawn_error.clone()) {
@@ -598,11 +617,26 @@ impl Supervisor {
         Ok(())
     }
 
-    fn snapshot(&self) -> Snapshot {
+    fn snapshot(&mut self) -> Snapshot {
+        let now = self.start.elapsed();
+        // The ETA predicts up to a thousand queued tasks: a few times a second is enough.
+        let stale = self
+            .progress
+            .as_ref()
+            .is_none_or(|p| now.saturating_sub(p.0) >= PROGRESS_EVERY);
+        if stale {
+            let eta = self.policy.eta(now);
+            let short = self.policy.short().map(ToString::to_string);
+            self.progress = Some((now, eta, short));
+        }
+        let (at, eta, short) = self.progress.clone().unwrap_or_default();
         Snapshot {
             running: self.running.len(),
             used: self.running.values().map(|a| a.current).sum(),
             available: self.last_available.map(|(_, a, _)| a).unwrap_or_default(),
+            paused: self.pauses.count(),
+            eta: eta.map(|e| e.saturating_sub(now.saturating_sub(at))),
+            short,
         }
     }
 
