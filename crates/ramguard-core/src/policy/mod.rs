@@ -112,6 +112,7 @@ use serde::{Deserialize, Serialize};
 use crate::units::Bytes;
 
 pub mod eta;
+pub mod levels;
 pub mod order;
 pub mod predict;
 pub mod project;

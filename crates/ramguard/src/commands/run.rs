@@ -30,6 +30,7 @@ use crate::supervisor::{
 use crate::sweep_file;
 use crate::Outcome;
 
+mod danger;
 mod logs;
 
 /// How progress is shown.
@@ -181,6 +182,8 @@ pub struct Settings {
     pub threads: Option<u32>,
     pub effective_limit: Bytes,
     pub limit_source: String,
+    /// The danger line the levels sit above, and the host's killers.
+    pub danger: danger::Danger,
 }
 
 fn ser_dur<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -605,10 +608,9 @@ fn resolve(
     let limit = report.memory.effective.limit;
     let mem = args.mem.or(file.mem);
     let base = mem.map_or(limit, |m| m.resolve(limit));
-    let reserve = args
-        .reserve
-        .or(file.reserve)
-        .map_or_else(|| default_reserve(base), |r| r.resolve(base));
+    let user_reserve = args.reserve.or(file.reserve).map(|r| r.resolve(base));
+    let danger = danger::Danger::resolve(report, base, user_reserve);
+    let reserve = danger.levels.reserve;
     let budget = match mem {
         Some(m) => m.resolve(limit),
         None => limit.saturating_sub(reserve),
@@ -634,15 +636,15 @@ fn resolve(
     } else {
         Some(args.threads.or(file.threads).unwrap_or(1))
     };
-    // Half the reserve, but not below 256 MiB where the reserve allows: a small machine
-    // has daemons (a watchdog's min-memory, earlyoom) that act at about that line.
-    let brake_level = reserve.scale(0.5).max(FLOOR.min(reserve));
+    // Above every killer the host has (a watchdog's min-memory, earlyoom), or a floor.
+    let brake_level = danger.levels.brake;
     Ok(Settings {
         jobs,
         budget,
         reserve,
         brake_level,
-        hard_level: brake_level.scale(0.5),
+        hard_level: danger.levels.hard,
+        danger,
         estimate: args.estimate.or(file.estimate),
         task_mem: args.task_mem.or(file.task_mem),
         timeout: args.timeout.or(file.timeout),
@@ -652,14 +654,6 @@ fn resolve(
         effective_limit: limit,
         limit_source: report.memory.effective.limit_source.file.clone(),
     })
-}
-
-/// The least headroom worth keeping and braking at, where the budget allows it.
-const FLOOR: Bytes = Bytes(256 << 20);
-
-/// The default reserve: 10% of the budget base, at least 256 MiB, at most a quarter of it.
-fn default_reserve(base: Bytes) -> Bytes {
-    base.scale(0.10).max(FLOOR).min(base.scale(0.25))
 }
 
 fn policy_config(s: &Settings) -> Config {
@@ -704,6 +698,9 @@ fn dry_run(args: &RunArgs, sweep: &Sweep, s: &Settings) -> Result<()> {
         "budget     {}   reserve {}   brake below {} available",
         s.budget, s.reserve, s.brake_level
     )?;
+    for line in s.danger.describe() {
+        writeln!(out, "{line}")?;
+    }
     writeln!(out, "jobs       {}", s.jobs)?;
     writeln!(
         out,
