@@ -798,6 +798,51 @@ fn an_unexpectedly_large_task_is_paused_until_room_returns_and_completes() {
 }
 
 #[test]
+fn repeat_workers_start_together_when_memory_is_plentiful() {
+    // `--repeat 4 -j 4` with a budget that holds four unknown tasks at a plausible 1 GiB
+    // each: all four start at once. Before, the first ran alone until its memory stopped
+    // growing (a 3 s ramp plus the 2 s settle window), so it was done before the second
+    // started.
+    let w = Work::new();
+    let hog = memhog();
+    let out = w.run(&[
+        "run",
+        "--json",
+        "--progress",
+        "plain",
+        "--mem",
+        "6G",
+        "--reserve",
+        "16M",
+        "-j",
+        "4",
+        "--repeat",
+        "4",
+        "--",
+        hog.to_str().unwrap(),
+        "--peak",
+        "40M",
+        "--ramp",
+        "3s",
+        "--hold",
+        "1s",
+    ]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert_eq!(summary(&out)["done"], 4, "{err}");
+    let events: Vec<&str> = err
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .filter(|w| *w == "start" || *w == "done")
+        .collect();
+    assert_eq!(
+        events,
+        ["start", "start", "start", "start", "done", "done", "done", "done"],
+        "{err}"
+    );
+}
+
+#[test]
 fn a_lone_command_runs_once_under_supervision() {
     let w = Work::new();
     let out = w.run(&[

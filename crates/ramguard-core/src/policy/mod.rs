@@ -392,6 +392,8 @@ struct Aux {
     paused_since: Option<Duration>,
     /// Time this attempt spent paused before `paused_since`.
     paused_total: Duration,
+    /// How fast it grew (bytes/s) when last paused: what it resumes at.
+    paused_rate: f64,
 }
 
 /// Why admission is held back, for the Paused/Resumed notes.

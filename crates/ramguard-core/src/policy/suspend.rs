@@ -215,7 +215,12 @@ impl Policy {
                 curve.peak = current;
                 curve.ramp = 0.0;
             }
-            if let Some(rate) = self.growth_rate(id, now) {
+            // A paused task being considered for resuming grows as it did when paused.
+            let rate = match self.is_paused(id) {
+                true => Some(self.aux[id].paused_rate).filter(|&r| r > 0.0),
+                false => self.growth_rate(id, now),
+            };
+            if let Some(rate) = rate {
                 soon += rate * horizon;
                 // Growth within a learned prediction was reserved at admission; an unknown
                 // or runaway task is projected to keep its pace.
@@ -289,6 +294,7 @@ impl Policy {
         if self.is_paused(id) {
             return;
         }
+        self.aux[id].paused_rate = self.growth_rate(id, now).unwrap_or(0.0);
         self.aux[id].paused_since = Some(now);
         self.actions.push_back(Action::Pause { task: id });
         self.actions

@@ -32,6 +32,7 @@ use crate::Outcome;
 
 mod danger;
 mod logs;
+mod progress;
 
 /// How progress is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -324,6 +325,7 @@ pub fn run(args: &RunArgs) -> Result<Outcome> {
         log_dir,
         thread_env: supervisor::thread_caps(settings.threads),
         printer,
+        progress: progress::ProgressLog::default(),
         pending: Vec::new(),
         stats: Stats::default(),
         samples: HashMap::new(),
@@ -755,6 +757,7 @@ struct RunSink<'a> {
     abs_log_dir: PathBuf,
     thread_env: Vec<(String, String)>,
     printer: Printer,
+    progress: progress::ProgressLog,
     pending: Vec<String>,
     stats: Stats,
     /// Per running task: its memory timeline, written to the journal at most every
@@ -1020,6 +1023,14 @@ impl Sink for RunSink<'_> {
     }
 
     fn flush(&mut self, now: Duration, snapshot: &Snapshot) -> Result<()> {
+        if let Some(due) = self.progress.due(now, snapshot) {
+            let at = supervisor::unix_ms();
+            self.journal
+                .event(&self.handle, at, "progress", &due.detail)?;
+            if let Some(line) = due.line.filter(|_| self.printer.plain) {
+                self.pending.push(line);
+            }
+        }
         let since = now.saturating_sub(self.last_commit);
         // Completions of one tick share a commit; starts and samples ride along, or go
         // in the background commit so that `status` sees them.

@@ -34,6 +34,7 @@
 
 pub mod display;
 pub mod lock;
+pub mod progress;
 pub mod read;
 pub mod schema;
 pub mod timeline;
