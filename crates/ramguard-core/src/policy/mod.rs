@@ -71,16 +71,20 @@
 //! | ramp 10 s to 1 GiB, hold 20 s    | cold start          |   71.8 s |           0   |      0 |
 //! |                                  | `--estimate` right  |   60.0 s |           0   |      0 |
 //! |                                  | `-j 1`              |  240.0 s |           0   |      0 |
-//! |                                  | `--estimate` 10× low|   60.0 s |          16.4 |      2 |
+//! |                                  | `--estimate` 10× low|   66.2 s |          20.4 |      3 |
 //! | ramp 25 s to 1.5 GiB, hold 5 s   | cold start          |  106.0 s |           0   |      0 |
 //! |                                  | `--estimate` right  |   90.0 s |           0   |      0 |
 //! |                                  | `-j 1`              |  240.0 s |           0   |      0 |
-//! |                                  | `--estimate` 10× low|   79.4 s |          64.0 |      4 |
+//! |                                  | `--estimate` 10× low|   87.8 s |          52.7 |      4 |
 //!
 //! Cold start costs about one ramp plus the settle window (+18–20%) and never brakes;
-//! admitting blind finishes as fast *here* only because simulated tasks die promptly on
-//! TERM and the brake always wins the race — it throws away a task's worth of work or more,
-//! and on a real host with slow-dying trees or a fast grower it is the kernel that decides.
+//! admitting blind now pauses the newest tasks as memory nears the limit and brakes paused
+//! ones only when their memory is needed (braked task-s count work thrown away, paused
+//! time excluded). Before suspend, blind admission took 60.0 s (16.4 task-s thrown away, 2
+//! brakes) and 79.4 s (64.0, 4): pausing made the early-peak workload slower and more
+//! wasteful (every task was paused at about 70% of its peak, so paused tasks held memory
+//! the others needed) and the late-peak one slower but less wasteful. It is still a guess
+//! the brake has to correct.
 //! Anything finished replaces the guess with the learned model.
 //!
 //! # Suspend

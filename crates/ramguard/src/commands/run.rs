@@ -93,9 +93,11 @@ pub struct RunArgs {
     pub mem: Option<SizeSpec>,
 
     /// Headroom kept free for everything else [default: 10% of the budget base (`--mem`
-    /// when given, else the effective limit), at least 256 MiB, at most 25%]. The brake
-    /// fires when available memory falls to half of it (but not below 256 MiB when the
-    /// reserve is at least that).
+    /// when given, else the effective limit), at least 256 MiB, at most 25%, and always
+    /// above the brake]. Tasks are paused as available memory nears it; the brake fires
+    /// lower, at half of it or just above the host's danger line (a watchdog's min-memory,
+    /// earlyoom's threshold, else 256 MiB on all but tiny machines), whichever is higher:
+    /// `--dry-run` shows the levels and where they come from.
     #[arg(long, value_name = "SIZE|PCT", value_parser = parse_size_spec)]
     pub reserve: Option<SizeSpec>,
 
