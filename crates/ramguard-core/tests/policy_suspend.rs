@@ -175,12 +175,12 @@ fn suspend_then_resume_without_loss() {
 #[test]
 fn all_paused_never_deadlocks() {
     // Task 0 climbs to 3 GiB in half a second and holds it until 6 s; tasks 1 and 2,
-    // estimated at 0.5 GiB, are paused while it climbs, and once it settles they are
-    // predicted like it (3.3 GiB), which does not fit beside it: they stay paused (task 2,
-    // having waited longer than it ran, is braked and requeued). When task 0 ends, another
-    // program takes 4.3 GiB, so resuming task 1 no longer fits the projection either:
-    // still, with nothing else running it is resumed at once (a policy that waits for room
-    // would wait forever: nothing runs to make any), and every task ends.
+    // estimated at 0.5 GiB, climb toward 2.8 GiB. Both are paused while task 0 climbs
+    // (task 2, the newest, having waited longer than it ran, is braked young and requeued);
+    // task 1 runs again, and is paused again as memory nears the limit beside task 0. When
+    // task 0 ends, another program takes 4.3 GiB, so resuming task 1 does not fit the
+    // projection: still, with nothing else running it is resumed at once (a policy that
+    // waits for room would wait forever: nothing runs to make any), and every task ends.
     let cfg = Config {
         estimate: Some(gib(0.5)),
         ..config()
@@ -189,8 +189,8 @@ fn all_paused_never_deadlocks() {
     host.external = vec![(secs(6.0), gib(4.3))];
     let tasks = vec![
         ramp(3.0, 0.5, 5.5),
-        ramp(2.0, 4.0, 4.0),
-        ramp(2.0, 4.0, 4.0),
+        ramp(2.8, 4.0, 4.0),
+        ramp(2.8, 4.0, 4.0),
     ];
     let (sim, report) = run(cfg, host, tasks);
     assert_clean(&report);

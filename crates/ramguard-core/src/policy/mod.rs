@@ -75,7 +75,7 @@
 //! | ramp 25 s to 1.5 GiB, hold 5 s   | cold start          |  106.0 s |           0   |      0 |
 //! |                                  | `--estimate` right  |   90.0 s |           0   |      0 |
 //! |                                  | `-j 1`              |  240.0 s |           0   |      0 |
-//! |                                  | `--estimate` 10× low|   87.8 s |          52.7 |      4 |
+//! |                                  | `--estimate` 10× low|   83.2 s |          57.2 |      4 |
 //!
 //! Cold start costs about one ramp plus the settle window (+18–20%) and never brakes;
 //! admitting blind now pauses the newest tasks as memory nears the limit and brakes paused
@@ -357,7 +357,7 @@ pub const PROVISIONAL_UNTIL: usize = 8;
 /// has no expected end.
 pub const RUNAWAY_HORIZON: Duration = Duration::from_secs(10);
 /// Relative growth of a peak worth a point in a task's climb record.
-const CLIMB_STEP: f64 = 0.02;
+pub(crate) const CLIMB_STEP: f64 = 0.02;
 /// Share of its final peak at which a task counts as having reached it.
 const NEAR_PEAK: f64 = 0.95;
 /// A learned typical peak that moves by more than this share is announced.

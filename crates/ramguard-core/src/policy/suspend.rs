@@ -29,11 +29,13 @@
 use std::time::Duration;
 
 use super::project::{self, Curve};
-use super::{Action, Note, Policy, StopReason, TaskId, TaskState, SETTLE_WINDOW};
+use super::{Action, Note, Policy, StopReason, TaskId, TaskState, CLIMB_STEP, SETTLE_WINDOW};
 use crate::units::Bytes;
 
 /// How far ahead a climbing task's recent growth rate is extended when deciding to pause.
 pub const PAUSE_HORIZON: Duration = Duration::from_secs(1);
+/// A task counts as still growing for at least this long after its peak last grew.
+pub const QUIET_GRACE: Duration = Duration::from_millis(250);
 /// Memory approaches the limit when what tasks hold (plus [`PAUSE_HORIZON`] of growth) is
 /// within this share of it.
 pub const APPROACH: f64 = 0.05;
@@ -278,15 +280,24 @@ impl Policy {
             return None;
         }
         let since = age.saturating_sub(SETTLE_WINDOW);
+        // Measured between samples, never from the start: a process that maps its first
+        // 20 MiB in its first 50 ms is not growing at 400 MiB/s.
         let (base_age, base) = climb
             .iter()
             .rev()
             .find(|c| c.0 <= since && c.0 < last_age)
-            .copied()
-            .unwrap_or((Duration::ZERO, Bytes::ZERO));
+            .or_else(|| climb.first().filter(|c| c.0 < last_age))
+            .copied()?;
         let span = last_age.saturating_sub(base_age).as_secs_f64();
         let rate = last.get().saturating_sub(base.get()) as f64 / span;
-        (span > 0.0 && rate > 0.0).then_some(rate)
+        if !(span > 0.0 && rate > 0.0) {
+            return None;
+        }
+        // Still growing only if the next climb step is not long overdue at that rate: a
+        // task that ramped fast and then held is not growing a second after.
+        let step = last.get() as f64 * CLIMB_STEP / rate;
+        let quiet = age.saturating_sub(last_age).as_secs_f64();
+        (quiet <= (3.0 * step).max(QUIET_GRACE.as_secs_f64())).then_some(rate)
     }
 
     /// Pauses a running task and says why.
