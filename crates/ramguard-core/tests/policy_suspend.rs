@@ -418,3 +418,27 @@ fn the_policy_says_why_fewer_than_jobs_run() {
     sim.drive();
     assert_eq!(sim.policy().short(), None);
 }
+
+#[test]
+fn paused_time_does_not_count_toward_the_timeout() {
+    // `--timeout 11.5s`: task 1 runs for 11 s of its own, but is paused for a while beside
+    // task 0, so its wall time is longer than the timeout. It is not timed out.
+    let cfg = Config {
+        estimate: Some(gib(1.0)),
+        timeout: Some(secs(11.5)),
+        ..config()
+    };
+    let tasks = vec![ramp(1.0, 1.0, 9.0), ramp(5.5, 10.0, 1.0)];
+    let (sim, report) = run(cfg, Host::new(gib(8.0)), tasks);
+    assert_clean(&report);
+    all_done(&sim, 2);
+    let paused = times_of(&sim, |a| matches!(a, Action::Pause { task: 1 }));
+    let resumed = times_of(&sim, |a| matches!(a, Action::Resume { task: 1 }));
+    assert_eq!(paused.len(), 1, "{paused:?}");
+    assert!(
+        resumed[0] - paused[0] >= secs(1.0),
+        "{paused:?} {resumed:?}"
+    );
+    assert!(report.makespan > secs(11.5), "{:?}", report.makespan);
+    assert_eq!(verdicts(&sim, 1), [(ExitClass::Done, false, "done".into())]);
+}

@@ -795,6 +795,19 @@ fn an_unexpectedly_large_task_is_paused_until_room_returns_and_completes() {
     let paused = err.lines().find(|l| l.contains(" pause   #6 "));
     assert!(paused.is_some_and(|l| l.contains("would need")), "{err}");
     assert!(err.contains(" resume  #6 "), "{err}");
+    // The progress lines say when one is paused; before any task finished there is no ETA.
+    let first = err.lines().find(|l| l.contains(" progress "));
+    assert!(first.is_some_and(|l| l.contains("eta unknown")), "{err}");
+    assert!(err.contains(" running (1 paused), eta "), "{err}");
+    // The summary and `status` count the pauses and the time spent paused.
+    assert!(err.contains(" pause(s) ("), "{err}");
+    let status = w.run(&["status"]);
+    let text = String::from_utf8_lossy(&status.stdout);
+    let line = text.lines().find(|l| l.starts_with("paused "));
+    assert!(
+        line.is_some_and(|l| l.contains(" pause(s), ") && l.contains("paused in all")),
+        "{text}"
+    );
 }
 
 #[test]
