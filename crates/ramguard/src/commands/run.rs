@@ -109,7 +109,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "SIZE", value_parser = parse_abs_size)]
     pub task_mem: Option<Bytes>,
 
-    /// Kill a task that runs longer than DUR (failed: timed out).
+    /// Kill a task that runs longer than DUR (failed: timed out); time it spends paused for
+    /// memory does not count.
     #[arg(long, value_name = "DUR", value_parser = parse_interval)]
     pub timeout: Option<Duration>,
 
