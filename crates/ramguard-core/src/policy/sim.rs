@@ -13,7 +13,8 @@
 //! While it runs, the harness checks invariants independently of the policy and records
 //! violations in the [`Report`]: a Start only when the task fits (recomputed from the
 //! harness's own view), Kill only after Term, Finished only after an exit, at most one final
-//! verdict per task. `plan`/`simulate` can replay recorded traces through this same code.
+//! verdict per task, Pause only of a running task and Resume only of a paused one, and never
+//! every running task paused once an instant has been handled. `plan`/`simulate` can replay recorded traces through this same code.
 //! Pure: no clock, no I/O.
 
 use std::collections::BTreeMap;
@@ -350,6 +351,10 @@ impl Sim {
         }
         self.kernel();
         self.sample_and_drain();
+        // Never deadlock: something that runs is not paused once an instant is handled.
+        if !self.runs.is_empty() && self.runs.values().all(|r| r.paused_since.is_some()) {
+            self.violation(format!("every running task is paused at {:?}", self.now));
+        }
         !self.finished()
     }
 
