@@ -89,7 +89,7 @@ pub fn render(p: &Progress, supervisor_alive: bool, now_unix_ms: i64) -> String 
             None => s.push_str("eta now    unknown: no durations learned yet\n"),
         }
         if let Some(why) = &p.why {
-            s.push_str(&format!("fewer     than -j run: {why}\n"));
+            s.push_str(&format!("why        fewer than -j run: {why}\n"));
         }
     }
     if p.pauses > 0 {
