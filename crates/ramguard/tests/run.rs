@@ -811,6 +811,56 @@ fn an_unexpectedly_large_task_is_paused_until_room_returns_and_completes() {
 }
 
 #[test]
+fn a_paused_task_whose_memory_is_needed_is_braked_at_once_and_rerun() {
+    // Task 1 leaks toward 350 MiB under a 400 MiB budget; task 2, newer, grows toward
+    // 150 MiB beside it, is paused, and when task 1 needs its memory it is braked: TERM to a
+    // stopped tree waits for SIGCONT, which ramguard sends with it, so it ends at once and
+    // not after the 30 s grace. It runs again after task 1.
+    let w = Work::new();
+    let h = memhog();
+    let h = h.to_str().unwrap();
+    let tasks_file = w.path().join("tasks.txt");
+    std::fs::write(
+        &tasks_file,
+        format!(
+            "{h} --peak 50M --ramp 0.3s --hold 3s --leak 100M\n{h} --peak 150M --ramp 3s --hold 1s\n"
+        ),
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let out = w.run(&[
+        "run",
+        "--json",
+        "--progress",
+        "plain",
+        "--mem",
+        "400M",
+        "--reserve",
+        "16M",
+        "-j",
+        "2",
+        "--estimate",
+        "64M",
+        "--grace",
+        "30s",
+        "--tasks",
+        tasks_file.to_str().unwrap(),
+    ]);
+    let took = started.elapsed();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let s = summary(&out);
+    assert_eq!(s["done"], 2, "{err}");
+    assert!(s["braked"].as_u64().unwrap() >= 1, "{err}");
+    assert!(err.contains(" pause   #2 "), "{err}");
+    assert!(err.contains(" brake   #2 "), "{err}");
+    assert!(
+        took < Duration::from_secs(25),
+        "took {took:?}: the grace ran out\n{err}"
+    );
+}
+
+#[test]
 fn repeat_workers_start_together_when_memory_is_plentiful() {
     // `--repeat 4 -j 4` with a budget that holds four unknown tasks at a plausible 1 GiB
     // each: all four start at once. Before, the first ran alone until its memory stopped

@@ -1100,7 +1100,7 @@ impl Policy {
             self.aux[id].term_current = *current;
             self.actions.push_back(Action::Term { task: id, reason });
             // A stopped tree acts on TERM only once it runs again.
-            self.unpause(now, id);
+            self.resume(now, id);
         }
     }
 

@@ -313,7 +313,7 @@ impl Policy {
     }
 
     /// Resumes a paused task and notes for how long it was paused.
-    fn resume(&mut self, now: Duration, id: TaskId) {
+    pub(super) fn resume(&mut self, now: Duration, id: TaskId) {
         if let Some(paused_for) = self.unpause(now, id) {
             self.actions.push_back(Action::Note(Note::TaskResumed {
                 task: id,
@@ -324,7 +324,7 @@ impl Policy {
 
     /// Lets a paused task run again (before TERM, too: a stopped tree acts on it only once
     /// it runs); returns how long this pause lasted.
-    pub(super) fn unpause(&mut self, now: Duration, id: TaskId) -> Option<Duration> {
+    fn unpause(&mut self, now: Duration, id: TaskId) -> Option<Duration> {
         let since = self.aux[id].paused_since.take()?;
         let lasted = now.saturating_sub(since);
         self.aux[id].paused_total += lasted;
