@@ -144,19 +144,10 @@ impl Policy {
             self.brake_paused(now, &paused, held, limit);
             return;
         }
-        // Paused tasks that wait on each other: once the newest has waited longer than it
-        // ran, redoing its work costs less than its memory kept from the others.
-        if let [_, .., newest] = paused.as_slice() {
-            let ran = self.elapsed_running(*newest, now);
-            let waited = now.saturating_sub(self.aux[*newest].paused_since.unwrap_or(now));
-            if waited > ran && !braking {
-                self.brake_paused(now, &paused, held, limit);
-                return;
-            }
-        }
         // Resume the oldest paused tasks while the projection with them fits, with room to
         // spare so that a resumed task is not paused again at once.
-        for id in paused {
+        let mut waiting = paused.as_slice();
+        while let Some((&id, rest)) = waiting.split_first() {
             let mut with = active.clone();
             with.push(id);
             let (projected, _) = self.pressure(now, &with);
@@ -165,6 +156,16 @@ impl Policy {
             }
             self.resume(now, id);
             active = with;
+            waiting = rest;
+        }
+        // Paused tasks that wait on each other: once the newest has waited longer than it
+        // ran, redoing its work costs less than its memory kept from the others.
+        if let [_, .., newest] = waiting {
+            let ran = self.elapsed_running(*newest, now);
+            let waited = now.saturating_sub(self.aux[*newest].paused_since.unwrap_or(now));
+            if waited > ran && !braking {
+                self.brake_paused(now, waiting, held, limit);
+            }
         }
     }
 
