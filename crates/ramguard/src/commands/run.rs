@@ -707,6 +707,9 @@ fn dry_run(args: &RunArgs, sweep: &Sweep, s: &Settings) -> Result<()> {
         writeln!(out, "{line}")?;
     }
     writeln!(out, "jobs       {}", s.jobs)?;
+    let room = s.budget.min(s.effective_limit.saturating_sub(s.reserve));
+    let start = progress::cold_start_line(room, s.jobs, s.estimate.is_some());
+    writeln!(out, "{start}")?;
     writeln!(
         out,
         "estimate   {}   task cap {}   timeout {}   grace {}   retries {}",
