@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """ramguard against what its users do today: xargs -P, GNU parallel, one job at a time.
 
-    python3 bench/sweep_bench.py --target 4G            # everything, ~30 minutes
+    python3 bench/sweep_bench.py --target 4G            # issue 7's sections, ~12 minutes
     python3 bench/sweep_bench.py --issue12              # issue 12's table, ~15 minutes
     python3 bench/sweep_bench.py --issue12 --plan       # what it would run; runs nothing
     python3 bench/sweep_bench.py --quick --only sweep   # a small sweep, for development
