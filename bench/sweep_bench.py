@@ -10,7 +10,7 @@ Theory of operation
 -------------------
 Python 3.11 standard library only. The harness builds `ramguard` and `memhog` in release
 mode, installs GNU parallel with apt-get if it is missing (skipping the parallel
-contenders if that fails), then runs up to four sections and prints one markdown table
+contenders if that fails), then runs the chosen sections and prints one markdown table
 per section, also written to `bench/results-<date>.md` beside the raw `results-<date>.json`.
 
 * sweep: a small machine, honestly. A *ballast* (`memhog --peak N --hold 2h`,
