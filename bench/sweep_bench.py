@@ -1,14 +1,16 @@
 #!/usr/bin/env python3
 """ramguard against what its users do today: xargs -P, GNU parallel, one job at a time.
 
-    python3 bench/sweep_bench.py --target 4G            # everything, ~15 minutes
+    python3 bench/sweep_bench.py --target 4G            # issue 7's sections, ~12 minutes
+    python3 bench/sweep_bench.py --issue12              # issue 12's table, ~15 minutes
+    python3 bench/sweep_bench.py --issue12 --plan       # what it would run; runs nothing
     python3 bench/sweep_bench.py --quick --only sweep   # a small sweep, for development
 
 Theory of operation
 -------------------
 Python 3.11 standard library only. The harness builds `ramguard` and `memhog` in release
 mode, installs GNU parallel with apt-get if it is missing (skipping the parallel
-contenders if that fails), then runs up to four sections and prints one markdown table
+contenders if that fails), then runs the chosen sections and prints one markdown table
 per section, also written to `bench/results-<date>.md` beside the raw `results-<date>.json`.
 
 * sweep: a small machine, honestly. A *ballast* (`memhog --peak N --hold 2h`,
@@ -21,6 +23,16 @@ per section, also written to `bench/results-<date>.md` beside the raw `results-<
   seeded `memhog --peak --ramp --hold` runs with heterogeneous peaks; each writes a
   marker file when it finishes (memhog `--result` into `$RAMGUARD_RESULT`, set per task
   with `env`), so finished tasks are counted once each, whoever ran them.
+* mixes (issue 12): the same emulated machine and referee, several task mixes (`ramp`:
+  heterogeneous ramping peaks up to 80% of the machine; `big`: a few tasks of 50-80% of
+  the machine among small ones; `leak`: the ramp mix with one task leaking), several
+  seeds, some run several times, against `xargs -P 2..4` and `parallel --memsuspend` at
+  1G and 2G; one table per mix and a verdict against the issue's targets (no crash, every
+  task, median <= 1.35x the bound, faster than every peer that survived the same run).
+  `--write-mixes` exports the task lists for the simulator's twin
+  (`crates/ramguard-core/tests/policy_mixes.rs`).
+* roomy (issue 12): memory never binds (small tasks, no ballast): ramguard against
+  `xargs -P N` with the same N; target <= 1.05x.
 * overhead: 1,000 trivial tasks (`true <i>`) under xargs -P, GNU parallel and ramguard
   with its durable journal; wall-time ratios against xargs.
 * brake: a task ramping fast past ramguard's `--mem`; the harness polls the task's RSS
@@ -64,7 +76,10 @@ BENCH_DIR = REPO / "bench"
 RELEASE = REPO / "target" / "release"
 RAMGUARD = RELEASE / "ramguard"
 MEMHOG = RELEASE / "memhog"
-SECTIONS = ("sweep", "overhead", "brake", "cost")
+SECTIONS = ("sweep", "mixes", "roomy", "overhead", "brake", "cost")
+# Issue 12's whole table in one command: the mixes on the emulated machine, the roomy mix
+# and the trivial tasks (the sweep, brake and cost sections are issue 7's).
+ISSUE12 = ("mixes", "roomy", "overhead")
 
 
 # --------------------------------------------------------------------------- units
@@ -757,6 +772,279 @@ def section_sweep(args, referee: Referee, parallel: str | None, rg_ok: bool, wor
     return "\n".join(md)
 
 
+# --------------------------------------------------------------------------- mixes (issue 12)
+
+
+MIXES = ("ramp", "big", "leak")
+# Default plan: mix:seeds[xreps], ';'-separated. About 15 minutes with every peer.
+MIX_PLAN = "ramp:1,2x2;big:1;leak:1"
+
+
+def make_mix(mix: str, seed: int, n: int, target: int) -> list[Task]:
+    """One of issue 12's mixes for an emulated machine of `target` bytes.
+
+    ramp: heterogeneous ramping tasks, ~45% of 250-600 MiB, ~35% of 0.6-1.5 GiB, ~20% of
+    1.5 GiB up to 80% of the machine; 1.5-7 s each, ramping for 40-80% of it.
+    big: five tasks of 50-80% of the machine (4-8 s) among small ones (150-500 MiB, 1.5-6 s).
+    leak: the ramp mix of the same seed with its middle task replaced by one that reaches
+    200 MiB in 1 s and then leaks 150 MiB/s for 8 s (1.37 GiB at the end).
+    """
+    rng = random.Random(f"{'ramp' if mix == 'leak' else mix}-{seed}")
+    top = 0.8 * target
+    tasks: list[Task] = []
+    if mix in ("ramp", "leak"):
+        for i in range(n):
+            r = rng.random()
+            if r < 0.45:
+                peak = rng.uniform(250, 600) * MIB
+            elif r < 0.80:
+                peak = rng.uniform(0.6, 1.5) * GIB
+            else:
+                peak = rng.uniform(1.5 * GIB, top)
+            d = rng.uniform(1.5, 7.0)
+            f = rng.uniform(0.4, 0.8)
+            tasks.append(Task(i, int(peak) // MIB * MIB, round(d * f, 2), round(d * (1 - f), 2)))
+        if mix == "leak":
+            mid = n // 2
+            tasks[mid] = Task(mid, 200 * MIB, 1.0, 8.0, leak=150 * MIB)
+    elif mix == "big":
+        kinds = ["big"] * 5 + ["small"] * max(0, n - 5)
+        rng.shuffle(kinds)
+        for i, kind in enumerate(kinds):
+            if kind == "big":
+                peak, d = rng.uniform(0.5 * target, top), rng.uniform(4.0, 8.0)
+            else:
+                peak, d = rng.uniform(150, 500) * MIB, rng.uniform(1.5, 6.0)
+            f = rng.uniform(0.4, 0.8)
+            tasks.append(Task(i, int(peak) // MIB * MIB, round(d * f, 2), round(d * (1 - f), 2)))
+    else:
+        raise ValueError(f"unknown mix {mix!r}; expected one of {', '.join(MIXES)}")
+    return tasks
+
+
+def parse_mix_plan(text: str) -> list[tuple[str, int, int]]:
+    """'ramp:1,2x2;big:1' → [(mix, seed, reps)]."""
+    plan = []
+    for part in filter(None, (p.strip() for p in text.split(";"))):
+        mix, _, rest = part.partition(":")
+        seeds, _, reps = rest.partition("x")
+        if mix not in MIXES or not seeds:
+            raise argparse.ArgumentTypeError(
+                f"--mix-plan part {part!r}: expected MIX:SEEDS[xREPS] with MIX one of {', '.join(MIXES)}, "
+                f"e.g. ramp:1,2x2")
+        try:
+            for seed in seeds.split(","):
+                plan.append((mix, int(seed), int(reps or 1)))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"--mix-plan part {part!r}: seeds and reps are integers")
+    return plan
+
+
+def mix_contenders(args, parallel: str | None, rg_ok: bool) -> list[Contender]:
+    """The issue's peers: xargs -P 2..4, parallel --memsuspend 1G and 2G, and ramguard."""
+    cap = args.cap
+    out = [Contender(f"xargs -P {n}", "xargs", n) for n in (2, 3, 4)]
+    if parallel:
+        out += [Contender(f"parallel -j {cap} --memsuspend {m}", "parallel", cap, ["--memsuspend", m])
+                for m in ("1G", "2G")]
+    if rg_ok:
+        out.append(Contender(f"ramguard --mem {args.target_text} -j {cap}", "ramguard", cap))
+    if args.contender:
+        out = [c for c in out if any(x in c.name for x in args.contender)]
+    return out
+
+
+def mix_twin_features(t: Task) -> list[float]:
+    """The numbers ramguard reads from the task's command line, in order (its features)."""
+    return [float(t.peak), t.ramp, t.hold, float(t.idx), float(t.leak) if t.leak else float("nan")]
+
+
+def write_mixes(args, path: Path) -> None:
+    """Exports every mix of the plan for the simulator's twin."""
+    mixes = []
+    for mix, seed in dict.fromkeys((m, s) for m, s, _ in args.mix_plan):
+        tasks = make_mix(mix, seed, args.mix_tasks, args.target)
+        lb = lower_bound(tasks, args.target - args.floor, args.cap)
+        rows = ",\n".join(f"    [{t.peak}, {t.ramp}, {t.hold}, {t.leak}]" for t in tasks)
+        mixes.append(f'  {{"mix": "{mix}", "seed": {seed}, "bound_s": {lb["bound"]:.3f},\n'
+                     f'   "tasks (peak, ramp s, hold s, leak per s)": [\n{rows}\n   ]}}')
+    head = (f'{{"target": {args.target}, "floor": {args.floor}, "cap": {args.cap}, '
+            f'"written by": "python3 bench/sweep_bench.py --write-mixes {path}",\n "mixes": [\n')
+    text = head + ",\n".join(mixes) + "\n ]}\n"
+    json.loads(text)  # what the twin reads must be JSON
+    path.write_text(text)
+    log(f"wrote {path}")
+
+
+def section_mixes(args, referee: Referee, parallel: str | None, rg_ok: bool, workdir: Path,
+                  raw: dict) -> str:
+    cap = args.cap
+    usable = args.target - args.floor
+    contenders = mix_contenders(args, parallel, rg_ok)
+    md = [f"## Issue 12: mixes on an emulated {args.target_text} machine\n",
+          f"Ballast leaves MemAvailable at {fmt_size(args.target)}; the referee crashes a run below "
+          f"{fmt_size(args.floor)}. {args.mix_tasks} tasks per mix, cap {cap}; plan `{args.mix_plan_text}`. "
+          f"Every contender runs each (mix, seed, repetition) back to back.\n"]
+    raw["mixes"] = {"target": args.target, "floor": args.floor, "cap": cap, "plan": args.mix_plan_text,
+                    "runs": []}
+    runs = raw["mixes"]["runs"]
+    try:
+        for mix, seed, reps in args.mix_plan:
+            tasks = make_mix(mix, seed, args.mix_tasks, args.target)
+            lb = lower_bound(tasks, usable, cap)
+            for rep in range(reps):
+                variant = f"{mix}-s{seed}-r{rep}"
+                for c in contenders:
+                    s = run_sweep_contender(c, tasks, variant, args, referee, parallel, lb["bound"], workdir, raw)
+                    runs.append({"mix": mix, "seed": seed, "rep": rep, "bound": lb["bound"], **asdict(s)})
+    finally:
+        BALLAST.kill()
+    md.append(mix_tables(runs, contenders, args))
+    return "\n".join(md)
+
+
+def mix_tables(runs: list[dict], contenders: list[Contender], args) -> str:
+    """One table per mix over its seeds and repetitions, then the verdict on the targets."""
+    md = []
+    rg = next((c.name for c in contenders if c.kind == "ramguard"), None)
+    for mix in dict.fromkeys(r["mix"] for r in runs):
+        mr = [r for r in runs if r["mix"] == mix]
+        bounds = sorted({(r["seed"], round(r["bound"], 1)) for r in mr})
+        md.append(f"### `{mix}`: lower bound " + ", ".join(f"{b} s (seed {s})" for s, b in bounds) + "\n")
+        rows = []
+        for c in contenders:
+            cr = [r for r in mr if r["contender"] == c.name]
+            ok = [r for r in cr if not r["crashed"] and r["finished"] == r["total"]]
+            ratios = sorted(r["ratio"] for r in ok)
+            crashed = sum(r["crashed"] for r in cr)
+            rows.append([f"`{c.name}`", f"{len(cr)}", f"**{crashed}**" if crashed else "0",
+                         f"{statistics.median(ratios):.2f}×" if ratios else "-",
+                         f"{ratios[0]:.2f}–{ratios[-1]:.2f}×" if ratios else "-",
+                         fmt_size(min(r["min_available"] for r in cr)) if cr else "-",
+                         str(sum(r["brakes"] for r in cr)) if c.kind == "ramguard" else "-"])
+        md.append(table(["contender", "runs", "crashed", "median ÷ bound", "range (survived)",
+                         "lowest MemAvailable", "brakes"], rows))
+    if rg:
+        md.append("### Targets\n")
+        mine = [r for r in runs if r["contender"] == rg]
+        crashes = sum(r["crashed"] for r in mine)
+        incomplete = sum(not r["crashed"] and r["finished"] != r["total"] for r in mine)
+        ratios = [r["ratio"] for r in mine if not r["crashed"]]
+        med = statistics.median(ratios) if ratios else None
+        beaten, lost = 0, []
+        for key in dict.fromkeys((r["mix"], r["seed"], r["rep"]) for r in runs):
+            same = [r for r in runs if (r["mix"], r["seed"], r["rep"]) == key]
+            me = next((r for r in same if r["contender"] == rg), None)
+            peers = [r for r in same if r["contender"] != rg and not r["crashed"] and r["finished"] == r["total"]]
+            if me is None or me["crashed"]:
+                continue
+            best = min(peers, key=lambda r: r["makespan_s"], default=None)
+            if best is None or me["makespan_s"] < best["makespan_s"]:
+                beaten += 1
+            else:
+                lost.append(f"{key[0]} seed {key[1]} rep {key[2]}: {me['makespan_s']:.1f} s vs "
+                            f"`{best['contender']}` {best['makespan_s']:.1f} s")
+        verdict = lambda ok: "**met**" if ok else "**missed**"  # noqa: E731
+        rows = [
+            ["0 crashes in every run", f"{crashes} crash(es) in {len(mine)} runs", verdict(crashes == 0)],
+            ["every task, once", f"{incomplete} run(s) with tasks missing", verdict(incomplete == 0)],
+            ["median ≤ 1.35× the lower bound", f"{med:.2f}×" if med else "-", verdict(med is not None and med <= 1.35)],
+            ["faster than every peer that survived the same run",
+             f"{beaten} of {len(mine) - crashes} runs" + (f"; lost: {'; '.join(lost)}" if lost else ""),
+             verdict(not lost and beaten > 0)],
+        ]
+        md.append(table(["target", "measured", ""], rows))
+    return "\n".join(md)
+
+
+def section_roomy(args, rg_ok: bool, workdir: Path, raw: dict) -> str:
+    """Memory never binds: ramguard against xargs -P N with the same N and the same tasks."""
+    n, jobs = args.roomy_tasks, args.roomy_jobs
+    reps = 1 if args.quick else 3
+    rng = random.Random(f"roomy-{args.seed}")
+    tasks = []
+    for i in range(n):
+        d = rng.uniform(1.0, 4.0)
+        f = rng.uniform(0.2, 0.6)
+        tasks.append(Task(i, int(rng.uniform(50, 200)) * MIB, round(d * f, 2), round(d * (1 - f), 2)))
+    d = workdir / "roomy"
+    d.mkdir()
+    times: dict[str, list[float | None]] = {}
+    notes: dict[str, str] = {}
+    for rep in range(reps):
+        for kind in ("xargs", "ramguard") if rg_ok else ("xargs",):
+            run_dir = d / f"{kind}-{rep}"
+            markers = run_dir / "markers"
+            markers.mkdir(parents=True)
+            if kind == "xargs":
+                name = f"xargs -P {jobs}"
+                stdin = run_dir / "input.txt"
+                stdin.write_text("\n".join(shlex.join(t.argv(markers)[1:]) for t in tasks) + "\n")
+                cmd = ["xargs", "-P", str(jobs), "-L", "1", "env"]
+            else:
+                name = f"ramguard -j {jobs}"
+                tf = run_dir / "tasks.txt"
+                tf.write_text("\n".join(shlex.join(t.argv(markers)) for t in tasks) + "\n")
+                stdin = None
+                cmd = [str(RAMGUARD), "run", "-j", str(jobs), "--tasks", str(tf), "--journal",
+                       str(run_dir / "journal.db"), "--progress", "none"]
+            with open(stdin or os.devnull, "rb") as si, open(run_dir / "stderr.txt", "wb") as se:
+                t0 = time.monotonic()
+                p = start_contender(cmd, run_dir, stdin=si, stderr=se)
+                code, timed_out = finish_contender(p, timeout_s=120)
+                el = time.monotonic() - t0
+            done = len(list(markers.iterdir()))
+            ok = code == 0 and done == n
+            if not ok:
+                notes[name] = f"exit {code}, {done}/{n} done" + (" (timed out)" if timed_out else "")
+            times.setdefault(name, []).append(el if ok else None)
+        log(f"roomy rep {rep + 1}/{reps}: " + ", ".join(
+            f"{k} {v[-1]:.2f}s" if v[-1] is not None else f"{k} failed" for k, v in times.items()))
+    base_runs = [x for x in times[f"xargs -P {jobs}"] if x is not None]
+    base = statistics.median(base_runs) if base_runs else None
+    rows, rawrows = [], []
+    for name, ts in times.items():
+        ok = [x for x in ts if x is not None]
+        med = statistics.median(ok) if ok else None
+        ratio = med / base if med and base else None
+        rows.append([f"`{name}`", fmt_s(med, 2), f"{ratio:.3f}×" if ratio else "-",
+                     ", ".join(fmt_s(x, 2) for x in ts), notes.get(name, "")])
+        rawrows.append({"contender": name, "runs_s": ts, "median_s": med, "ratio": ratio})
+    raw["roomy"] = {"tasks": [asdict(t) for t in tasks], "jobs": jobs, "reps": reps, "rows": rawrows}
+    work = sum(t.duration for t in tasks)
+    return "\n".join([
+        f"## Issue 12: a roomy mix, N = {jobs}\n",
+        f"{n} tasks of 50–200 MiB, {min(t.duration for t in tasks):.1f}–{max(t.duration for t in tasks):.1f} s "
+        f"each ({work:.0f} task-s; ideal {work / jobs:.1f} s at N = {jobs}), no ballast: memory never binds. "
+        f"Median of {reps} run(s), interleaved; ratio against `xargs -P {jobs}`; target ≤ 1.05×.\n",
+        table(["runner", "median", "÷ xargs", "runs", "notes"], rows),
+    ])
+
+
+def print_plan(args, parallel_name: str) -> str:
+    """What --issue12/--only would run, with the lower bounds; runs nothing."""
+    out = [f"plan: sections {', '.join(args.sections)}; emulated machine {args.target_text}, floor "
+           f"{fmt_size(args.floor)}, cap {args.cap}"]
+    if "mixes" in args.sections:
+        fake = argparse.Namespace(**vars(args))
+        names = [c.name for c in mix_contenders(fake, parallel_name, True)]
+        total = 0.0
+        for mix, seed, reps in args.mix_plan:
+            tasks = make_mix(mix, seed, args.mix_tasks, args.target)
+            lb = lower_bound(tasks, args.target - args.floor, args.cap)
+            peaks = sorted(t.final_peak for t in tasks)
+            total += reps * len(names) * lb["bound"] * 1.6
+            out.append(f"  mix {mix} seed {seed} x{reps}: {len(tasks)} tasks, peaks {fmt_size(peaks[0])}"
+                       f"–{fmt_size(peaks[-1])}, bound {lb['bound']:.1f} s")
+        out.append(f"  contenders: {'; '.join(names)}")
+        out.append(f"  about {total / 60:.0f} min of runs (1.6× the bound each) plus ballast settling")
+    if "roomy" in args.sections:
+        out.append(f"  roomy: {args.roomy_tasks} tasks, xargs -P {args.roomy_jobs} vs ramguard -j {args.roomy_jobs}")
+    if "overhead" in args.sections:
+        out.append(f"  overhead: {args.trivial} x true, N = {args.overhead_jobs}")
+    return "\n".join(out)
+
+
 # --------------------------------------------------------------------------- overhead
 
 
@@ -1134,7 +1422,19 @@ def main() -> int:
     ap.add_argument("--no-build", action="store_true", help="use the binaries in target/release as they are")
     ap.add_argument("--out-dir", default=str(BENCH_DIR), type=Path, help="where results-<date>.{md,json} go")
     ap.add_argument("--keep", action="store_true", help="keep the scratch directory (task files, journals)")
+    ap.add_argument("--issue12", action="store_true",
+                    help=f"issue 12's whole table: sections {', '.join(ISSUE12)} (about 15 minutes)")
+    ap.add_argument("--plan", action="store_true", help="print what would run, with lower bounds; run nothing")
+    ap.add_argument("--mix-plan", default=MIX_PLAN, type=parse_mix_plan,
+                    help=f"mixes section: MIX:SEEDS[xREPS];... with MIX in {', '.join(MIXES)} (default {MIX_PLAN})")
+    ap.add_argument("--mix-tasks", type=int, default=16, help="tasks per mix")
+    ap.add_argument("--roomy-tasks", type=int, default=32, help="tasks in the roomy section")
+    ap.add_argument("--roomy-jobs", type=int, default=8, help="N in the roomy section")
+    ap.add_argument("--write-mixes", type=Path, metavar="PATH",
+                    help="write the mixes of --mix-plan as JSON for the simulator twin, then exit")
     args = ap.parse_args()
+    args.mix_plan_text = next((a.split("=", 1)[1] for a in sys.argv if a.startswith("--mix-plan=")), None) \
+        or (sys.argv[sys.argv.index("--mix-plan") + 1] if "--mix-plan" in sys.argv else MIX_PLAN)
     args.target_text = args.target
     args.target = parse_size(args.target)
     args.brake_mem_text = args.brake_mem
@@ -1145,7 +1445,14 @@ def main() -> int:
         ap.error(f"--xargs-jobs {args.xargs_jobs!r}: expected comma-separated integers such as 2,4,8")
     if args.quick:
         args.xargs_jobs = [2, args.cap]
-    sections = args.only or list(SECTIONS)
+    sections = args.only or (list(ISSUE12) if args.issue12 else [s for s in SECTIONS if s not in ("mixes", "roomy")])
+    args.sections = sections
+    if args.write_mixes:
+        write_mixes(args, args.write_mixes)
+        return 0
+    if args.plan:
+        print(print_plan(args, shutil.which("parallel") or "parallel"))
+        return 0
 
     for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(s, on_signal)
@@ -1159,7 +1466,7 @@ def main() -> int:
         notes.append("`ramguard run` is not usable in this build (no --mem/--tasks/--journal): ramguard rows skipped")
         log("warning: " + notes[-1])
     parallel, why = (None, "not needed")
-    if {"sweep", "overhead"} & set(sections):
+    if {"sweep", "mixes", "overhead"} & set(sections):
         parallel, why = ensure_parallel()
         if parallel is None:
             notes.append(why)
@@ -1180,6 +1487,14 @@ def main() -> int:
                 notes.append(f"MemAvailable {fmt_size(free)} is too close to the target; sweep skipped")
             else:
                 parts.append(section_sweep(args, referee, parallel, rg_ok, workdir, raw))
+        if "mixes" in sections:
+            free = mem_available()
+            if free < args.target + GIB:
+                notes.append(f"MemAvailable {fmt_size(free)} is too close to the target; mixes skipped")
+            else:
+                parts.append(section_mixes(args, referee, parallel, rg_ok, workdir, raw))
+        if "roomy" in sections:
+            parts.append(section_roomy(args, rg_ok, workdir, raw))
         if "overhead" in sections:
             parts.append(section_overhead(args, parallel, rg_ok, workdir, raw))
         if "brake" in sections:

@@ -750,12 +750,13 @@ fn twelve_300mib_tasks_under_1gib_never_exceed_the_budget() {
 }
 
 #[test]
-fn an_unexpectedly_large_task_is_braked_requeued_and_completes() {
+fn an_unexpectedly_large_task_is_paused_until_room_returns_and_completes() {
     let w = Work::new();
     let hog = memhog();
     // Five tasks of 60 MiB and, last in the file, one that looks the same but leaks to
-    // ~250 MiB while it holds. No parameter predicts that: only the brake can catch it,
-    // beside the fifth small task, over the 300 MiB budget.
+    // ~250 MiB while it holds. No parameter predicts that. Beside the fifth small task it
+    // would cross the 300 MiB budget: it is paused (SIGSTOP) before that, resumed when the
+    // small task ends, and completes; the brake (kill and rerun) is not needed.
     let h = hog.to_str().unwrap();
     let mut lines: Vec<String> = (1..=5)
         .map(|i| format!("{h} --peak 60M --ramp 1s --hold 2s --stdout-lines {i}"))
@@ -788,8 +789,8 @@ fn an_unexpectedly_large_task_is_braked_requeued_and_completes() {
     let s = summary(&out);
     assert_eq!(s["done"], 6, "{err}");
     assert!(
-        s["braked"].as_u64().unwrap() >= 1,
-        "the brake never fired\n{err}"
+        s["pauses"].as_u64().unwrap() >= 1,
+        "nothing was paused\n{err}"
     );
     let tasks = results_json(&w);
     let big = tasks
@@ -797,9 +798,117 @@ fn an_unexpectedly_large_task_is_braked_requeued_and_completes() {
         .find(|t| t["params"].to_string().contains("--leak"))
         .unwrap_or_else(|| panic!("no leaking task in {tasks:?}"));
     assert_eq!(big["state"], "done", "{big}");
+    // The leaking task (#6, the newest) is the one paused, and it runs again.
+    let paused = err.lines().find(|l| l.contains(" pause   #6 "));
+    assert!(paused.is_some_and(|l| l.contains("would need")), "{err}");
+    assert!(err.contains(" resume  #6 "), "{err}");
+    // The progress lines say when one is paused; before any task finished there is no ETA.
+    let first = err.lines().find(|l| l.contains(" progress "));
+    assert!(first.is_some_and(|l| l.contains("eta unknown")), "{err}");
+    assert!(err.contains(" running (1 paused), eta "), "{err}");
+    // The summary and `status` count the pauses and the time spent paused.
+    assert!(err.contains(" pause(s) ("), "{err}");
+    let status = w.run(&["status"]);
+    let text = String::from_utf8_lossy(&status.stdout);
+    let line = text.lines().find(|l| l.starts_with("paused "));
     assert!(
-        big["attempts"].as_u64().unwrap() >= 2,
-        "the large task was not the one braked: {big}\n{err}"
+        line.is_some_and(|l| l.contains(" pause(s), ") && l.contains("paused in all")),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_paused_task_whose_memory_is_needed_is_braked_at_once_and_rerun() {
+    // Task 1 leaks toward 350 MiB under a 400 MiB budget; task 2, newer, grows toward
+    // 150 MiB beside it, is paused, and when task 1 needs its memory it is braked: TERM to a
+    // stopped tree waits for SIGCONT, which ramguard sends with it, so it ends at once and
+    // not after the 30 s grace. It runs again after task 1.
+    let w = Work::new();
+    let h = memhog();
+    let h = h.to_str().unwrap();
+    let tasks_file = w.path().join("tasks.txt");
+    std::fs::write(
+        &tasks_file,
+        format!(
+            "{h} --peak 50M --ramp 0.3s --hold 3s --leak 100M\n{h} --peak 150M --ramp 3s --hold 1s\n"
+        ),
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let out = w.run(&[
+        "run",
+        "--json",
+        "--progress",
+        "plain",
+        "--mem",
+        "400M",
+        "--reserve",
+        "16M",
+        "-j",
+        "2",
+        "--estimate",
+        "64M",
+        "--grace",
+        "30s",
+        "--tasks",
+        tasks_file.to_str().unwrap(),
+    ]);
+    let took = started.elapsed();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let s = summary(&out);
+    assert_eq!(s["done"], 2, "{err}");
+    assert!(s["braked"].as_u64().unwrap() >= 1, "{err}");
+    assert!(err.contains(" pause   #2 "), "{err}");
+    assert!(err.contains(" brake   #2 "), "{err}");
+    assert!(
+        took < Duration::from_secs(25),
+        "took {took:?}: the grace ran out\n{err}"
+    );
+}
+
+#[test]
+fn repeat_workers_start_together_when_memory_is_plentiful() {
+    // `--repeat 4 -j 4` with a budget that holds four unknown tasks at a plausible 1 GiB
+    // each: all four start at once. Before, the first ran alone until its memory stopped
+    // growing (a 3 s ramp plus the 2 s settle window), so it was done before the second
+    // started.
+    let w = Work::new();
+    let hog = memhog();
+    let out = w.run(&[
+        "run",
+        "--json",
+        "--progress",
+        "plain",
+        "--mem",
+        "6G",
+        "--reserve",
+        "16M",
+        "-j",
+        "4",
+        "--repeat",
+        "4",
+        "--",
+        hog.to_str().unwrap(),
+        "--peak",
+        "40M",
+        "--ramp",
+        "3s",
+        "--hold",
+        "1s",
+    ]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert_eq!(summary(&out)["done"], 4, "{err}");
+    let events: Vec<&str> = err
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .filter(|w| *w == "start" || *w == "done")
+        .collect();
+    assert_eq!(
+        events,
+        ["start", "start", "start", "start", "done", "done", "done", "done"],
+        "{err}"
     );
 }
 

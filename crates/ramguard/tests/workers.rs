@@ -185,11 +185,12 @@ fn recycling_stops_at_the_per_minute_limit_and_the_task_fails_saying_why() {
 fn a_braked_and_requeued_task_sees_why_its_previous_attempt_ended() {
     let w = Work::new();
     let hog = memhog();
-    // Two tasks that each grow to 70 MiB, started together on a lying estimate under a
-    // 100 MiB budget: the brake stops the newer one, which runs again after the other.
+    // Two tasks that each grow to 90 MiB, started together on a lying estimate under a
+    // 100 MiB budget: the newer one is paused, but the older one needs the memory it holds,
+    // so the brake stops it and it runs again after the other.
     let task = script(
         &w,
-        &format!("exec '{}' --peak 70M --ramp 1s --hold 300ms", hog.display()),
+        &format!("exec '{}' --peak 90M --ramp 1s --hold 300ms", hog.display()),
     );
     let out = w.run(&[
         "run",

@@ -29,13 +29,15 @@
 //! each with two residual deviations and the margin). A task that outlives its expected end
 //! counts as never ending; one that climbs past its predicted peak is projected to keep
 //! climbing at its recent rate for [`RUNAWAY_HORIZON`], with no end; cold-started tasks have
-//! no curve but their peak. The brake catches what the model still gets wrong. Measured in
-//! simulated time on the benchmark's 36-task sweep (`tests/policy_sim.rs::bench_sweep_*`):
-//! 86.6 s with peak reservations alone, 69.8 s looking ahead (leaky variant 112.6 → 78.9 s),
-//! for a lower bound of 40.3 s and 52.8 s for a scheduler that knows every task's exact
-//! curve in advance; 0 brakes either way.
+//! no curve but their peak. Suspend ([`suspend`]) catches a bet that fails, the brake what
+//! the model still gets wrong. Measured in simulated time on the benchmark's 36-task sweep
+//! (`tests/policy_sim.rs::bench_sweep_*`): 86.6 s with peak reservations alone, 69.8 s
+//! looking ahead (leaky variant 112.6 → 78.9 s), 70.7 s with longest-first ordering and
+//! suspend (leaky 71.9 s), for a lower bound of 40.3 s and 52.8 s for a scheduler that
+//! knows every task's exact curve in advance; 0 brakes in each.
 //!
-//! Queue order is task order. A task that does not fit may be overtaken by a smaller one
+//! Queue order is task order, or longest expected first once durations are learned per
+//! task ([`order`]). A task that does not fit may be overtaken by a smaller one
 //! later in the queue (backfill, looking at most [`BACKFILL_WINDOW`] tasks deep), but only `max(max_jobs, 1)` times for the same head of the
 //! queue: after that nothing more is admitted until the head fits, so running tasks drain and
 //! a big task is never starved by a stream of small ones. When nothing runs, the head needs
@@ -49,7 +51,12 @@
 //! task's lower bound (its peak when braked or OOM-killed, or from the journal). A running
 //! task's prediction is `max(prediction, peak so far)` and is refreshed when the model learns.
 //!
-//! **Cold start** (no estimate, nothing finished): one task is admitted first. More are
+//! **Plentiful memory** (nothing known, but the limit holds `-j` tasks at a plausible
+//! [`order::COLD_PLAUSIBLE`] each): every slot starts at once, no settle window; suspend and
+//! the brake correct a task that turns out larger ([`order`]).
+//!
+//! **Cold start** (no estimate, nothing finished, memory not plentiful): one task is
+//! admitted first. More are
 //! admitted only when every cold-started running task has *settled* (its peak grew by at most
 //! 5% over the last [`SETTLE_WINDOW`]), each predicted as the largest peak seen in this run
 //! plus the margin; the brake corrects what this gets wrong. Settled tasks' peaks are also
@@ -64,17 +71,29 @@
 //! | ramp 10 s to 1 GiB, hold 20 s    | cold start          |   71.8 s |           0   |      0 |
 //! |                                  | `--estimate` right  |   60.0 s |           0   |      0 |
 //! |                                  | `-j 1`              |  240.0 s |           0   |      0 |
-//! |                                  | `--estimate` 10× low|   60.0 s |          16.4 |      2 |
+//! |                                  | `--estimate` 10× low|   66.2 s |          20.4 |      3 |
 //! | ramp 25 s to 1.5 GiB, hold 5 s   | cold start          |  106.0 s |           0   |      0 |
 //! |                                  | `--estimate` right  |   90.0 s |           0   |      0 |
 //! |                                  | `-j 1`              |  240.0 s |           0   |      0 |
-//! |                                  | `--estimate` 10× low|   79.4 s |          64.0 |      4 |
+//! |                                  | `--estimate` 10× low|   83.2 s |          57.2 |      4 |
 //!
 //! Cold start costs about one ramp plus the settle window (+18–20%) and never brakes;
-//! admitting blind finishes as fast *here* only because simulated tasks die promptly on
-//! TERM and the brake always wins the race — it throws away a task's worth of work or more,
-//! and on a real host with slow-dying trees or a fast grower it is the kernel that decides.
+//! admitting blind now pauses the newest tasks as memory nears the limit and brakes paused
+//! ones only when their memory is needed (braked task-s count work thrown away, paused
+//! time excluded). Before suspend, blind admission took 60.0 s (16.4 task-s thrown away, 2
+//! brakes) and 79.4 s (64.0, 4): pausing made the early-peak workload slower and more
+//! wasteful (every task was paused at about 70% of its peak, so paused tasks held memory
+//! the others needed) and the late-peak one slower but less wasteful. It is still a guess
+//! the brake has to correct.
 //! Anything finished replaces the guess with the learned model.
+//!
+//! # Suspend
+//! See [`suspend`]: when the running tasks' projected memory exceeds the limit and memory
+//! actually approaches it, the newest task still growing is paused (SIGSTOP of its tree),
+//! and resumed, oldest first, when the projection with it fits again; paused time counts
+//! neither toward `--timeout` nor toward learned durations. The oldest running task is never
+//! paused, and if every running task is paused the oldest is resumed. A paused task whose
+//! memory the others need is braked before the brake level.
 //!
 //! # Brake
 //! When available falls below `brake_level`, or the running trees hold more than the
@@ -96,10 +115,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::units::Bytes;
 
+pub mod eta;
+pub mod levels;
+pub mod order;
 pub mod predict;
 pub mod project;
 pub mod recycle;
 pub mod sim;
+pub mod suspend;
 
 use predict::{Observation, Predictor};
 use project::Curve;
@@ -163,6 +186,11 @@ pub struct Sample {
     /// judgement); `None` while no task used it. While anything runs, admission starts at
     /// most this many tasks until the next sample.
     pub shm_room_for: Option<usize>,
+    /// Free space in `/dev/shm`, where known. Memory is plentiful for unknown tasks only when
+    /// `/dev/shm` could also take `-j` of them at the plausible size: a task may put all of
+    /// its memory there (a SharedMemory pool), and a full `/dev/shm` is a SIGBUS, not a
+    /// brake.
+    pub shm_free: Option<Bytes>,
 }
 
 /// Why ramguard stops a task.
@@ -293,6 +321,11 @@ pub enum Action {
     Term { task: TaskId, reason: StopReason },
     /// Send SIGKILL to the task's whole tree.
     Kill { task: TaskId, reason: StopReason },
+    /// Stop the task's whole tree in place (SIGSTOP): it keeps its memory and its work,
+    /// and stops growing (see [`suspend`]).
+    Pause { task: TaskId },
+    /// Let a paused tree run again (SIGCONT).
+    Resume { task: TaskId },
     /// An attempt ended with this verdict (after [`Policy::handle_exit`]).
     Finished {
         task: TaskId,
@@ -321,6 +354,10 @@ pub enum Note {
     LearnedPeak { peak: Bytes },
     /// The brake fired: the reason in words.
     Brake { task: TaskId, why: String },
+    /// A running task was paused (SIGSTOP) so that others' growth fits: the reason in words.
+    TaskPaused { task: TaskId, why: String },
+    /// A paused task runs again after being paused for `paused_for`.
+    TaskResumed { task: TaskId, paused_for: Duration },
 }
 
 /// How long a cold-started task's peak must stay within [`SETTLE_GROWTH`] before more
@@ -338,7 +375,7 @@ pub const PROVISIONAL_UNTIL: usize = 8;
 /// has no expected end.
 pub const RUNAWAY_HORIZON: Duration = Duration::from_secs(10);
 /// Relative growth of a peak worth a point in a task's climb record.
-const CLIMB_STEP: f64 = 0.02;
+pub(crate) const CLIMB_STEP: f64 = 0.02;
 /// Share of its final peak at which a task counts as having reached it.
 const NEAR_PEAK: f64 = 0.95;
 /// A learned typical peak that moves by more than this share is announced.
@@ -373,6 +410,12 @@ struct Aux {
     term_current: Bytes,
     /// Why the brake stopped it, in words.
     brake_why: String,
+    /// Paused (SIGSTOP) since then; `None` while it runs.
+    paused_since: Option<Duration>,
+    /// Time this attempt spent paused before `paused_since`.
+    paused_total: Duration,
+    /// How fast it grew (bytes/s) when last paused: what it resumes at.
+    paused_rate: f64,
 }
 
 /// Why admission is held back, for the Paused/Resumed notes.
@@ -400,6 +443,8 @@ pub struct Policy {
     /// The last sample's [`Sample::shm_room_for`], and how many tasks started since.
     shm_room_for: Option<usize>,
     shm_started: usize,
+    /// The last sample's [`Sample::shm_free`].
+    shm_free: Option<Bytes>,
     paused: Option<Pause>,
     interrupted: bool,
     next_seq: u64,
@@ -416,6 +461,8 @@ pub struct Policy {
     recheck: Vec<TaskId>,
     /// `--recycle`, `--max-age`, `--retry-on` and the restarts so far ([`recycle`]).
     restarts: recycle::Restarts,
+    /// Why fewer than `max_jobs` tasks run while tasks wait, as of the last admission.
+    short: Option<eta::Short>,
 }
 
 impl Policy {
@@ -452,6 +499,7 @@ impl Policy {
             available: None,
             psi: None,
             shm_room_for: None,
+            shm_free: None,
             shm_started: 0,
             paused: None,
             interrupted: false,
@@ -463,6 +511,7 @@ impl Policy {
             running: BTreeSet::new(),
             recheck,
             restarts: recycle::Restarts::default(),
+            short: None,
         }
     }
 
@@ -480,6 +529,7 @@ impl Policy {
         self.available = Some(sample.available);
         self.psi = sample.psi_full_avg10;
         self.shm_room_for = sample.shm_room_for;
+        self.shm_free = sample.shm_free;
         self.shm_started = 0;
         for &(id, mem) in &sample.tasks {
             let Some(TaskState::Running {
@@ -514,6 +564,7 @@ impl Policy {
         self.learn_provisionally(now);
         self.check_caps(now);
         self.check_brake(now, sample.available);
+        self.check_suspend(now);
         self.check_psi();
     }
 
@@ -564,7 +615,10 @@ impl Policy {
                 self.fail(task, ExitClass::Interrupted, "interrupted".to_string())
             }
             None if exit.code == Some(0) => {
-                let duration = now.saturating_sub(started);
+                // Paused time is not the task's: learn what it takes to run.
+                let duration = now
+                    .saturating_sub(started)
+                    .saturating_sub(self.paused_for(task, now));
                 let near = peak.scale(NEAR_PEAK);
                 let time_to_peak = self.aux[task]
                     .climb
@@ -655,8 +709,8 @@ impl Policy {
                 Some((_, at)) if !self.aux[id].killed => want(*at + self.config.grace),
                 Some(_) => {}
                 None => {
-                    if let Some(t) = self.config.timeout {
-                        want(*started + t);
+                    if let Some(t) = self.config.timeout.filter(|_| !self.is_paused(id)) {
+                        want(*started + self.paused_for(id, now) + t);
                     }
                     if let Some(a) = self.restarts.max_age {
                         want(*started + a);
@@ -725,11 +779,17 @@ impl Policy {
         else {
             return None;
         };
-        // A task climbing past its prediction proves the model wrong about it.
-        if stopping.is_some() || self.aux[task].cold || self.runaway_rate(task, now).is_some() {
+        // A task climbing past its prediction proves the model wrong about it; a paused one
+        // ends only after it runs again.
+        if stopping.is_some()
+            || self.aux[task].cold
+            || self.is_paused(task)
+            || self.runaway_rate(task, now).is_some()
+        {
             return None;
         }
-        let end = *started + self.predictor.duration(&self.specs[task].features)?;
+        let started = *started + self.paused_for(task, now);
+        let end = started + self.predictor.duration(&self.specs[task].features)?;
         (end > now).then_some(end)
     }
 
@@ -803,10 +863,13 @@ impl Policy {
             });
         }
         let ramp = self.time_to_peak(id, self.aux[id].cold);
+        // A paused task reserves its whole peak: it climbs again as soon as it is resumed.
+        let started = *started + self.paused_for(id, now);
+        let ramp = ramp.filter(|_| !self.is_paused(id));
         Some(Curve {
             now: current.get() as f64,
             peak: predicted.get() as f64,
-            ramp: ramp.map_or(0.0, |r| secs_from_now(*started + r)),
+            ramp: ramp.map_or(0.0, |r| secs_from_now(started + r)),
             end: self.expected_end(id, now).map(secs_from_now),
         })
     }
@@ -877,6 +940,11 @@ impl Policy {
                         TaskState::Running { started, .. } => *started,
                         _ => continue,
                     };
+                    // Paused time does not count toward --timeout.
+                    let started = started + self.paused_for(id, now);
+                    if self.is_paused(id) {
+                        continue;
+                    }
                     if self.config.timeout.is_some_and(|t| now >= started + t) {
                         self.stop(now, id, StopReason::Timeout);
                     } else if self.restarts.max_age.is_some_and(|a| now >= started + a) {
@@ -923,18 +991,25 @@ impl Policy {
 
     /// Starts queued tasks while they fit (module doc, "Admission").
     fn admit(&mut self, now: Duration) {
+        self.short = None;
+        if self.queued.is_empty() || self.running.len() >= self.config.max_jobs.max(1) {
+            return;
+        }
         if self.paused == Some(Pause::Psi) || self.available.is_none() {
+            self.short = self.available.map(|_| eta::Short::Psi);
             return;
         }
         loop {
             let running: Vec<TaskId> = self.running_ids().collect();
             if running.len() >= self.config.max_jobs.max(1) {
+                self.short = None;
                 return;
             }
             if running
                 .iter()
                 .any(|&id| self.must_run_alone(self.running_brakes(id)))
             {
+                self.short = Some(eta::Short::Alone);
                 return; // a task that must run alone is running
             }
             if !running.is_empty() && self.shm_room_for.is_some_and(|n| self.shm_started >= n) {
@@ -947,9 +1022,11 @@ impl Policy {
             let cold_settled = running
                 .iter()
                 .all(|&id| !self.aux[id].cold || self.is_settled(id, now));
+            // With room for -j tasks at any plausible size, unknown tasks start together.
+            let plentiful = self.plentiful();
             // Backfill looks this deep into the queue at most: with a full machine, every
-            // tick would otherwise predict every queued task.
-            let queued: Vec<TaskId> = self.queued.iter().copied().take(BACKFILL_WINDOW).collect();
+            // tick would otherwise predict every queued task. Longest expected first.
+            let queued: Vec<TaskId> = self.candidates();
             let Some(&head) = queued.first() else {
                 self.set_stalled(false);
                 return;
@@ -965,10 +1042,12 @@ impl Policy {
                 let model = self.model_prediction(id);
                 let (predicted, cold) = match model {
                     Some(p) => (p, false),
+                    None if plentiful => (self.plausible_cold(id), true),
                     None => (self.cold_guess(id), true),
                 };
-                // Unknown tasks wait beside cold-started ones that still grow.
-                let cold_blocked = cold && !cold_settled;
+                // Unknown tasks wait beside cold-started ones that still grow, unless memory
+                // is plentiful.
+                let cold_blocked = cold && !cold_settled && !plentiful;
                 let fits = if running.is_empty() {
                     i128::from(lower.get()) <= room
                 } else if alone || cold_blocked || i128::from(predicted.get()) > room_ahead {
@@ -992,6 +1071,7 @@ impl Policy {
                 }
             }
             let Some((id, predicted, cold)) = chosen else {
+                self.short = Some(self.why_short(now, head, room));
                 self.set_stalled(running.is_empty());
                 return;
             };
@@ -1030,6 +1110,8 @@ impl Policy {
         aux.grown_at = now;
         aux.climb.clear();
         aux.braked_alone = false;
+        aux.paused_since = None;
+        aux.paused_total = Duration::ZERO;
         self.set_state(
             id,
             TaskState::Running {
@@ -1059,6 +1141,8 @@ impl Policy {
             *stopping = Some((reason, now));
             self.aux[id].term_current = *current;
             self.actions.push_back(Action::Term { task: id, reason });
+            // A stopped tree acts on TERM only once it runs again.
+            self.resume(now, id);
         }
     }
 
@@ -1298,7 +1382,8 @@ impl Policy {
 
     /// Returns true if and only if the task's peak has not grown noticeably for a while.
     fn is_settled(&self, id: TaskId, now: Duration) -> bool {
-        now.saturating_sub(self.aux[id].grown_at) >= SETTLE_WINDOW
+        // A paused task does not grow, which says nothing about its peak.
+        !self.is_paused(id) && now.saturating_sub(self.aux[id].grown_at) >= SETTLE_WINDOW
     }
 
     /// Re-predicts running tasks after the model learned something.

@@ -305,6 +305,12 @@ impl Predictor {
         self.duration.predict(features).map(to_duration)
     }
 
+    /// Returns true if and only if durations are learned and predicted per task from its
+    /// features, so that tasks can be told apart by how long they run.
+    pub fn per_task_durations(&self) -> bool {
+        self.duration.observed() >= MIN_DURATIONS && self.duration.fit().is_some()
+    }
+
     /// How soon a task with these features may reach its peak at the earliest.
     pub fn time_to_peak(&self, features: &[f64]) -> Option<Duration> {
         self.time_to_peak.predict(features).map(to_duration)

@@ -268,6 +268,7 @@ mod tests {
             psi_full_avg10: None,
             tasks,
             shm_room_for: None,
+            shm_free: None,
         };
         p.handle_sample(now, &s);
     }

@@ -5,14 +5,16 @@
 //! jumps to the next wake-up (the policy's [`Policy::poll_timeout`], the next scripted exit,
 //! or the next sample tick), delivers exits, samples, drains actions and executes them the
 //! way the supervisor would: Start spawns at once, Term makes a task exit after its scripted
-//! `term_delay` (or never, if it ignores TERM), Kill ends it at once. If tasks ever hold more
+//! `term_delay` (or never, if it ignores TERM), Kill ends it at once, Pause freezes a task's
+//! trace where it is (memory held, its clock stopped) until Resume. If tasks ever hold more
 //! than the capacity, the simulated kernel OOM-kills the task with the highest
 //! `oom_score_adj`, as Linux would.
 //!
 //! While it runs, the harness checks invariants independently of the policy and records
 //! violations in the [`Report`]: a Start only when the task fits (recomputed from the
 //! harness's own view), Kill only after Term, Finished only after an exit, at most one final
-//! verdict per task. `plan`/`simulate` can replay recorded traces through this same code.
+//! verdict per task, Pause only of a running task and Resume only of a paused one, and never
+//! every running task paused once an instant has been handled. `plan`/`simulate` can replay recorded traces through this same code.
 //! Pure: no clock, no I/O.
 
 use std::collections::BTreeMap;
@@ -159,7 +161,8 @@ fn step_at<T: Copy>(steps: &[(Duration, T)], t: Duration) -> Option<T> {
 pub struct Report {
     /// Time when the policy was finished and nothing ran.
     pub makespan: Duration,
-    /// Task-seconds of attempts that ended braked or OOM-killed: wasted work.
+    /// Task-seconds of attempts that ended braked or OOM-killed, paused time excluded: work
+    /// thrown away.
     pub braked_seconds: f64,
     /// Brake notes emitted.
     pub brakes: u32,
@@ -172,6 +175,10 @@ pub struct Report {
     /// Task-seconds of running, summed over every sample interval: ÷ makespan is the
     /// average number of tasks running at once.
     pub task_seconds: f64,
+    /// Pause actions executed.
+    pub pauses: u32,
+    /// Task-seconds spent paused.
+    pub paused_seconds: f64,
     /// Final verdicts (Finished not requeued, or Fail) per task.
     pub finals: Vec<u32>,
     /// Invariant violations, in words; empty when all held.
@@ -188,12 +195,31 @@ struct Run {
     term_at: Option<Duration>,
     kill_at: Option<Duration>,
     oom: bool,
+    /// Paused since then (SIGSTOP): its trace's clock stands still.
+    paused_since: Option<Duration>,
+    /// Time paused before `paused_since`.
+    paused_total: Duration,
 }
 
 impl Run {
+    /// Where the attempt is in its script: time since start, paused time excluded.
+    fn age(&self, now: Duration) -> Duration {
+        let paused = self.paused_total
+            + self
+                .paused_since
+                .map_or(Duration::ZERO, |p| now.saturating_sub(p));
+        now.saturating_sub(self.started).saturating_sub(paused)
+    }
+
     fn exit_time(&self) -> Duration {
-        let mut t = self.started + self.script.length();
-        if let (Some(term), Some(d)) = (self.term_at, self.script.term_delay) {
+        // A stopped process does not end by itself, nor act on TERM; only KILL ends it.
+        let mut t = match self.paused_since {
+            Some(_) => Duration::MAX,
+            None => self.started + self.paused_total + self.script.length(),
+        };
+        if let (Some(term), Some(d), None) =
+            (self.term_at, self.script.term_delay, self.paused_since)
+        {
             t = t.min(term + d);
         }
         if let Some(k) = self.kill_at {
@@ -211,8 +237,8 @@ pub struct Sim {
     tasks: Vec<SimTask>,
     attempts: Vec<usize>,
     runs: BTreeMap<TaskId, Run>,
-    /// Exited but not yet given a verdict: start time of the attempt.
-    awaiting: BTreeMap<TaskId, Duration>,
+    /// Exited but not yet given a verdict: start time of the attempt and its time paused.
+    awaiting: BTreeMap<TaskId, (Duration, Duration)>,
     now: Duration,
     tick: Duration,
     interrupt_at: Option<Duration>,
@@ -303,16 +329,20 @@ impl Sim {
         for run in self.runs.values() {
             next = next.min(run.exit_time().max(self.now));
             // The next corner of the trace: a ramp that ends between ticks is seen at once.
-            let age = self.now.saturating_sub(run.started);
+            let age = run.age(self.now);
             if let Some(&(t, _)) = run.script.points.iter().find(|p| p.0 > age) {
-                next = next.min(run.started + t);
+                if run.paused_since.is_none() {
+                    next = next.min(self.now + (t - age));
+                }
             }
         }
         if let Some(i) = self.interrupt_at.filter(|_| !self.interrupted) {
             next = next.min(i.max(self.now));
         }
-        self.report.task_seconds +=
-            self.runs.len() as f64 * next.saturating_sub(self.now).as_secs_f64();
+        let span = next.saturating_sub(self.now).as_secs_f64();
+        self.report.task_seconds += self.runs.len() as f64 * span;
+        let paused = self.runs.values().filter(|r| r.paused_since.is_some());
+        self.report.paused_seconds += paused.count() as f64 * span;
         self.now = next;
         self.deliver_exits();
         if self.interrupt_at.is_some_and(|i| i <= self.now) && !self.interrupted {
@@ -321,6 +351,10 @@ impl Sim {
         }
         self.kernel();
         self.sample_and_drain();
+        // Never deadlock: something that runs is not paused once an instant is handled.
+        if !self.runs.is_empty() && self.runs.values().all(|r| r.paused_since.is_some()) {
+            self.violation(format!("every running task is paused at {:?}", self.now));
+        }
         !self.finished()
     }
 
@@ -372,11 +406,9 @@ impl Sim {
             let Some(run) = self.runs.remove(&id) else {
                 break;
             };
-            let natural = run.exit_time() == run.started + run.script.length()
+            let natural = run.exit_time() == run.started + run.paused_total + run.script.length()
                 && run.kill_at.is_none_or(|k| k > run.exit_time());
-            let last = run
-                .script
-                .memory_at(run.exit_time().saturating_sub(run.started));
+            let last = run.script.memory_at(run.age(run.exit_time()));
             let peak = run.peak.max(last);
             let mut exit = Exit {
                 code: None,
@@ -408,7 +440,7 @@ impl Sim {
             }
             self.view_available = self.view_available.saturating_add(run.mem);
             self.view_mem.remove(&id);
-            self.awaiting.insert(id, run.started);
+            self.awaiting.insert(id, (run.started, run.paused_total));
             self.policy.handle_exit(self.now, id, &exit);
         }
     }
@@ -417,7 +449,7 @@ impl Sim {
     fn kernel(&mut self) {
         let now = self.now;
         for run in self.runs.values_mut() {
-            run.mem = run.script.memory_at(now.saturating_sub(run.started));
+            run.mem = run.script.memory_at(run.age(now));
             run.peak = run.peak.max(run.mem);
         }
         while self.memory() > self.host.capacity {
@@ -453,6 +485,7 @@ impl Sim {
                 psi_full_avg10: self.host.psi_at(self.now),
                 tasks,
                 shm_room_for: None,
+                shm_free: None,
             },
         );
         while let Some(action) = self.policy.poll_action(self.now) {
@@ -489,6 +522,8 @@ impl Sim {
                         term_at: None,
                         kill_at: None,
                         oom: false,
+                        paused_since: None,
+                        paused_total: Duration::ZERO,
                     },
                 );
                 self.view_mem.insert(*task, Bytes::ZERO);
@@ -499,6 +534,21 @@ impl Sim {
                     r.term_at.get_or_insert(now);
                 }
                 None => self.violation(format!("TERM to task {task}, which is not running")),
+            },
+            Action::Pause { task } => match self.runs.get_mut(task) {
+                Some(r) if r.paused_since.is_none() && r.term_at.is_none() => {
+                    r.paused_since = Some(now);
+                    self.report.pauses += 1;
+                }
+                Some(_) => self.violation(format!("Pause of task {task}, paused or stopping")),
+                None => self.violation(format!("Pause of task {task}, which is not running")),
+            },
+            Action::Resume { task } => match self.runs.get_mut(task) {
+                Some(r) => match r.paused_since.take() {
+                    Some(since) => r.paused_total += now.saturating_sub(since),
+                    None => self.violation(format!("Resume of task {task}, which is not paused")),
+                },
+                None => self.violation(format!("Resume of task {task}, which is not running")),
             },
             Action::Kill { task, .. } => match self.runs.get_mut(task) {
                 Some(r) if r.term_at.is_some() => {
@@ -513,12 +563,13 @@ impl Sim {
                 requeued,
                 ..
             } => {
-                let Some(started) = self.awaiting.remove(task) else {
+                let Some((started, paused)) = self.awaiting.remove(task) else {
                     self.violation(format!("Finished for task {task} without an exit"));
                     return;
                 };
                 if matches!(class, ExitClass::Braked | ExitClass::OomKilled) {
-                    self.report.braked_seconds += now.saturating_sub(started).as_secs_f64();
+                    let ran = now.saturating_sub(started).saturating_sub(paused);
+                    self.report.braked_seconds += ran.as_secs_f64();
                 }
                 if !requeued {
                     self.report.finals[*task] += 1;

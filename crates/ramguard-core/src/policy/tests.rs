@@ -52,6 +52,7 @@ fn sample(available: u64, tasks: &[(TaskId, u64)]) -> Sample {
         psi_full_avg10: None,
         tasks: tasks.iter().map(|&(t, m)| (t, mib(m))).collect(),
         shm_room_for: None,
+        shm_free: None,
     }
 }
 

@@ -30,7 +30,9 @@ use crate::supervisor::{
 use crate::sweep_file;
 use crate::Outcome;
 
+mod danger;
 mod logs;
+mod progress;
 pub(crate) mod restart;
 mod text;
 mod validate;
@@ -100,9 +102,11 @@ pub struct RunArgs {
     pub mem: Option<SizeSpec>,
 
     /// Headroom kept free for everything else [default: 10% of the budget base (`--mem`
-    /// when given, else the effective limit), at least 256 MiB, at most 25%]. The brake
-    /// fires when available memory falls to half of it (but not below 256 MiB when the
-    /// reserve is at least that).
+    /// when given, else the effective limit), at least 256 MiB, at most 25%, and always
+    /// above the brake]. Tasks are paused as available memory nears it; the brake fires
+    /// lower, at half of it or just above the host's danger line (a watchdog's min-memory,
+    /// earlyoom's threshold, else 256 MiB on all but tiny machines), whichever is higher:
+    /// `--dry-run` shows the levels and where they come from.
     #[arg(long, value_name = "SIZE|PCT", value_parser = parse_size_spec)]
     pub reserve: Option<SizeSpec>,
 
@@ -120,7 +124,8 @@ pub struct RunArgs {
     #[arg(long)]
     pub shm_cleanup: bool,
 
-    /// Kill a task that runs longer than DUR (failed: timed out).
+    /// Kill a task that runs longer than DUR (failed: timed out); time it spends paused for
+    /// memory does not count.
     #[arg(long, value_name = "DUR", value_parser = parse_interval)]
     pub timeout: Option<Duration>,
 
@@ -212,6 +217,8 @@ pub struct Settings {
     pub restart: restart::RestartSettings,
     pub effective_limit: Bytes,
     pub limit_source: String,
+    /// The danger line the levels sit above, and the host's killers.
+    pub danger: danger::Danger,
 }
 
 fn ser_dur<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -421,6 +428,7 @@ pub fn run(args: &RunArgs) -> Result<Outcome> {
         grace: settings.grace,
         python_hint_due: args.repeat.is_some(),
         printer,
+        progress: progress::ProgressLog::default(),
         pending: Vec::new(),
         stats: Stats::default(),
         samples: HashMap::new(),
@@ -450,6 +458,8 @@ pub fn run(args: &RunArgs) -> Result<Outcome> {
         "not_run": not_run,
         "braked": stats.braked,
         "recycled": stats.recycled,
+        "pauses": stats.pauses,
+        "paused_ms": stats.paused.as_millis() as u64,
         "interrupted": interrupted,
         "peak_used": stats.peak_used,
         "leftovers_killed": stats.leftovers,
@@ -490,6 +500,13 @@ pub fn run(args: &RunArgs) -> Result<Outcome> {
         line.push_str(&format!(
             "; killed {} leftover process(es) of {} task(s) after their first process exited",
             stats.leftovers, stats.leftover_tasks
+        ));
+    }
+    if stats.pauses > 0 {
+        line.push_str(&format!(
+            ", {} pause(s) ({} paused in all)",
+            stats.pauses,
+            format_duration(stats.paused)
         ));
     }
     if interrupted {
@@ -829,10 +846,9 @@ fn resolve(
     let limit = report.memory.effective.limit;
     let mem = args.mem.or(file.mem);
     let base = mem.map_or(limit, |m| m.resolve(limit));
-    let reserve = args
-        .reserve
-        .or(file.reserve)
-        .map_or_else(|| default_reserve(base), |r| r.resolve(base));
+    let user_reserve = args.reserve.or(file.reserve).map(|r| r.resolve(base));
+    let danger = danger::Danger::resolve(report, base, user_reserve);
+    let reserve = danger.levels.reserve;
     let budget = match mem {
         Some(m) => m.resolve(limit),
         None => limit.saturating_sub(reserve),
@@ -861,9 +877,8 @@ fn resolve(
     if threads == Some(0) {
         bail!("--threads must be at least 1 (tasks would get OMP_NUM_THREADS=0); hint: pass --no-thread-caps to leave the variables alone");
     }
-    // Half the reserve, but not below 256 MiB where the reserve allows: a small machine
-    // has daemons (a watchdog's min-memory, earlyoom) that act at about that line.
-    let brake_level = reserve.scale(0.5).max(FLOOR.min(reserve));
+    // Above every killer the host has (a watchdog's min-memory, earlyoom), or a floor.
+    let brake_level = danger.levels.brake;
     let thread_caps = supervisor::thread_caps(threads, args.threads.or(file.threads).is_some());
     let task_mem = args.task_mem.or(file.task_mem);
     Ok(Settings {
@@ -871,7 +886,8 @@ fn resolve(
         budget,
         reserve,
         brake_level,
-        hard_level: brake_level.scale(0.5),
+        hard_level: danger.levels.hard,
+        danger,
         estimate: args.estimate.or(file.estimate),
         task_mem: args.task_mem.or(file.task_mem),
         timeout: args.timeout.or(file.timeout),
@@ -884,14 +900,6 @@ fn resolve(
         effective_limit: limit,
         limit_source: report.memory.effective.limit_source.file.clone(),
     })
-}
-
-/// The least headroom worth keeping and braking at, where the budget allows it.
-const FLOOR: Bytes = Bytes(256 << 20);
-
-/// The default reserve: 10% of the budget base, at least 256 MiB, at most a quarter of it.
-fn default_reserve(base: Bytes) -> Bytes {
-    base.scale(0.10).max(FLOOR).min(base.scale(0.25))
 }
 
 fn policy_config(s: &Settings) -> Config {
@@ -936,7 +944,13 @@ fn dry_run(args: &RunArgs, sweep: &Sweep, s: &Settings) -> Result<()> {
         "budget     {}   reserve {}   brake below {} available",
         s.budget, s.reserve, s.brake_level
     )?;
+    for line in s.danger.describe() {
+        writeln!(out, "{line}")?;
+    }
     writeln!(out, "jobs       {}", s.jobs)?;
+    let room = s.budget.min(s.effective_limit.saturating_sub(s.reserve));
+    let start = progress::cold_start_line(room, s.jobs, s.estimate.is_some());
+    writeln!(out, "{start}")?;
     writeln!(
         out,
         "estimate   {}   task cap {}   timeout {}   grace {}   retries {}",
@@ -981,6 +995,9 @@ struct Stats {
     /// /dev/shm files tasks left behind (task label, files), and how many ramguard removed.
     shm_left: Vec<(String, Vec<supervisor::shm::TaskFile>)>,
     shm_removed: usize,
+    /// Pauses (SIGSTOP for memory) and the time tasks spent paused, summed.
+    pauses: usize,
+    paused: Duration,
 }
 
 /// The journal, the log pump and the printer behind the supervisor.
@@ -1008,6 +1025,7 @@ struct RunSink<'a> {
     /// sweeps: N workers of one command, as Optuna's worker mode runs).
     python_hint_due: bool,
     printer: Printer,
+    progress: progress::ProgressLog,
     pending: Vec<String>,
     stats: Stats,
     /// Per running task: its memory timeline, written to the journal at most every
@@ -1277,6 +1295,26 @@ impl Sink for RunSink<'_> {
                 json!({ "task": self.def(*task).key, "why": why }),
                 format!("brake   {}  {why}", self.label(*task)),
             ),
+            Note::TaskPaused { task, why } => {
+                self.stats.pauses += 1;
+                (
+                    "task_paused",
+                    json!({ "task": self.def(*task).key, "why": why }),
+                    format!("pause   {}  {why}", self.label(*task)),
+                )
+            }
+            Note::TaskResumed { task, paused_for } => {
+                self.stats.paused += *paused_for;
+                (
+                    "task_resumed",
+                    json!({ "task": self.def(*task).key, "paused_ms": paused_for.as_millis() as u64 }),
+                    format!(
+                        "resume  {}  after {} paused",
+                        self.label(*task),
+                        format_duration(*paused_for)
+                    ),
+                )
+            }
         };
         self.journal
             .event(&self.handle, supervisor::unix_ms(), kind, &detail)?;
@@ -1285,6 +1323,14 @@ impl Sink for RunSink<'_> {
     }
 
     fn flush(&mut self, now: Duration, snapshot: &Snapshot) -> Result<()> {
+        if let Some(due) = self.progress.due(now, snapshot) {
+            let at = supervisor::unix_ms();
+            self.journal
+                .event(&self.handle, at, "progress", &due.detail)?;
+            if let Some(line) = due.line.filter(|_| self.printer.plain) {
+                self.pending.push(line);
+            }
+        }
         let since = now.saturating_sub(self.last_commit);
         // Completions of one tick share a commit; starts and samples ride along, or go
         // in the background commit so that `status` sees them.
@@ -1446,6 +1492,25 @@ fn files_words(files: &[supervisor::shm::TaskFile]) -> String {
     )
 }
 
+/// The progress bar's message: what runs, memory, the ETA from learned durations ("unknown"
+/// until there is a basis) and why fewer than `-j` run.
+fn progress_message(s: &Snapshot, budget: Bytes) -> String {
+    let mut m = format!("{} running", s.running);
+    if s.paused > 0 {
+        m.push_str(&format!(" ({} paused)", s.paused));
+    }
+    m.push_str(&format!(
+        "  mem {} / {budget}  available {}  eta {}",
+        s.used,
+        s.available,
+        s.eta.map_or("unknown".to_string(), format_duration)
+    ));
+    if let Some(why) = &s.short {
+        m.push_str(&format!("  ({why})"));
+    }
+    m
+}
+
 fn absolute(p: &Path) -> PathBuf {
     if p.is_absolute() {
         p.to_path_buf()
@@ -1494,9 +1559,9 @@ impl Printer {
         let bar = bar.then(|| {
             let pb = indicatif::ProgressBar::new(total as u64);
             pb.set_position(done as u64);
-            if let Ok(style) = indicatif::ProgressStyle::with_template(
-                "{bar:30} {pos}/{len} done  {msg}  eta {eta}",
-            ) {
+            if let Ok(style) =
+                indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} done  {msg}")
+            {
                 pb.set_style(style);
             }
             pb
@@ -1576,10 +1641,7 @@ impl Printer {
         }
         if let Some(pb) = &self.bar {
             pb.set_position((self.base + finished) as u64);
-            pb.set_message(format!(
-                "{} running  mem {} / {}  available {}",
-                s.running, s.used, self.budget, s.available
-            ));
+            pb.set_message(progress_message(s, self.budget));
         }
     }
 

@@ -48,13 +48,18 @@ pub fn run(args: &StatusArgs) -> Result<Outcome> {
     let j = Journal::open_existing(&path)?;
     let sweep = j.resolve_sweep(args.sweep.as_deref())?;
     let report = j.status_scoped(&sweep, args.all)?;
+    let progress = journal::progress::summarize(&j.events(sweep.id)?);
+    let alive = matches!(report.supervisor, Some((_, true)));
     let now = now_unix_ms();
     let mut out = std::io::stdout().lock();
     if args.json {
-        serde_json::to_writer_pretty(&mut out, &to_json(&report, &path, now))?;
+        let mut v = to_json(&report, &path, now);
+        v["progress"] = json!(progress);
+        serde_json::to_writer_pretty(&mut out, &v)?;
         writeln!(out)?;
     } else {
         out.write_all(render(&report, now).as_bytes())?;
+        out.write_all(journal::progress::render(&progress, alive, now).as_bytes())?;
     }
     out.flush()?;
     Ok(Outcome::Success)

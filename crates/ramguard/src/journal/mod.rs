@@ -38,6 +38,7 @@
 pub mod display;
 pub mod identity;
 pub mod lock;
+pub mod progress;
 pub mod read;
 pub mod readonly;
 pub mod schema;

@@ -5,6 +5,7 @@
 //! the arithmetic of limits live in `ramguard-core`; this module only opens files.
 
 pub mod host;
+pub mod killers;
 pub mod process;
 mod root;
 pub mod shm;

@@ -15,6 +15,7 @@
 //! written by the SIGCHLD/SIGINT/SIGTERM handlers).
 
 pub mod measure;
+pub mod pause;
 pub mod sentinel;
 pub mod shm;
 pub mod spawn;
@@ -58,6 +59,8 @@ const ASSUMED_FILL_RATE: f64 = (1u64 << 30) as f64;
 /// How long processes left after a task's root exited get to finish after a TERM (Python's
 /// resource tracker unlinks leaked segments once the last worker is gone).
 const LEFTOVER_GRACE: Duration = Duration::from_millis(300);
+/// How often the ETA and the reason fewer than `-j` run are worked out for the display.
+const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 /// How often process trees are walked for new descendants.
 const DISCOVER_EVERY: Duration = Duration::from_millis(200);
 
@@ -91,6 +94,12 @@ pub struct Snapshot {
     pub running: usize,
     pub used: Bytes,
     pub available: Bytes,
+    /// Running tasks paused (SIGSTOP) for memory.
+    pub paused: usize,
+    /// When the sweep should end, from learned durations; `None` until there is a basis.
+    pub eta: Option<Duration>,
+    /// Why fewer than `-j` tasks run while tasks wait.
+    pub short: Option<String>,
 }
 
 /// Where the supervisor reports. Implemented by `ramguard run` over the journal and printer.
@@ -269,6 +278,13 @@ impl HostWatch {
         value
     }
 
+    /// Free space in `/dev/shm` (one `statvfs`, about a microsecond), if it is mounted.
+    fn shm_free(&self) -> Option<Bytes> {
+        self.shm_size?;
+        let st = rustix::fs::statvfs(self.root.base().join("dev/shm")).ok()?;
+        Some(Bytes(st.f_bavail.saturating_mul(st.f_frsize)))
+    }
+
     /// Returns true if and only if `/dev/shm` is at least 90% full.
     fn shm_nearly_full(&self) -> bool {
         let Some(size) = self.shm_size else {
@@ -308,6 +324,9 @@ pub struct Supervisor {
     shm_cleanup: bool,
     /// The most /dev/shm any finished attempt held: what admission expects a task to need.
     shm_expected: Bytes,
+    pauses: pause::Pauses,
+    /// The last ETA and "why fewer than -j", and when they were computed.
+    progress: Option<(Duration, Option<Duration>, Option<String>)>,
 }
 
 impl Supervisor {
@@ -335,6 +354,8 @@ impl Supervisor {
             shm_cleanup: false,
             shm_expected: Bytes::ZERO,
             stop_signal: Signal::TERM,
+            pauses: pause::Pauses::default(),
+            progress: None,
         })
     }
 
@@ -545,6 +566,7 @@ impl Supervisor {
                     let expected = running_shm.iter().fold(self.shm_expected, |e, &s| e.max(s));
                     shm::room_for(size, self.shm.total(), expected, &running_shm)
                 }),
+                shm_free: self.host.shm_free(),
             },
         );
         // Adaptive interval: the time the faster of the seen and assumed fill rates needs
@@ -609,6 +631,10 @@ impl Supervisor {
                     self.mark_stopped(task);
                     self.trees.signal(task, Signal::KILL);
                 }
+                Action::Pause { task } => self.pauses.pause(&mut self.trees, task, now),
+                Action::Resume { task } => {
+                    self.pauses.resume(&mut self.trees, task, now);
+                }
                 Action::Finished {
                     task,
                     attempt,
@@ -617,6 +643,7 @@ impl Supervisor {
                     reason,
                     peak,
                 } => {
+                    self.pauses.forget(task);
                     let a = self.running.remove(&task);
                     if let Some(a) = &a {
                         self.shm_expected = self.shm_expected.max(a.peak_dev_shm);
@@ -720,11 +747,26 @@ impl Supervisor {
         Ok(())
     }
 
-    fn snapshot(&self) -> Snapshot {
+    fn snapshot(&mut self) -> Snapshot {
+        let now = self.start.elapsed();
+        // The ETA predicts up to a thousand queued tasks: a few times a second is enough.
+        let stale = self
+            .progress
+            .as_ref()
+            .is_none_or(|p| now.saturating_sub(p.0) >= PROGRESS_EVERY);
+        if stale {
+            let eta = self.policy.eta(now);
+            let short = self.policy.short().map(ToString::to_string);
+            self.progress = Some((now, eta, short));
+        }
+        let (at, eta, short) = self.progress.clone().unwrap_or_default();
         Snapshot {
             running: self.running.len(),
             used: self.running.values().map(|a| a.current).sum(),
             available: self.last_available.map(|(_, a, _)| a).unwrap_or_default(),
+            paused: self.pauses.count(),
+            eta: eta.map(|e| e.saturating_sub(now.saturating_sub(at))),
+            short,
         }
     }
 

@@ -1,0 +1,131 @@
+//! What the user is told while a sweep runs: when it should end, and why fewer than `-j`
+//! tasks run.
+//!
+//! **ETA.** From what is known, never from a mean of what finished: each running task's
+//! predicted duration less what it has run (paused time excluded), each queued task's own
+//! predicted duration (per task from its features, see [`super::predict`]), laid out on as
+//! many slots as run at once (list scheduling: the next task goes to the slot that frees
+//! first). The slots are `-j`, fewer when the budget holds fewer tasks at the typical
+//! predicted peak, and never fewer than run now. `None` ("unknown") until durations have
+//! been learned ([`super::predict::MIN_DURATIONS`] finished tasks, or the journal's).
+//!
+//! **Why fewer than `-j`.** Admission records why it stopped while tasks wait ([`Short`]).
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::fmt;
+use std::time::Duration;
+
+use super::{Policy, TaskId};
+use crate::units::Bytes;
+
+/// Queued tasks whose durations are predicted one by one for the ETA; the rest of the
+/// queue counts at their mean.
+pub const ETA_WINDOW: usize = 1024;
+
+/// Why fewer than `-j` tasks run while tasks wait.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Short {
+    /// The next task does not fit in the room left beside the running tasks.
+    Memory { next: Bytes, room: Bytes },
+    /// Running tasks are paused to let others finish.
+    Paused(usize),
+    /// Nothing is known about the tasks yet: more start once the first stop growing.
+    ColdStart,
+    /// A task braked too often runs alone.
+    Alone,
+    /// The kernel reports memory pressure (PSI).
+    Psi,
+}
+
+impl fmt::Display for Short {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Short::Memory { next, room } => {
+                write!(
+                    f,
+                    "waiting for memory (next needs {next}, {room} free for it)"
+                )
+            }
+            Short::Paused(n) => write!(f, "{n} paused for memory"),
+            Short::ColdStart => write!(f, "cold start (waiting for the first peaks to settle)"),
+            Short::Alone => write!(f, "a task braked repeatedly runs alone"),
+            Short::Psi => write!(f, "memory pressure (PSI)"),
+        }
+    }
+}
+
+impl Policy {
+    /// Why fewer than `-j` tasks run while tasks wait, as of the last decision; `None` when
+    /// `-j` run or nothing waits.
+    pub fn short(&self) -> Option<&Short> {
+        self.short.as_ref()
+    }
+
+    /// The reason admission found nothing to start, with `head` first in line.
+    pub(super) fn why_short(&self, now: Duration, head: TaskId, room: i128) -> Short {
+        let paused = self.paused_count();
+        if paused > 0 {
+            return Short::Paused(paused);
+        }
+        let cold = self.model_prediction(head).is_none();
+        let settled = self
+            .running_ids()
+            .all(|id| !self.aux[id].cold || self.is_settled(id, now));
+        if cold && !settled && !self.plentiful() {
+            return Short::ColdStart;
+        }
+        Short::Memory {
+            next: self.predicted(head),
+            room: Bytes(room.max(0) as u64),
+        }
+    }
+
+    /// When the sweep should end, as an offset from `now`; `None` until durations have
+    /// been learned.
+    pub fn eta(&self, now: Duration) -> Option<Duration> {
+        let duration = |id: TaskId| self.predictor.duration(&self.specs[id].features);
+        // No basis: nothing learned about durations.
+        self.predictor.duration(&[])?;
+        let mut slots: BinaryHeap<Reverse<Duration>> = BinaryHeap::new();
+        for id in self.running_ids() {
+            let ran = self.elapsed(id, now);
+            let d = duration(id).unwrap_or_default();
+            slots.push(Reverse(d.saturating_sub(ran)));
+        }
+        let jobs = self.config.max_jobs.max(1);
+        let fit = match (self.predictor.typical(), self.limit()) {
+            (Some(p), Some(limit)) if p.get() > 0 => (limit.max(0) as u64 / p.get()) as usize,
+            _ => jobs,
+        };
+        let width = fit.clamp(1, jobs).max(slots.len());
+        while slots.len() < width {
+            slots.push(Reverse(Duration::ZERO));
+        }
+        let mut known = Duration::ZERO;
+        let mut counted = 0u32;
+        for id in self.queued.iter().copied().take(ETA_WINDOW) {
+            let d = duration(id).unwrap_or_default();
+            known += d;
+            counted += 1;
+            let Reverse(free) = slots.pop().unwrap_or(Reverse(Duration::ZERO));
+            slots.push(Reverse(free + d));
+        }
+        let mut end = slots.iter().map(|r| r.0).max().unwrap_or_default();
+        let rest = self.queued.len().saturating_sub(ETA_WINDOW);
+        if rest > 0 && counted > 0 {
+            end += (known / counted) * rest as u32 / width as u32;
+        }
+        Some(end)
+    }
+
+    /// How long a running task has run, paused time excluded.
+    fn elapsed(&self, id: TaskId, now: Duration) -> Duration {
+        match &self.tasks[id] {
+            super::TaskState::Running { started, .. } => now
+                .saturating_sub(*started)
+                .saturating_sub(self.paused_for(id, now)),
+            _ => Duration::ZERO,
+        }
+    }
+}

@@ -1,0 +1,68 @@
+//! Which queued tasks admission considers, in which order, and when memory is plentiful.
+//!
+//! **Longest first.** Once durations are learned per task from its features, the
+//! candidates are taken longest expected first (longest-processing-time first, ties by
+//! larger predicted peak, then queue order): the big, long tasks start early instead of
+//! leaving a one-at-a-time tail at the end (a 1..10-year backtest sweep otherwise ran its
+//! six largest tasks last). Without a per-task fit every task is predicted alike and the
+//! queue order stands.
+//!
+//! **Plentiful.** With nothing known about the tasks, the budget is plentiful when it holds
+//! `-j` tasks at [`COLD_PLAUSIBLE`] each (or at the largest peak seen, with the margin, if
+//! that is more). Then unknown tasks start together, each reserving that size, with no
+//! settle window (long-lived workers never settle); suspend and the brake correct a task
+//! that turns out larger. `/dev/shm` must hold as much, where its free space is known: a
+//! task may keep all its memory there, and a full `/dev/shm` is a SIGBUS, which no pause
+//! or brake can catch (a 64 MiB container `/dev/shm` keeps the cold start cautious, so a
+//! task's shm use is measured before others start beside it). Otherwise the cold start is
+//! cautious (module doc of the policy).
+
+use super::{predict, Policy, TaskId, BACKFILL_WINDOW};
+use crate::units::Bytes;
+
+/// The peak an unknown task is assumed to reach when judging whether memory is plentiful:
+/// most Python sweep tasks in the stories peak between 0.2 and 2 GiB.
+pub const COLD_PLAUSIBLE: Bytes = Bytes(1 << 30);
+
+impl Policy {
+    /// The queued tasks admission looks at, best first (module doc).
+    pub(super) fn candidates(&self) -> Vec<TaskId> {
+        let mut ids: Vec<TaskId> = self.queued.iter().copied().take(BACKFILL_WINDOW).collect();
+        if !self.predictor.per_task_durations() {
+            return ids;
+        }
+        let key = |id: TaskId| {
+            let d = self.predictor.duration(&self.specs[id].features);
+            let p = self.model_prediction(id).unwrap_or_default();
+            (d.unwrap_or_default(), p)
+        };
+        // Stable: equal predictions keep queue order.
+        ids.sort_by_cached_key(|&id| std::cmp::Reverse(key(id)));
+        ids
+    }
+
+    /// Returns true if and only if the limit holds `-j` unknown tasks at a plausible size.
+    pub(super) fn plentiful(&self) -> bool {
+        let Some(limit) = self.limit() else {
+            return false;
+        };
+        let each = self.plausible_cold_size();
+        let need = i128::from(each.get()) * self.config.max_jobs.max(1) as i128;
+        let shm_holds = self
+            .shm_free
+            .is_none_or(|free| i128::from(free.get()) >= need);
+        need <= limit && shm_holds
+    }
+
+    /// What an unknown task reserves when memory is plentiful.
+    pub(super) fn plausible_cold(&self, id: TaskId) -> Bytes {
+        let lb = self.aux[id].lower_bound.unwrap_or_default();
+        self.plausible_cold_size().max(lb)
+    }
+
+    fn plausible_cold_size(&self) -> Bytes {
+        self.largest_seen
+            .scale(1.0 + predict::MARGIN)
+            .max(COLD_PLAUSIBLE)
+    }
+}

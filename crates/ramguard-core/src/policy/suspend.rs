@@ -1,0 +1,335 @@
+//! Suspend: the policy's middle lever, between refusing a task and braking one.
+//!
+//! Admission may bet (look-ahead on expected ends, cold tasks started together when memory
+//! looks plentiful). When a bet fails, the running tasks' projected memory climbs toward the
+//! limit of admission (`min(available − reserve + Σ current, budget)`). Then the newest task
+//! that is still growing is **paused** (SIGSTOP of its whole tree): it keeps its memory and
+//! the work it did, and stops taking more. Paused tasks are resumed, oldest first, as soon as
+//! the projection with them running fits again.
+//!
+//! The projection is the admission's ([`super::project`]): every running task as a curve
+//! to its predicted peak and its expected end, a task still climbing extended by what it
+//! would take at its recent rate over [`PAUSE_HORIZON`], a paused or stopping task flat at
+//! what it holds. A task is paused only when the projection exceeds the limit *and* memory
+//! actually approaches it (what tasks hold plus [`PAUSE_HORIZON`] of growth is within
+//! [`APPROACH`] of the limit): a projection that only says "later" is left to time.
+//!
+//! Rules that keep it safe and moving:
+//! - The oldest task that runs is never paused: something always makes progress.
+//! - If every running task is paused, the oldest is resumed at once (no deadlock).
+//! - Paused tasks hold memory. When the tasks that run still grow and available has
+//!   already fallen below the reserve, or pausing more cannot make the projection fit,
+//!   that memory must come back: the newest paused task is braked (TERM, requeued with its
+//!   peak as lower bound, retries not spent), before the brake level is reached. So is the
+//!   newest of several paused tasks once it has waited longer than it ran: its work is
+//!   cheaper to redo than its memory is to keep from the others.
+//! - A paused task's paused time counts neither toward `--timeout` nor toward its learned
+//!   duration; its expected end moves by as much.
+
+use std::time::Duration;
+
+use super::project::{self, Curve};
+use super::{Action, Note, Policy, StopReason, TaskId, TaskState, CLIMB_STEP, SETTLE_WINDOW};
+use crate::units::Bytes;
+
+/// How far ahead a climbing task's recent growth rate is extended when deciding to pause.
+pub const PAUSE_HORIZON: Duration = Duration::from_secs(1);
+/// A task counts as still growing for at least this long after its peak last grew.
+pub const QUIET_GRACE: Duration = Duration::from_millis(250);
+/// Memory approaches the limit when what tasks hold (plus [`PAUSE_HORIZON`] of growth) is
+/// within this share of it.
+pub const APPROACH: f64 = 0.05;
+
+impl Policy {
+    /// Returns true if and only if the task is running and paused.
+    pub fn is_paused(&self, task: TaskId) -> bool {
+        self.aux.get(task).is_some_and(|a| a.paused_since.is_some())
+    }
+
+    /// Total time the task's current attempt has spent paused, up to `now`.
+    pub fn paused_for(&self, task: TaskId, now: Duration) -> Duration {
+        let Some(a) = self.aux.get(task) else {
+            return Duration::ZERO;
+        };
+        a.paused_total
+            + a.paused_since
+                .map_or(Duration::ZERO, |s| now.saturating_sub(s))
+    }
+
+    /// How many running tasks are paused now.
+    pub fn paused_count(&self) -> usize {
+        self.running
+            .iter()
+            .filter(|&&id| self.is_paused(id))
+            .count()
+    }
+
+    /// Pauses, resumes or brakes a paused task as the module doc says; called per sample.
+    pub(super) fn check_suspend(&mut self, now: Duration) {
+        if self.interrupted {
+            return;
+        }
+        let Some(limit) = self.limit() else { return };
+        let limit = limit as f64;
+        let live: Vec<TaskId> = self.by_start_order(|p, id| p.stopping(id).is_none());
+        let mut active: Vec<TaskId> = live
+            .iter()
+            .copied()
+            .filter(|&id| !self.is_paused(id))
+            .collect();
+        let mut paused: Vec<TaskId> = live
+            .iter()
+            .copied()
+            .filter(|&id| self.is_paused(id))
+            .collect();
+        if active.is_empty() {
+            // Never deadlock: with nothing else running, the oldest paused task runs.
+            if let Some(&oldest) = paused.first() {
+                self.resume(now, oldest);
+            }
+            return;
+        }
+        let mut paused_now = false;
+        loop {
+            let (projected, soon) = self.pressure(now, &active);
+            if projected <= limit || soon < limit * (1.0 - APPROACH) {
+                break;
+            }
+            // The newest task still growing; the oldest one that runs is never paused.
+            let Some(victim) = active[1.min(active.len())..]
+                .iter()
+                .rev()
+                .copied()
+                .find(|&id| self.growth_rate(id, now).is_some())
+            else {
+                // Pausing cannot help any more: what runs needs what paused tasks hold,
+                // once memory is actually near the limit (a projection alone is no reason
+                // to throw work away).
+                let held: f64 = self
+                    .running_ids()
+                    .map(|id| self.current(id).get() as f64)
+                    .sum();
+                if held >= limit * (1.0 - APPROACH) {
+                    self.brake_paused(now, &paused, projected, limit);
+                }
+                return;
+            };
+            let why = format!(
+                "running tasks would need {} of the {} they may hold",
+                Bytes(projected.max(0.0) as u64),
+                Bytes(limit.max(0.0) as u64)
+            );
+            self.pause(now, victim, why);
+            active.retain(|&id| id != victim);
+            paused.push(victim);
+            paused_now = true;
+        }
+        let paused: Vec<TaskId> = self.by_start_order(|p, id| {
+            p.stopping(id).is_none() && p.is_paused(id) && !active.contains(&id)
+        });
+        if paused_now || paused.is_empty() {
+            return;
+        }
+        let held: f64 = self
+            .running_ids()
+            .map(|id| self.current(id).get() as f64)
+            .sum();
+        let braking = self
+            .running_ids()
+            .any(|id| matches!(self.stopping(id), Some((StopReason::Brake, _))));
+        let growing = active.iter().any(|&id| self.growth_rate(id, now).is_some());
+        if held > limit && growing && !braking {
+            // Memory must come back: what runs grows past the reserve while paused tasks
+            // hold memory.
+            self.brake_paused(now, &paused, held, limit);
+            return;
+        }
+        // Resume the oldest paused tasks while the projection with them fits, with room to
+        // spare so that a resumed task is not paused again at once.
+        let mut waiting = paused.as_slice();
+        while let Some((&id, rest)) = waiting.split_first() {
+            let mut with = active.clone();
+            with.push(id);
+            let (projected, _) = self.pressure(now, &with);
+            if projected > limit * (1.0 - 2.0 * APPROACH) {
+                break;
+            }
+            self.resume(now, id);
+            active = with;
+            waiting = rest;
+        }
+        // Paused tasks that wait on each other: once the newest has waited longer than it
+        // ran, redoing its work costs less than its memory kept from the others.
+        if let [_, .., newest] = waiting {
+            let ran = self.elapsed_running(*newest, now);
+            let waited = now.saturating_sub(self.aux[*newest].paused_since.unwrap_or(now));
+            if waited > ran && !braking {
+                self.brake_paused(now, waiting, held, limit);
+            }
+        }
+    }
+
+    /// Brakes the newest paused task (once per response): the running tasks need the
+    /// memory it holds.
+    fn brake_paused(&mut self, now: Duration, paused: &[TaskId], need: f64, limit: f64) {
+        let braking = self
+            .running_ids()
+            .any(|id| matches!(self.stopping(id), Some((StopReason::Brake, _))));
+        let newest = paused.iter().copied().max_by_key(|&id| self.aux[id].seq);
+        let Some(victim) = newest.filter(|_| !braking) else {
+            return;
+        };
+        let why = format!(
+            "paused while the running tasks needed its memory ({} of the {} they may hold)",
+            Bytes(need.max(0.0) as u64),
+            Bytes(limit.max(0.0) as u64)
+        );
+        self.aux[victim].braked_alone = false;
+        self.aux[victim].brake_why = why.clone();
+        self.stop(now, victim, StopReason::Brake);
+        self.actions
+            .push_back(Action::Note(Note::Brake { task: victim, why }));
+    }
+
+    /// The highest projected total of the running tasks, with `active` running and every
+    /// other task flat at what it holds; and what they hold plus [`PAUSE_HORIZON`] of the
+    /// active ones' growth.
+    fn pressure(&self, now: Duration, active: &[TaskId]) -> (f64, f64) {
+        let horizon = PAUSE_HORIZON.as_secs_f64();
+        let mut curves = Vec::new();
+        let mut soon = 0.0;
+        for id in self.running_ids() {
+            let current = self.current(id).get() as f64;
+            soon += current;
+            if !active.contains(&id) {
+                curves.push(Curve {
+                    now: current,
+                    peak: current,
+                    ramp: 0.0,
+                    end: None,
+                });
+                continue;
+            }
+            let Some(mut curve) = self.curve(now, id) else {
+                continue;
+            };
+            if self.runaway_rate(id, now).is_some() {
+                // Admission extrapolates a runaway far ahead; pausing looks one horizon ahead.
+                curve.peak = current;
+                curve.ramp = 0.0;
+            }
+            // A paused task being considered for resuming grows as it did when paused.
+            let rate = match self.is_paused(id) {
+                true => Some(self.aux[id].paused_rate).filter(|&r| r > 0.0),
+                false => self.growth_rate(id, now),
+            };
+            if let Some(rate) = rate {
+                soon += rate * horizon;
+                // Growth within a learned prediction was reserved at admission; an unknown
+                // or runaway task is projected to keep its pace.
+                if self.aux[id].cold
+                    || self
+                        .model_prediction(id)
+                        .is_none_or(|p| current > p.get() as f64)
+                {
+                    curve.peak = curve.peak.max(current + rate * horizon);
+                }
+            }
+            curves.push(curve);
+        }
+        (project::highest(&curves), soon)
+    }
+
+    /// Running tasks matching `keep`, oldest start first.
+    fn by_start_order(&self, keep: impl Fn(&Policy, TaskId) -> bool) -> Vec<TaskId> {
+        let mut ids: Vec<TaskId> = self.running_ids().filter(|&id| keep(self, id)).collect();
+        ids.sort_by_key(|&id| self.aux[id].seq);
+        ids
+    }
+
+    /// How long a running task has run, paused time excluded.
+    fn elapsed_running(&self, id: TaskId, now: Duration) -> Duration {
+        match &self.tasks[id] {
+            TaskState::Running { started, .. } => now
+                .saturating_sub(*started)
+                .saturating_sub(self.paused_for(id, now)),
+            _ => Duration::ZERO,
+        }
+    }
+
+    /// Bytes a running task held at the last sample.
+    fn current(&self, id: TaskId) -> Bytes {
+        match &self.tasks[id] {
+            TaskState::Running { current, .. } => *current,
+            _ => Bytes::ZERO,
+        }
+    }
+
+    /// How fast (bytes/s) a running, unpaused task's peak grew over the last
+    /// [`SETTLE_WINDOW`]; `None` when it did not grow in that window.
+    pub(super) fn growth_rate(&self, id: TaskId, now: Duration) -> Option<f64> {
+        let TaskState::Running { started, .. } = &self.tasks[id] else {
+            return None;
+        };
+        if self.is_paused(id) {
+            return None;
+        }
+        let age = now.saturating_sub(*started);
+        let climb = &self.aux[id].climb;
+        let &(last_age, last) = climb.last()?;
+        if age.saturating_sub(last_age) > SETTLE_WINDOW {
+            return None;
+        }
+        let since = age.saturating_sub(SETTLE_WINDOW);
+        // Measured between samples, never from the start: a process that maps its first
+        // 20 MiB in its first 50 ms is not growing at 400 MiB/s.
+        let (base_age, base) = climb
+            .iter()
+            .rev()
+            .find(|c| c.0 <= since && c.0 < last_age)
+            .or_else(|| climb.first().filter(|c| c.0 < last_age))
+            .copied()?;
+        let span = last_age.saturating_sub(base_age).as_secs_f64();
+        let rate = last.get().saturating_sub(base.get()) as f64 / span;
+        if !(span > 0.0 && rate > 0.0) {
+            return None;
+        }
+        // Still growing only if the next climb step is not long overdue at that rate: a
+        // task that ramped fast and then held is not growing a second after.
+        let step = last.get() as f64 * CLIMB_STEP / rate;
+        let quiet = age.saturating_sub(last_age).as_secs_f64();
+        (quiet <= (3.0 * step).max(QUIET_GRACE.as_secs_f64())).then_some(rate)
+    }
+
+    /// Pauses a running task and says why.
+    fn pause(&mut self, now: Duration, id: TaskId, why: String) {
+        if self.is_paused(id) {
+            return;
+        }
+        self.aux[id].paused_rate = self.growth_rate(id, now).unwrap_or(0.0);
+        self.aux[id].paused_since = Some(now);
+        self.actions.push_back(Action::Pause { task: id });
+        self.actions
+            .push_back(Action::Note(Note::TaskPaused { task: id, why }));
+    }
+
+    /// Resumes a paused task and notes for how long it was paused.
+    pub(super) fn resume(&mut self, now: Duration, id: TaskId) {
+        if let Some(paused_for) = self.unpause(now, id) {
+            self.actions.push_back(Action::Note(Note::TaskResumed {
+                task: id,
+                paused_for,
+            }));
+        }
+    }
+
+    /// Lets a paused task run again (before TERM, too: a stopped tree acts on it only once
+    /// it runs); returns how long this pause lasted.
+    fn unpause(&mut self, now: Duration, id: TaskId) -> Option<Duration> {
+        let since = self.aux[id].paused_since.take()?;
+        let lasted = now.saturating_sub(since);
+        self.aux[id].paused_total += lasted;
+        self.actions.push_back(Action::Resume { task: id });
+        Some(lasted)
+    }
+}

@@ -1,0 +1,444 @@
+//! Scenario tests of the scheduling levers added on top of refuse-and-brake: suspend
+//! (pause/resume), full speed when memory is plentiful, longest-first ordering with learned
+//! predictions, and what the user is told (ETA, why fewer than `-j` run). Driven in
+//! simulated time by `ramguard_core::policy::sim`; every run also checks the harness's
+//! invariants (start only when it fits, one final verdict per task, pause only a running
+//! task, resume only a paused one).
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use ramguard_core::policy::eta::Short;
+use ramguard_core::policy::predict::Observation;
+use ramguard_core::policy::sim::{Host, Report, Script, Sim, SimTask};
+use ramguard_core::policy::{Action, Config, ExitClass, StopReason, TaskId, TaskState};
+use ramguard_core::Bytes;
+
+const GIB: f64 = (1u64 << 30) as f64;
+
+fn gib(x: f64) -> Bytes {
+    Bytes((x * GIB) as u64)
+}
+
+fn secs(x: f64) -> Duration {
+    Duration::from_secs_f64(x)
+}
+
+/// An 8 GiB host with a 6 GiB budget, -j 8, brake at 512 MiB, no estimate.
+fn config() -> Config {
+    Config {
+        budget: gib(6.0),
+        reserve: gib(0.25),
+        brake_level: gib(0.5),
+        hard_level: gib(0.125),
+        max_jobs: 8,
+        estimate: None,
+        task_cap: None,
+        timeout: None,
+        grace: secs(5.0),
+        retries: 0,
+        psi_full_pause: 40.0,
+        max_brakes: 3,
+    }
+}
+
+fn ramp(peak: f64, ramp_s: f64, hold_s: f64) -> SimTask {
+    SimTask::new(Script::ramp(gib(peak), secs(ramp_s), secs(hold_s), 0))
+}
+
+fn run(config: Config, host: Host, tasks: Vec<SimTask>) -> (Sim, Report) {
+    let mut sim = Sim::new(config, host, tasks);
+    let report = sim.drive();
+    (sim, report)
+}
+
+fn assert_clean(report: &Report) {
+    assert!(report.violations.is_empty(), "{:#?}", report.violations);
+    assert_eq!(report.kernel_oom_kills, 0, "simulated kernel OOM kill");
+}
+
+fn starts(sim: &Sim) -> Vec<(Duration, TaskId)> {
+    sim.log()
+        .iter()
+        .filter_map(|(t, a)| match a {
+            Action::Start { task, .. } => Some((*t, *task)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn times_of(sim: &Sim, want: impl Fn(&Action) -> bool) -> Vec<Duration> {
+    sim.log()
+        .iter()
+        .filter(|(_, a)| want(a))
+        .map(|(t, _)| *t)
+        .collect()
+}
+
+fn verdicts(sim: &Sim, task: TaskId) -> Vec<(ExitClass, bool, String)> {
+    sim.log()
+        .iter()
+        .filter_map(|(_, a)| match a {
+            Action::Finished {
+                task: t,
+                class,
+                requeued,
+                reason,
+                ..
+            } if *t == task => Some((*class, *requeued, reason.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn all_done(sim: &Sim, n: usize) {
+    for id in 0..n {
+        assert!(
+            matches!(sim.policy().state(id), TaskState::Done { .. }),
+            "task {id}: {:?}",
+            sim.policy().state(id)
+        );
+    }
+}
+
+/// Replays the action log and fails if, once the actions of one instant are done, tasks
+/// run and every one of them is paused.
+fn assert_never_all_paused(sim: &Sim) {
+    let mut running = BTreeSet::new();
+    let mut paused = BTreeSet::new();
+    let log = sim.log();
+    for (i, (t, a)) in log.iter().enumerate() {
+        match a {
+            Action::Start { task, .. } => {
+                running.insert(*task);
+            }
+            Action::Finished { task, .. } => {
+                running.remove(task);
+                paused.remove(task);
+            }
+            Action::Pause { task } => {
+                paused.insert(*task);
+            }
+            Action::Resume { task } => {
+                paused.remove(task);
+            }
+            _ => {}
+        }
+        let instant_over = log.get(i + 1).is_none_or(|(next, _)| next > t);
+        if instant_over && !running.is_empty() {
+            assert!(
+                running.iter().any(|id| !paused.contains(id)),
+                "at {t:?} every running task is paused: {running:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn suspend_then_resume_without_loss() {
+    // Task 0 settles at 1 GiB; task 1, estimated like it at 1 GiB, keeps growing toward
+    // 5.5 GiB. Before anything is braked, task 1 is paused (it is the newest and still
+    // growing) and resumed when task 0 ends: one attempt, none of its work redone.
+    let cfg = Config {
+        estimate: Some(gib(1.0)),
+        ..config()
+    };
+    let tasks = vec![ramp(1.0, 1.0, 14.0), ramp(5.5, 10.0, 1.0)];
+    let (sim, report) = run(cfg, Host::new(gib(8.0)), tasks);
+    assert_clean(&report);
+    all_done(&sim, 2);
+    assert_eq!(report.brakes, 0);
+    assert_eq!(verdicts(&sim, 1), [(ExitClass::Done, false, "done".into())]);
+    let paused = times_of(&sim, |a| matches!(a, Action::Pause { task: 1 }));
+    let resumed = times_of(&sim, |a| matches!(a, Action::Resume { task: 1 }));
+    assert_eq!(paused.len(), 1, "{paused:?}");
+    assert_eq!(resumed, [secs(15.0)], "resumed when task 0 ended");
+    // The task's own time excludes the pause: it learned a 11 s task, not its wall time.
+    let TaskState::Done { duration, peak } = sim.policy().state(1) else {
+        unreachable!()
+    };
+    let wall = report.makespan;
+    assert!(wall > secs(15.0), "{wall:?}");
+    assert!(
+        duration.abs_diff(secs(11.0)) < secs(0.1),
+        "learned {duration:?}"
+    );
+    assert_eq!(*peak, gib(5.5));
+    // The pause is journaled as a note with its reason, and its length when resumed.
+    assert!(sim.log().iter().any(|(_, a)| matches!(
+        a,
+        Action::Note(ramguard_core::policy::Note::TaskPaused { task: 1, why }) if why.contains("would need")
+    )));
+    assert!(report.paused_seconds > 3.0, "{}", report.paused_seconds);
+}
+
+#[test]
+fn all_paused_never_deadlocks() {
+    // Task 0 climbs to 3 GiB in half a second and holds it until 6 s; tasks 1 and 2,
+    // estimated at 0.5 GiB, climb toward 2.8 GiB. Both are paused while task 0 climbs
+    // (task 2, the newest, having waited longer than it ran, is braked young and requeued);
+    // task 1 runs again, and is paused again as memory nears the limit beside task 0. When
+    // task 0 ends, another program takes 4.3 GiB, so resuming task 1 does not fit the
+    // projection: still, with nothing else running it is resumed at once (a policy that
+    // waits for room would wait forever: nothing runs to make any), and every task ends.
+    let cfg = Config {
+        estimate: Some(gib(0.5)),
+        ..config()
+    };
+    let mut host = Host::new(gib(8.0));
+    host.external = vec![(secs(6.0), gib(4.3))];
+    let tasks = vec![
+        ramp(3.0, 0.5, 5.5),
+        ramp(2.8, 4.0, 4.0),
+        ramp(2.8, 4.0, 4.0),
+    ];
+    let (sim, report) = run(cfg, host, tasks);
+    assert_clean(&report);
+    all_done(&sim, 3);
+    let paused: BTreeSet<TaskId> = sim
+        .log()
+        .iter()
+        .filter_map(|(_, a)| match a {
+            Action::Pause { task } => Some(*task),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(paused, BTreeSet::from([1, 2]), "both were paused");
+    assert_never_all_paused(&sim);
+    // Task 1, the oldest paused, runs again the instant task 0 ends.
+    let resumed = times_of(&sim, |a| matches!(a, Action::Resume { task: 1 }));
+    assert!(resumed.contains(&secs(6.0)), "{resumed:?}");
+}
+
+#[test]
+fn a_paused_task_is_braked_when_memory_must_come_back() {
+    // Task 0 (estimated 1 GiB) climbs to 5 GiB; task 1, newer, is paused at about 1.5 GiB.
+    // Pausing cannot make room for task 0's growth: the paused task's memory must come
+    // back, so it is braked (requeued, retries not spent) before the brake level is reached
+    // and before the budget is crossed, and runs again after task 0.
+    let cfg = Config {
+        estimate: Some(gib(1.0)),
+        ..config()
+    };
+    let tasks = vec![ramp(5.0, 6.0, 4.0), ramp(3.0, 10.0, 1.0)];
+    let (sim, report) = run(cfg, Host::new(gib(8.0)), tasks);
+    assert_clean(&report);
+    all_done(&sim, 2);
+    let paused = times_of(&sim, |a| matches!(a, Action::Pause { task: 1 }));
+    let braked = times_of(&sim, |a| {
+        matches!(
+            a,
+            Action::Term {
+                task: 1,
+                reason: StopReason::Brake
+            }
+        )
+    });
+    assert!(!paused.is_empty() && !braked.is_empty());
+    assert!(paused[0] < braked[0], "paused first: {paused:?} {braked:?}");
+    let v = verdicts(&sim, 1);
+    assert_eq!((v[0].0, v[0].1), (ExitClass::Braked, true), "{v:?}");
+    assert!(
+        v[0].2
+            .contains("paused while the running tasks needed its memory"),
+        "{}",
+        v[0].2
+    );
+    assert_eq!(v.last().map(|v| v.0), Some(ExitClass::Done));
+    assert_eq!(verdicts(&sim, 0), [(ExitClass::Done, false, "done".into())]);
+    // Braked from the pause, ahead of the brake level.
+    assert!(report.min_available > gib(0.5), "{}", report.min_available);
+}
+
+/// Four long-lived workers (`--repeat 4 -j 4`): each climbs slowly for two minutes, so it
+/// never "settles" while it runs.
+fn workers() -> Vec<SimTask> {
+    (0..4).map(|_| ramp(0.8, 120.0, 10.0)).collect()
+}
+
+#[test]
+fn repeat_workers_start_together_when_memory_is_plentiful() {
+    // A 32 GiB machine with a 28 GiB budget holds -j 4 unknown tasks at 1 GiB each many
+    // times over: all four start at once. (Before, the first ran alone until it settled,
+    // which a worker that keeps growing never does: 40 s here.)
+    let cfg = Config {
+        budget: gib(28.0),
+        max_jobs: 4,
+        ..config()
+    };
+    let (sim, report) = run(cfg, Host::new(gib(32.0)), workers());
+    assert_clean(&report);
+    all_done(&sim, 4);
+    assert!(
+        starts(&sim).iter().all(|s| s.0 == Duration::ZERO),
+        "{:?}",
+        starts(&sim)
+    );
+    assert_eq!(report.max_running, 4);
+    assert_eq!((report.pauses, report.brakes), (0, 0));
+    assert!(report.makespan <= secs(130.1), "{:?}", report.makespan);
+}
+
+#[test]
+fn scarce_memory_still_starts_unknown_tasks_cautiously() {
+    // The same workers with a 3 GiB budget: four unknown tasks of a plausible 1 GiB do not
+    // fit, so the first runs alone until its peak settles (the cold start of the policy).
+    let cfg = Config {
+        budget: gib(3.0),
+        max_jobs: 4,
+        ..config()
+    };
+    let mut sim = Sim::new(cfg, Host::new(gib(8.0)), workers());
+    // The first sample starts one task; then the policy says why no more run.
+    sim.step();
+    assert_eq!(starts(&sim).len(), 1);
+    assert_eq!(sim.policy().short(), Some(&Short::ColdStart));
+    let report = sim.drive();
+    assert_clean(&report);
+    all_done(&sim, 4);
+    assert!(starts(&sim)[1].0 >= secs(10.0), "{:?}", starts(&sim));
+}
+
+/// A backtest sweep of 1..10 years, queued shortest first: peaks 0.23 GiB and run time
+/// 10 s per year (seed 001's numbers), so two of the largest never fit together in 4 GiB.
+fn backtests() -> Vec<SimTask> {
+    (1..=10)
+        .map(|y| {
+            let y = y as f64;
+            ramp(0.23 * y, 1.0, 10.0 * y - 1.0).features(vec![y])
+        })
+        .collect()
+}
+
+fn backtest_history(with_durations: bool) -> Vec<(Vec<f64>, Observation)> {
+    [1.0, 2.0, 3.0, 5.0]
+        .iter()
+        .map(|&y| {
+            let obs = Observation {
+                peak: gib(0.23 * y),
+                duration: with_durations.then(|| secs(10.0 * y)),
+                time_to_peak: with_durations.then(|| secs(1.0)),
+            };
+            (vec![y], obs)
+        })
+        .collect()
+}
+
+fn backtest_run(with_durations: bool) -> (Sim, Report) {
+    let cfg = Config {
+        budget: gib(4.0),
+        max_jobs: 4,
+        ..config()
+    };
+    let mut sim = Sim::new(cfg, Host::new(gib(8.0)), backtests());
+    sim.policy_mut()
+        .learn_from_history(&backtest_history(with_durations));
+    let report = sim.drive();
+    (sim, report)
+}
+
+#[test]
+fn lpt_ordering_with_learned_predictions() {
+    // With durations learned per task (from an earlier run in the journal), the longest
+    // and largest backtests start first and the short ones fill in beside them; without
+    // them (peaks only), the queue order leaves the 10-, 9- and 8-year tasks to run one at
+    // a time at the end.
+    let (sim, lpt) = backtest_run(true);
+    assert_clean(&lpt);
+    all_done(&sim, 10);
+    let order: Vec<TaskId> = starts(&sim).iter().map(|s| s.1).collect();
+    assert_eq!(order[0], 9, "the 10-year task starts first: {order:?}");
+    let (_, fifo) = backtest_run(false);
+    assert_clean(&fifo);
+    println!(
+        "backtests 1..10 years: longest first {:.1} s, queue order {:.1} s",
+        lpt.makespan.as_secs_f64(),
+        fifo.makespan.as_secs_f64()
+    );
+    assert!(
+        lpt.makespan.as_secs_f64() < 0.85 * fifo.makespan.as_secs_f64(),
+        "{:?} vs {:?}",
+        lpt.makespan,
+        fifo.makespan
+    );
+}
+
+#[test]
+fn eta_is_unknown_until_durations_are_learned_then_tracks_the_skewed_sweep() {
+    // Nothing learned: no ETA (the bar used to say "eta 0s").
+    let cfg = Config {
+        budget: gib(4.0),
+        max_jobs: 4,
+        ..config()
+    };
+    let mut cold = Sim::new(cfg.clone(), Host::new(gib(8.0)), backtests());
+    cold.step();
+    assert_eq!(cold.policy().eta(cold.now()), None);
+    // With durations learned per task, the ETA at the start is within a third of the
+    // makespan on this skewed sweep (a mean of finished durations times the tasks left
+    // over -j was 2-4 times too low).
+    let mut sim = Sim::new(cfg, Host::new(gib(8.0)), backtests());
+    sim.policy_mut().learn_from_history(&backtest_history(true));
+    sim.step();
+    let eta = sim.policy().eta(sim.now()).expect("an ETA");
+    let report = sim.drive();
+    let (e, m) = (eta.as_secs_f64(), report.makespan.as_secs_f64());
+    println!("eta at start {e:.1} s, makespan {m:.1} s");
+    assert!(
+        e >= m * 0.67 && e <= m * 1.5,
+        "eta {e:.1} s, makespan {m:.1} s"
+    );
+}
+
+#[test]
+fn the_policy_says_why_fewer_than_jobs_run() {
+    // Two tasks of 5 GiB learned from history: one runs, the other waits for memory.
+    let cfg = config();
+    let tasks = vec![ramp(5.0, 1.0, 5.0), ramp(5.0, 1.0, 5.0)];
+    let mut sim = Sim::new(cfg, Host::new(gib(8.0)), tasks);
+    let history = vec![(
+        vec![],
+        Observation {
+            peak: gib(5.0),
+            duration: None,
+            time_to_peak: None,
+        },
+    )];
+    sim.policy_mut().learn_from_history(&history);
+    sim.step();
+    match sim.policy().short() {
+        Some(Short::Memory { next, room }) => {
+            assert!(*next >= gib(5.0), "{next}");
+            assert!(*room < gib(1.5), "{room}");
+        }
+        other => panic!("{other:?}"),
+    }
+    let text = sim.policy().short().unwrap().to_string();
+    assert!(text.starts_with("waiting for memory"), "{text}");
+    sim.drive();
+    assert_eq!(sim.policy().short(), None);
+}
+
+#[test]
+fn paused_time_does_not_count_toward_the_timeout() {
+    // `--timeout 11.5s`: task 1 runs for 11 s of its own, but is paused for a while beside
+    // task 0, so its wall time is longer than the timeout. It is not timed out.
+    let cfg = Config {
+        estimate: Some(gib(1.0)),
+        timeout: Some(secs(11.5)),
+        ..config()
+    };
+    let tasks = vec![ramp(1.0, 1.0, 9.0), ramp(5.5, 10.0, 1.0)];
+    let (sim, report) = run(cfg, Host::new(gib(8.0)), tasks);
+    assert_clean(&report);
+    all_done(&sim, 2);
+    let paused = times_of(&sim, |a| matches!(a, Action::Pause { task: 1 }));
+    let resumed = times_of(&sim, |a| matches!(a, Action::Resume { task: 1 }));
+    assert_eq!(paused.len(), 1, "{paused:?}");
+    assert!(
+        resumed[0] - paused[0] >= secs(1.0),
+        "{paused:?} {resumed:?}"
+    );
+    assert!(report.makespan > secs(11.5), "{:?}", report.makespan);
+    assert_eq!(verdicts(&sim, 1), [(ExitClass::Done, false, "done".into())]);
+}
