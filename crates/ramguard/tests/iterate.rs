@@ -263,7 +263,7 @@ fn a_run_piped_into_head_still_finishes_every_task() {
 }
 
 #[test]
-fn sighup_stops_the_display_not_the_sweep() {
+fn sighup_stops_neither_the_sweep_nor_its_log_to_a_pipe() {
     let w = work();
     let child = w
         .ramguard()
@@ -296,8 +296,10 @@ fn sighup_stops_the_display_not_the_sweep() {
     let rest: Vec<String> = lines.map_while(Result::ok).collect();
     let code = guard.0.wait().unwrap().code();
     assert_eq!(code, Some(0), "after SIGHUP: {rest:?}");
-    // It printed nothing more, like a process whose terminal is gone, yet did everything.
-    assert!(rest.iter().all(|l| !l.contains(" done ")), "{rest:?}");
+    // stderr is a pipe, not the terminal that hung up (`> run.log 2>&1 &`, then log out):
+    // the log goes on to the summary (regression: it used to stop at the hangup).
+    assert!(rest.iter().any(|l| l.contains(" done ")), "{rest:?}");
+    assert!(rest.iter().any(|l| l.contains("3 of 3 done")), "{rest:?}");
     let tasks = results(&w, &[]);
     assert_eq!(tasks.len(), 3);
     assert!(tasks.iter().all(|t| t["state"] == "done"), "{tasks:?}");
@@ -497,6 +499,62 @@ fn an_old_journal_opens_migrates_and_resumes() {
     assert_eq!(text.lines().count(), 5, "{text}");
 }
 
+/// A sweep journaled under schema v1 is resumed by its own command: its fingerprint was made
+/// from other settings (-j, --threads), so it is found by its template and adopted, and only
+/// what is not done runs (regression: the rerun used to start a new sweep and run all four).
+#[test]
+fn the_v1_fixtures_own_sweep_resumes_under_its_command() {
+    use std::os::unix::fs::PermissionsExt;
+    let w = Work::new();
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/journals/v1.db");
+    std::fs::copy(&fixture, w.journal()).unwrap();
+    // The fixture's command is `python t3b.py ...`: a `python` that only records its args.
+    let bin = w.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let py = bin.join("python");
+    std::fs::write(&py, "#!/bin/sh\nexit 0\n").unwrap();
+    std::fs::set_permissions(&py, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = w
+        .ramguard()
+        .env("PATH", path)
+        .args([
+            "run",
+            "--progress",
+            "plain",
+            "-j",
+            "2",
+            "--grid",
+            "lam=0,1e-10",
+            "--grid",
+            "beta=3.0,3.1",
+            "--",
+            "python",
+            "t3b.py",
+            "--lam",
+            "{lam}",
+            "--beta",
+            "{beta}",
+        ])
+        .output()
+        .unwrap();
+    let log = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{log}");
+    assert!(log.contains("resuming sweep 'lam-sweep'"), "{log}");
+    // One task was done; the failed one and the two queued ones run.
+    assert_eq!(starts(&log), 3, "{log}");
+    let list = w.run(&["list", "--json"]);
+    let v: Value = serde_json::from_slice(&list.stdout).unwrap();
+    assert_eq!(v["sweeps"].as_array().map(Vec::len), Some(1), "{v}");
+    let tasks = results(&w, &["lam-sweep"]);
+    assert_eq!(tasks.len(), 4, "{tasks:?}");
+    assert!(tasks.iter().all(|t| t["state"] == "done"), "{tasks:?}");
+}
+
 /// Without `--name` the command finds its sweep; a new command of the same script gets the
 /// next free suffix; a chosen name is taken as given.
 #[test]
@@ -517,7 +575,7 @@ fn sweep_names_follow_the_command() {
     };
     let a = "python3 train.py --lam {lam}";
     let b = "python3 train.py --beta {beta}";
-    let c = j.choose_name(None, "train", &fp(a)).unwrap();
+    let c = j.choose_name(None, "train", &fp(a), a).unwrap();
     assert_eq!(
         (c.name.as_str(), c.new, c.taken.is_none()),
         ("train", true, true)
@@ -525,22 +583,25 @@ fn sweep_names_follow_the_command() {
     begin(&mut j, "train", a);
     // Someone chose `train-2` by hand for yet another command.
     begin(&mut j, "train-2", "python3 train.py {1}");
-    let c = j.choose_name(None, "train", &fp(b)).unwrap();
+    let c = j.choose_name(None, "train", &fp(b), b).unwrap();
     assert_eq!(c.name, "train-3");
     assert_eq!(c.taken, Some(("train".to_string(), a.to_string())));
     begin(&mut j, "train-3", b);
     // The same command, in any later run, finds its sweep.
     assert_eq!(
-        j.choose_name(None, "train", &fp(b)).unwrap().name,
+        j.choose_name(None, "train", &fp(b), b).unwrap().name,
         "train-3"
     );
-    assert_eq!(j.choose_name(None, "train", &fp(a)).unwrap().name, "train");
+    assert_eq!(
+        j.choose_name(None, "train", &fp(a), a).unwrap().name,
+        "train"
+    );
     // A chosen name is the user's word, new or not.
-    let c = j.choose_name(Some("exp"), "train", &fp(a)).unwrap();
+    let c = j.choose_name(Some("exp"), "train", &fp(a), a).unwrap();
     assert_eq!((c.name.as_str(), c.new), ("exp", true));
     // A dry run reads the same answer without writing.
     let before = std::fs::metadata(&path).unwrap().modified().unwrap();
-    let peek = ramguard::journal::identity::peek_name(&path, None, "train", &fp(b)).unwrap();
+    let peek = ramguard::journal::identity::peek_name(&path, None, "train", &fp(b), b).unwrap();
     assert_eq!(peek.name, "train-3");
     assert_eq!(
         std::fs::metadata(&path).unwrap().modified().unwrap(),

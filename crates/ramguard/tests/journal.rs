@@ -687,7 +687,7 @@ fn the_v1_fixture_journal_opens_forever() {
     let st = r.status(&sweep).unwrap();
     assert_eq!(st.learned_peak, Some(300 << 20));
     drop(r);
-    // A writer migrates it (no-op at v1) and resumes it.
+    // A writer migrates it and resumes it.
     let mut j = Journal::open(&p).unwrap();
     let sw = j
         .begin_sweep(
@@ -702,7 +702,11 @@ fn the_v1_fixture_journal_opens_forever() {
         .into_iter()
         .map(|l| (l.key, l.peak))
         .collect();
-    assert_eq!(hist, vec![("beta=3.0 lam=0".to_string(), 200 << 20)]);
+    // Its keys were migrated to today's identity (canonical JSON of the params).
+    assert_eq!(
+        hist,
+        vec![(r#"{"beta":"3.0","lam":"0"}"#.to_string(), 200 << 20)]
+    );
 }
 
 /// Builds a sweep of `n` finished tasks through the API.

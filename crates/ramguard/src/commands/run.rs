@@ -260,7 +260,9 @@ pub fn run(args: &RunArgs) -> Result<Outcome> {
         let path = args.journal.clone().unwrap_or_else(journal::default_path);
         let fp = journal::fingerprint(&sweep.template, &json!({ "shell": args.shell }));
         let chosen = sweep.chosen.then_some(sweep.name.as_str());
-        if let Some(choice) = journal::identity::peek_name(&path, chosen, &sweep.name, &fp) {
+        if let Some(choice) =
+            journal::identity::peek_name(&path, chosen, &sweep.name, &fp, &sweep.template)
+        {
             sweep.name = choice.name;
         }
         dry_run(args, &sweep, &settings)?;
@@ -283,6 +285,7 @@ pub fn run(args: &RunArgs) -> Result<Outcome> {
         sweep.chosen.then_some(sweep.name.as_str()),
         &sweep.name,
         &fingerprint,
+        &sweep.template,
     )?;
     sweep.name = choice.name.clone();
     let spec = SweepSpec {

@@ -39,6 +39,19 @@ fn by_fingerprint(conn: &Connection, fingerprint: &str) -> rusqlite::Result<Opti
     .optional()
 }
 
+/// The name of a sweep journaled before schema v2 (no run recorded since the migration)
+/// whose command template is `template`. Its fingerprint was computed from other settings,
+/// so it is found by its command instead, and [`Journal::begin_sweep`] adopts it.
+fn legacy_by_template(conn: &Connection, template: &str) -> rusqlite::Result<Option<String>> {
+    conn.query_row(
+        "SELECT name FROM sweeps WHERE runs = 0 AND template = ?1
+         ORDER BY updated_unix_ms DESC, id DESC LIMIT 1",
+        [template],
+        |r| r.get(0),
+    )
+    .optional()
+}
+
 /// The command template of the sweep named `name`, if there is one.
 fn template_of(conn: &Connection, name: &str) -> rusqlite::Result<Option<String>> {
     conn.query_row("SELECT template FROM sweeps WHERE name = ?1", [name], |r| {
@@ -53,6 +66,7 @@ fn choose(
     chosen: Option<&str>,
     stem: &str,
     fingerprint: &str,
+    template: &str,
 ) -> rusqlite::Result<NameChoice> {
     if let Some(name) = chosen {
         return Ok(NameChoice {
@@ -61,7 +75,7 @@ fn choose(
             taken: None,
         });
     }
-    if let Some(name) = by_fingerprint(conn, fingerprint)? {
+    if let Some(name) = by_fingerprint(conn, fingerprint)?.or(legacy_by_template(conn, template)?) {
         return Ok(NameChoice {
             name,
             new: false,
@@ -96,6 +110,7 @@ pub fn peek_name(
     chosen: Option<&str>,
     stem: &str,
     fingerprint: &str,
+    template: &str,
 ) -> Option<NameChoice> {
     if !path.is_file() {
         return None;
@@ -106,7 +121,7 @@ pub fn peek_name(
     if version == 0 || version > schema::SCHEMA_VERSION {
         return None;
     }
-    choose(&conn, chosen, stem, fingerprint).ok()
+    choose(&conn, chosen, stem, fingerprint, template).ok()
 }
 
 impl Journal {
@@ -118,14 +133,16 @@ impl Journal {
     }
 
     /// Picks the sweep for a run: the chosen name as given; else the sweep of this
-    /// fingerprint; else `stem`, or `stem-2`, `stem-3`, .. when that is taken.
+    /// fingerprint (or a pre-v2 sweep of this command); else `stem`, or `stem-2`, `stem-3`,
+    /// .. when that is taken.
     pub fn choose_name(
         &self,
         chosen: Option<&str>,
         stem: &str,
         fingerprint: &str,
+        template: &str,
     ) -> Result<NameChoice> {
-        choose(&self.conn, chosen, stem, fingerprint)
+        choose(&self.conn, chosen, stem, fingerprint, template)
             .with_context(|| schema::corrupt_context(&self.path.display().to_string()))
     }
 

@@ -341,9 +341,14 @@ impl Journal {
             _ => PathBuf::from("."),
         };
         if !dir.is_dir() {
+            // Two runs started at once both see no directory: the loser's EEXIST is fine.
             std::fs::DirBuilder::new()
                 .mode(0o700)
                 .create(&dir)
+                .or_else(|e| match e.kind() {
+                    std::io::ErrorKind::AlreadyExists if dir.is_dir() => Ok(()),
+                    _ => Err(e),
+                })
                 .with_context(|| {
                     format!(
                         "cannot create journal directory {} for {shown}; hint: create it or \
@@ -359,6 +364,11 @@ impl Journal {
                 .create_new(true)
                 .mode(0o600)
                 .open(path)
+                .map(drop)
+                .or_else(|e| match e.kind() {
+                    std::io::ErrorKind::AlreadyExists => Ok(()),
+                    _ => Err(e),
+                })
                 .with_context(|| format!("cannot create journal {shown}"))?;
         }
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
@@ -524,16 +534,19 @@ impl Journal {
                 params![spec.name, spec.fingerprint, spec.template, settings, now],
             )
             .with_context(|| format!("cannot write journal {}", self.shown()))?;
-        let (id, old_fp, old_template): (i64, String, String) = self
+        let (id, old_fp, old_template, runs): (i64, String, String, i64) = self
             .conn
             .query_row(
-                "SELECT id, fingerprint, template FROM sweeps WHERE name = ?1",
+                "SELECT id, fingerprint, template, runs FROM sweeps WHERE name = ?1",
                 [&spec.name],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
             )
             .with_context(|| schema::corrupt_context(&self.shown()))?;
         self.commit()?;
-        if old_fp != spec.fingerprint && !fresh && old_template == spec.template {
+        // A sweep journaled before schema v2 has a fingerprint of other settings (-j,
+        // --threads): the same command adopts it, and the update below rewrites it.
+        let legacy = runs == 0 && old_template == spec.template;
+        if old_fp != spec.fingerprint && !fresh && !legacy && old_template == spec.template {
             bail!(
                 "sweep '{}' in {} runs `{}` with other settings (--shell); hint: choose another \
                  --name, leave --name out, or pass --fresh to replace that sweep's results",
@@ -542,7 +555,7 @@ impl Journal {
                 old_template
             );
         }
-        if old_fp != spec.fingerprint && !fresh {
+        if old_fp != spec.fingerprint && !fresh && !legacy {
             bail!(
                 "sweep '{}' in {} runs another command: `{}`, not `{}`; hint: choose another \
                  --name for this one, leave --name out (ramguard then names a sweep after its \

@@ -92,13 +92,20 @@ CREATE INDEX events_by_sweep ON events (sweep_id, kind, unix_ms);
 
 /// Version 1 → 2: which tasks the latest run of a sweep asked for, and the order its
 /// params were written in. A v1 journal's tasks all count as its latest run (run 0), and
-/// its params keep the order of the template's placeholders.
+/// its params keep the order of the template's placeholders. Keys of the earliest journals
+/// (`beta=3.0 lam=0`) become today's identity (the canonical JSON of the params, which
+/// those journals stored sorted and compact; the argv for tasks without params), so their
+/// tasks are found again.
 const V2: &str = r#"
 ALTER TABLE sweeps ADD COLUMN runs INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE sweeps ADD COLUMN param_order TEXT;
 ALTER TABLE tasks ADD COLUMN last_run INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX tasks_by_run ON tasks (sweep_id, last_run, state);
 CREATE INDEX sweeps_by_fingerprint ON sweeps (fingerprint);
+UPDATE tasks SET key = params
+ WHERE substr(key, 1, 1) NOT IN ('{', '[') AND params LIKE '{%' AND params <> '{}';
+UPDATE tasks SET key = argv
+ WHERE substr(key, 1, 1) NOT IN ('{', '[') AND (params IS NULL OR params = '{}');
 "#;
 
 /// Version 2 → 3: the thread variables each attempt ran with (JSON object), so that
