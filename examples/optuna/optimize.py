@@ -66,7 +66,20 @@ def main() -> int:
             "--trial", "{trial}", "--x", "{x}", "--mem-mib", "{mem_mib}",
             "--storage", storage_file,
         ]
-        run = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+        try:
+            stdout, _ = proc.communicate()
+        except KeyboardInterrupt:
+            # Ctrl-C reached ramguard too: it stops the trials, journals them as
+            # interrupted and exits 130. Wait for that, then tidy up below.
+            stdout, _ = proc.communicate()
+        run = subprocess.CompletedProcess(cmd, proc.returncode, stdout)
+        if run.returncode == 130:
+            # Interrupted (Ctrl-C): ramguard stopped the running trials and journaled them
+            # as interrupted; tell Optuna too, so that no trial is left RUNNING.
+            fail_what_ramguard_gave_up_on(study, asked, a.ramguard, journal, interrupted=True)
+            print("interrupted: unfinished trials told FAIL", file=sys.stderr)
+            return 130
         if run.returncode not in (0, 1):
             print(f"ramguard run failed with exit code {run.returncode}", file=sys.stderr)
             return run.returncode
@@ -91,8 +104,9 @@ def main() -> int:
     return 0
 
 
-def fail_what_ramguard_gave_up_on(study, asked, ramguard, journal):
-    """Tells FAIL for every asked trial still RUNNING whose ramguard task is over."""
+def fail_what_ramguard_gave_up_on(study, asked, ramguard, journal, interrupted=False):
+    """Tells FAIL for every asked trial still RUNNING whose ramguard task is over (after an
+    interrupted run: every asked trial still RUNNING)."""
     out = subprocess.run(
         [ramguard, "results", "optuna-demo", "--journal", journal, "--format", "json"],
         stdout=subprocess.PIPE, text=True, check=True,
@@ -104,8 +118,9 @@ def fail_what_ramguard_gave_up_on(study, asked, ramguard, journal):
     states = {t.number: t.state for t in study.get_trials(deepcopy=False)}
     for number, trial in asked.items():
         task = ended.get(number)
-        if task is None or states.get(number) != TrialState.RUNNING:
+        if states.get(number) != TrialState.RUNNING or (task is None and not interrupted):
             continue
+        task = task or {"exit": "interrupted", "reason": "the run was interrupted"}
         trial.set_user_attr("ramguard_exit", task.get("exit"))
         trial.set_user_attr("ramguard_reason", task.get("reason"))
         study.tell(trial, state=TrialState.FAIL)

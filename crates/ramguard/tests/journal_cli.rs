@@ -256,11 +256,19 @@ fn list_shows_every_sweep() {
 }
 
 #[test]
-fn with_several_sweeps_a_name_is_needed_and_unknown_names_list_the_known() {
+fn with_several_sweeps_the_latest_is_shown_and_unknown_names_list_the_known() {
     let (_d, p) = journal_with(&["lam", "beta-only"]);
     for cmd in ["status", "results"] {
-        let line = one_line_exit_2(&ramguard(&p, &[cmd]));
-        assert!(line.contains("2 sweeps (beta-only, lam)"), "{line}");
+        // Several sweeps of one script are routine: without a name, the one run last,
+        // and stderr says which (it used to refuse, breaking `results > out.csv`).
+        let out = ramguard(&p, &[cmd]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{err}");
+        assert!(
+            err.contains("showing sweep 'beta-only', the latest run of 2")
+                && err.contains("(beta-only, lam)"),
+            "{err}"
+        );
         let line = one_line_exit_2(&ramguard(&p, &[cmd, "nope"]));
         assert!(line.contains("no sweep named 'nope'"), "{line}");
         assert!(line.contains("known sweeps: beta-only, lam"), "{line}");
@@ -271,6 +279,9 @@ fn with_several_sweeps_a_name_is_needed_and_unknown_names_list_the_known() {
     )))
     .unwrap();
     assert_eq!(v["sweep"]["name"], json!("beta-only"));
+    let v: Value =
+        serde_json::from_str(&stdout_ok(&ramguard(&p, &["status", "lam", "--json"]))).unwrap();
+    assert_eq!(v["sweep"]["name"], json!("lam"));
 }
 
 #[test]

@@ -1537,7 +1537,8 @@ fn sighup_ignored() -> bool {
 /// Losing the display never stops the work: a write to a closed pipe (`| head`) or a hung-up
 /// terminal fails quietly and printing stops for the rest of the run, while the supervisor
 /// goes on and the journal keeps every result. SIGHUP (a closed terminal or ssh session)
-/// is taken the way `nohup` takes it: ramguard stops printing and keeps supervising;
+/// is taken the way `nohup` takes it: ramguard keeps supervising, and stops printing if
+/// stderr is that terminal (to a file or pipe it goes on printing);
 /// Ctrl-C or SIGTERM stop a run.
 struct Printer {
     bar: Option<indicatif::ProgressBar>,
@@ -1548,6 +1549,9 @@ struct Printer {
     /// Set once a write to stderr failed or SIGHUP arrived: nothing more is printed.
     lost: std::cell::Cell<bool>,
     hangup: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// stderr is a terminal: only then does a hangup mean the display is gone (a run
+    /// started with `> run.log 2>&1 &` keeps logging after its terminal closes).
+    tty: bool,
 }
 
 impl Printer {
@@ -1582,6 +1586,7 @@ impl Printer {
             base: done,
             lost: std::cell::Cell::new(false),
             hangup,
+            tty,
         }
     }
 
@@ -1590,7 +1595,7 @@ impl Printer {
         if self.lost.get() {
             return false;
         }
-        if self.hangup.load(std::sync::atomic::Ordering::Relaxed) {
+        if self.tty && self.hangup.load(std::sync::atomic::Ordering::Relaxed) {
             self.lose();
             return false;
         }

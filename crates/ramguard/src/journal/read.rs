@@ -273,7 +273,8 @@ impl Journal {
         Ok(sweeps)
     }
 
-    /// Finds the sweep a command names, or the only one when no name is given.
+    /// Finds the sweep a command names; without a name, the only one, or the one run last
+    /// (saying so on stderr).
     pub fn resolve_sweep(&self, name: Option<&str>) -> Result<SweepInfo> {
         let sweeps = self.sweeps()?;
         let shown = self.path.display();
@@ -298,11 +299,21 @@ impl Journal {
             None => match sweeps.len() {
                 0 => bail!("journal {shown} has no sweeps yet: run `ramguard run` first"),
                 1 => Ok(sweeps[0].clone()),
-                n => bail!(
-                    "journal {shown} has {n} sweeps ({}); name one, e.g. `ramguard status {}`",
-                    names(),
-                    sweeps[0].name
-                ),
+                n => {
+                    // Several sweeps of one script are routine (`train`, `train-2`): the one
+                    // run last is what the user means, and stderr says which it is.
+                    let last = sweeps
+                        .iter()
+                        .max_by_key(|s| (s.updated_unix_ms, s.id))
+                        .expect("n > 1 sweeps");
+                    eprintln!(
+                        "ramguard: showing sweep '{}', the latest run of {n} in {shown} ({}); \
+                         name one to see another",
+                        last.name,
+                        names()
+                    );
+                    Ok(last.clone())
+                }
             },
         }
     }

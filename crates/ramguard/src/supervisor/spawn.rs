@@ -97,8 +97,16 @@ pub fn resolve_thread_caps(
     let Some(n) = threads else {
         return caps; // --no-thread-caps: the environment passes through as it is
     };
-    // OpenMP allows a list (`4,2` for nested levels): the outer level is the width.
-    let width = |v: &str| v.split(',').next()?.trim().parse::<u32>().ok();
+    // OpenMP allows a list (`4,2` for nested levels): the outer level is the width. A 0 is
+    // no width to copy: Rayon reads it as "all cores" and Numba refuses it.
+    let width = |v: &str| {
+        v.split(',')
+            .next()?
+            .trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|&w| w > 0)
+    };
     let leader = exported.iter().find_map(|(k, v)| Some((k, width(v)?)));
     let value = leader.map_or(n, |(_, w)| w).to_string();
     for var in THREAD_VARS {
@@ -495,6 +503,15 @@ mod tests {
             caps.warning, None,
             "the default --threads is not a conflict"
         );
+    }
+
+    #[test]
+    fn an_exported_zero_is_not_copied_to_the_family() {
+        // OMP_NUM_THREADS=0 copied as RAYON_NUM_THREADS=0 would mean "all cores" there.
+        let caps = resolve_thread_caps(Some(1), false, &vars(&[("OMP_NUM_THREADS", "0")]));
+        assert_eq!(caps.applied["OMP_NUM_THREADS"], "0");
+        assert_eq!(caps.applied["RAYON_NUM_THREADS"], "1");
+        assert_eq!(caps.applied["NUMBA_NUM_THREADS"], "1");
     }
 
     #[test]
