@@ -32,6 +32,7 @@ use crate::Outcome;
 
 mod danger;
 mod logs;
+mod naming;
 mod progress;
 pub(crate) mod restart;
 mod text;
@@ -684,10 +685,9 @@ fn build_sweep(args: &RunArgs) -> Result<Sweep> {
         ),
     };
     let chosen = args.name.is_some();
-    let name = args
-        .name
-        .clone()
-        .unwrap_or_else(|| derive_name(template.as_ref().map(|_| template_args.as_slice()), &defs));
+    let name = args.name.clone().unwrap_or_else(|| {
+        naming::derive_name(template.as_ref().map(|_| template_args.as_slice()), &defs)
+    });
     // Grid axes and `:::` lists keep the order they were typed in; JSON lines come sorted,
     // so the template's placeholders give their order.
     let order = param_order(template.as_ref().filter(|_| !ordered), &defs);
@@ -793,51 +793,6 @@ fn read_tasks_file(file: &str) -> Result<String> {
         return Ok(s);
     }
     std::fs::read_to_string(file).with_context(|| format!("cannot read tasks file {file}"))
-}
-
-/// A name a person recognises: the script's stem (`python t3b.py` → `t3b`).
-fn derive_name(template: Option<&[String]>, tasks: &[TaskDef]) -> String {
-    const INTERPRETERS: &[&str] = &[
-        "python", "python3", "python2", "Rscript", "julia", "node", "bash", "sh", "uv", "run",
-        "-m", "-u",
-    ];
-    let argv: Vec<String> = match template {
-        Some(t) => t.to_vec(),
-        None => tasks.first().map(|t| t.argv.clone()).unwrap_or_default(),
-    };
-    let pick = argv
-        .iter()
-        .map(|a| {
-            Path::new(a)
-                .file_name()
-                .map(|f| f.to_string_lossy().into_owned())
-                .unwrap_or_default()
-        })
-        .find(|a| {
-            // A word with spaces is a script (`sh -c '...'`), not a file: its text may
-            // hold values and secrets, so it never names a sweep or a folder.
-            !a.is_empty()
-                && a.len() <= 64
-                && !a.contains(char::is_whitespace)
-                && !a.starts_with('-')
-                && !INTERPRETERS.contains(&a.as_str())
-                && !a.contains('{')
-        })
-        .or_else(|| argv.first().cloned())
-        .unwrap_or_else(|| "sweep".into());
-    let stem = Path::new(&pick)
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or(pick);
-    stem.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
 }
 
 /// Resolves the options (CLI over sweep file over defaults) against the probed host.
