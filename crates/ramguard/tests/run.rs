@@ -1000,3 +1000,48 @@ fn a_fresh_rerun_that_writes_no_stderr_does_not_point_at_the_old_runs_file() {
     assert!(err.contains("it wrote nothing to stderr"), "{err}");
     assert!(!err_log.exists(), "the first run's stderr is still there");
 }
+
+/// Every finished task of a sweep teaches, those of an earlier run with other values too
+/// (regression: a rerun with new values ignored the old tasks, started cold and predicted
+/// nothing).
+#[test]
+fn a_rerun_with_new_values_learns_from_the_earlier_runs_tasks() {
+    let w = Work::new();
+    let hog = memhog();
+    let run = |values: &[&str]| {
+        let mut args = vec![
+            "run",
+            "--progress",
+            "plain",
+            "-j",
+            "1",
+            "--mem",
+            "400M",
+            "--",
+            hog.to_str().unwrap(),
+            "--peak",
+            "{}",
+            "--hold",
+            "0.2",
+            ":::",
+        ];
+        args.extend_from_slice(values);
+        let out = w.run(&args);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        stderr(&out)
+    };
+    run(&["100M", "150M"]);
+    let log = run(&["120M"]);
+    let start = log
+        .lines()
+        .find(|l| l.contains(" start "))
+        .unwrap_or_else(|| panic!("{log}"));
+    // The peaks of 100M and 150M fit a line: 120M is predicted about 124 MiB plus margin.
+    let mib: f64 = start
+        .split("predicted ")
+        .nth(1)
+        .and_then(|p| p.strip_suffix(" MiB"))
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no prediction in MiB: {start}"));
+    assert!((115.0..=180.0).contains(&mib), "{start}");
+}

@@ -312,11 +312,24 @@ pub fn run(args: &RunArgs) -> Result<Outcome> {
     journal.set_param_order(&handle, &sweep.param_order)?;
     journal.commit()?;
 
-    let features = tasks::features(&sweep.tasks);
-    let feature_of: HashMap<&str, &Vec<f64>> = sweep
-        .tasks
+    // Every finished task of the sweep teaches, those of earlier runs with other values too:
+    // their features are read from their identity keys beside this run's tasks, so that the
+    // columns line up.
+    let learned = journal.learned_history(&handle)?;
+    let current: std::collections::HashSet<&str> =
+        sweep.tasks.iter().map(|t| t.key.as_str()).collect();
+    let mut known: Vec<TaskDef> = sweep.tasks.clone();
+    known.extend(
+        learned
+            .iter()
+            .filter(|l| !current.contains(l.key.as_str()))
+            .filter_map(|l| task_of_key(&l.key)),
+    );
+    let known_features = tasks::features(&known);
+    let features = &known_features[..sweep.tasks.len()];
+    let feature_of: HashMap<&str, &Vec<f64>> = known
         .iter()
-        .zip(&features)
+        .zip(&known_features)
         .map(|(t, f)| (t.key.as_str(), f))
         .collect();
     let mut todo: Vec<usize> = Vec::new();
@@ -339,8 +352,7 @@ pub fn run(args: &RunArgs) -> Result<Outcome> {
         .collect();
     let mut policy = Policy::new(policy_config(&settings), specs)
         .with_restarts(restart::policy_restarts(&settings.restart));
-    let history: Vec<(Vec<f64>, Observation)> = journal
-        .learned_history(&handle)?
+    let history: Vec<(Vec<f64>, Observation)> = learned
         .into_iter()
         .filter_map(|l| {
             let obs = Observation {
@@ -533,6 +545,31 @@ pub fn run(args: &RunArgs) -> Result<Outcome> {
     } else {
         Outcome::Success
     })
+}
+
+/// A task of an earlier run rebuilt from its identity key (canonical params, or its argv),
+/// for reading its features; `None` for a key of another shape.
+fn task_of_key(key: &str) -> Option<TaskDef> {
+    match serde_json::from_str::<serde_json::Value>(key).ok()? {
+        serde_json::Value::Object(m) => {
+            let params = m
+                .into_iter()
+                .map(|(k, v)| {
+                    let v = v.as_str().map_or_else(|| v.to_string(), str::to_string);
+                    (k, v)
+                })
+                .collect();
+            Some(TaskDef::new(params, Vec::new()))
+        }
+        serde_json::Value::Array(a) => {
+            let argv = a
+                .into_iter()
+                .map(|x| x.as_str().map(str::to_string))
+                .collect::<Option<Vec<_>>>()?;
+            Some(TaskDef::new(Vec::new(), argv))
+        }
+        _ => None,
+    }
 }
 
 fn params_json(t: &TaskDef) -> serde_json::Value {
@@ -1128,8 +1165,14 @@ impl Sink for RunSink<'_> {
         } else {
             String::new()
         };
+        // Nothing measured and no --estimate: say so rather than "predicted 0 B".
+        let predicted = if predicted == Bytes::ZERO {
+            "nothing predicted yet".to_string()
+        } else {
+            format!("predicted {predicted}")
+        };
         let line = format!(
-            "start   {}{retry}  pid {pid}, predicted {predicted}",
+            "start   {}{retry}  pid {pid}, {predicted}",
             self.label(task)
         );
         self.printer.event(&line);
