@@ -160,6 +160,25 @@ pub struct RunArgs {
     /// The journal file [default: ./.ramguard/journal.db].
     #[arg(long, value_name = "PATH", env = "RAMGUARD_JOURNAL")]
     pub journal: Option<PathBuf>,
+
+    /// Where tasks run: here, or each as a Slurm job (`sbatch`) with `--mem` sized from
+    /// the learned peaks; with slurm, `-j` bounds the jobs in flight [default: 32].
+    #[arg(long, value_enum, default_value_t = crate::slurm::Executor::Local)]
+    pub executor: crate::slurm::Executor,
+
+    /// With `--executor slurm`: the partition to submit to [default: Slurm's default].
+    #[arg(long, value_name = "P")]
+    pub partition: Option<String>,
+
+    /// With `--executor slurm`: one more argument for every `sbatch` (repeat for more), as
+    /// `--slurm-arg=--qos=low`.
+    #[arg(long, value_name = "ARG", allow_hyphen_values = true)]
+    pub slurm_arg: Vec<String>,
+
+    /// With `--executor slurm`: how often to ask Slurm (one `sacct` for all jobs in
+    /// flight) [default: 5s].
+    #[arg(long, value_name = "DUR", value_parser = parse_interval)]
+    pub slurm_poll: Option<Duration>,
 }
 
 fn parse_abs_size(s: &str) -> Result<Bytes, String> {
@@ -216,6 +235,7 @@ struct Sweep {
 }
 
 pub fn run(args: &RunArgs) -> Result<Outcome> {
+    crate::slurm::check_args(args)?;
     let mut sweep = build_sweep(args)?;
     let root = Root::host();
     let report = probe::report(&root)?;
@@ -290,7 +310,11 @@ pub fn run(args: &RunArgs) -> Result<Outcome> {
             prior_attempts: 0,
         })
         .collect();
-    let mut policy = Policy::new(policy_config(&settings), specs);
+    let config = match args.executor {
+        crate::slurm::Executor::Local => policy_config(&settings),
+        crate::slurm::Executor::Slurm => crate::slurm::policy_config(&settings, args),
+    };
+    let mut policy = Policy::new(config, specs);
     let history: Vec<(Vec<f64>, Observation)> = journal
         .learned_history(&handle)?
         .into_iter()
@@ -311,6 +335,23 @@ pub fn run(args: &RunArgs) -> Result<Outcome> {
         .unwrap_or_else(|| default_log_dir(&journal_path, &sweep.name));
     std::fs::create_dir_all(&log_dir)
         .with_context(|| format!("cannot create log directory {}", log_dir.display()))?;
+    if args.executor == crate::slurm::Executor::Slurm {
+        return crate::slurm::run(crate::slurm::SlurmRun {
+            args,
+            settings: &settings,
+            sweep: &sweep.name,
+            journal_path: &journal_path,
+            journal,
+            handle,
+            tasks: &sweep.tasks,
+            features: &features,
+            todo: &todo,
+            prior_attempts: todo.iter().map(|&i| records[i].attempts).collect(),
+            policy,
+            log_dir: &log_dir,
+            already: (already_done, already_failed),
+        });
+    }
 
     let total = sweep.tasks.len();
     let printer = Printer::new(args.progress, total, already_done, settings.budget);
