@@ -10,7 +10,8 @@
 //! - `progress.json`, rewritten atomically whenever the peak grows and at least once a
 //!   second: what the tree holds now and its peak so far. A job the memory enforcer kills
 //!   leaves its last peak here, which is what the submitter escalates by.
-//! - `timeline.tsv`: `t_ms rss pss` rows, at most one every 250 ms.
+//! - `timeline.tsv`: `t_ms rss pss` rows, one every 50 ms for the first two seconds, then
+//!   at most one every 250 ms.
 //! - `exit.json` once the task ended: its exit code or signal, its peak, and the job's peak
 //!   (task plus this wrapper, or the job cgroup's `memory.peak` where readable).
 //!
@@ -156,7 +157,13 @@ pub fn run(spec_path: &Path) -> Result<u8> {
             progress.peak_pss = Some(progress.peak_pss.unwrap_or(0).max(p.get()));
         }
         progress.job_peak = progress.job_peak.max(m.rss.get() + own.get());
-        if last_row.is_none_or(|t| now.saturating_sub(t) >= TIMELINE_STEP) {
+        // Finer while young: how fast a task grew before a kill is read off these rows.
+        let step = if now < Duration::from_secs(2) {
+            TIMELINE_STEP / 5
+        } else {
+            TIMELINE_STEP
+        };
+        if last_row.is_none_or(|t| now.saturating_sub(t) >= step) {
             last_row = Some(now);
             let pss = m.pss.map_or(String::from("-"), |p| p.get().to_string());
             let _ = writeln!(timeline, "{} {} {pss}", progress.t_ms, m.rss.get());

@@ -68,7 +68,7 @@ pub enum Executor {
 
 /// Share added to the predicted peak for `--mem` (the prediction already carries the
 /// policy's own margin); measured: see the module docs of the tests (`tests/slurm.rs`).
-pub const MEM_MARGIN: f64 = 0.05;
+pub const MEM_MARGIN: f64 = 0.02;
 /// The wrapper's own memory, assumed until a finished job measured it.
 pub const DEFAULT_OVERHEAD: Bytes = Bytes(16 << 20);
 /// `--mem` for a job when nothing is known about its peak and no `--estimate` was given.
@@ -92,6 +92,38 @@ pub fn check_args(args: &RunArgs) -> Result<()> {
         ];
         if let Some((_, flag)) = given.iter().find(|(g, _)| *g) {
             bail!("{flag} needs --executor slurm");
+        }
+    } else if !args.dry_run {
+        check_cluster(args.partition.as_deref())?;
+    }
+    Ok(())
+}
+
+/// Fails early, with what to do, when no Slurm answers here or the partition is unknown.
+fn check_cluster(partition: Option<&str>) -> Result<()> {
+    let out = std::process::Command::new("sinfo")
+        .args(["-h", "-o", "%P"])
+        .output();
+    let parts = match out {
+        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).into_owned(),
+        Ok(o) => bail!(
+            "no Slurm cluster answers here (sinfo: {}); hint: run on a login node, or drop --executor slurm",
+            String::from_utf8_lossy(&o.stderr).lines().next().unwrap_or("").trim()
+        ),
+        Err(_) => bail!(
+            "--executor slurm needs Slurm's commands (sbatch, sacct, squeue, scancel) on PATH; sinfo was not found"
+        ),
+    };
+    if let Some(p) = partition {
+        let known: Vec<&str> = parts
+            .lines()
+            .map(|l| l.trim().trim_end_matches('*'))
+            .collect();
+        if !known.contains(&p) {
+            bail!(
+                "--partition {p}: no such partition (Slurm has: {})",
+                known.join(", ")
+            );
         }
     }
     Ok(())
@@ -118,7 +150,9 @@ pub fn policy_config(s: &Settings, args: &RunArgs) -> Config {
         grace: s.grace,
         retries: s.retries,
         psi_full_pause: f64::INFINITY,
-        max_brakes: 3,
+        // Each memory kill asks for more by measurement; a task growing fast may need a
+        // few before one job holds its whole peak.
+        max_brakes: 6,
     }
 }
 
@@ -155,6 +189,8 @@ struct Flight {
     time: Option<(Duration, bool)>,
     /// Models' observations when it was sized (0: a cold guess).
     learned_from: usize,
+    /// Sized by a memory kill's measurement.
+    escalated: bool,
     progress: Progress,
     /// Why ramguard cancelled it, if it did.
     cancelled: bool,
@@ -185,6 +221,8 @@ struct JobRow {
     peak: u64,
     job_peak: u64,
     learned_from: usize,
+    /// Sized by a memory kill's measurement rather than by the model.
+    escalated: bool,
 }
 
 struct Runner<'a> {
@@ -199,6 +237,9 @@ struct Runner<'a> {
     ended: HashMap<TaskId, Ended>,
     /// Tasks resubmitted without a learned time limit after going past one.
     no_learned_time: Vec<bool>,
+    /// What a task killed for its memory was seen to need (more than its peak when it
+    /// was still growing at the kill).
+    escalate: Vec<Option<Bytes>>,
     overhead: Option<Bytes>,
     submitted: Vec<u64>,
     rows: Vec<JobRow>,
@@ -233,6 +274,7 @@ pub fn run(r: SlurmRun) -> Result<Outcome> {
         flights: HashMap::new(),
         ended: HashMap::new(),
         no_learned_time: vec![false; n],
+        escalate: vec![None; n],
         overhead: None,
         submitted: Vec::new(),
         rows: Vec::new(),
@@ -245,7 +287,6 @@ pub fn run(r: SlurmRun) -> Result<Outcome> {
         root,
         r,
     };
-    me.check_cluster()?;
     me.cancel_leftovers()?;
     let total = me.r.tasks.len();
     let (done_before, failed_before) = me.r.already;
@@ -339,36 +380,6 @@ impl Runner<'_> {
                 .join(" ")
         };
         format!("#{} {}", i + 1, text.chars().take(60).collect::<String>())
-    }
-
-    /// Fails early, with what to do, when no Slurm answers here.
-    fn check_cluster(&self) -> Result<()> {
-        let out = std::process::Command::new("sinfo")
-            .args(["-h", "-o", "%P"])
-            .output();
-        let parts = match out {
-            Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).into_owned(),
-            Ok(o) => bail!(
-                "no Slurm cluster answers here (sinfo: {}); hint: run on a login node, or drop --executor slurm",
-                String::from_utf8_lossy(&o.stderr).lines().next().unwrap_or("").trim()
-            ),
-            Err(_) => bail!(
-                "--executor slurm needs Slurm's commands (sbatch, sacct, squeue, scancel) on PATH; sinfo was not found"
-            ),
-        };
-        if let Some(p) = &self.r.args.partition {
-            let known: Vec<&str> = parts
-                .lines()
-                .map(|l| l.trim().trim_end_matches('*'))
-                .collect();
-            if !known.contains(&p.as_str()) {
-                bail!(
-                    "--partition {p}: no such partition (Slurm has: {})",
-                    known.join(", ")
-                );
-            }
-        }
-        Ok(())
     }
 
     /// Cancels jobs a submitter that died left in the queue: their attempts were journaled
@@ -512,12 +523,13 @@ impl Runner<'_> {
     }
 
     /// The `--mem` to ask for a task the policy predicts at `predicted`.
-    fn mem_request(&self, predicted: Bytes) -> Bytes {
+    fn mem_request(&self, task: TaskId, predicted: Bytes) -> Bytes {
         let base = if predicted == Bytes::ZERO {
             self.r.settings.estimate.unwrap_or(COLD_REQUEST)
         } else {
             predicted
         };
+        let base = base.max(self.escalate[task].unwrap_or_default());
         let overhead = self.overhead.unwrap_or(DEFAULT_OVERHEAD);
         let mut mem = base.scale(1.0 + MEM_MARGIN).saturating_add(overhead);
         if let Some(cap) = self.r.settings.task_mem {
@@ -561,7 +573,7 @@ impl Runner<'_> {
         };
         let spec_path = dir.join(job::SPEC);
         job::write_atomic(&spec_path, &serde_json::to_vec_pretty(&spec)?)?;
-        let requested = self.mem_request(predicted);
+        let requested = self.mem_request(task, predicted);
         let time = self.time_limit(task);
         let sub = submit::Submission {
             name: format!("rg-{}-{n}", safe_name(self.r.sweep)),
@@ -623,6 +635,7 @@ impl Runner<'_> {
                 requested,
                 time,
                 learned_from,
+                escalated: self.escalate[task].is_some(),
                 progress: Progress::default(),
                 cancelled: false,
                 ended_seen: None,
@@ -728,10 +741,18 @@ impl Runner<'_> {
                     peak,
                 }
             } else {
+                let samples = read_timeline(&f.dir.join(job::TIMELINE));
+                let need = escalation(peak, Duration::from_millis(f.progress.t_ms), &samples);
+                self.escalate[task] = Some(need);
                 reason = Some(format!(
-                    "went past its --mem {} at {peak} (Slurm: {}); asks for what it was seen to need next",
+                    "went past its --mem {} at {peak} (Slurm: {}){}",
                     submit::mem_arg(f.requested),
-                    st.state.name()
+                    st.state.name(),
+                    if need > peak.scale(1.0 + MEM_MARGIN) {
+                        format!("; still growing when killed: next asks for {need}")
+                    } else {
+                        String::new()
+                    }
                 ));
                 Exit {
                     code: None,
@@ -923,6 +944,7 @@ impl Runner<'_> {
             peak: peak.get(),
             job_peak: p.job_peak,
             learned_from: f.learned_from,
+            escalated: f.escalated,
         });
         let label = self.label(task);
         let dur = format_duration(Duration::from_millis(duration_ms));
@@ -1011,7 +1033,17 @@ impl Runner<'_> {
     /// Requested ÷ true peak over the jobs that finished: the sizing's cost in idle memory.
     fn ratio_summary(&self) -> serde_json::Value {
         let ratio = |r: &JobRow| r.requested as f64 / r.peak.max(1) as f64;
-        let done: Vec<&JobRow> = self.rows.iter().filter(|r| r.class == "done").collect();
+        let done: Vec<&JobRow> = self
+            .rows
+            .iter()
+            .filter(|r| r.class == "done" && !r.escalated)
+            .collect();
+        let escalated: Vec<f64> = self
+            .rows
+            .iter()
+            .filter(|r| r.class == "done" && r.escalated)
+            .map(ratio)
+            .collect();
         let warm: Vec<f64> = done
             .iter()
             .filter(|r| r.learned_from >= WARMUP)
@@ -1046,9 +1078,41 @@ impl Runner<'_> {
             "after_warmup_max": max(&warm),
             "after_warmup_median": median(&warm),
             "before_warmup_max": max(&cold),
+            "escalated_max": max(&escalated),
             "text": text,
         })
     }
+}
+
+/// A killed task that grew by more than 5% in this last stretch of its life was still
+/// growing.
+const GROWTH_WINDOW: Duration = Duration::from_millis(300);
+/// How far ahead a killed task's last growth rate is extrapolated.
+const GROWTH_AHEAD: Duration = Duration::from_millis(500);
+
+/// What a task killed for exceeding its `--mem` is seen to need: its measured peak when it
+/// had stopped growing; when it was still growing, its peak plus another half second at
+/// its last measured rate (at most 75% more), and at least 25% more — so that an enforcer that kills at the
+/// limit (cgroups) or a sample late (jobacct) does not make each attempt die a little
+/// higher. The floor makes repeated kills grow the ask geometrically, never by a fixed
+/// guess.
+pub fn escalation(peak: Bytes, lived: Duration, timeline: &[MemSample]) -> Bytes {
+    let end = lived
+        .max(Duration::from_millis(timeline.last().map_or(0, |s| s.t_ms)))
+        .as_millis() as u64;
+    let cut = end.saturating_sub(GROWTH_WINDOW.as_millis() as u64);
+    let (t_then, then) = timeline
+        .iter()
+        .rev()
+        .find(|s| s.t_ms <= cut)
+        .map_or((0, 0), |s| (s.t_ms, s.rss));
+    let growth = peak.get().saturating_sub(then);
+    if growth as f64 <= peak.get() as f64 * 0.05 {
+        return peak;
+    }
+    let rate = growth as f64 / (end.saturating_sub(t_then).max(100) as f64 / 1000.0);
+    let ahead = Bytes((rate * GROWTH_AHEAD.as_secs_f64()) as u64).min(peak.scale(0.75));
+    peak.saturating_add(ahead).max(peak.scale(1.25))
 }
 
 /// Finished tasks after which a job's size counts as learned, for the ratio summary.
@@ -1096,6 +1160,44 @@ fn absolute(p: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn rows(points: &[(u64, u64)]) -> Vec<MemSample> {
+        points
+            .iter()
+            .map(|&(t_ms, mib)| MemSample {
+                t_ms,
+                rss: mib << 20,
+                pss: None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_task_killed_at_its_plateau_asks_for_its_peak() {
+        let tl = rows(&[(0, 10), (500, 300), (1000, 300), (2000, 300), (3000, 300)]);
+        let need = escalation(Bytes(300 << 20), Duration::from_millis(3100), &tl);
+        assert_eq!(need, Bytes(300 << 20));
+        // Reached in its first quarter second, held until killed at 0.7 s.
+        let tl = rows(&[(0, 0), (250, 604), (500, 604)]);
+        let need = escalation(Bytes(604 << 20), Duration::from_millis(700), &tl);
+        assert_eq!(need, Bytes(604 << 20));
+    }
+
+    #[test]
+    fn a_task_killed_while_growing_asks_for_half_a_second_more_of_growth() {
+        // 100 MiB/s, killed at 300 MiB: 50 MiB more is less than the 25% floor.
+        let tl = rows(&[(0, 0), (1000, 100), (2000, 200), (2500, 250), (3000, 300)]);
+        let need = escalation(Bytes(300 << 20), Duration::from_millis(3000), &tl);
+        assert_eq!(need, Bytes(375 << 20));
+        // 200 MiB/s when killed at 400 MiB: 100 MiB more.
+        let tl = rows(&[(0, 0), (1000, 200), (1700, 340), (2000, 400)]);
+        let need = escalation(Bytes(400 << 20), Duration::from_millis(2000), &tl);
+        assert_eq!(need, Bytes(500 << 20));
+        // Growing at ~820 MiB/s when killed at 488 MiB: 410 MiB more would be over 75%.
+        let tl = rows(&[(0, 0), (250, 200), (500, 488)]);
+        let need = escalation(Bytes(488 << 20), Duration::from_millis(600), &tl);
+        assert_eq!(need, Bytes(488 << 20).scale(1.75));
+    }
 
     #[test]
     fn timeline_rows_parse_with_and_without_pss() {
