@@ -403,6 +403,72 @@ fn jobs_left_by_a_killed_submitter_are_cancelled_and_rerun() {
 }
 
 #[test]
+fn without_accounting_jobs_end_by_squeue_and_their_exit_files() {
+    if !slurm_or_skip("without_accounting_jobs_end_by_squeue_and_their_exit_files") {
+        return;
+    }
+    let w = Work::new();
+    let sweep = "t-nosacct";
+    let _guard = JobsGuard(sweep.into());
+    // A cluster without slurmdbd: sacct fails.
+    let bin = w.path().join("shim");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::write(
+        bin.join("sacct"),
+        "#!/bin/sh\necho 'sacct: error: Problem talking to the database' >&2\nexit 1\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        bin.join("sacct"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let out = w
+        .ramguard()
+        .env("PATH", path)
+        .args([
+            "run",
+            "--executor",
+            "slurm",
+            "--slurm-poll",
+            "1s",
+            "--estimate",
+            "100M",
+            "--name",
+            sweep,
+            "--progress",
+            "plain",
+            "--",
+            "sh",
+            "-c",
+            "exit $0",
+            ":::",
+            "0",
+            "3",
+        ])
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("falling back to squeue"), "{err}");
+    let rows = results(&w, sweep);
+    let states: Vec<(&str, &str)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["params"]["1"].as_str().unwrap_or("?"),
+                r["state"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert!(states.contains(&("0", "done")), "{rows:?}");
+    assert!(states.contains(&("3", "failed")), "{rows:?}");
+    let failed = rows.iter().find(|r| r["state"] == "failed").unwrap();
+    assert_eq!(failed["code"], 3, "{failed}");
+}
+
+#[test]
 fn an_unknown_partition_is_one_error_line_and_writes_nothing() {
     if !slurm_or_skip("an_unknown_partition_is_one_error_line_and_writes_nothing") {
         return;

@@ -664,16 +664,34 @@ impl Runner<'_> {
     /// One `sacct` for every job in flight; ended jobs go to the policy.
     fn poll(&mut self, now: Duration) -> Result<()> {
         let jobs: Vec<u64> = self.flights.values().map(|f| f.job).collect();
-        let states = match poll::sacct(&jobs) {
+        let mut states = match poll::sacct(&jobs) {
             Ok(s) => s,
             Err(e) => {
                 if !self.sacct_warned {
                     self.sacct_warned = true;
-                    self.line(&format!("warning: {e:#}; asking again next interval"));
+                    self.line(&format!(
+                        "warning: {e:#}; falling back to squeue and the jobs' own exit files"
+                    ));
                 }
-                return Ok(());
+                HashMap::new()
             }
         };
+        // Jobs accounting does not know (no slurmdbd, or it lags): one squeue for all of
+        // them; one that left the queue ended as its wrapper's files say.
+        let unknown: Vec<u64> = jobs
+            .iter()
+            .copied()
+            .filter(|j| !states.contains_key(j))
+            .collect();
+        if !unknown.is_empty() {
+            if let Ok(queued) = poll::still_queued(&unknown) {
+                for f in self.flights.values() {
+                    if unknown.contains(&f.job) && !queued.contains(&f.job) {
+                        states.insert(f.job, gone_state(f));
+                    }
+                }
+            }
+        }
         let ids: Vec<TaskId> = self.flights.keys().copied().collect();
         for task in ids {
             let Some(f) = self.flights.get_mut(&task) else {
@@ -1081,6 +1099,26 @@ impl Runner<'_> {
             "escalated_max": max(&escalated),
             "text": text,
         })
+    }
+}
+
+/// The end of a job that left the queue while accounting did not know it, read from what
+/// its wrapper and slurmstepd wrote.
+fn gone_state(f: &Flight) -> poll::JobState {
+    let exit: Option<JobExit> = read_json(&f.dir.join(job::EXIT));
+    let slurm_err = std::fs::read_to_string(f.dir.join("slurm.err")).unwrap_or_default();
+    let state = match &exit {
+        Some(e) if e.code == Some(0) => SlurmState::Completed,
+        Some(_) => SlurmState::Failed,
+        None if poll::says_memory_exceeded(&slurm_err) => SlurmState::OutOfMemory,
+        None if f.cancelled => SlurmState::Cancelled,
+        None => SlurmState::Other("LEFT_QUEUE".into()),
+    };
+    poll::JobState {
+        job: f.job,
+        state,
+        code: exit.as_ref().and_then(|e| e.code),
+        signal: exit.as_ref().and_then(|e| e.signal),
     }
 }
 
