@@ -337,42 +337,34 @@ fn ctrl_c_cancels_the_jobs_in_flight_and_a_rerun_resumes() {
 }
 
 #[test]
-fn jobs_left_by_a_killed_submitter_are_cancelled_and_rerun() {
-    if !slurm_or_skip("jobs_left_by_a_killed_submitter_are_cancelled_and_rerun") {
+fn a_rerun_adopts_the_jobs_of_a_killed_submitter_instead_of_running_them_twice() {
+    if !slurm_or_skip("a_rerun_adopts_the_jobs_of_a_killed_submitter_instead_of_running_them_twice")
+    {
         return;
     }
     let w = Work::new();
-    let sweep = "t-orphans";
+    let sweep = "t-adopt";
     let _guard = JobsGuard(sweep.into());
     let hog = hog_script(w.path());
-    let hold = w.path().join("hold");
-    std::fs::write(&hold, "120s").unwrap();
     let run = |w: &Work| {
         let mut c = w.ramguard();
-        c.env("HOLD_FILE", &hold)
-            .args([
-                "run",
-                "--executor",
-                "slurm",
-                "--slurm-poll",
-                "1s",
-                "-j",
-                "2",
-                "--estimate",
-                "300M",
-                "--name",
-                sweep,
-                "--progress",
-                "plain",
-                "--",
-                "sh",
-                "-c",
-            ])
-            .arg(format!(
-                "HOLD=$(cat \"$HOLD_FILE\") exec {} \"$0\"",
-                hog.display()
-            ))
-            .args(["{}", ":::", "a", "b"]);
+        c.env("HOLD", "6s").args([
+            "run",
+            "--executor",
+            "slurm",
+            "--slurm-poll",
+            "1s",
+            "-j",
+            "2",
+            "--estimate",
+            "300M",
+            "--name",
+            sweep,
+            "--progress",
+            "plain",
+            "--",
+        ]);
+        c.arg(&hog).args(["{}", ":::", "a", "b", "c"]);
         c
     };
     let child = run(&w)
@@ -381,7 +373,17 @@ fn jobs_left_by_a_killed_submitter_are_cancelled_and_rerun() {
         .spawn()
         .unwrap();
     let guard = ChildGuard(child);
-    assert!(wait_until(Duration::from_secs(60), || queued(sweep).len() == 2));
+    assert!(wait_until(Duration::from_secs(60), || {
+        queued(sweep)
+            .iter()
+            .filter(|l| l.ends_with("RUNNING"))
+            .count()
+            == 2
+    }));
+    let jobs: Vec<String> = queued(sweep)
+        .iter()
+        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+        .collect();
     drop(guard); // SIGKILL: nothing cancels the jobs
     assert_eq!(
         queued(sweep).len(),
@@ -389,16 +391,30 @@ fn jobs_left_by_a_killed_submitter_are_cancelled_and_rerun() {
         "the jobs should outlive a killed submitter"
     );
 
-    std::fs::write(&hold, "1s").unwrap();
     let out = run(&w).output().unwrap();
     let err = stderr(&out);
+    eprintln!("{err}");
     assert_eq!(out.status.code(), Some(0), "{err}");
-    assert!(
-        err.contains("cancelled 2 job(s) left in the queue"),
+    assert!(err.contains("adopting 2 job(s) of an earlier run"), "{err}");
+    for job in &jobs {
+        assert!(
+            err.contains(&format!("job {job} (submitted by an earlier run)")),
+            "{err}"
+        );
+    }
+    // Only the task that never started is submitted.
+    assert_eq!(
+        err.lines().filter(|l| l.contains(" submit ")).count(),
+        1,
         "{err}"
     );
     let rows = results(&w, sweep);
     assert!(rows.iter().all(|r| r["state"] == "done"), "{rows:?}");
+    // Results of adopted jobs come back too.
+    assert!(
+        rows.iter().all(|r| r["result"]["name"].is_string()),
+        "{rows:?}"
+    );
     assert!(queued(sweep).is_empty());
 }
 

@@ -28,8 +28,9 @@
 //!   CANCELLED by someone else is a signal, as locally.
 //! - **Ctrl-C** (SIGINT/SIGTERM): one `scancel` for all jobs in flight; they are journaled
 //!   interrupted once Slurm reports them ended, and ramguard returns only when `squeue`
-//!   lists none of them. A rerun resumes; jobs left in the queue by a submitter that died
-//!   are found through their directories and cancelled before anything is submitted.
+//!   lists none of them. A rerun resumes; jobs a submitter that died left behind are found
+//!   through their directories and adopted (still running or ended meanwhile) when their
+//!   task comes up, so nothing runs twice.
 
 pub mod job;
 pub mod poll;
@@ -184,6 +185,8 @@ pub struct SlurmRun<'a> {
 struct Flight {
     job: u64,
     journal_attempt: u32,
+    /// The attempt number in the job's file names (an adopted job keeps its own).
+    files_attempt: u32,
     attempt_id: i64,
     dir: PathBuf,
     requested: Bytes,
@@ -197,6 +200,15 @@ struct Flight {
     cancelled: bool,
     /// When sacct first called it ended while its exit file was missing.
     ended_seen: Option<Duration>,
+}
+
+/// A job a submitter that died left in the queue, still running the task it was given.
+#[derive(Debug)]
+struct Leftover {
+    job: u64,
+    dir: PathBuf,
+    files_attempt: u32,
+    requested: Bytes,
 }
 
 /// A job that ended, waiting for the policy's verdict.
@@ -242,6 +254,8 @@ struct Runner<'a> {
     /// was still growing at the kill).
     escalate: Vec<Option<Bytes>>,
     overhead: Option<Bytes>,
+    /// Jobs an earlier run left running, adopted when the policy starts their task.
+    adopt: HashMap<TaskId, Leftover>,
     submitted: Vec<u64>,
     rows: Vec<JobRow>,
     done: usize,
@@ -277,6 +291,7 @@ pub fn run(r: SlurmRun) -> Result<Outcome> {
         no_learned_time: vec![false; n],
         escalate: vec![None; n],
         overhead: None,
+        adopt: HashMap::new(),
         submitted: Vec::new(),
         rows: Vec::new(),
         done: 0,
@@ -288,7 +303,7 @@ pub fn run(r: SlurmRun) -> Result<Outcome> {
         root,
         r,
     };
-    me.cancel_leftovers()?;
+    me.find_leftovers()?;
     let total = me.r.tasks.len();
     let (done_before, failed_before) = me.r.already;
     me.line(&format!(
@@ -383,10 +398,12 @@ impl Runner<'_> {
         format!("#{} {}", i + 1, text.chars().take(60).collect::<String>())
     }
 
-    /// Cancels jobs a submitter that died left in the queue: their attempts were journaled
-    /// interrupted; their tasks run again now.
-    fn cancel_leftovers(&mut self) -> Result<()> {
-        let mut jobs = Vec::new();
+    /// Finds jobs a submitter that died left behind (their attempts were journaled
+    /// interrupted): a job of its task's very command, still running or ended meanwhile, is
+    /// adopted when the policy starts that task again, so no work is done twice; any other
+    /// (the task list changed, or the task is done) is cancelled.
+    fn find_leftovers(&mut self) -> Result<()> {
+        let mut found = Vec::new();
         for entry in std::fs::read_dir(&self.root)?.flatten() {
             let dir = entry.path();
             if dir.join("journaled").exists() {
@@ -394,28 +411,82 @@ impl Runner<'_> {
             }
             if let Some(id) = std::fs::read_to_string(dir.join("jobid"))
                 .ok()
-                .and_then(|t| t.trim().parse().ok())
+                .and_then(|t| t.trim().parse::<u64>().ok())
             {
-                jobs.push(id);
+                found.push((id, dir));
             }
         }
-        let left = poll::still_queued(&jobs)?;
-        if !left.is_empty() {
-            submit::scancel(&left, false)?;
+        let ids: Vec<u64> = found.iter().map(|(j, _)| *j).collect();
+        let queued = poll::still_queued(&ids)?;
+        let mut cancel = Vec::new();
+        for (job, dir) in found {
+            // One that ended meanwhile is adopted too: its result is in its directory.
+            match self.adoptable(&dir) {
+                Some((task, files_attempt)) if !self.adopt.contains_key(&task) => {
+                    let requested = std::fs::read_to_string(dir.join("mem"))
+                        .ok()
+                        .and_then(|t| t.trim().parse().ok())
+                        .map_or(Bytes::ZERO, Bytes);
+                    self.adopt.insert(
+                        task,
+                        Leftover {
+                            job,
+                            dir,
+                            files_attempt,
+                            requested,
+                        },
+                    );
+                }
+                _ => {
+                    let _ = std::fs::write(dir.join("journaled"), "");
+                    if queued.contains(&job) {
+                        cancel.push(job);
+                    }
+                }
+            }
+        }
+        if !self.adopt.is_empty() {
+            self.line(&format!(
+                "adopting {} job(s) of an earlier run that stopped",
+                self.adopt.len()
+            ));
+        }
+        if !cancel.is_empty() {
+            submit::scancel(&cancel, false)?;
             self.line(&format!(
                 "cancelled {} job(s) left in the queue by an earlier run that stopped: {}",
-                left.len(),
-                left.iter()
+                cancel.len(),
+                cancel
+                    .iter()
                     .map(u64::to_string)
                     .collect::<Vec<_>>()
                     .join(" ")
             ));
-            self.wait_gone(&left);
-        }
-        for entry in std::fs::read_dir(&self.root)?.flatten() {
-            let _ = std::fs::write(entry.path().join("journaled"), "");
+            self.wait_gone(&cancel);
         }
         Ok(())
+    }
+
+    /// The task (policy id) and attempt a leftover job directory `<n>.<attempt>` runs, if
+    /// that task is still to run here with the very command the job was given.
+    fn adoptable(&self, dir: &Path) -> Option<(TaskId, u32)> {
+        let name = dir.file_name()?.to_str()?;
+        let (n, a) = name.split_once('.')?;
+        let (n, a): (usize, u32) = (n.parse().ok()?, a.parse().ok()?);
+        let index = n.checked_sub(1)?;
+        let task = self.r.todo.iter().position(|&i| i == index)?;
+        let spec: JobSpec = read_json(&dir.join(job::SPEC))?;
+        (spec.argv == self.r.tasks[index].argv).then_some((task, a))
+    }
+
+    /// Cancels leftover jobs that were never adopted (the run ended or was interrupted
+    /// before their task came up).
+    fn cancel_unadopted(&mut self) {
+        let jobs: Vec<u64> = self.adopt.drain().map(|(_, l)| l.job).collect();
+        if !jobs.is_empty() {
+            let _ = submit::scancel(&jobs, false);
+            self.submitted.extend(jobs);
+        }
     }
 
     /// Waits (at most a minute) until `squeue` lists none of the jobs.
@@ -510,6 +581,7 @@ impl Runner<'_> {
                 std::thread::sleep(TICK);
             }
         })();
+        self.cancel_unadopted();
         if let Err(e) = result {
             // Nothing of this run stays queued behind an error.
             let jobs: Vec<u64> = self.flights.values().map(|f| f.job).collect();
@@ -556,6 +628,9 @@ impl Runner<'_> {
         let i = self.r.todo[task];
         let n = i + 1;
         let ja = self.r.prior_attempts[task] + attempt;
+        if let Some(l) = self.adopt.remove(&task) {
+            return self.adopt_job(task, ja, l);
+        }
         let dir = self.root.join(format!("{n}.{ja}"));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir)
@@ -589,6 +664,7 @@ impl Runner<'_> {
         };
         let job = submit::submit(&sub, &spec_path)?;
         std::fs::write(dir.join("jobid"), job.to_string())?;
+        std::fs::write(dir.join("mem"), requested.get().to_string())?;
         self.submitted.push(job);
         let key = self.r.tasks[i].key.clone();
         let attempt_id =
@@ -631,12 +707,54 @@ impl Runner<'_> {
             Flight {
                 job,
                 journal_attempt: ja,
+                files_attempt: ja,
                 attempt_id,
                 dir,
                 requested,
                 time,
                 learned_from,
                 escalated: self.escalate[task].is_some(),
+                progress: Progress::default(),
+                cancelled: false,
+                ended_seen: None,
+            },
+        );
+        Ok(())
+    }
+
+    /// Takes over a job an earlier run left running, instead of submitting the task again.
+    fn adopt_job(&mut self, task: TaskId, ja: u32, l: Leftover) -> Result<()> {
+        let key = self.r.tasks[self.r.todo[task]].key.clone();
+        let attempt_id =
+            self.r
+                .journal
+                .attempt_started(&self.r.handle, &key, ja, 0, supervisor::unix_ms())?;
+        self.r.journal.event(
+            &self.r.handle,
+            supervisor::unix_ms(),
+            "slurm_adopt",
+            &json!({ "task": key, "attempt": ja, "job": l.job, "mem": l.requested }),
+        )?;
+        self.r.journal.commit()?;
+        self.submitted.push(l.job);
+        self.line(&format!(
+            "adopt   {}  job {} (submitted by an earlier run), --mem {}",
+            self.label(task),
+            l.job,
+            submit::mem_arg(l.requested)
+        ));
+        self.flights.insert(
+            task,
+            Flight {
+                job: l.job,
+                journal_attempt: ja,
+                files_attempt: l.files_attempt,
+                attempt_id,
+                dir: l.dir,
+                requested: l.requested,
+                time: None,
+                learned_from: self.r.policy.predictor().observed(),
+                escalated: false,
                 progress: Progress::default(),
                 cancelled: false,
                 ended_seen: None,
@@ -930,7 +1048,7 @@ impl Runner<'_> {
         let result = std::fs::read_to_string(self.abs_log_dir.join(format!(
             "{}.{}.result.json",
             i + 1,
-            f.journal_attempt
+            f.files_attempt
         )))
         .ok();
         let p = f.progress;
