@@ -419,6 +419,89 @@ fn a_rerun_adopts_the_jobs_of_a_killed_submitter_instead_of_running_them_twice()
 }
 
 #[test]
+fn slurm_ends_map_to_exit_classes_a_foreign_scancel_and_a_timeout() {
+    if !slurm_or_skip("slurm_ends_map_to_exit_classes_a_foreign_scancel_and_a_timeout") {
+        return;
+    }
+    let w = Work::new();
+    let sweep = "t-states";
+    let _guard = JobsGuard(sweep.into());
+    // `cancel` holds until the test cancels it; `slow` outlives its one-minute --time.
+    let child = w
+        .ramguard()
+        .args([
+            "run",
+            "--executor",
+            "slurm",
+            "--slurm-poll",
+            "1s",
+            "--estimate",
+            "64M",
+            "--timeout",
+            "1m",
+            "--name",
+            sweep,
+            "--json",
+            "--progress",
+            "plain",
+            "--",
+        ])
+        .arg(memhog())
+        .args(["--peak", "8M", "--hold", "{}", ":::", "300s", "301s"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let guard = ChildGuard(child);
+    assert!(wait_until(Duration::from_secs(60), || {
+        queued(sweep)
+            .iter()
+            .filter(|l| l.ends_with("RUNNING"))
+            .count()
+            == 2
+    }));
+    let first = queued(sweep)
+        .iter()
+        .find(|l| l.contains(&format!("rg-{sweep}-1 ")))
+        .and_then(|l| l.split_whitespace().next().map(str::to_string))
+        .unwrap();
+    assert!(Command::new("scancel")
+        .arg(&first)
+        .status()
+        .unwrap()
+        .success());
+    // Slurm checks time limits about every 30 s: the other ends within two minutes or so.
+    let out = wait_output(guard, Duration::from_secs(200));
+    let err = stderr(&out);
+    eprintln!("{err}");
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    let rows = results(&w, sweep);
+    let by = |v: &str| {
+        rows.iter()
+            .find(|r| r["params"]["1"] == v)
+            .unwrap_or_else(|| panic!("{rows:?}"))
+            .clone()
+    };
+    let cancelled = by("300s");
+    assert_eq!(cancelled["state"], "failed");
+    assert_eq!(cancelled["exit"], "signaled", "{cancelled}");
+    assert!(
+        cancelled["reason"]
+            .as_str()
+            .unwrap()
+            .contains("cancelled outside ramguard"),
+        "{cancelled}"
+    );
+    let slow = by("301s");
+    assert_eq!(slow["exit"], "timed_out", "{slow}");
+    assert!(
+        slow["reason"].as_str().unwrap().contains("Slurm: TIMEOUT"),
+        "{slow}"
+    );
+    assert!(queued(sweep).is_empty());
+}
+
+#[test]
 fn without_accounting_jobs_end_by_squeue_and_their_exit_files() {
     if !slurm_or_skip("without_accounting_jobs_end_by_squeue_and_their_exit_files") {
         return;

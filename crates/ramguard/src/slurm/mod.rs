@@ -35,6 +35,7 @@
 pub mod job;
 pub mod poll;
 pub mod submit;
+pub mod verdict;
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -44,7 +45,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use ramguard_core::policy::{Action, Config, Exit, ExitClass, Note, Policy, Sample, TaskId};
+use ramguard_core::policy::{Action, Config, ExitClass, Note, Policy, Sample, TaskId};
 use ramguard_core::tasks::TaskDef;
 use ramguard_core::units::format_duration;
 use ramguard_core::Bytes;
@@ -856,169 +857,39 @@ impl Runner<'_> {
         exit: Option<JobExit>,
     ) {
         let slurm_err = std::fs::read_to_string(f.dir.join("slurm.err")).unwrap_or_default();
-        let peak = Bytes(f.progress.peak);
-        let mut class = None;
-        let mut reason = None;
-        let memory_kill = st.state == SlurmState::OutOfMemory
-            || (!f.cancelled && poll::says_memory_exceeded(&slurm_err));
-        let ex = if memory_kill {
-            let at_cap = self.r.settings.task_mem.is_some_and(|c| f.requested >= c);
-            if at_cap {
-                class = Some(ExitClass::OverCap);
-                reason = Some(format!(
-                    "used {peak}, over the per-task cap {} (--task-mem; Slurm: {})",
-                    f.requested,
-                    st.state.name()
-                ));
-                Exit {
-                    code: None,
-                    signal: Some(9),
-                    oom_killed: false,
-                    shm_full: false,
-                    peak,
-                }
-            } else {
-                let samples = read_timeline(&f.dir.join(job::TIMELINE));
-                let need = escalation(peak, Duration::from_millis(f.progress.t_ms), &samples);
-                self.escalate[task] = Some(need);
-                reason = Some(format!(
-                    "went past its --mem {} at {peak} (Slurm: {}){}",
-                    submit::mem_arg(f.requested),
-                    st.state.name(),
-                    if need > peak.scale(1.0 + MEM_MARGIN) {
-                        format!("; still growing when killed: next asks for {need}")
-                    } else {
-                        String::new()
-                    }
-                ));
-                Exit {
-                    code: None,
-                    signal: Some(9),
-                    oom_killed: true,
-                    shm_full: false,
-                    peak,
-                }
-            }
-        } else {
-            match &st.state {
-                SlurmState::Timeout | SlurmState::Deadline => match f.time {
-                    Some((t, false)) => {
-                        self.no_learned_time[task] = true;
-                        class = Some(ExitClass::Braked);
-                        reason = Some(format!(
-                            "ran past the time limit ramguard learned ({}); resubmitted without one",
-                            submit::time_arg(t)
-                        ));
-                        Exit {
-                            code: None,
-                            signal: Some(9),
-                            oom_killed: true,
-                            shm_full: false,
-                            peak,
-                        }
-                    }
-                    _ => {
-                        class = Some(ExitClass::TimedOut);
-                        reason = Some(format!(
-                            "ran past its Slurm time limit{} (Slurm: {})",
-                            f.time.map_or(String::new(), |(t, _)| format!(
-                                " {} (--timeout)",
-                                format_duration(t)
-                            )),
-                            st.state.name()
-                        ));
-                        Exit {
-                            code: None,
-                            signal: Some(9),
-                            oom_killed: false,
-                            shm_full: false,
-                            peak,
-                        }
-                    }
-                },
-                SlurmState::NodeFail | SlurmState::Preempted | SlurmState::BootFail => {
-                    class = Some(ExitClass::Braked);
-                    reason = Some(format!(
-                        "Slurm: {}; requeued (not the task's fault)",
-                        st.state.name()
-                    ));
-                    Exit {
-                        code: None,
-                        signal: Some(9),
-                        oom_killed: true,
-                        shm_full: false,
-                        peak,
-                    }
-                }
-                SlurmState::Cancelled if !f.cancelled => {
-                    reason = Some("cancelled outside ramguard (scancel)".to_string());
-                    Exit {
-                        code: None,
-                        signal: Some(15),
-                        oom_killed: false,
-                        shm_full: false,
-                        peak,
-                    }
-                }
-                _ => match &exit {
-                    Some(e) => Exit {
-                        code: e.code,
-                        signal: e.signal,
-                        oom_killed: false,
-                        shm_full: false,
-                        peak,
-                    },
-                    None if f.cancelled => Exit {
-                        code: None,
-                        signal: Some(15),
-                        oom_killed: false,
-                        shm_full: false,
-                        peak,
-                    },
-                    None => {
-                        let why = slurm_err
-                            .lines()
-                            .find(|l| !l.trim().is_empty())
-                            .unwrap_or("")
-                            .trim()
-                            .to_string();
-                        reason = Some(format!(
-                            "the job ended before the task did (Slurm: {}, exit {}:{}){}",
-                            st.state.name(),
-                            st.code.unwrap_or(0),
-                            st.signal.unwrap_or(0),
-                            if why.is_empty() {
-                                String::new()
-                            } else {
-                                format!(": {why}")
-                            }
-                        ));
-                        Exit {
-                            code: st.code.filter(|&c| c != 0).or(Some(1)),
-                            signal: None,
-                            oom_killed: false,
-                            shm_full: false,
-                            peak,
-                        }
-                    }
-                },
-            }
-        };
+        let timeline = read_timeline(&f.dir.join(job::TIMELINE));
+        let v = verdict::verdict(&verdict::JobEnd {
+            state: &st,
+            requested: f.requested,
+            cancelled: f.cancelled,
+            time: f.time,
+            progress: f.progress,
+            exit: exit.as_ref(),
+            slurm_err: &slurm_err,
+            timeline: &timeline,
+            task_mem: self.r.settings.task_mem,
+        });
+        if let Some(need) = v.escalate_to {
+            self.escalate[task] = Some(need);
+        }
+        if v.drop_learned_time {
+            self.no_learned_time[task] = true;
+        }
         if let Some(e) = &exit {
             if e.progress.job_peak > e.progress.peak {
                 let o = Bytes(e.progress.job_peak - e.progress.peak);
                 self.overhead = Some(self.overhead.map_or(o, |x| x.max(o)));
             }
         }
-        self.r.policy.handle_exit(now, task, &ex);
+        self.r.policy.handle_exit(now, task, &v.exit);
         self.ended.insert(
             task,
             Ended {
                 flight: f,
                 state: st.state,
                 exit,
-                class,
-                reason,
+                class: v.class,
+                reason: v.reason,
             },
         );
     }
@@ -1241,37 +1112,6 @@ fn gone_state(f: &Flight) -> poll::JobState {
     }
 }
 
-/// A killed task that grew by more than 5% in this last stretch of its life was still
-/// growing.
-const GROWTH_WINDOW: Duration = Duration::from_millis(300);
-/// How far ahead a killed task's last growth rate is extrapolated.
-const GROWTH_AHEAD: Duration = Duration::from_millis(500);
-
-/// What a task killed for exceeding its `--mem` is seen to need: its measured peak when it
-/// had stopped growing; when it was still growing, its peak plus another half second at
-/// its last measured rate (at most 75% more), and at least 25% more — so that an enforcer that kills at the
-/// limit (cgroups) or a sample late (jobacct) does not make each attempt die a little
-/// higher. The floor makes repeated kills grow the ask geometrically, never by a fixed
-/// guess.
-pub fn escalation(peak: Bytes, lived: Duration, timeline: &[MemSample]) -> Bytes {
-    let end = lived
-        .max(Duration::from_millis(timeline.last().map_or(0, |s| s.t_ms)))
-        .as_millis() as u64;
-    let cut = end.saturating_sub(GROWTH_WINDOW.as_millis() as u64);
-    let (t_then, then) = timeline
-        .iter()
-        .rev()
-        .find(|s| s.t_ms <= cut)
-        .map_or((0, 0), |s| (s.t_ms, s.rss));
-    let growth = peak.get().saturating_sub(then);
-    if growth as f64 <= peak.get() as f64 * 0.05 {
-        return peak;
-    }
-    let rate = growth as f64 / (end.saturating_sub(t_then).max(100) as f64 / 1000.0);
-    let ahead = Bytes((rate * GROWTH_AHEAD.as_secs_f64()) as u64).min(peak.scale(0.75));
-    peak.saturating_add(ahead).max(peak.scale(1.25))
-}
-
 /// Finished tasks after which a job's size counts as learned, for the ratio summary.
 const WARMUP: usize = 3;
 
@@ -1317,44 +1157,6 @@ fn absolute(p: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn rows(points: &[(u64, u64)]) -> Vec<MemSample> {
-        points
-            .iter()
-            .map(|&(t_ms, mib)| MemSample {
-                t_ms,
-                rss: mib << 20,
-                pss: None,
-            })
-            .collect()
-    }
-
-    #[test]
-    fn a_task_killed_at_its_plateau_asks_for_its_peak() {
-        let tl = rows(&[(0, 10), (500, 300), (1000, 300), (2000, 300), (3000, 300)]);
-        let need = escalation(Bytes(300 << 20), Duration::from_millis(3100), &tl);
-        assert_eq!(need, Bytes(300 << 20));
-        // Reached in its first quarter second, held until killed at 0.7 s.
-        let tl = rows(&[(0, 0), (250, 604), (500, 604)]);
-        let need = escalation(Bytes(604 << 20), Duration::from_millis(700), &tl);
-        assert_eq!(need, Bytes(604 << 20));
-    }
-
-    #[test]
-    fn a_task_killed_while_growing_asks_for_half_a_second_more_of_growth() {
-        // 100 MiB/s, killed at 300 MiB: 50 MiB more is less than the 25% floor.
-        let tl = rows(&[(0, 0), (1000, 100), (2000, 200), (2500, 250), (3000, 300)]);
-        let need = escalation(Bytes(300 << 20), Duration::from_millis(3000), &tl);
-        assert_eq!(need, Bytes(375 << 20));
-        // 200 MiB/s when killed at 400 MiB: 100 MiB more.
-        let tl = rows(&[(0, 0), (1000, 200), (1700, 340), (2000, 400)]);
-        let need = escalation(Bytes(400 << 20), Duration::from_millis(2000), &tl);
-        assert_eq!(need, Bytes(500 << 20));
-        // Growing at ~820 MiB/s when killed at 488 MiB: 410 MiB more would be over 75%.
-        let tl = rows(&[(0, 0), (250, 200), (500, 488)]);
-        let need = escalation(Bytes(488 << 20), Duration::from_millis(600), &tl);
-        assert_eq!(need, Bytes(488 << 20).scale(1.75));
-    }
 
     #[test]
     fn timeline_rows_parse_with_and_without_pss() {
