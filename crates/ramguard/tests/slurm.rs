@@ -306,6 +306,23 @@ fn ctrl_c_cancels_the_jobs_in_flight_and_a_rerun_resumes() {
         "two jobs never ran: {:?}",
         queued(sweep)
     );
+    // `status` on the submitting host sees the jobs' memory as their wrappers measure it.
+    let running_rss = || -> Vec<u64> {
+        let out = w.run(&["status", sweep, "--json"]);
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        v["running"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|t| t["rss"].as_u64()).collect())
+            .unwrap_or_default()
+    };
+    assert!(
+        wait_until(Duration::from_secs(30), || {
+            let rss = running_rss();
+            rss.len() == 2 && rss.iter().all(|&r| r >= 150 << 20)
+        }),
+        "status never showed both jobs' memory: {:?}",
+        running_rss()
+    );
     rustix::process::kill_process(
         rustix::process::Pid::from_raw(pid as i32).unwrap(),
         rustix::process::Signal::INT,

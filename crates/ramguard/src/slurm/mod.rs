@@ -196,6 +196,8 @@ struct Flight {
     learned_from: usize,
     /// Sized by a memory kill's measurement.
     escalated: bool,
+    /// The last timeline row already in the journal.
+    journaled_t_ms: Option<u64>,
     progress: Progress,
     /// Why ramguard cancelled it, if it did.
     cancelled: bool,
@@ -258,6 +260,8 @@ struct Runner<'a> {
     /// Jobs an earlier run left running, adopted when the policy starts their task.
     adopt: HashMap<TaskId, Leftover>,
     submitted: Vec<u64>,
+    /// When the jobs' timelines were last copied to the journal.
+    timelines_at: Duration,
     rows: Vec<JobRow>,
     done: usize,
     failed: usize,
@@ -294,6 +298,7 @@ pub fn run(r: SlurmRun) -> Result<Outcome> {
         overhead: None,
         adopt: HashMap::new(),
         submitted: Vec::new(),
+        timelines_at: Duration::ZERO,
         rows: Vec::new(),
         done: 0,
         failed: 0,
@@ -566,7 +571,7 @@ impl Runner<'_> {
                 if self.r.policy.is_finished() && self.flights.is_empty() {
                     return Ok(());
                 }
-                self.sample(now);
+                self.sample(now)?;
                 let cancelling = self.flights.values().any(|f| f.cancelled);
                 let every = if cancelling {
                     poll_every.min(Duration::from_secs(1))
@@ -715,6 +720,7 @@ impl Runner<'_> {
                 time,
                 learned_from,
                 escalated: self.escalate[task].is_some(),
+                journaled_t_ms: None,
                 progress: Progress::default(),
                 cancelled: false,
                 ended_seen: None,
@@ -756,6 +762,7 @@ impl Runner<'_> {
                 time: None,
                 learned_from: self.r.policy.predictor().observed(),
                 escalated: false,
+                journaled_t_ms: None,
                 progress: Progress::default(),
                 cancelled: false,
                 ended_seen: None,
@@ -765,13 +772,21 @@ impl Runner<'_> {
     }
 
     /// Feeds what the wrappers measured so far to the policy.
-    fn sample(&mut self, now: Duration) {
+    fn sample(&mut self, now: Duration) -> Result<()> {
         let mut tasks = Vec::with_capacity(self.flights.len());
+        // The timelines go to the journal about once a second, so `status` shows them.
+        let journal_rows = now.saturating_sub(self.timelines_at) >= Duration::from_secs(1);
+        if journal_rows {
+            self.timelines_at = now;
+        }
         for (&task, f) in self.flights.iter_mut() {
             if let Some(p) = read_json::<Progress>(&f.dir.join(job::PROGRESS)) {
                 f.progress = p;
             }
             tasks.push((task, Bytes(f.progress.current)));
+            if journal_rows {
+                journal_new_rows(&mut self.r.journal, f)?;
+            }
         }
         let sample = Sample {
             available: Bytes(u64::MAX / 4),
@@ -779,6 +794,7 @@ impl Runner<'_> {
             tasks,
         };
         self.r.policy.handle_sample(now, &sample);
+        Ok(())
     }
 
     /// One `sacct` for every job in flight; ended jobs go to the policy.
@@ -903,9 +919,10 @@ impl Runner<'_> {
         reason: String,
         peak: Bytes,
     ) -> Result<()> {
-        let Some(e) = self.ended.remove(&task) else {
+        let Some(mut e) = self.ended.remove(&task) else {
             return Ok(());
         };
+        journal_new_rows(&mut self.r.journal, &mut e.flight)?;
         let f = &e.flight;
         // An interrupt is the policy's to name; otherwise what Slurm said wins.
         let (class, reason) = if class == ExitClass::Interrupted {
@@ -913,8 +930,6 @@ impl Runner<'_> {
         } else {
             (e.class.unwrap_or(class), e.reason.clone().unwrap_or(reason))
         };
-        let samples = read_timeline(&f.dir.join(job::TIMELINE));
-        self.r.journal.add_samples(f.attempt_id, &samples)?;
         let i = self.r.todo[task];
         let result = std::fs::read_to_string(self.abs_log_dir.join(format!(
             "{}.{}.result.json",
@@ -1114,6 +1129,19 @@ fn gone_state(f: &Flight) -> poll::JobState {
 
 /// Finished tasks after which a job's size counts as learned, for the ratio summary.
 const WARMUP: usize = 3;
+
+/// Copies the rows of a job's timeline that the journal does not have yet.
+fn journal_new_rows(journal: &mut Journal, f: &mut Flight) -> Result<()> {
+    let rows: Vec<MemSample> = read_timeline(&f.dir.join(job::TIMELINE))
+        .into_iter()
+        .filter(|r| f.journaled_t_ms.is_none_or(|t| r.t_ms > t))
+        .collect();
+    if let Some(last) = rows.last() {
+        f.journaled_t_ms = Some(last.t_ms);
+        journal.add_samples(f.attempt_id, &rows)?;
+    }
+    Ok(())
+}
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Option<T> {
     serde_json::from_slice(&std::fs::read(path).ok()?).ok()
