@@ -613,6 +613,33 @@ fn an_unknown_partition_is_one_error_line_and_writes_nothing() {
 }
 
 #[test]
+fn an_argument_sbatch_refuses_is_one_error_line_and_writes_nothing() {
+    if !slurm_or_skip("an_argument_sbatch_refuses_is_one_error_line_and_writes_nothing") {
+        return;
+    }
+    let w = Work::new();
+    let out = w.run(&[
+        "run",
+        "--executor",
+        "slurm",
+        "--slurm-arg=--no-such-option",
+        "--",
+        "true",
+        "{}",
+        ":::",
+        "1",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with("error: sbatch refuses --slurm-arg --no-such-option: "),
+        "{err}"
+    );
+    assert!(!w.journal().exists());
+}
+
+#[test]
 fn slurm_flags_without_the_slurm_executor_are_refused() {
     let w = Work::new();
     let out = w.run(&["run", "--partition", "debug", "--", "true"]);

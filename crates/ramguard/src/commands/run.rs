@@ -161,8 +161,10 @@ pub struct RunArgs {
     #[arg(long, value_name = "PATH", env = "RAMGUARD_JOURNAL")]
     pub journal: Option<PathBuf>,
 
-    /// Where tasks run: here, or each as a Slurm job (`sbatch`) with `--mem` sized from
-    /// the learned peaks; with slurm, `-j` bounds the jobs in flight [default: 32].
+    /// Where tasks run: here, or each as a Slurm job (`sbatch`) whose `--mem` is sized
+    /// from the learned peaks. With slurm, `-j` bounds the jobs in flight (32 unless
+    /// given), and this ramguard binary and the working directory must be at the same
+    /// paths on the compute nodes (a shared filesystem).
     #[arg(long, value_enum, default_value_t = crate::slurm::Executor::Local)]
     pub executor: crate::slurm::Executor,
 

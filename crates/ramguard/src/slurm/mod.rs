@@ -98,6 +98,32 @@ pub fn check_args(args: &RunArgs) -> Result<()> {
         }
     } else if !args.dry_run {
         check_cluster(args.partition.as_deref())?;
+        check_sbatch_args(&args.slurm_arg, args.partition.as_deref())?;
+    }
+    Ok(())
+}
+
+/// Lets `sbatch --test-only` judge the user's `--slurm-arg`s before anything is written.
+fn check_sbatch_args(extra: &[String], partition: Option<&str>) -> Result<()> {
+    if extra.is_empty() {
+        return Ok(());
+    }
+    let mut cmd = std::process::Command::new("sbatch");
+    cmd.args(["--test-only", "--wrap=true"]);
+    if let Some(p) = partition {
+        cmd.arg(format!("--partition={p}"));
+    }
+    let out = cmd
+        .args(extra)
+        .output()
+        .context("cannot run sbatch (is Slurm installed and on PATH?)")?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        bail!(
+            "sbatch refuses --slurm-arg {}: {}",
+            extra.join(" "),
+            err.lines().next().unwrap_or("").trim()
+        );
     }
     Ok(())
 }
