@@ -51,9 +51,10 @@ rg_slurm_start() {
   rg_slurm_install || return 1
   local host cpus st=$RG_SLURM_STATE
   host=$(hostname -s)
-  # Room for a few small jobs side by side, whatever the machine has.
+  # Room for the tests' small jobs side by side (they run in parallel), whatever the
+  # machine has: Slurm only books these; the jobs themselves use a few hundred MiB each.
   cpus=$(nproc)
-  [ "$cpus" -lt 4 ] && cpus=4
+  [ "$cpus" -lt 8 ] && cpus=8
   mkdir -p "$st/ctld" "$st/d" /etc/slurm /run/mysqld
   chmod 700 "$st"
 
@@ -82,7 +83,7 @@ rg_slurm_start() {
 
   local f
   for f in slurm.conf slurmdbd.conf; do
-    sed -e "s|@HOST@|$host|g" -e "s|@CPUS@|$cpus|g" -e "s|@MEM@|3072|g" -e "s|@STATE@|$st|g" \
+    sed -e "s|@HOST@|$host|g" -e "s|@CPUS@|$cpus|g" -e "s|@MEM@|6144|g" -e "s|@STATE@|$st|g" \
       "$RG_SLURM_TEMPLATES/$f.in" >/etc/slurm/$f
   done
   chmod 600 /etc/slurm/slurmdbd.conf

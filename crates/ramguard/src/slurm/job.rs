@@ -75,6 +75,9 @@ pub struct JobExit {
     pub cgroup_peak: Option<u64>,
     /// Where `progress.peak` came from, in words.
     pub peak_source: String,
+    /// The wrapper got SIGTERM or SIGINT (scancel, a time limit, preemption) and passed it on.
+    #[serde(default)]
+    pub stopped: bool,
 }
 
 pub const SPEC: &str = "spec.json";
@@ -214,6 +217,9 @@ pub fn run(spec_path: &Path) -> Result<u8> {
         progress,
         cgroup_peak,
         peak_source,
+        // Slurm signals every process of the step: the task may die of it before the
+        // loop above passed it on.
+        stopped: stop.load(Ordering::Relaxed),
     };
     write_atomic(&dir.join(PROGRESS), &serde_json::to_vec(&progress)?)?;
     write_atomic(&dir.join(EXIT), &serde_json::to_vec_pretty(&exit)?)?;

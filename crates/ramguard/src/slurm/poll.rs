@@ -182,6 +182,25 @@ pub fn says_memory_exceeded(slurm_stderr: &str) -> bool {
     })
 }
 
+/// The reason slurmstepd gave for cancelling a job (`*** JOB 7 ON n1 CANCELLED AT ...
+/// DUE TO TIME LIMIT ***`), for when accounting says only FAILED or CANCELLED.
+pub fn stepd_reason(slurm_stderr: &str) -> Option<SlurmState> {
+    slurm_stderr.lines().find_map(|l| {
+        if !l.contains("***") {
+            return None;
+        }
+        if l.contains("DUE TO TIME LIMIT") {
+            Some(SlurmState::Timeout)
+        } else if l.contains("DUE TO PREEMPTION") {
+            Some(SlurmState::Preempted)
+        } else if l.contains("DUE TO NODE FAILURE") {
+            Some(SlurmState::NodeFail)
+        } else {
+            None
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -213,6 +232,16 @@ mod tests {
         );
         assert!(SlurmState::parse("SPECIAL_EXIT").is_terminal());
         assert_eq!(SlurmState::parse("CANCELLED+"), SlurmState::Cancelled);
+    }
+
+    #[test]
+    fn stepd_says_why_it_cancelled() {
+        let err = "slurmstepd: error: *** JOB 263 ON vm CANCELLED AT 2026-11-26T13:01:17 DUE TO TIME LIMIT ***\n";
+        assert_eq!(stepd_reason(err), Some(SlurmState::Timeout));
+        let err = "slurmstepd: error: *** JOB 9 ON n1 CANCELLED AT 2026-01-01T00:00:00 DUE TO PREEMPTION ***";
+        assert_eq!(stepd_reason(err), Some(SlurmState::Preempted));
+        let err = "slurmstepd: error: *** JOB 1 ON vm CANCELLED AT 2026-11-26T12:39:42 ***";
+        assert_eq!(stepd_reason(err), None);
     }
 
     #[test]

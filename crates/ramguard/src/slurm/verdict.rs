@@ -63,7 +63,15 @@ fn killed(peak: Bytes, signal: i32, oom: bool) -> Exit {
 
 /// Reads a job's end.
 pub fn verdict(j: &JobEnd) -> Verdict {
-    let st = j.state;
+    // Accounting may say only FAILED or CANCELLED where slurmstepd said why.
+    let said = match j.state.state {
+        SlurmState::Failed | SlurmState::Cancelled => poll::stepd_reason(j.slurm_err),
+        _ => None,
+    };
+    let st = &JobState {
+        state: said.unwrap_or_else(|| j.state.state.clone()),
+        ..j.state.clone()
+    };
     let peak = Bytes(j.progress.peak);
     let mut v = Verdict {
         exit: killed(peak, 9, false),
@@ -132,7 +140,11 @@ pub fn verdict(j: &JobEnd) -> Verdict {
             ));
             v.exit = killed(peak, 9, true);
         }
-        SlurmState::Cancelled if !j.cancelled => {
+        // A foreign scancel reads CANCELLED, or FAILED when the task died of the TERM
+        // the wrapper passed on before Slurm marked the job.
+        _ if !j.cancelled
+            && (st.state == SlurmState::Cancelled || j.exit.is_some_and(|e| e.stopped)) =>
+        {
             v.reason = Some("cancelled outside ramguard (scancel)".to_string());
             v.exit = killed(peak, 15, false);
         }
@@ -291,6 +303,7 @@ mod tests {
             progress: progress(200),
             cgroup_peak: None,
             peak_source: "sampled".into(),
+            stopped: false,
         }
     }
 
@@ -361,6 +374,18 @@ mod tests {
     }
 
     #[test]
+    fn a_time_limit_that_accounting_calls_failed_is_still_a_timeout() {
+        let st = state("FAILED", 143, 0);
+        let err = "slurmstepd: error: *** JOB 5 ON vm CANCELLED AT 2026-11-26T13:01:17 DUE TO TIME LIMIT ***\n";
+        let mut stopped = job_exit(None, Some(15));
+        stopped.stopped = true;
+        let mut e = end(&st, Some(&stopped), err);
+        e.time = Some((Duration::from_secs(60), true));
+        let v = verdict(&e);
+        assert_eq!(v.class, Some(ExitClass::TimedOut));
+    }
+
+    #[test]
     fn node_failures_and_preemption_requeue() {
         for s in ["NODE_FAIL", "PREEMPTED", "BOOT_FAIL"] {
             let st = state(s, 0, 0);
@@ -376,6 +401,15 @@ mod tests {
         let st = state("CANCELLED by 0", 0, 15);
         let v = verdict(&end(&st, None, ""));
         assert_eq!(v.exit.signal, Some(15));
+        assert_eq!(
+            v.reason.as_deref(),
+            Some("cancelled outside ramguard (scancel)")
+        );
+        // The task died of the TERM first: FAILED, but the wrapper says it was stopped.
+        let mut stopped = job_exit(None, Some(15));
+        stopped.stopped = true;
+        let failed = state("FAILED", 143, 0);
+        let v = verdict(&end(&failed, Some(&stopped), ""));
         assert_eq!(
             v.reason.as_deref(),
             Some("cancelled outside ramguard (scancel)")
