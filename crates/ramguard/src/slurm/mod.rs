@@ -39,6 +39,7 @@ pub mod verdict;
 
 use std::collections::HashMap;
 use std::io::Write;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -307,7 +308,11 @@ pub fn run(r: SlurmRun) -> Result<Outcome> {
             .join("slurm")
             .join(safe_name(r.sweep)),
     );
-    std::fs::create_dir_all(&root)
+    // Like the journal's: the specs hold the tasks' environment.
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&root)
         .with_context(|| format!("cannot create job directory {}", root.display()))?;
     let exe = std::env::current_exe().context("cannot find the ramguard binary for the jobs")?;
     let n = r.todo.len();
