@@ -51,6 +51,9 @@ pub enum Command {
     /// Internal: kills a dead run's tasks (started by `ramguard run`).
     #[command(name = "__sentinel", hide = true)]
     Sentinel { nonce: String },
+    /// Internal: runs one task inside a Slurm job (submitted by `ramguard run --executor slurm`).
+    #[command(name = "__job", hide = true)]
+    Job { spec: PathBuf },
 }
 
 #[derive(Debug, Args)]

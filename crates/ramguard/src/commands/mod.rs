@@ -21,6 +21,7 @@ pub fn dispatch(cli: Cli) -> Result<Outcome> {
         Command::List(args) => list::run(&args),
         Command::Doctor(args) => doctor::run(&args),
         Command::Probe(args) => probe::run(&args),
+        Command::Job { spec } => std::process::exit(crate::slurm::job::run(&spec)?.into()),
         Command::Sentinel { nonce } => {
             crate::supervisor::sentinel::run(&nonce)?;
             Ok(Outcome::Success)

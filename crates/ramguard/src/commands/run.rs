@@ -31,7 +31,7 @@ use crate::sweep_file;
 use crate::Outcome;
 
 mod danger;
-mod logs;
+pub(crate) mod logs;
 mod naming;
 mod progress;
 pub(crate) mod restart;
@@ -184,6 +184,27 @@ pub struct RunArgs {
     /// The journal file [default: ./.ramguard/journal.db].
     #[arg(long, value_name = "PATH", env = "RAMGUARD_JOURNAL")]
     pub journal: Option<PathBuf>,
+
+    /// Where tasks run: here, or each as a Slurm job (`sbatch`) whose `--mem` is sized
+    /// from the learned peaks. With slurm, `-j` bounds the jobs in flight (32 unless
+    /// given), and this ramguard binary and the working directory must be at the same
+    /// paths on the compute nodes (a shared filesystem).
+    #[arg(long, value_enum, default_value_t = crate::slurm::Executor::Local)]
+    pub executor: crate::slurm::Executor,
+
+    /// With `--executor slurm`: the partition to submit to [default: Slurm's default].
+    #[arg(long, value_name = "P")]
+    pub partition: Option<String>,
+
+    /// With `--executor slurm`: one more argument for every `sbatch` (repeat for more), as
+    /// `--slurm-arg=--qos=low`.
+    #[arg(long, value_name = "ARG", allow_hyphen_values = true)]
+    pub slurm_arg: Vec<String>,
+
+    /// With `--executor slurm`: how often to ask Slurm (one `sacct` for all jobs in
+    /// flight) [default: 5s].
+    #[arg(long, value_name = "DUR", value_parser = parse_interval)]
+    pub slurm_poll: Option<Duration>,
 }
 
 fn parse_abs_size(s: &str) -> Result<Bytes, String> {
@@ -248,6 +269,7 @@ struct Sweep {
 }
 
 pub fn run(args: &RunArgs) -> Result<Outcome> {
+    crate::slurm::check_args(args)?;
     let mut sweep = build_sweep(args)?;
     let root = Root::host();
     let report = probe::report(&root)?;
@@ -350,8 +372,12 @@ pub fn run(args: &RunArgs) -> Result<Outcome> {
             prior_attempts: 0,
         })
         .collect();
-    let mut policy = Policy::new(policy_config(&settings), specs)
-        .with_restarts(restart::policy_restarts(&settings.restart));
+    let config = match args.executor {
+        crate::slurm::Executor::Local => policy_config(&settings),
+        crate::slurm::Executor::Slurm => crate::slurm::policy_config(&settings, args),
+    };
+    let mut policy =
+        Policy::new(config, specs).with_restarts(restart::policy_restarts(&settings.restart));
     let history: Vec<(Vec<f64>, Observation)> = learned
         .into_iter()
         .filter_map(|l| {
@@ -392,6 +418,23 @@ pub fn run(args: &RunArgs) -> Result<Outcome> {
     }
     logs::private_dir(&log_dir, args.log_dir.is_none())
         .with_context(|| format!("cannot create log directory {}", log_dir.display()))?;
+    if args.executor == crate::slurm::Executor::Slurm {
+        return crate::slurm::run(crate::slurm::SlurmRun {
+            args,
+            settings: &settings,
+            sweep: &sweep.name,
+            journal_path: &journal_path,
+            journal,
+            handle,
+            tasks: &sweep.tasks,
+            features,
+            todo: &todo,
+            prior_attempts: todo.iter().map(|&i| records[i].attempts).collect(),
+            policy,
+            log_dir: &log_dir,
+            already: (already_done, already_failed),
+        });
+    }
 
     let total = sweep.tasks.len();
     let printer = Printer::new(args.progress, total, already_done, settings.budget);
