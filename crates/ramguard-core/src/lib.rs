@@ -10,6 +10,7 @@ pub mod findings;
 pub mod limits;
 pub mod parse;
 pub mod policy;
+pub mod profile;
 pub mod tasks;
 pub mod units;
 

@@ -48,6 +48,9 @@ pub enum Command {
     /// this process's cgroup up to the root), the headroom left under it, swap and zram,
     /// /dev/shm, memory pressure (PSI) and usable CPUs.
     Probe(ProbeArgs),
+    /// Run one command and profile its process tree's memory: peak, per process, VIRT vs
+    /// what is really held, /dev/shm, a chart (`--json` for the timeline).
+    Record(crate::commands::record::RecordArgs),
     /// Internal: kills a dead run's tasks (started by `ramguard run`).
     #[command(name = "__sentinel", hide = true)]
     Sentinel { nonce: String },

@@ -3,6 +3,7 @@
 pub mod doctor;
 pub mod list;
 pub mod probe;
+pub mod record;
 pub mod results;
 pub mod run;
 pub mod status;
@@ -21,6 +22,7 @@ pub fn dispatch(cli: Cli) -> Result<Outcome> {
         Command::List(args) => list::run(&args),
         Command::Doctor(args) => doctor::run(&args),
         Command::Probe(args) => probe::run(&args),
+        Command::Record(args) => record::run(&args),
         Command::Sentinel { nonce } => {
             crate::supervisor::sentinel::run(&nonce)?;
             Ok(Outcome::Success)
