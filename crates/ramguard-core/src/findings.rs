@@ -518,6 +518,7 @@ pub fn findings(f: &SweepFacts) -> Vec<Finding> {
     };
     if f.jobs > 0
         && f.max_running >= f.jobs
+        && f.memory_bound_share < ALWAYS_BINDING
         && peak_share < NOT_BINDING
         && f.pauses == 0
         && f.brakes == 0
@@ -551,7 +552,29 @@ pub fn findings(f: &SweepFacts) -> Vec<Finding> {
             tasks: Vec::new(),
         });
     }
-    if f.memory_bound_share >= ALWAYS_BINDING {
+    let held_back = f.memory_bound_share >= ALWAYS_BINDING;
+    if held_back && peak_share < NOT_BINDING && f.pauses == 0 {
+        out.push(Finding {
+            kind: "cautious_admission",
+            severity: Severity::Info,
+            title: format!(
+                "fewer than -j {} ran {:.0}% of the time although the budget was never near full",
+                f.jobs,
+                f.memory_bound_share * 100.0
+            ),
+            evidence: format!(
+                "running tasks held at most {} of the {} budget ({:.0}%); until peaks are \
+                 measured, ramguard admits unknown tasks cautiously",
+                f.peak_used,
+                f.budget,
+                peak_share * 100.0
+            ),
+            fix: "rerun: learned peaks are kept in the journal; or give --estimate SIZE (the \
+                  peak you expect) so the first tasks start together"
+                .into(),
+            tasks: Vec::new(),
+        });
+    } else if held_back {
         out.push(Finding {
             kind: "budget_binding",
             severity: Severity::Warning,

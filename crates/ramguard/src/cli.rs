@@ -51,6 +51,9 @@ pub enum Command {
     /// Run one command and profile its process tree's memory: peak, per process, VIRT vs
     /// what is really held, /dev/shm, a chart (`--json` for the timeline).
     Record(crate::commands::record::RecordArgs),
+    /// What happened in a sweep, why, and what to change: findings with fixes, key figures,
+    /// and with `--html` one self-contained page of charts.
+    Report(crate::commands::report::ReportArgs),
     /// Internal: kills a dead run's tasks (started by `ramguard run`).
     #[command(name = "__sentinel", hide = true)]
     Sentinel { nonce: String },

@@ -4,6 +4,7 @@ pub mod doctor;
 pub mod list;
 pub mod probe;
 pub mod record;
+pub mod report;
 pub mod results;
 pub mod run;
 pub mod status;
@@ -23,6 +24,7 @@ pub fn dispatch(cli: Cli) -> Result<Outcome> {
         Command::Doctor(args) => doctor::run(&args),
         Command::Probe(args) => probe::run(&args),
         Command::Record(args) => record::run(&args),
+        Command::Report(args) => report::run(&args),
         Command::Sentinel { nonce } => {
             crate::supervisor::sentinel::run(&nonce)?;
             Ok(Outcome::Success)

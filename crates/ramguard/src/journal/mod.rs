@@ -35,6 +35,7 @@
 pub mod display;
 pub mod lock;
 pub mod read;
+pub mod report;
 pub mod schema;
 pub mod timeline;
 
