@@ -498,9 +498,16 @@ pub fn findings(f: &SweepFacts) -> Vec<Finding> {
                 f.wasted_secs
             ),
             evidence: format!("{} brake(s), {} pause(s)", f.brakes, f.pauses),
-            fix: "brakes mean tasks were admitted on a prediction that proved too small: give \
-                  --estimate for the first tasks, or lower -j"
-                .into(),
+            fix: if f.brakes > 0 {
+                "brakes mean tasks were admitted on a prediction that proved too small: give \
+                 --estimate for the first tasks, or lower -j"
+                    .into()
+            } else {
+                "the time went to tasks stopped at --task-mem or --timeout (or interrupted): \
+                 raise the cap for tasks that legitimately need more, or fix what makes them \
+                 grow"
+                    .into()
+            },
             tasks: Vec::new(),
         });
     }

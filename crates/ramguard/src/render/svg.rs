@@ -213,7 +213,7 @@ pub fn memory(m: &Model) -> String {
         }
         let _ = write!(
             out,
-            r#"<polygon class="lane" points="{}" fill="{}" opacity="0.85"><title>lane {}</title></polygon>"#,
+            r#"<polygon class="lane" points="{}" fill="{}"><title>lane {}</title></polygon>"#,
             pts.trim_end(),
             LANE_COLOURS[lane % LANE_COLOURS.len()],
             lane + 1
