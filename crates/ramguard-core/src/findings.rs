@@ -226,7 +226,7 @@ pub const WATCH_STEP_MS: u64 = 100;
 pub const WATCH_CHECK_MS: u64 = 1000;
 
 /// Watches one running attempt for a leak, on a bounded copy of its timeline.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct LeakWatch {
     points: Vec<(u64, u64)>,
     /// When the slot the last point stands for began.
@@ -236,12 +236,21 @@ pub struct LeakWatch {
     flagged: Option<Leak>,
 }
 
+impl Default for LeakWatch {
+    fn default() -> LeakWatch {
+        LeakWatch::new()
+    }
+}
+
 impl LeakWatch {
     /// A watch for an attempt that just started.
     pub fn new() -> LeakWatch {
         LeakWatch {
+            points: Vec::new(),
+            slot_ms: 0,
             step_ms: WATCH_STEP_MS,
-            ..LeakWatch::default()
+            last_check_ms: None,
+            flagged: None,
         }
     }
 

@@ -249,3 +249,68 @@ fn text(m: &model::Model) -> String {
     }
     s
 }
+
+/// A running task whose memory keeps rising after its ramp, for `status`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RunningLeak {
+    pub task: String,
+    pub attempt: u32,
+    #[serde(flatten)]
+    pub leak: ramguard_core::findings::Leak,
+    /// Seconds from the last sample until `--task-mem` at this slope.
+    pub to_cap_s: Option<f64>,
+    /// Seconds from the last sample until the budget at this slope.
+    pub to_budget_s: f64,
+}
+
+/// Leaks among a sweep's running attempts, from their journaled timelines.
+pub fn running_leaks(
+    j: &Journal,
+    sweep: &crate::journal::read::SweepInfo,
+) -> Result<Vec<RunningLeak>> {
+    let setting = |k: &str| {
+        sweep
+            .settings
+            .get(k)
+            .and_then(serde_json::Value::as_u64)
+            .map(ramguard_core::Bytes)
+    };
+    let (budget, cap) = (setting("budget").unwrap_or_default(), setting("task_mem"));
+    let mut out = Vec::new();
+    for (id, task, attempt) in j.open_attempts(sweep.id)? {
+        let pts: Vec<(u64, u64)> = j
+            .timeline(id)?
+            .iter()
+            .map(|s| (s.t_ms, s.pss.unwrap_or(s.rss)))
+            .collect();
+        if let Some(l) = ramguard_core::findings::detect_leak(&pts) {
+            out.push(RunningLeak {
+                task,
+                attempt,
+                leak: l,
+                to_cap_s: cap.map(|c| l.time_to(c).as_secs_f64()),
+                to_budget_s: l.time_to(budget).as_secs_f64(),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// `status`'s lines for leaking running tasks (empty when there are none).
+pub fn leak_lines(leaks: &[RunningLeak]) -> String {
+    let mut s = String::new();
+    for l in leaks {
+        s.push_str(&format!(
+            "leaking    {} (attempt {}): +{:.1} MiB/s after its ramp, {} now; {}\n",
+            l.task,
+            l.attempt,
+            l.leak.mib_per_sec(),
+            l.leak.current,
+            match l.to_cap_s {
+                Some(t) => format!("reaches its cap in {t:.0} s"),
+                None => format!("reaches the budget in {:.0} s", l.to_budget_s),
+            }
+        ));
+    }
+    s
+}

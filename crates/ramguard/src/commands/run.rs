@@ -30,6 +30,7 @@ use crate::supervisor::{
 use crate::sweep_file;
 use crate::Outcome;
 
+mod leak;
 mod logs;
 
 /// How progress is shown.
@@ -326,6 +327,7 @@ pub fn run(args: &RunArgs) -> Result<Outcome> {
         samples: HashMap::new(),
         last_commit: Duration::ZERO,
         completions_pending: false,
+        leaks: leak::Leaks::new(settings.budget, settings.task_mem),
     };
     let mut sup = Supervisor::new(policy, HostWatch::new(root, &report))?;
     let end = sup.run(&mut sink)?;
@@ -754,6 +756,8 @@ struct RunSink<'a> {
     /// When the journal was last committed, and whether completions wait to be reported.
     last_commit: Duration,
     completions_pending: bool,
+    /// Leak watches of the running attempts.
+    leaks: leak::Leaks,
 }
 
 /// Shortest interval between two timeline rows of one attempt in the journal.
@@ -903,16 +907,25 @@ impl Sink for RunSink<'_> {
         let due = t
             .last_written
             .is_none_or(|w| now.saturating_sub(w) >= TIMELINE_STEP);
+        let age = now.saturating_sub(t.started);
         if due {
             let id = t.attempt_id;
             if let Some(row) = t.take_row() {
                 self.journal.add_samples(id, &[row])?;
             }
         }
+        if let Some(flag) = self.leaks.sample(task, age, memory.used) {
+            let detail = json!({ "task": self.def(task).key, "leak": flag.detail });
+            self.journal
+                .event(&self.handle, supervisor::unix_ms(), "leak", &detail)?;
+            self.printer
+                .event(&format!("leak    {}  {}", self.label(task), flag.line));
+        }
         Ok(())
     }
 
     fn finished(&mut self, _now: Duration, fin: &Finished) -> Result<()> {
+        self.leaks.finished(fin.task);
         if let Some(mut t) = self.samples.remove(&fin.task) {
             if let Some(row) = t.take_row() {
                 self.journal.add_samples(t.attempt_id, &[row])?;

@@ -41,13 +41,17 @@ pub fn run(args: &StatusArgs) -> Result<Outcome> {
     let j = Journal::open_existing(&path)?;
     let sweep = j.resolve_sweep(args.sweep.as_deref())?;
     let report = j.status(&sweep)?;
+    let leaks = crate::commands::report::running_leaks(&j, &sweep)?;
     let now = now_unix_ms();
     let mut out = std::io::stdout().lock();
     if args.json {
-        serde_json::to_writer_pretty(&mut out, &to_json(&report, &path, now))?;
+        let mut v = to_json(&report, &path, now);
+        v["leaks"] = json!(leaks);
+        serde_json::to_writer_pretty(&mut out, &v)?;
         writeln!(out)?;
     } else {
         out.write_all(render(&report, now).as_bytes())?;
+        out.write_all(crate::commands::report::leak_lines(&leaks).as_bytes())?;
     }
     out.flush()?;
     Ok(Outcome::Success)

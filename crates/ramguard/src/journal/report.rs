@@ -157,3 +157,29 @@ impl Journal {
         Ok(())
     }
 }
+
+impl Journal {
+    /// The open attempts of a sweep (running, or left by a dead supervisor): row id, task
+    /// key and attempt number. Uses the partial index on open attempts.
+    pub fn open_attempts(&self, sweep_id: i64) -> Result<Vec<(i64, String, u32)>> {
+        let ctx = schema::corrupt_context(&self.path.display().to_string());
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT a.id, t.key, a.attempt FROM attempts a JOIN tasks t ON t.id = a.task_id
+                  WHERE a.sweep_id = ?1 AND a.class IS NULL ORDER BY a.started_unix_ms, a.id",
+            )
+            .with_context(|| ctx.clone())?;
+        let rows = st
+            .query_map([sweep_id], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    u32::try_from(r.get::<_, i64>(2)?).unwrap_or(0),
+                ))
+            })
+            .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>())
+            .with_context(|| ctx.clone())?;
+        Ok(rows)
+    }
+}
