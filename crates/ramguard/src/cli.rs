@@ -54,6 +54,9 @@ pub enum Command {
     /// What happened in a sweep, why, and what to change: findings with fixes, key figures,
     /// and with `--html` one self-contained page of charts.
     Report(crate::commands::report::ReportArgs),
+    /// Replay a recorded sweep with another budget: predicted makespan, peak, brakes and
+    /// pauses, and a budget table for 4, 8, 16 and 32 GiB machines.
+    Plan(crate::commands::plan::PlanArgs),
     /// Internal: kills a dead run's tasks (started by `ramguard run`).
     #[command(name = "__sentinel", hide = true)]
     Sentinel { nonce: String },

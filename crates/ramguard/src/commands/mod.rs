@@ -2,6 +2,7 @@
 
 pub mod doctor;
 pub mod list;
+pub mod plan;
 pub mod probe;
 pub mod record;
 pub mod report;
@@ -25,6 +26,7 @@ pub fn dispatch(cli: Cli) -> Result<Outcome> {
         Command::Probe(args) => probe::run(&args),
         Command::Record(args) => record::run(&args),
         Command::Report(args) => report::run(&args),
+        Command::Plan(args) => plan::run(&args),
         Command::Sentinel { nonce } => {
             crate::supervisor::sentinel::run(&nonce)?;
             Ok(Outcome::Success)
