@@ -3,7 +3,8 @@
 //! table seed 002 worked out by hand — computed from what was measured.
 //!
 //! Every task becomes a scripted trace: the memory timeline journaled for its deciding
-//! attempt (done, else its latest), ending as it ended, over the time it took. Tasks never
+//! attempt (done, else its latest), ending as it ended, over the time it took (an attempt
+//! too short to have been sampled holds its peak throughout). Tasks never
 //! run are assumed to be like the task with the median peak. The simulated machine holds
 //! the budget plus the reserve `run` would keep (so the budget, not the host, binds, as on a
 //! real rerun with `--mem`); the policy starts cold, as a rerun in a fresh journal or on
@@ -361,6 +362,19 @@ fn recorded(j: &Journal, sweep: &journal::read::SweepInfo) -> Result<Recorded> {
         }
     })
     .context("cannot read the recorded timelines")?;
+    // An attempt too short to be sampled has only its peak and duration: it is assumed to
+    // hold its peak throughout.
+    for (&id, &ti) in &chosen {
+        let a = &attempts[by_id[&id]];
+        if let (None, Some(peak)) = (&scripts[ti], a.peak) {
+            let held = MemSample {
+                t_ms: 0,
+                rss: peak,
+                pss: None,
+            };
+            scripts[ti] = Some(script(a, &[held]));
+        }
+    }
     let peak_of = |s: &Script| s.points.iter().map(|p| p.1).max().unwrap_or_default();
     let mut known: Vec<&Script> = scripts.iter().flatten().collect();
     known.sort_by_key(|s| peak_of(s));
