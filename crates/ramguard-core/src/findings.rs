@@ -31,6 +31,9 @@ pub const LEAK_MIN_RISE: Bytes = Bytes(16 << 20);
 pub const LEAK_MIN_RISE_SHARE: f64 = 0.05;
 /// The rising piece must be at most this share of the ramp's slope (a real knee).
 pub const LEAK_KNEE: f64 = 0.5;
+/// A climb whose line meets t = 0 at this share of its starting level or more came after a
+/// ramp (one that ended before the first sample).
+pub const LEAK_JUMP_SHARE: f64 = 0.25;
 /// Least coefficient of determination of the rising piece's line.
 pub const LEAK_MIN_R2: f64 = 0.8;
 
@@ -191,13 +194,19 @@ pub fn detect_leak(points: &[(u64, u64)]) -> Option<Leak> {
     if span < LEAK_MIN_SPAN.as_secs_f64() || rest.slope <= 0.0 {
         return None;
     }
-    if ramp.slope <= 0.0 || rest.slope > LEAK_KNEE * ramp.slope {
+    let start_level = (rest.intercept + rest.slope * t0).max(0.0);
+    // The ramp ended: the climb is clearly slower than the ramp was, or, when the ramp was
+    // over before the first sample, the climb's line starts well above zero (a task that
+    // merely ramps slowly from nothing has its line through the origin).
+    let knee = ramp.slope > 0.0 && rest.slope <= LEAK_KNEE * ramp.slope;
+    let jumped = rest.intercept >= LEAK_MIN_RISE.get() as f64
+        && rest.intercept >= LEAK_JUMP_SHARE * start_level;
+    if !knee && !jumped {
         return None;
     }
     if rest.r2 < LEAK_MIN_R2 {
         return None;
     }
-    let start_level = (rest.intercept + rest.slope * t0).max(0.0);
     let rise = rest.slope * span;
     if rise < LEAK_MIN_RISE.get() as f64 || rise < LEAK_MIN_RISE_SHARE * start_level {
         return None;
@@ -724,6 +733,21 @@ mod tests {
             .map(|i| (i * 100, 300 * MIB + i * 2 * MIB))
             .collect();
         assert!(detect_leak(&pts).is_some());
+    }
+
+    #[test]
+    fn a_ramp_over_before_a_late_first_sample_still_counts() {
+        // First seen at 1 s: 48 MiB allocated in 0.2 s, then 40 MiB/s. The ramp's slope
+        // from the origin (70 MiB/s) is not twice the climb's, but the climb's line starts
+        // at some 40 MiB, not at zero.
+        let pts: Vec<(u64, u64)> = (0..12)
+            .map(|i| {
+                let t = 1000 + i * 450;
+                (t, 48 * MIB + 40 * MIB * (t - 200) / 1000)
+            })
+            .collect();
+        let leak = detect_leak(&pts).expect("leak");
+        assert!((leak.mib_per_sec() - 40.0).abs() < 1.0, "{leak:?}");
     }
 
     #[test]

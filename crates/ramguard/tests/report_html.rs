@@ -172,7 +172,7 @@ fn sweep(work: &Work) {
         "--ramp",
         "200ms",
         "--hold",
-        "4s",
+        "5s",
         "--leak",
         "{2}",
         ":::",

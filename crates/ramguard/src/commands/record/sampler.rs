@@ -37,7 +37,7 @@ pub struct ShmSeen {
 pub struct Sampler {
     reader: ProcReader,
     me: u32,
-    /// Commands by pid, read once per pid (a pid that execs keeps its first name).
+    /// The last command line read per pid (kept once the process is a zombie).
     commands: BTreeMap<u32, String>,
     /// /dev/shm files seen open or mapped by the tree, by path.
     shm: BTreeMap<PathBuf, ShmSeen>,
@@ -90,14 +90,12 @@ impl Sampler {
             .and_then(|t| profile::rollup(&t).ok())
             .unwrap_or_default();
         self.find_shm(pid);
-        let command = match self.commands.get(&pid) {
-            Some(c) if !c.is_empty() => c.clone(),
-            _ => {
-                let c = command_of(pid);
-                self.commands.insert(pid, c.clone());
-                c
-            }
-        };
+        // Read each time: a process that execs (a shell, a pyenv shim) changes its name.
+        let command = command_of(pid);
+        if !command.is_empty() {
+            self.commands.insert(pid, command.clone());
+        }
+        let command = self.commands.get(&pid).cloned().unwrap_or_default();
         // statm and smaps_rollup are read a moment apart; PSS never exceeds RSS.
         let rss = statm.rss.max(rollup.rss);
         Some(Proc {
@@ -183,6 +181,9 @@ fn command_of(pid: u32) -> String {
     let mut s: String = String::from_utf8_lossy(&raw)
         .split('\0')
         .filter(|a| !a.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+        .split_whitespace()
         .collect::<Vec<_>>()
         .join(" ");
     if s.is_empty() {
