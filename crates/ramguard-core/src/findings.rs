@@ -6,7 +6,8 @@
 //! chosen to minimise the total squared error), with the task's start `(0, 0)` as the first
 //! point (a task holds nothing before it starts, so an allocation made before the first
 //! sample still shows as a steep first piece). It is a leak when the second piece rises
-//! clearly slower than the ramp (a knee: the ramp ended), fits its points well, is still
+//! clearly slower than the ramp or its line meets t = 0 well above zero (either way the ramp
+//! ended, possibly before a late first sample), fits its points well, is still
 //! rising over its last third, and has risen by a noticeable amount over a noticeable time.
 //! A ramp that simply has not ended yet (one straight line from zero) is not a leak.
 //!

@@ -63,6 +63,12 @@ fn a_leaking_task_is_flagged_in_report_json_with_its_slope_and_time_to_its_cap()
     assert_eq!(v["counts"]["done"], 2);
     assert_eq!(v["max_running"], 2);
     assert!(v["peak_used"].as_u64().unwrap() as f64 / MIB > 150.0);
+    // The run journaled the host's available memory while it ran.
+    assert!(
+        v["host_available_min"].as_u64().unwrap() > 0,
+        "{}",
+        v["host_available_min"]
+    );
 }
 
 #[test]

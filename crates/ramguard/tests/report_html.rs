@@ -213,6 +213,7 @@ fn the_html_report_renders_in_chromium_with_charts_no_errors_and_no_requests() {
         "data-kind=\"leak\"",
         "class=\"budget\"",
         "class=\"leakline\"",
+        "id=\"available\"",
         "Peak against each numeric parameter",
     ] {
         assert!(html.contains(want), "page lacks {want}");

@@ -138,6 +138,7 @@ fn to_json(m: &model::Model) -> serde_json::Value {
         "attempts": m.attempts.len(),
         "classes": m.classes.iter().map(|(c, n)| json!({"class": c, "attempts": n})).collect::<Vec<_>>(),
         "peak_used": m.facts.peak_used,
+        "host_available_min": m.host_available.iter().flatten().min(),
         "max_running": m.lanes,
         "memory_bound_share": m.facts.memory_bound_share,
         "peaks": {

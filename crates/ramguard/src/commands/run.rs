@@ -30,6 +30,7 @@ use crate::supervisor::{
 use crate::sweep_file;
 use crate::Outcome;
 
+mod host_trace;
 mod leak;
 mod logs;
 
@@ -328,6 +329,7 @@ pub fn run(args: &RunArgs) -> Result<Outcome> {
         last_commit: Duration::ZERO,
         completions_pending: false,
         leaks: leak::Leaks::new(settings.budget, settings.task_mem),
+        host_trace: host_trace::HostTrace::default(),
     };
     let mut sup = Supervisor::new(policy, HostWatch::new(root, &report))?;
     let end = sup.run(&mut sink)?;
@@ -758,6 +760,8 @@ struct RunSink<'a> {
     completions_pending: bool,
     /// Leak watches of the running attempts.
     leaks: leak::Leaks,
+    /// When the host's available memory was last journaled.
+    host_trace: host_trace::HostTrace,
 }
 
 /// Shortest interval between two timeline rows of one attempt in the journal.
@@ -1004,6 +1008,8 @@ impl Sink for RunSink<'_> {
     }
 
     fn flush(&mut self, now: Duration, snapshot: &Snapshot) -> Result<()> {
+        self.host_trace
+            .sample(&mut self.journal, &self.handle, now, snapshot)?;
         let since = now.saturating_sub(self.last_commit);
         // Completions of one tick share a commit; starts and samples ride along, or go
         // in the background commit so that `status` sees them.

@@ -4,7 +4,9 @@
 
 use anyhow::{Context, Result};
 
-use super::{schema, to_u64, Journal, MemSample};
+use rusqlite::params;
+
+use super::{schema, to_i64, to_u64, Journal, MemSample, SweepHandle};
 
 /// One attempt, with its task's identity.
 #[derive(Debug, Clone)]
@@ -177,6 +179,46 @@ impl Journal {
                     r.get(1)?,
                     u32::try_from(r.get::<_, i64>(2)?).unwrap_or(0),
                 ))
+            })
+            .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>())
+            .with_context(|| ctx.clone())?;
+        Ok(rows)
+    }
+}
+
+impl Journal {
+    /// Journals the host's available memory and what the running tasks held, in the
+    /// current group (schema v2).
+    pub fn host_sample(
+        &mut self,
+        sweep: &SweepHandle,
+        unix_ms: i64,
+        available: u64,
+        used: u64,
+    ) -> Result<()> {
+        self.group()?;
+        self.conn
+            .prepare_cached(
+                "INSERT INTO host_samples (sweep_id, unix_ms, available, used) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![sweep.id, unix_ms, to_i64(available), to_i64(used)])
+            .with_context(|| format!("cannot write journal {}", self.shown()))?;
+        Ok(())
+    }
+
+    /// The host's available memory between two times: `(unix ms, available bytes)`.
+    pub fn host_samples(&self, sweep_id: i64, from_ms: i64, to_ms: i64) -> Result<Vec<(i64, u64)>> {
+        let ctx = schema::corrupt_context(&self.path.display().to_string());
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT unix_ms, available FROM host_samples
+                  WHERE sweep_id = ?1 AND unix_ms BETWEEN ?2 AND ?3 ORDER BY unix_ms",
+            )
+            .with_context(|| ctx.clone())?;
+        let rows = st
+            .query_map(params![sweep_id, from_ms, to_ms], |r| {
+                Ok((r.get(0)?, to_u64(r.get(1)?).unwrap_or(0)))
             })
             .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>())
             .with_context(|| ctx.clone())?;

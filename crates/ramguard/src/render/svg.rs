@@ -242,6 +242,7 @@ pub fn memory(m: &Model) -> String {
     if let Some(l) = show_limit {
         hline(l.get(), "#555", &format!("memory limit {l}"), "limit");
     }
+    host_available(&mut out, m, y_max, &x_of, &y_of);
     for i in 0..=4 {
         let v = y_max / 1.05 * i as f64 / 4.0;
         let _ = write!(
@@ -255,6 +256,52 @@ pub fn memory(m: &Model) -> String {
     time_axis(&mut out, m.span_ms as f64, top + plot_h + 2.0);
     out.push_str("</svg>");
     out
+}
+
+/// The host's available memory (journaled by the run): a grey line where it comes within
+/// the chart's range, and a label with its lowest value either way.
+fn host_available(
+    out: &mut String,
+    m: &Model,
+    y_max: f64,
+    x_of: &dyn Fn(usize) -> f64,
+    y_of: &dyn Fn(f64) -> f64,
+) {
+    let Some(lowest) = m.host_available.iter().flatten().min().copied() else {
+        return;
+    };
+    let mut pts = String::new();
+    for (i, a) in m.host_available.iter().enumerate() {
+        if let Some(a) = a {
+            let v = (*a as f64).min(y_max);
+            let _ = write!(
+                pts,
+                "{:.1},{:.1} {:.1},{:.1} ",
+                x_of(i),
+                y_of(v),
+                x_of(i + 1),
+                y_of(v)
+            );
+        }
+    }
+    if (lowest as f64) < y_max {
+        let _ = write!(
+            out,
+            r##"<polyline class="available" points="{}" fill="none" stroke="#555" stroke-width="1.5"><title>host available memory</title></polyline>"##,
+            pts.trim_end()
+        );
+    }
+    let _ = write!(
+        out,
+        r##"<text id="available" x="{}" y="12" font-size="11" fill="#555">host available memory: lowest {}{}</text>"##,
+        LEFT + 4.0,
+        Bytes(lowest),
+        if (lowest as f64) < y_max {
+            " (grey line)"
+        } else {
+            ", above this chart throughout"
+        }
+    );
 }
 
 /// One task's memory over its attempt, with the leak's line when one was found.

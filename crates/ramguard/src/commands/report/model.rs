@@ -101,6 +101,8 @@ pub struct Model {
     pub lane_mem: Vec<Vec<u64>>,
     /// Σ over lanes per bin.
     pub total_mem: Vec<u64>,
+    /// The host's lowest available memory per bin, where the run journaled it.
+    pub host_available: Vec<Option<u64>>,
     /// Admission pauses, (start, end) in ms since the first start.
     pub pauses: Vec<(u64, u64)>,
     /// Brakes, ms since the first start.
@@ -385,6 +387,11 @@ pub fn build(journal: &Journal, sweep: SweepInfo, host: &HostSide) -> Result<Mod
     let total_mem: Vec<u64> = (0..BINS)
         .map(|b| lane_mem.iter().map(|l| l[b]).sum())
         .collect();
+    let mut host_available: Vec<Option<u64>> = vec![None; BINS];
+    for (ms, avail) in journal.host_samples(sweep.id, t0, t0 + span_ms as i64)? {
+        let cell = &mut host_available[bin_of((ms - t0).max(0) as u64)];
+        *cell = Some(cell.map_or(avail, |c| c.min(avail)));
+    }
 
     // Occupancy: how many lanes hold an attempt in each bin, and until when tasks waited.
     let mut running = vec![0usize; BINS];
@@ -513,6 +520,7 @@ pub fn build(journal: &Journal, sweep: SweepInfo, host: &HostSide) -> Result<Mod
         bin_ms,
         lane_mem,
         total_mem,
+        host_available,
         pauses,
         brakes,
         series,
