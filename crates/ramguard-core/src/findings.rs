@@ -378,7 +378,8 @@ pub struct SweepFacts {
     pub wasted_secs: f64,
     /// Task-seconds of all attempts.
     pub total_secs: f64,
-    /// Files in /dev/shm that appeared during the sweep and are still there: (name, bytes).
+    /// Files in /dev/shm changed during the sweep, still there, and open or mapped by no
+    /// process: (name, bytes).
     pub shm_leftovers: Vec<(String, Bytes)>,
 }
 
@@ -663,7 +664,8 @@ pub fn findings(f: &SweepFacts) -> Vec<Finding> {
             kind: "shm_leftovers",
             severity: Severity::Warning,
             title: format!(
-                "{} file(s) in /dev/shm appeared during the sweep and are still there ({total})",
+                "{} file(s) in /dev/shm appeared during the sweep, are still there and \
+                 nothing has them open ({total})",
                 f.shm_leftovers.len()
             ),
             evidence: f

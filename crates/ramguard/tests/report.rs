@@ -113,3 +113,49 @@ fn report_refuses_a_bad_sweep_name_or_html_path_and_writes_nothing() {
     assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
     assert!(!work.path().join("missing-dir").exists());
 }
+
+/// Removes a /dev/shm file on drop, so a failing test leaves nothing behind.
+struct ShmGuard(std::path::PathBuf);
+
+impl Drop for ShmGuard {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+#[test]
+fn a_dev_shm_file_a_task_left_behind_is_a_finding_with_a_fix() {
+    let work = Work::new();
+    let name = format!("ramguard-report-test-{}", std::process::id());
+    let _guard = ShmGuard(std::path::PathBuf::from("/dev/shm").join(&name));
+    let hog = memhog();
+    let out = work.run(&[
+        "run",
+        "--progress",
+        "none",
+        "--",
+        hog.to_str().unwrap(),
+        "--peak",
+        "8M",
+        "--shm",
+        "8M",
+        "--shm-name",
+        &name,
+        "--shm-keep",
+        "--hold",
+        "{}",
+        ":::",
+        "100ms",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = work.run(&["report", "--json"]);
+    let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let f = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["kind"] == "shm_leftovers")
+        .unwrap_or_else(|| panic!("no shm finding: {}", v["findings"]));
+    assert!(f["evidence"].as_str().unwrap().contains(&name), "{f}");
+    assert!(f["fix"].as_str().unwrap().contains("unlink"), "{f}");
+}

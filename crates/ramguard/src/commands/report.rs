@@ -49,9 +49,12 @@ pub struct ReportArgs {
 fn host_side() -> model::HostSide {
     let root = Root::host();
     let cpus = probe::report(&root).map_or(1, |r| r.cpus.usable);
+    // A leftover is a file nothing has open or mapped any more.
+    let in_use = shm_in_use();
     let shm = probe::shm::files(&root)
         .unwrap_or_default()
         .into_iter()
+        .filter(|f| !in_use.contains(&f.name))
         .map(|f| (f.name, f.allocated, f.mtime, f.uid))
         .collect();
     model::HostSide {
@@ -60,6 +63,45 @@ fn host_side() -> model::HostSide {
         uid: rustix::process::getuid().as_raw(),
         now_unix_ms: crate::supervisor::unix_ms(),
     }
+}
+
+/// Names of the /dev/shm files some process has open or mapped (those this user may see).
+fn shm_in_use() -> std::collections::HashSet<String> {
+    let mut names = std::collections::HashSet::new();
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return names;
+    };
+    let mut add = |path: &str| {
+        if let Some(name) = path.strip_prefix("/dev/shm/") {
+            names.insert(name.trim_end_matches(" (deleted)").to_string());
+        }
+    };
+    for p in procs.flatten() {
+        let dir = p.path();
+        if !p
+            .file_name()
+            .to_string_lossy()
+            .bytes()
+            .all(|b| b.is_ascii_digit())
+        {
+            continue;
+        }
+        if let Ok(fds) = std::fs::read_dir(dir.join("fd")) {
+            for fd in fds.flatten() {
+                if let Ok(t) = std::fs::read_link(fd.path()) {
+                    add(&t.to_string_lossy());
+                }
+            }
+        }
+        if let Ok(maps) = std::fs::read_to_string(dir.join("maps")) {
+            for line in maps.lines() {
+                if let Some(i) = line.find("/dev/shm/") {
+                    add(&line[i..]);
+                }
+            }
+        }
+    }
+    names
 }
 
 pub fn run(args: &ReportArgs) -> Result<Outcome> {

@@ -40,8 +40,9 @@ pub fn class_colour(class: &str) -> &'static str {
 }
 
 /// Lane colours for the stacked memory chart.
+/// Lane colours: blues, teals and greys, none of them an exit class's colour.
 const LANE_COLOURS: [&str; 8] = [
-    "#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1", "#9c755f",
+    "#4e79a7", "#a0cbe8", "#499894", "#86bcb6", "#79706e", "#bab0ac", "#2f4b7c", "#9fb7c9",
 ];
 
 fn secs_label(ms: f64) -> String {
