@@ -69,6 +69,19 @@ fn the_peak_is_what_the_tree_held_with_shared_pages_once_and_virt_apart() {
     assert!(mib(&tl[0]["held"]) < 100.0);
     let top = tl.iter().map(|t| mib(&t["held"])).fold(0.0, f64::max);
     assert!(top >= 160.0, "timeline top {top:.1}");
+    // Each tick has every process, whose command is named once.
+    let last = tl
+        .iter()
+        .rev()
+        .find(|t| t["processes"] == 3)
+        .expect("a tick of 3");
+    let procs = last["procs"].as_array().unwrap();
+    assert_eq!(procs.len(), 3);
+    for p in procs {
+        let pid = p["pid"].as_u64().unwrap().to_string();
+        assert!(v["commands"][&pid].as_str().unwrap().contains("memhog"));
+        assert!(p["rss"].as_u64().unwrap() >= p["pss"].as_u64().unwrap());
+    }
 }
 
 #[test]

@@ -4,7 +4,8 @@
 //! The command runs as a child (in ramguard's process group, so Ctrl-C reaches it; with
 //! `PR_SET_PDEATHSIG`, so it dies if ramguard is killed); ramguard is a child subreaper, so
 //! a process that escapes by double-forking is still measured. Every `--interval` the
-//! [`sampler`] measures each process; the timeline is kept in memory (bounded: beyond
+//! [`sampler`] measures each process; the timeline (the tree's totals and every process's
+//! figures per tick) is kept in memory (bounded: beyond
 //! [`MAX_TICKS`] neighbours merge, keeping the higher). At the end: the peak of what the
 //! tree held and when, the largest processes at that moment, VIRT against what was really
 //! resident, any /dev/shm files left behind, and a chart; `--json` prints it all, timeline
@@ -58,6 +59,44 @@ pub struct RecordArgs {
     pub command: Vec<String>,
 }
 
+/// One process's figures at one tick (its command is in the top-level `commands` map).
+#[derive(Debug, Clone, serde::Serialize)]
+struct ProcFigures {
+    pid: u32,
+    rss: Bytes,
+    pss: Bytes,
+    uss: Bytes,
+    virt: Bytes,
+    swap: Bytes,
+}
+
+/// One tick of the timeline: the tree's totals and every process.
+#[derive(Debug, Clone, serde::Serialize)]
+struct Row {
+    #[serde(flatten)]
+    tick: Tick,
+    procs: Vec<ProcFigures>,
+}
+
+impl Row {
+    fn new(tick: &Tick, procs: &[Proc]) -> Row {
+        Row {
+            tick: tick.clone(),
+            procs: procs
+                .iter()
+                .map(|p| ProcFigures {
+                    pid: p.pid,
+                    rss: p.rss,
+                    pss: p.pss,
+                    uss: p.uss,
+                    virt: p.virt,
+                    swap: p.swap,
+                })
+                .collect(),
+        }
+    }
+}
+
 /// How the command ended.
 #[derive(Debug, Clone, Copy, serde::Serialize)]
 struct ExitInfo {
@@ -104,7 +143,8 @@ pub fn run(args: &RecordArgs) -> Result<Outcome> {
     drop(child);
 
     let mut sampler = sampler::Sampler::new();
-    let mut timeline: Vec<Tick> = Vec::new();
+    let mut timeline: Vec<Row> = Vec::new();
+    let mut commands: std::collections::BTreeMap<u32, String> = Default::default();
     let mut peak: Option<(Tick, Vec<Proc>)> = None;
     let mut exit: Option<ExitInfo> = None;
     let mut interrupted = false;
@@ -112,6 +152,10 @@ pub fn run(args: &RecordArgs) -> Result<Outcome> {
     while exit.is_none() {
         let t_ms = start.elapsed().as_millis() as u64;
         let (tick, procs) = sampler.sample(t_ms);
+        for p in &procs {
+            commands.insert(p.pid, p.command.clone());
+        }
+        let row = Row::new(&tick, &procs);
         if peak.as_ref().is_none_or(|(p, _)| tick.held > p.held) {
             // A new peak must hold on a second reading: a process exiting mid-read (its
             // pages unshared from the others) can inflate one reading of PSS.
@@ -125,7 +169,7 @@ pub fn run(args: &RecordArgs) -> Result<Outcome> {
                 peak = Some(confirmed);
             }
         }
-        push_bounded(&mut timeline, tick);
+        push_bounded(&mut timeline, row);
         exit = reap(root);
         if exit.is_some() {
             break;
@@ -153,7 +197,7 @@ pub fn run(args: &RecordArgs) -> Result<Outcome> {
     peak_procs.sort_by_key(|p| std::cmp::Reverse(p.pss));
     // One process alone: what the kernel saw as its highest RSS is a floor for the peak.
     let mut held_peak = peak_tick.held;
-    if timeline.iter().all(|t| t.processes <= 1) {
+    if timeline.iter().all(|r| r.tick.processes <= 1) {
         held_peak = held_peak.max(ru_maxrss);
     }
     let summary = json!({
@@ -175,11 +219,12 @@ pub fn run(args: &RecordArgs) -> Result<Outcome> {
             "processes": peak_tick.processes,
         },
         "peak_processes": peak_procs.iter().take(TOP).collect::<Vec<_>>(),
-        "max_virt": timeline.iter().map(|t| t.virt).max().unwrap_or_default(),
+        "max_virt": timeline.iter().map(|r| r.tick.virt).max().unwrap_or_default(),
         "ru_maxrss": ru_maxrss,
         "virt_explained": virt_in_words(peak_tick.virt, held_peak, peak_tick.rss),
         "leftover_processes_stopped": leftovers,
         "shm_leftovers": shm_left,
+        "commands": commands,
         "timeline": timeline,
     });
     if let (Some(mut f), Some(path)) = (out_file, &args.output) {
@@ -215,12 +260,12 @@ pub fn run(args: &RecordArgs) -> Result<Outcome> {
 }
 
 /// Appends a tick; past [`MAX_TICKS`], merges neighbours keeping the one that held more.
-fn push_bounded(timeline: &mut Vec<Tick>, tick: Tick) {
-    timeline.push(tick);
+fn push_bounded(timeline: &mut Vec<Row>, row: Row) {
+    timeline.push(row);
     if timeline.len() >= MAX_TICKS {
-        let merged: Vec<Tick> = timeline
+        let merged: Vec<Row> = timeline
             .chunks(2)
-            .filter_map(|c| c.iter().max_by_key(|t| t.held).cloned())
+            .filter_map(|c| c.iter().max_by_key(|r| r.tick.held).cloned())
             .collect();
         *timeline = merged;
     }
@@ -308,7 +353,7 @@ fn summary_text(
     held_peak: Bytes,
     peak: &Tick,
     procs: &[Proc],
-    timeline: &[Tick],
+    timeline: &[Row],
     leftovers: usize,
     shm_left: &[sampler::ShmSeen],
 ) -> String {
@@ -383,7 +428,7 @@ fn summary_text(
     }
     let pts: Vec<(f64, u64)> = timeline
         .iter()
-        .map(|t| (t.t_ms as f64 / 1000.0, t.held.get()))
+        .map(|r| (r.tick.t_ms as f64 / 1000.0, r.tick.held.get()))
         .collect();
     if pts.len() >= 2 {
         s.push_str("held over time:\n");
