@@ -5,8 +5,8 @@
 //! `PR_SET_PDEATHSIG`, so it dies if ramguard is killed); ramguard is a child subreaper, so
 //! a process that escapes by double-forking is still measured. Every `--interval` the
 //! [`sampler`] measures each process; the timeline (the tree's totals and every process's
-//! figures per tick) is kept in memory (bounded: beyond
-//! [`MAX_TICKS`] neighbours merge, keeping the higher). At the end: the peak of what the
+//! figures per tick) is kept in memory, bounded: beyond [`MAX_TICKS`] neighbours merge,
+//! keeping the higher. At the end: the peak of what the
 //! tree held and when, the largest processes at that moment, VIRT against what was really
 //! resident, any /dev/shm files left behind, and a chart; `--json` prints it all, timeline
 //! included. Processes of the tree still running when the command's first process exits are
