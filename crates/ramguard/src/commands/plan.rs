@@ -91,6 +91,8 @@ struct Recorded {
     base: Config,
     /// Never-run tasks that were given a typical task's trace.
     assumed: usize,
+    /// Tasks whose recorded attempt failed by itself (so the replay fails them too).
+    failing: usize,
     p95_peak: u64,
     makespan_ms: u64,
     recorded_budget: Bytes,
@@ -134,6 +136,7 @@ pub fn run(args: &PlanArgs) -> Result<Outcome> {
             "sweep": sweep.name,
             "tasks": rec.tasks.len(),
             "assumed_typical": rec.assumed,
+            "failed_when_recorded": rec.failing,
             "recorded": {
                 "makespan_s": rec.makespan_ms as f64 / 1000.0,
                 "budget": rec.recorded_budget,
@@ -177,7 +180,11 @@ pub fn run(args: &PlanArgs) -> Result<Outcome> {
             main.brakes,
             main.pauses,
             if main.failed > 0 {
-                format!(", {} task(s) cannot fit", main.failed)
+                format!(
+                    ", {} task(s) fail ({} failed by themselves when recorded; the rest are \
+                     over their cap or too big to fit)",
+                    main.failed, rec.failing
+                )
             } else {
                 String::new()
             }
@@ -384,6 +391,11 @@ fn recorded(j: &Journal, sweep: &journal::read::SweepInfo) -> Result<Recorded> {
         .map_or(0, |s| peak_of(s).get());
     let features = model::features(&tasks);
     let mut assumed = 0;
+    let failing = scripts
+        .iter()
+        .flatten()
+        .filter(|s| s.end != End::Code(0))
+        .count();
     let mut sim_tasks = Vec::new();
     for (i, s) in scripts.into_iter().enumerate() {
         let script = match (s, &typical) {
@@ -455,6 +467,7 @@ fn recorded(j: &Journal, sweep: &journal::read::SweepInfo) -> Result<Recorded> {
         tasks: sim_tasks,
         base,
         assumed,
+        failing,
         p95_peak,
         makespan_ms: (t1 - t0).max(0) as u64,
         recorded_budget,
