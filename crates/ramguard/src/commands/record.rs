@@ -105,12 +105,23 @@ struct ExitInfo {
 }
 
 pub fn run(args: &RecordArgs) -> Result<Outcome> {
-    let out_file = match &args.output {
-        Some(p) => Some(
-            std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
-        ),
-        None => None,
-    };
+    // Refuse a bad -o path before running anything; the file is written only at the end.
+    if let Some(p) = &args.output {
+        let dir = p
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(std::path::Path::new("."));
+        if p.is_dir() {
+            anyhow::bail!("cannot write {}: it is a directory", p.display());
+        }
+        if !dir.is_dir() {
+            anyhow::bail!(
+                "cannot write {}: directory {} does not exist",
+                p.display(),
+                dir.display()
+            );
+        }
+    }
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, Arc::clone(&stop))
@@ -227,9 +238,9 @@ pub fn run(args: &RecordArgs) -> Result<Outcome> {
         "commands": commands,
         "timeline": timeline,
     });
-    if let (Some(mut f), Some(path)) = (out_file, &args.output) {
-        let text = serde_json::to_string(&summary)?;
-        writeln!(f, "{text}").with_context(|| format!("cannot write {}", path.display()))?;
+    if let Some(path) = &args.output {
+        let text = serde_json::to_string(&summary)? + "\n";
+        std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
     }
     let mut out = std::io::stdout().lock();
     if args.json {
