@@ -75,6 +75,8 @@ pub struct Proc {
     /// PSS of its shared-memory pages (part of `pss`).
     #[serde(skip)]
     pub pss_shmem: Bytes,
+    /// Threads (`Threads:` of `/proc/PID/status`).
+    pub threads: u32,
 }
 
 /// The whole tree at one tick.
@@ -96,6 +98,8 @@ pub struct Tick {
     pub shm: Bytes,
     /// Processes in the tree.
     pub processes: usize,
+    /// Threads of all its processes.
+    pub threads: u32,
 }
 
 impl Tick {
@@ -114,8 +118,23 @@ impl Tick {
             swap: sum(|p| p.swap),
             shm,
             processes: procs.len(),
+            threads: procs.iter().map(|p| p.threads).sum(),
         }
     }
+}
+
+/// One sentence when the tree ran more threads than twice the CPUs (seed 002's "2 workers ×
+/// 8 BLAS threads"), with the fix; `None` otherwise.
+pub fn threads_in_words(max_threads: u32, processes: usize, cpus: u32) -> Option<String> {
+    if cpus == 0 || max_threads <= 2 * cpus {
+        return None;
+    }
+    Some(format!(
+        "{max_threads} threads in {processes} process(es) on {cpus} CPUs: they compete for \
+         the CPUs and each thread's buffers cost memory. If these are BLAS/OpenMP threads, cap \
+         them: OMP_NUM_THREADS=1 (and OPENBLAS_NUM_THREADS, MKL_NUM_THREADS...), which \
+         `ramguard run` sets for every task"
+    ))
 }
 
 /// One plain sentence on VIRT against what is resident, for someone who read `top`.
@@ -193,6 +212,7 @@ SwapPss:              32 kB
             virt: Bytes(rss * 10),
             swap: Bytes::ZERO,
             pss_shmem: Bytes(shmem),
+            threads: 1,
         }
     }
 
@@ -205,6 +225,17 @@ SwapPss:              32 kB
         // A 40-byte shm file, 30 of it mapped (in PSS): 10 more are held outside.
         let t = Tick::of(5, &[proc(60, 30, 60)], Bytes(40));
         assert_eq!(t.held, Bytes(70));
+    }
+
+    #[test]
+    fn threads_beyond_twice_the_cpus_get_a_sentence_with_the_fix() {
+        assert_eq!(threads_in_words(4, 2, 2), None);
+        let s = threads_in_words(17, 2, 2).unwrap();
+        assert!(
+            s.starts_with("17 threads in 2 process(es) on 2 CPUs"),
+            "{s}"
+        );
+        assert!(s.contains("OMP_NUM_THREADS=1"), "{s}");
     }
 
     #[test]

@@ -222,3 +222,37 @@ fn a_failing_command_makes_record_exit_1_with_its_code() {
     };
     assert_eq!(v["exit"]["code"], 3);
 }
+
+#[test]
+fn more_threads_than_twice_the_cpus_are_named_with_the_thread_cap_fix() {
+    if std::process::Command::new("python3")
+        .arg("-V")
+        .output()
+        .is_err()
+    {
+        eprintln!("SKIPPED: python3 is not installed");
+        return;
+    }
+    let work = Work::new();
+    let out = work.run(&[
+        "record",
+        "--json",
+        "--",
+        "python3",
+        "-c",
+        "import os, threading, time\n\
+         n = 3 * len(os.sched_getaffinity(0)) + 2\n\
+         ts = [threading.Thread(target=time.sleep, args=(0.8,)) for _ in range(n)]\n\
+         [t.start() for t in ts]; [t.join() for t in ts]",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let cpus = v["cpus"].as_u64().unwrap();
+    assert!(
+        v["max_threads"].as_u64().unwrap() > 2 * cpus,
+        "{}",
+        v["max_threads"]
+    );
+    let note = v["threads_note"].as_str().expect("a threads note");
+    assert!(note.contains("OMP_NUM_THREADS=1"), "{note}");
+}

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use ramguard_core::profile::{virt_in_words, Proc, Tick};
+use ramguard_core::profile::{threads_in_words, virt_in_words, Proc, Tick};
 use ramguard_core::Bytes;
 use serde_json::json;
 
@@ -211,6 +211,10 @@ pub fn run(args: &RecordArgs) -> Result<Outcome> {
     if timeline.iter().all(|r| r.tick.processes <= 1) {
         held_peak = held_peak.max(ru_maxrss);
     }
+    // Threads against CPUs, at the tick with the most threads.
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
+    let busiest = timeline.iter().map(|r| &r.tick).max_by_key(|t| t.threads);
+    let threads_note = busiest.and_then(|t| threads_in_words(t.threads, t.processes, cpus));
     let summary = json!({
         "schema": 1,
         "command": args.command,
@@ -233,6 +237,9 @@ pub fn run(args: &RecordArgs) -> Result<Outcome> {
         "max_virt": timeline.iter().map(|r| r.tick.virt).max().unwrap_or_default(),
         "ru_maxrss": ru_maxrss,
         "virt_explained": virt_in_words(peak_tick.virt, held_peak, peak_tick.rss),
+        "max_threads": busiest.map_or(0, |t| t.threads),
+        "cpus": cpus,
+        "threads_note": threads_note,
         "leftover_processes_stopped": leftovers,
         "shm_leftovers": shm_left,
         "commands": commands,
@@ -258,6 +265,7 @@ pub fn run(args: &RecordArgs) -> Result<Outcome> {
             &timeline,
             leftovers,
             &shm_left,
+            threads_note.as_deref(),
         );
         out.write_all(text.as_bytes())?;
     }
@@ -367,6 +375,7 @@ fn summary_text(
     timeline: &[Row],
     leftovers: usize,
     shm_left: &[sampler::ShmSeen],
+    threads_note: Option<&str>,
 ) -> String {
     let mut s = String::new();
     let how = match (exit.code, exit.signal) {
@@ -396,6 +405,9 @@ fn summary_text(
         "VIRT    {}\n",
         virt_in_words(peak.virt, held_peak, peak.rss)
     ));
+    if let Some(note) = threads_note {
+        s.push_str(&format!("threads {note}\n"));
+    }
     if !procs.is_empty() {
         s.push_str("largest at the peak:\n");
         let header: Vec<String> = ["pid", "PSS", "RSS", "USS", "VIRT", "swap", "command"]

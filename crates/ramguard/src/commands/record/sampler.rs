@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 
+use ramguard_core::parse;
 use ramguard_core::profile::{self, Proc, Tick};
 use ramguard_core::Bytes;
 
@@ -111,6 +112,10 @@ impl Sampler {
             virt: statm.virt,
             swap: rollup.swap_pss,
             pss_shmem: rollup.pss_shmem,
+            threads: std::fs::read_to_string(format!("/proc/{pid}/status"))
+                .ok()
+                .and_then(|t| parse::status_field(&t, "Threads").and_then(|v| v.parse().ok()))
+                .unwrap_or(1),
         })
     }
 
