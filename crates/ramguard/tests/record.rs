@@ -256,3 +256,44 @@ fn more_threads_than_twice_the_cpus_are_named_with_the_thread_cap_fix() {
     let note = v["threads_note"].as_str().expect("a threads note");
     assert!(note.contains("OMP_NUM_THREADS=1"), "{note}");
 }
+
+#[test]
+fn ctrl_c_stops_the_command_and_record_reports_what_it_saw_with_exit_130() {
+    use std::os::unix::process::CommandExt;
+    let work = Work::new();
+    let hog = memhog();
+    let child = work
+        .ramguard()
+        .args([
+            "record",
+            "--",
+            hog.to_str().unwrap(),
+            "--peak",
+            "24M",
+            "--hold",
+            "30s",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    // Kills record if the test fails early; its command dies with it (PDEATHSIG).
+    let mut guard = common::PidGuard(vec![pid]);
+    // Wait for the command to be running under record.
+    let started = wait_until(Duration::from_secs(10), || {
+        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+            .is_ok_and(|c| !c.trim().is_empty())
+    });
+    assert!(started);
+    // Ctrl-C on a terminal: SIGINT to the whole foreground process group.
+    let pg = rustix::process::Pid::from_raw(pid as i32).unwrap();
+    rustix::process::kill_process_group(pg, rustix::process::Signal::INT).unwrap();
+    let out = child.wait_with_output().unwrap();
+    // Reaped: its pid may be reused, so the guard must not kill it any more.
+    guard.0.clear();
+    assert_eq!(out.status.code(), Some(130));
+    let text = stdout(&out);
+    assert!(text.contains("(interrupted)"), "{text}");
+    assert!(text.contains("peak    "), "{text}");
+}

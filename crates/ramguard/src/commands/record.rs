@@ -194,6 +194,8 @@ pub fn run(args: &RecordArgs) -> Result<Outcome> {
         }
         std::thread::sleep(args.interval);
     }
+    // Ctrl-C reaches the command first: it may be gone before the loop saw the flag.
+    interrupted |= stop.load(Ordering::Relaxed);
     let duration_ms = start.elapsed().as_millis() as u64;
     let leftovers = stop_leftovers(&sampler);
     let shm_left = sampler.shm_remaining();
