@@ -344,18 +344,18 @@ fn recorded(j: &Journal, sweep: &journal::read::SweepInfo) -> Result<Recorded> {
         .enumerate()
         .map(|(i, a)| (a.id, i))
         .collect();
+    let mut latest: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for (i, a) in attempts.iter().enumerate() {
+        let e = latest.entry(a.key.as_str()).or_insert(i);
+        if attempts[*e].id < a.id {
+            *e = i;
+        }
+    }
     for (ti, t) in tasks.iter().enumerate() {
         let pick = t
             .last_attempt_id
             .and_then(|id| by_id.get(&id).copied())
-            .or_else(|| {
-                attempts
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, a)| a.key == t.key)
-                    .max_by_key(|(_, a)| a.id)
-                    .map(|(i, _)| i)
-            });
+            .or_else(|| latest.get(t.key.as_str()).copied());
         if let Some(i) = pick {
             chosen.insert(attempts[i].id, ti);
         }

@@ -272,7 +272,6 @@ pub fn build(journal: &Journal, sweep: SweepInfo, host: &HostSide) -> Result<Mod
     let rows: Vec<AttemptRow> = journal.attempt_rows(sweep.id)?;
     let tasks: Vec<TaskRow> = journal.task_rows(sweep.id)?;
     let events: Vec<EventRow> = journal.events(sweep.id)?;
-    let by_key: HashMap<&str, &TaskRow> = tasks.iter().map(|t| (t.key.as_str(), t)).collect();
     let labels: HashMap<&str, String> = tasks
         .iter()
         .map(|t| (t.key.as_str(), label(&t.params, &t.argv)))
@@ -461,19 +460,22 @@ pub fn build(journal: &Journal, sweep: SweepInfo, host: &HostSide) -> Result<Mod
 
     // The latest leak per task counts.
     let leak_of: HashMap<&str, Leak> = leaks.iter().map(|l| (l.task.as_str(), l.leak)).collect();
+    // A task without a done peak counts with its attempts' highest.
+    let mut attempt_peak: HashMap<&str, u64> = HashMap::new();
+    for a in &attempts {
+        let p = attempt_peak.entry(a.key.as_str()).or_default();
+        *p = (*p).max(a.peak.unwrap_or(0));
+    }
     let task_facts: Vec<TaskFacts> = tasks
         .iter()
         .map(|t| TaskFacts {
             label: labels.get(t.key.as_str()).cloned().unwrap_or_default(),
             key: t.key.clone(),
-            peak: Bytes(t.peak.unwrap_or_else(|| {
-                attempts
-                    .iter()
-                    .filter(|a| a.key == t.key)
-                    .filter_map(|a| a.peak)
-                    .max()
-                    .unwrap_or(0)
-            })),
+            peak: Bytes(
+                t.peak
+                    .or_else(|| attempt_peak.get(t.key.as_str()).copied())
+                    .unwrap_or(0),
+            ),
             leak: leak_of.get(t.key.as_str()).copied(),
         })
         .collect();
@@ -505,7 +507,6 @@ pub fn build(journal: &Journal, sweep: SweepInfo, host: &HostSide) -> Result<Mod
         shm_leftovers,
     };
     let findings = findings::findings(&facts);
-    let _ = by_key;
     Ok(Model {
         sweep,
         budget,
