@@ -6,9 +6,11 @@
 //! It never opens a file, reads the clock or touches a process; the crate's dependency list
 //! is how the compiler enforces that (`Cargo.toml` has no I/O crates).
 
+pub mod findings;
 pub mod limits;
 pub mod parse;
 pub mod policy;
+pub mod profile;
 pub mod tasks;
 pub mod units;
 

@@ -48,6 +48,15 @@ pub enum Command {
     /// this process's cgroup up to the root), the headroom left under it, swap and zram,
     /// /dev/shm, memory pressure (PSI) and usable CPUs.
     Probe(ProbeArgs),
+    /// Run one command and profile its process tree's memory: peak, per process, VIRT vs
+    /// what is really held, /dev/shm, a chart (`--json` for the timeline).
+    Record(crate::commands::record::RecordArgs),
+    /// What happened in a sweep, why, and what to change: findings with fixes, key figures,
+    /// and with `--html` one self-contained page of charts.
+    Report(crate::commands::report::ReportArgs),
+    /// Replay a recorded sweep with another budget: predicted makespan, peak, brakes and
+    /// pauses, and a budget table for 4, 8, 16 and 32 GiB machines.
+    Plan(crate::commands::plan::PlanArgs),
     /// Internal: kills a dead run's tasks (started by `ramguard run`).
     #[command(name = "__sentinel", hide = true)]
     Sentinel { nonce: String },

@@ -10,6 +10,7 @@ pub mod commands;
 pub mod doctor;
 pub mod journal;
 pub mod probe;
+pub mod render;
 pub mod slurm;
 pub mod supervisor;
 pub mod sweep_file;

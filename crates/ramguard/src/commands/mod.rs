@@ -2,7 +2,10 @@
 
 pub mod doctor;
 pub mod list;
+pub mod plan;
 pub mod probe;
+pub mod record;
+pub mod report;
 pub mod results;
 pub mod run;
 pub mod status;
@@ -22,6 +25,9 @@ pub fn dispatch(cli: Cli) -> Result<Outcome> {
         Command::Doctor(args) => doctor::run(&args),
         Command::Probe(args) => probe::run(&args),
         Command::Job { spec } => std::process::exit(crate::slurm::job::run(&spec)?.into()),
+        Command::Record(args) => record::run(&args),
+        Command::Report(args) => report::run(&args),
+        Command::Plan(args) => plan::run(&args),
         Command::Sentinel { nonce } => {
             crate::supervisor::sentinel::run(&nonce)?;
             Ok(Outcome::Success)

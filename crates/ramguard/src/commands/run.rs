@@ -31,6 +31,8 @@ use crate::sweep_file;
 use crate::Outcome;
 
 mod danger;
+mod host_trace;
+mod leak;
 pub(crate) mod logs;
 mod naming;
 mod progress;
@@ -493,6 +495,8 @@ pub fn run(args: &RunArgs) -> Result<Outcome> {
         samples: HashMap::new(),
         last_commit: Duration::ZERO,
         completions_pending: false,
+        leaks: leak::Leaks::new(settings.budget, settings.task_mem),
+        host_trace: host_trace::HostTrace::default(),
     };
     let mut sup = Supervisor::new(policy, HostWatch::new(root, &report))?;
     sup.set_stop_signal(settings.restart.stop_signal.0);
@@ -1072,6 +1076,10 @@ struct RunSink<'a> {
     /// When the journal was last committed, and whether completions wait to be reported.
     last_commit: Duration,
     completions_pending: bool,
+    /// Leak watches of the running attempts.
+    leaks: leak::Leaks,
+    /// When the host's available memory was last journaled.
+    host_trace: host_trace::HostTrace,
 }
 
 /// Shortest interval between two timeline rows of one attempt in the journal.
@@ -1254,16 +1262,25 @@ impl Sink for RunSink<'_> {
         let due = t
             .last_written
             .is_none_or(|w| now.saturating_sub(w) >= TIMELINE_STEP);
+        let age = now.saturating_sub(t.started);
         if due {
             let id = t.attempt_id;
             if let Some(row) = t.take_row() {
                 self.journal.add_samples(id, &[row])?;
             }
         }
+        if let Some(flag) = self.leaks.sample(task, age, memory.used) {
+            let detail = json!({ "task": self.def(task).key, "leak": flag.detail });
+            self.journal
+                .event(&self.handle, supervisor::unix_ms(), "leak", &detail)?;
+            self.printer
+                .event(&format!("leak    {}  {}", self.label(task), flag.line));
+        }
         Ok(())
     }
 
     fn finished(&mut self, _now: Duration, fin: &Finished) -> Result<()> {
+        self.leaks.finished(fin.task);
         if let Some(mut t) = self.samples.remove(&fin.task) {
             if let Some(row) = t.take_row() {
                 self.journal.add_samples(t.attempt_id, &[row])?;
@@ -1375,6 +1392,8 @@ impl Sink for RunSink<'_> {
                 self.pending.push(line);
             }
         }
+        self.host_trace
+            .sample(&mut self.journal, &self.handle, now, snapshot)?;
         let since = now.saturating_sub(self.last_commit);
         // Completions of one tick share a commit; starts and samples ride along, or go
         // in the background commit so that `status` sees them.

@@ -50,16 +50,19 @@ pub fn run(args: &StatusArgs) -> Result<Outcome> {
     let report = j.status_scoped(&sweep, args.all)?;
     let progress = journal::progress::summarize(&j.events(sweep.id)?);
     let alive = matches!(report.supervisor, Some((_, true)));
+    let leaks = crate::commands::report::running_leaks(&j, &sweep)?;
     let now = now_unix_ms();
     let mut out = std::io::stdout().lock();
     if args.json {
         let mut v = to_json(&report, &path, now);
         v["progress"] = json!(progress);
+        v["leaks"] = json!(leaks);
         serde_json::to_writer_pretty(&mut out, &v)?;
         writeln!(out)?;
     } else {
         out.write_all(render(&report, now).as_bytes())?;
         out.write_all(journal::progress::render(&progress, alive, now).as_bytes())?;
+        out.write_all(crate::commands::report::leak_lines(&leaks).as_bytes())?;
     }
     out.flush()?;
     Ok(Outcome::Success)

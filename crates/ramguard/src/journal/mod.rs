@@ -41,6 +41,7 @@ pub mod lock;
 pub mod progress;
 pub mod read;
 pub mod readonly;
+pub mod report;
 pub mod schema;
 pub mod task_env;
 pub mod timeline;
@@ -251,7 +252,7 @@ pub struct MemSample {
     /// Proportional set size of the tree, in bytes, when measured.
     pub pss: Option<u64>,
     /// The one measure of the task's memory (private, shared once, plus its /dev/shm
-    /// files), in bytes; absent in journals before schema v2.
+    /// files), in bytes; absent in journals before schema v4.
     #[serde(default)]
     pub used: Option<u64>,
     /// Allocated bytes of the task's /dev/shm files.
@@ -260,6 +261,14 @@ pub struct MemSample {
     /// Summed virtual size (address space, not memory).
     #[serde(default)]
     pub virt: Option<u64>,
+}
+
+impl MemSample {
+    /// What the task held at this sample: the one measure where journaled (schema v4 on),
+    /// else the best figure an older journal has (PSS, then RSS).
+    pub fn held(&self) -> u64 {
+        self.used.or(self.pss).unwrap_or(self.rss)
+    }
 }
 
 /// How an attempt ended.

@@ -13,7 +13,7 @@ use anyhow::{bail, Context, Result};
 use rusqlite::Connection;
 
 /// The schema version this ramguard writes; older journals are migrated up to it.
-pub const SCHEMA_VERSION: u32 = 4;
+pub const SCHEMA_VERSION: u32 = 5;
 
 /// `PRAGMA application_id` of a ramguard journal: the bytes "rmgd".
 pub const APPLICATION_ID: i32 = 0x726d_6764;
@@ -127,8 +127,19 @@ ALTER TABLE samples ADD COLUMN shm INTEGER;
 ALTER TABLE samples ADD COLUMN virt INTEGER;
 "#;
 
+/// Version 4 → 5: the host's available memory during runs, for `report`'s memory chart.
+const V5: &str = r#"
+CREATE TABLE host_samples (
+    sweep_id         INTEGER NOT NULL REFERENCES sweeps(id) ON DELETE CASCADE,
+    unix_ms          INTEGER NOT NULL,
+    available        INTEGER NOT NULL,
+    used             INTEGER NOT NULL
+);
+CREATE INDEX host_samples_by_sweep ON host_samples (sweep_id, unix_ms);
+"#;
+
 /// `MIGRATIONS[i]` upgrades a journal from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
 
 /// Reads the journal's schema version.
 pub fn version(conn: &Connection) -> rusqlite::Result<u32> {
