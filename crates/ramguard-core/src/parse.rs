@@ -572,6 +572,32 @@ mod tests {
         assert!(psi("some avg10=x avg60=0 avg300=0 total=0\n").is_err());
     }
 
+    const ROLLUP: &str = "\
+55d0c0a00000-7ffd5b5fe000 ---p 00000000 00:00 0                          [rollup]
+Rss:              205316 kB
+Pss:              102658 kB
+Pss_Anon:         102400 kB
+Pss_File:            258 kB
+Pss_Shmem:          2048 kB
+Shared_Clean:       516 kB
+Shared_Dirty:    204800 kB
+Private_Clean:         0 kB
+Private_Dirty:       100 kB
+Swap:                 64 kB
+SwapPss:              32 kB
+";
+
+    #[test]
+    fn smaps_rollup_reads_pss_uss_shmem_and_swap() {
+        let r = smaps_rollup(ROLLUP).unwrap();
+        assert_eq!(r.rss, Bytes::from_kib(205_316));
+        assert_eq!(r.pss, Bytes::from_kib(102_658));
+        assert_eq!(r.uss, Bytes::from_kib(100));
+        assert_eq!(r.pss_shmem, Some(Bytes::from_kib(2048)));
+        assert_eq!(r.swap, Bytes::from_kib(64));
+        assert_eq!(r.swap_pss, Bytes::from_kib(32));
+    }
+
     #[test]
     fn statm_and_rollup() {
         let s = statm("3342 231 189 233 0 152 0\n").unwrap();

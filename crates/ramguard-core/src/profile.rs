@@ -1,7 +1,8 @@
 //! What `ramguard record` measures of one process tree, and the words it uses for it.
 //!
 //! Theory of operation: each tick the shell reads, per process, `/proc/PID/statm` (RSS and
-//! VIRT) and `/proc/PID/smaps_rollup` (PSS, private pages, swap, shared-memory pages), and
+//! VIRT) and `/proc/PID/smaps_rollup` (PSS, private pages, swap, shared-memory pages; read
+//! with the probe's `ProcReader`, parsed by `parse::smaps_rollup`), and
 //! stats the `/dev/shm` files the tree has open or mapped. [`Tick::held`] is ramguard's one
 //! measure of what the tree really holds: every process's PSS (private pages whole, shared
 //! pages divided among their sharers, so counted once), plus whatever part of its /dev/shm
@@ -11,55 +12,7 @@
 
 use serde::Serialize;
 
-use crate::parse::ParseError;
 use crate::units::Bytes;
-
-/// The `smaps_rollup` totals `record` uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
-pub struct Rollup {
-    pub rss: Bytes,
-    pub pss: Bytes,
-    /// Private_Clean + Private_Dirty: what only this process maps (USS).
-    pub uss: Bytes,
-    /// Pss_Shmem: the PSS of shared-memory (tmpfs, memfd, SysV) pages.
-    pub pss_shmem: Bytes,
-    pub swap: Bytes,
-    pub swap_pss: Bytes,
-}
-
-/// Parses `/proc/PID/smaps_rollup`; an empty text (a zombie) holds nothing.
-pub fn rollup(text: &str) -> Result<Rollup, ParseError> {
-    let mut r = Rollup::default();
-    if text.trim().is_empty() {
-        return Ok(r);
-    }
-    let mut saw_pss = false;
-    for line in text.lines() {
-        let Some((k, rest)) = line.split_once(':') else {
-            continue;
-        };
-        let Some(Ok(kb)) = rest.split_whitespace().next().map(str::parse::<u64>) else {
-            continue;
-        };
-        let b = Bytes::from_kib(kb);
-        match k.trim() {
-            "Rss" => r.rss = b,
-            "Pss" => {
-                r.pss = b;
-                saw_pss = true;
-            }
-            "Pss_Shmem" => r.pss_shmem = b,
-            "Private_Clean" | "Private_Dirty" => r.uss = r.uss.saturating_add(b),
-            "Swap" => r.swap = b,
-            "SwapPss" => r.swap_pss = b,
-            _ => {}
-        }
-    }
-    if !saw_pss {
-        return Err(ParseError::Missing("Pss"));
-    }
-    Ok(r)
-}
 
 /// One process at one tick.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -169,38 +122,6 @@ pub fn virt_in_words(virt: Bytes, held: Bytes, rss: Bytes) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const ROLLUP: &str = "\
-55d0c0a00000-7ffd5b5fe000 ---p 00000000 00:00 0                          [rollup]
-Rss:              205316 kB
-Pss:              102658 kB
-Pss_Anon:         102400 kB
-Pss_File:            258 kB
-Pss_Shmem:          2048 kB
-Shared_Clean:       516 kB
-Shared_Dirty:    204800 kB
-Private_Clean:         0 kB
-Private_Dirty:       100 kB
-Swap:                 64 kB
-SwapPss:              32 kB
-";
-
-    #[test]
-    fn rollup_reads_pss_uss_shmem_and_swap() {
-        let r = rollup(ROLLUP).unwrap();
-        assert_eq!(r.rss, Bytes::from_kib(205_316));
-        assert_eq!(r.pss, Bytes::from_kib(102_658));
-        assert_eq!(r.uss, Bytes::from_kib(100));
-        assert_eq!(r.pss_shmem, Bytes::from_kib(2048));
-        assert_eq!(r.swap, Bytes::from_kib(64));
-        assert_eq!(r.swap_pss, Bytes::from_kib(32));
-    }
-
-    #[test]
-    fn rollup_of_a_zombie_is_empty_and_garbage_is_refused() {
-        assert_eq!(rollup("").unwrap(), Rollup::default());
-        assert!(rollup("Rss: 12 kB\n").is_err());
-    }
 
     fn proc(pss: u64, shmem: u64, rss: u64) -> Proc {
         Proc {

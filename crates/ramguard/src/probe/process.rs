@@ -30,6 +30,8 @@ pub struct Rollup {
     pub rss: Bytes,
     pub pss: Bytes,
     pub swap: Bytes,
+    /// This process's share of swapped-out pages shared with others (`SwapPss`).
+    pub swap_pss: Bytes,
     /// The PSS of shared-memory mappings (kernel 5.13+).
     pub pss_shmem: Option<Bytes>,
     /// Pages no other process maps.
@@ -80,6 +82,7 @@ impl ProcReader {
             rss: r.rss,
             pss: r.pss,
             swap: r.swap,
+            swap_pss: r.swap_pss,
             pss_shmem: r.pss_shmem,
             uss: r.uss,
         }))

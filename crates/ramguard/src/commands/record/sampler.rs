@@ -12,7 +12,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 
 use ramguard_core::parse;
-use ramguard_core::profile::{self, Proc, Tick};
+use ramguard_core::profile::{Proc, Tick};
 use ramguard_core::Bytes;
 
 use crate::probe::process::ProcReader;
@@ -86,10 +86,7 @@ impl Sampler {
 
     fn process(&mut self, pid: u32) -> Option<Proc> {
         let statm = self.reader.statm(pid).ok()??;
-        let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))
-            .ok()
-            .and_then(|t| profile::rollup(&t).ok())
-            .unwrap_or_default();
+        let rollup = self.reader.rollup(pid).ok().flatten().unwrap_or_default();
         self.find_shm(pid);
         // Read each time: a process that execs (a shell, a pyenv shim) changes its name.
         let command = command_of(pid);
@@ -111,7 +108,7 @@ impl Sampler {
             uss: rollup.uss,
             virt: statm.virt,
             swap: rollup.swap_pss,
-            pss_shmem: rollup.pss_shmem,
+            pss_shmem: rollup.pss_shmem.unwrap_or_default(),
             threads: std::fs::read_to_string(format!("/proc/{pid}/status"))
                 .ok()
                 .and_then(|t| parse::status_field(&t, "Threads").and_then(|v| v.parse().ok()))
