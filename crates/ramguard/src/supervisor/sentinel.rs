@@ -115,26 +115,14 @@ pub fn run(nonce: &str) -> Result<()> {
 pub fn sweep(roots: &BTreeSet<u32>) -> usize {
     let reader = ProcReader::new(Root::host());
     let me = std::process::id();
-    let mut stopped: BTreeSet<u32> = BTreeSet::new();
-    for _ in 0..64 {
-        let mut fresh = Vec::new();
-        for &root in roots.iter().chain(stopped.clone().iter()) {
-            for pid in reader.tree(root).unwrap_or_default() {
-                if pid != me && !stopped.contains(&pid) && !fresh.contains(&pid) {
-                    fresh.push(pid);
-                }
-            }
+    let stopped = super::tree::freeze(64, |stopped| {
+        let mut found: BTreeSet<u32> = BTreeSet::new();
+        for &root in roots.iter().chain(stopped.iter()) {
+            found.extend(reader.tree(root).unwrap_or_default());
         }
-        if fresh.is_empty() {
-            break;
-        }
-        for pid in fresh {
-            if let Some(p) = Pid::from_raw(pid as i32) {
-                let _ = kill_process(p, Signal::STOP);
-            }
-            stopped.insert(pid);
-        }
-    }
+        found.remove(&me);
+        found.into_iter().collect()
+    });
     for &root in roots {
         if let Some(p) = Pid::from_raw(root as i32) {
             let _ = kill_process_group(p, Signal::KILL);

@@ -328,26 +328,10 @@ impl Trees {
         let Some(root) = self.tasks.get(&task).map(|m| m.root) else {
             return 0;
         };
-        let mut stopped: BTreeSet<u32> = BTreeSet::new();
-        // A frozen process cannot fork: stop what is known, walk again, until nothing new.
-        for _ in 0..16 {
+        let stopped = freeze(16, |_| {
             self.walk(task);
-            let fresh: Vec<u32> = self.tasks[&task]
-                .pids
-                .iter()
-                .copied()
-                .filter(|p| !stopped.contains(p))
-                .collect();
-            if fresh.is_empty() {
-                break;
-            }
-            for pid in fresh {
-                if let Some(p) = Pid::from_raw(pid as i32) {
-                    let _ = kill_process(p, Signal::STOP);
-                }
-                stopped.insert(pid);
-            }
-        }
+            self.tasks[&task].pids.iter().copied().collect()
+        });
         if let Some(pg) = Pid::from_raw(root as i32) {
             let _ = kill_process_group(pg, Signal::KILL);
         }
@@ -379,6 +363,30 @@ impl Trees {
     pub fn all_pids(&self) -> Vec<u32> {
         self.owner.keys().copied().collect()
     }
+}
+
+/// Freezes a tree that may still fork: SIGSTOPs every pid `walk` returns that is not stopped
+/// yet, and walks again (given what is stopped so far) until nothing new appears or after
+/// `rounds` walks. A stopped process cannot fork, so the set it returns is the whole tree.
+/// Shared by [`Trees::kill_tree`] and the sentinel's sweep.
+pub fn freeze(rounds: usize, mut walk: impl FnMut(&BTreeSet<u32>) -> Vec<u32>) -> BTreeSet<u32> {
+    let mut stopped: BTreeSet<u32> = BTreeSet::new();
+    for _ in 0..rounds {
+        let fresh: Vec<u32> = walk(&stopped)
+            .into_iter()
+            .filter(|p| !stopped.contains(p))
+            .collect();
+        if fresh.is_empty() {
+            break;
+        }
+        for pid in fresh {
+            if let Some(p) = Pid::from_raw(pid as i32) {
+                let _ = kill_process(p, Signal::STOP);
+            }
+            stopped.insert(pid);
+        }
+    }
+    stopped
 }
 
 /// Returns true if and only if the process exists and is not a zombie.
