@@ -341,6 +341,18 @@ fn now_unix_ms() -> i64 {
 }
 
 impl Journal {
+    /// A journal around an open connection, with no write group and nothing cached.
+    fn with_conn(conn: Connection, path: &Path) -> Journal {
+        Journal {
+            conn,
+            path: path.to_path_buf(),
+            in_group: false,
+            timelines: HashMap::new(),
+            task_ids: HashMap::new(),
+            attempt_tasks: HashMap::new(),
+        }
+    }
+
     /// Opens the journal for writing, creating it if missing (directory 0700 if its parent
     /// exists, file 0600), migrating it, and switching it to WAL.
     pub fn open(path: &Path) -> Result<Journal> {
@@ -404,14 +416,7 @@ impl Journal {
         conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")
             .with_context(|| format!("cannot configure journal {shown}"))?;
         schema::migrate(&mut conn, &shown)?;
-        Ok(Journal {
-            conn,
-            path: path.to_path_buf(),
-            in_group: false,
-            timelines: HashMap::new(),
-            task_ids: HashMap::new(),
-            attempt_tasks: HashMap::new(),
-        })
+        Ok(Journal::with_conn(conn, path))
     }
 
     /// Opens an existing journal for reading (`status`, `results`, `list`); never creates,
@@ -438,14 +443,7 @@ impl Journal {
             if v < SCHEMA_VERSION {
                 bail!("journal {shown} was written by an older ramguard (schema v{v}) and is read-only here, so it cannot be upgraded; hint: open it once as its owner, or copy it");
             }
-            return Ok(Journal {
-                conn,
-                path: path.to_path_buf(),
-                in_group: false,
-                timelines: HashMap::new(),
-                task_ids: HashMap::new(),
-                attempt_tasks: HashMap::new(),
-            });
+            return Ok(Journal::with_conn(conn, path));
         }
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let mut conn = Connection::open_with_flags(path, flags)
@@ -462,14 +460,7 @@ impl Journal {
             // Old journals keep opening: each migration step is one transaction.
             schema::migrate(&mut conn, &shown)?;
         }
-        Ok(Journal {
-            conn,
-            path: path.to_path_buf(),
-            in_group: false,
-            timelines: HashMap::new(),
-            task_ids: HashMap::new(),
-            attempt_tasks: HashMap::new(),
-        })
+        Ok(Journal::with_conn(conn, path))
     }
 
     /// The journal's path as given.
