@@ -42,7 +42,7 @@ const MAX_STEPS: u64 = 50_000_000;
 /// brakes and pauses, and a table for 4, 8, 16 and 32 GiB machines.
 #[derive(Debug, clap::Args)]
 pub struct PlanArgs {
-    /// The sweep; may be omitted when the journal holds only one.
+    /// The sweep; without it, the only one or the one run last.
     #[arg(value_name = "SWEEP")]
     pub sweep: Option<String>,
 

@@ -28,7 +28,7 @@ pub const REPORT_SCHEMA: u32 = 1;
 /// What happened in a sweep and what to change: findings with fixes, key figures, charts.
 #[derive(Debug, clap::Args)]
 pub struct ReportArgs {
-    /// The sweep; may be omitted when the journal holds only one.
+    /// The sweep; without it, the only one or the one run last.
     #[arg(value_name = "SWEEP")]
     pub sweep: Option<String>,
 

@@ -42,7 +42,7 @@ pub enum Format {
 
 #[derive(Debug, clap::Args)]
 pub struct ResultsArgs {
-    /// The sweep to export; may be omitted when the journal holds only one.
+    /// The sweep to export; without it, the only one or the one run last.
     #[arg(value_name = "SWEEP")]
     pub sweep: Option<String>,
 

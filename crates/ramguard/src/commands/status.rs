@@ -25,7 +25,7 @@ pub const STATUS_SCHEMA: u32 = 1;
 
 #[derive(Debug, clap::Args)]
 pub struct StatusArgs {
-    /// The sweep to show; may be omitted when the journal holds only one.
+    /// The sweep to show; without it, the only one or the one run last.
     #[arg(value_name = "SWEEP")]
     pub sweep: Option<String>,
 
