@@ -46,6 +46,19 @@ impl TaskDef {
         TaskDef { params, argv, key }
     }
 
+    /// The task a journal knows only by its identity key (the inverse of [`identity_key`]):
+    /// its params for a params key, its argv for an argv key; enough to read its features.
+    /// `None` for a key of another shape.
+    pub fn from_key(key: &str) -> Option<TaskDef> {
+        if key.starts_with('{') {
+            let params: BTreeMap<String, String> = serde_json::from_str(key).ok()?;
+            Some(TaskDef::new(params.into_iter().collect(), Vec::new()))
+        } else {
+            let argv: Vec<String> = serde_json::from_str(key).ok()?;
+            Some(TaskDef::new(Vec::new(), argv))
+        }
+    }
+
     /// The value of parameter `name`, if the task has it.
     pub fn param(&self, name: &str) -> Option<&str> {
         self.params
@@ -306,6 +319,24 @@ mod tests {
         );
         assert_eq!(task(&[], &["echo", "a b"]).key, r#"["echo","a b"]"#);
         assert_eq!(task(&[("#", "3")], &["x"]).key, r##"{"#":"3"}"##);
+    }
+
+    #[test]
+    fn a_key_gives_back_its_task() {
+        for t in [
+            task(&[("lam", "0"), ("beta", "3.0")], &["x"]),
+            task(&[], &["echo", "a b"]),
+            task(&[("#", "3")], &["x"]),
+        ] {
+            let back = TaskDef::from_key(&t.key).unwrap();
+            assert_eq!(back.key, t.key);
+            if t.params.is_empty() {
+                assert_eq!(back.argv, t.argv);
+            } else {
+                assert_eq!(back.param("lam"), t.param("lam"));
+            }
+        }
+        assert!(TaskDef::from_key("beta=3.0 lam=0").is_none());
     }
 
     #[test]

@@ -347,7 +347,7 @@ pub fn run(args: &RunArgs) -> Result<Outcome> {
         learned
             .iter()
             .filter(|l| !current.contains(l.key.as_str()))
-            .filter_map(|l| task_of_key(&l.key)),
+            .filter_map(|l| TaskDef::from_key(&l.key)),
     );
     let known_features = tasks::features(&known);
     let features = &known_features[..sweep.tasks.len()];
@@ -592,31 +592,6 @@ pub fn run(args: &RunArgs) -> Result<Outcome> {
     } else {
         Outcome::Success
     })
-}
-
-/// A task of an earlier run rebuilt from its identity key (canonical params, or its argv),
-/// for reading its features; `None` for a key of another shape.
-fn task_of_key(key: &str) -> Option<TaskDef> {
-    match serde_json::from_str::<serde_json::Value>(key).ok()? {
-        serde_json::Value::Object(m) => {
-            let params = m
-                .into_iter()
-                .map(|(k, v)| {
-                    let v = v.as_str().map_or_else(|| v.to_string(), str::to_string);
-                    (k, v)
-                })
-                .collect();
-            Some(TaskDef::new(params, Vec::new()))
-        }
-        serde_json::Value::Array(a) => {
-            let argv = a
-                .into_iter()
-                .map(|x| x.as_str().map(str::to_string))
-                .collect::<Option<Vec<_>>>()?;
-            Some(TaskDef::new(Vec::new(), argv))
-        }
-        _ => None,
-    }
 }
 
 fn params_json(t: &TaskDef) -> serde_json::Value {
