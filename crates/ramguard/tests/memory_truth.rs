@@ -75,7 +75,7 @@ fn peak_in_line(line: &str) -> f64 {
     let rest = line.split("peak ").nth(1).expect("a peak in the line");
     let mut it = rest.split_whitespace();
     let n: f64 = it.next().unwrap().parse().unwrap();
-    let unit = it.next().unwrap().trim_end_matches([')', ',']);
+    let unit = it.next().unwrap().trim_end_matches([')', ',', ';']);
     n * match unit {
         "B" => 1.0,
         "KiB" => 1024.0,
