@@ -172,14 +172,12 @@ pub fn detect_leak(points: &[(u64, u64)]) -> Option<Leak> {
         prefix.push(last.add(x, y));
     }
     let all = prefix[n];
-    // Best split k: the ramp is pts[..k], the rest pts[k..]; each piece has 2+ points.
+    // Best split k: the ramp is pts[..k], the rest pts[k..]; each piece has 2+ points. The
+    // split is chosen freely and the rest judged afterwards: forcing LEAK_MIN_POINTS into
+    // the rest would move the split back into a ramp that levelled off only lately, and
+    // the ramp's end would read as a climb.
     let mut best: Option<(f64, usize, Line, Line)> = None;
-    for (k, &head) in prefix
-        .iter()
-        .enumerate()
-        .take(n - LEAK_MIN_POINTS + 1)
-        .skip(2)
-    {
+    for (k, &head) in prefix.iter().enumerate().take(n - 1).skip(2) {
         let (Some(a), Some(b)) = (head.line(), all.minus(head).line()) else {
             continue;
         };
@@ -190,6 +188,9 @@ pub fn detect_leak(points: &[(u64, u64)]) -> Option<Leak> {
     }
     let (_, k, ramp, rest) = best?;
     let tail = &pts[k..];
+    if tail.len() < LEAK_MIN_POINTS {
+        return None;
+    }
     let (t0, t1) = (tail[0].0, tail[tail.len() - 1].0);
     let span = t1 - t0;
     if span < LEAK_MIN_SPAN.as_secs_f64() || rest.slope <= 0.0 {
