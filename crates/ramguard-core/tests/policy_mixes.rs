@@ -1,5 +1,6 @@
 //! The simulator's twin of `bench/sweep_bench.py --issue12`'s mixes: the very task lists the
-//! benchmark runs (`bench/mixes.json`, written by `--write-mixes`), through the real policy
+//! benchmark runs, plus seeds nobody tuned on (13 mixes in `bench/mixes.json`, written by
+//! `--write-mixes`; the command is in `bench/README.md`), through the real policy
 //! in simulated time, configured as `ramguard run --mem 4G -j 8` on a machine with 4 GiB
 //! available (levels from `policy::levels`: reserve 512 MiB, brake 384 MiB, hard 320 MiB).
 //! The referee's floor (256 MiB) must never be crossed, no task may be OOM-killed by the

@@ -175,9 +175,10 @@ fn suspend_then_resume_without_loss() {
 #[test]
 fn all_paused_never_deadlocks() {
     // Task 0 climbs to 3 GiB in half a second and holds it until 6 s; tasks 1 and 2,
-    // estimated at 0.5 GiB, climb toward 2.8 GiB. Both are paused while task 0 climbs
-    // (task 2, the newest, having waited longer than it ran, is braked young and requeued);
-    // task 1 runs again, and is paused again as memory nears the limit beside task 0. When
+    // estimated at 0.5 GiB, climb toward 2.8 GiB. Both are paused while task 0 climbs, run
+    // again once it holds still, and are paused again as memory nears the limit beside it
+    // (task 2, the newest, having waited longer than it ran, is braked and requeued); task 1
+    // runs again, and is paused again beside task 0. When
     // task 0 ends, another program takes 4.3 GiB, so resuming task 1 does not fit the
     // projection: still, with nothing else running it is resumed at once (a policy that
     // waits for room would wait forever: nothing runs to make any), and every task ends.
@@ -441,4 +442,42 @@ fn paused_time_does_not_count_toward_the_timeout() {
     );
     assert!(report.makespan > secs(11.5), "{:?}", report.makespan);
     assert_eq!(verdicts(&sim, 1), [(ExitClass::Done, false, "done".into())]);
+}
+
+#[test]
+fn short_fast_ramps_are_paused_not_braked() {
+    // Six tasks of 150–350 MiB that each reach their peak in half a second and hold it for
+    // a second, under `--mem 1G -j 4` on a roomy host. The four started together need
+    // 1050 MiB at once, just over the budget, so one of them must wait. Extrapolating their
+    // ramps pauses the newest; a task that waited a moment longer than it had run was then
+    // braked and run again (2 brakes, 6.4 s). A paused task that ran for a fraction of a
+    // second now waits at least the settle window before its memory counts as needed: no
+    // brake, and the sweep ends sooner.
+    const MIB: u64 = 1 << 20;
+    let peaks = [150, 350, 220, 300, 180, 260];
+    let tasks: Vec<SimTask> = peaks
+        .iter()
+        .enumerate()
+        .map(|(i, &p)| {
+            SimTask::new(Script::ramp(Bytes(p * MIB), secs(0.5), secs(1.0), 0))
+                .features(vec![i as f64])
+        })
+        .collect();
+    let budget = Bytes(1024 * MIB);
+    let l = ramguard_core::policy::levels::levels(budget, None, None);
+    let cfg = Config {
+        budget,
+        reserve: l.reserve,
+        brake_level: l.brake,
+        hard_level: l.hard,
+        max_jobs: 4,
+        ..config()
+    };
+    let (sim, report) = run(cfg, Host::new(gib(24.0)), tasks);
+    assert_clean(&report);
+    all_done(&sim, peaks.len());
+    assert_never_all_paused(&sim);
+    assert_eq!(report.brakes, 0, "{:#?}", sim.log());
+    assert!(report.pauses >= 1, "the newest had to wait");
+    assert!(report.makespan < secs(6.0), "{:?}", report.makespan);
 }
