@@ -11,7 +11,9 @@
 //!    features, chosen forward: the single feature that explains `y` best (R² at least
 //!    [`MIN_R2`]), then another only while it halves what is left unexplained (adjusted R²,
 //!    [`MIN_GAIN`]) and there are three observations per coefficient. A task is predicted from its own values,
-//!    two residual standard deviations toward the safe side, and the margin. Extrapolating
+//!    two residual standard deviations toward the safe side, and the margin ([`MARGIN`],
+//!    or [`FIT_MARGIN`] once the fit rests on three observations per coefficient, when its
+//!    residual deviations measure how far tasks stray from it). Extrapolating
 //!    linearly is deliberate: a 10-year backtest after 1- and 2-year ones must be predicted
 //!    large (seed 001: 1 year → 234 MB, 10 years → 2.2 GB), so it is not admitted beside
 //!    others. Two features are needed as often as one: a backtest's duration grows with
@@ -53,6 +55,10 @@ pub const RIVAL_GAP: f64 = 0.05;
 /// Another feature joins a fit only if it leaves at most this share of the unexplained
 /// variance (1 − adjusted R²) unexplained.
 pub const MIN_GAIN: f64 = 0.5;
+/// Margin on a feature fit's prediction once it rests on three observations per coefficient:
+/// its two residual deviations then carry its uncertainty (simulated mixes: 2.21 → 2.14×
+/// the lower bound with [`MARGIN`] kept until then, no brake added).
+pub const FIT_MARGIN: f64 = 0.03;
 /// Durations learned before any is predicted: one finished task says little about how long
 /// the next runs, and an expected end that comes too early lets admission overcommit.
 pub const MIN_DURATIONS: usize = 3;
@@ -185,23 +191,34 @@ impl Model {
             let Some(y) = fit.value(features) else {
                 continue;
             };
-            let y = match self.side {
+            let mut y = match self.side {
                 Side::Upper => y + 2.0 * fit.resid_sd,
                 Side::Lower => y - 2.0 * fit.resid_sd,
             };
+            // A fit through two points may dip anywhere: not beyond what was seen, then.
+            if self.observations.len() < 3 {
+                y = match self.side {
+                    Side::Upper => y.max(self.extreme(f64::min)),
+                    Side::Lower => y.min(self.extreme(f64::max)),
+                };
+            }
+            let y = self.fit_margin(fit, y);
             safest = Some(safest.map_or(y, |s| self.safer(s, y)));
         }
-        let Some(mut y) = safest else {
-            return self.typical();
-        };
-        // A fit through two points may dip anywhere: not beyond what was seen, then.
-        if self.observations.len() < 3 {
-            y = match self.side {
-                Side::Upper => y.max(self.extreme(f64::min)),
-                Side::Lower => y.min(self.extreme(f64::max)),
-            };
+        safest.or_else(|| self.typical())
+    }
+
+    /// The margin on a fit's prediction: [`FIT_MARGIN`] once there are three observations
+    /// per coefficient, so that its residual deviations (two of which are already added)
+    /// measure how far tasks stray from it; [`MARGIN`] before.
+    fn fit_margin(&self, fit: &Fit, y: f64) -> f64 {
+        if self.observations.len() < 3 * (fit.features.len() + 1) {
+            return self.with_margin(y);
         }
-        Some(self.with_margin(y))
+        match self.side {
+            Side::Upper => y * (1.0 + FIT_MARGIN),
+            Side::Lower => (y * (1.0 - FIT_MARGIN)).max(0.0),
+        }
     }
 
     /// The safer of two predictions.
@@ -581,8 +598,10 @@ mod tests {
         let fit = m.fit().unwrap();
         assert_eq!(fit.features, vec![2, 0], "{fit:?}");
         assert!(fit.r2 > 0.999, "{fit:?}");
+        // Nine observations, three per coefficient: the fit's own deviations carry its
+        // uncertainty, and the margin shrinks to FIT_MARGIN.
         let d = m.predict(&[10.0, 7.0, 2.0]).unwrap();
-        assert!((d - 42.0 * 1.1).abs() < 0.01, "{d}");
+        assert!((d - 42.0 * (1.0 + FIT_MARGIN)).abs() < 0.01, "{d}");
     }
 
     #[test]
@@ -625,7 +644,7 @@ mod tests {
         let fit = m.fit().unwrap();
         assert!((fit.slopes[0] - 1.0).abs() < 1e-9, "{fit:?}");
         let p = m.predict(&[300.0]).unwrap();
-        assert!((p - 330.0).abs() < 1e-6, "{p}");
+        assert!((p - 300.0 * (1.0 + FIT_MARGIN)).abs() < 1e-6, "{p}");
         // The quantile still remembers it.
         assert!(m.typical().unwrap() >= 3000.0);
     }
@@ -643,7 +662,8 @@ mod tests {
             m.observe(&[size, seed], size);
         }
         assert!(m.rivals.is_empty(), "{:?}", m.rivals);
-        assert!((m.predict(&[100.0, 9.0]).unwrap() - 110.0).abs() < 1e-6);
+        let p = m.predict(&[100.0, 9.0]).unwrap();
+        assert!((p - 100.0 * (1.0 + FIT_MARGIN)).abs() < 1e-6, "{p}");
     }
 
     #[test]
