@@ -31,6 +31,12 @@ per section, also written to `bench/results-<date>.md` beside the raw `results-<
   task, median <= 1.35x the bound, faster than every peer that survived the same run).
   `--write-mixes` exports the task lists for the simulator's twin
   (`crates/ramguard-core/tests/policy_mixes.rs`).
+* --no-ballast (development, issue 12's mixes): ramguard alone, no ballast, no peers, so
+  it is safe while others compile. ramguard gets `--mem` = the target less its reserve
+  there (512 MiB of 4 GiB), so its limit is the one it has on the emulated machine; the
+  referee judges an *emulated* MemAvailable, the real one less what was free beyond the
+  target when the run started (so other programs' growth counts against it too).
+  Ratios are against the same lower bound; no peer is compared.
 * roomy (issue 12): memory never binds (small tasks, no ballast): ramguard against
   `xargs -P N` with the same N; target <= 1.05x.
 * overhead: 1,000 trivial tasks (`true <i>`) under xargs -P, GNU parallel and ramguard
@@ -346,6 +352,8 @@ class Watch:
     """What the referee saw during one contender's run."""
 
     floor: int
+    # Subtracted from MemAvailable before judging (--no-ballast: what was free beyond the target).
+    offset: int = 0
     root: int | None = None
     sid: int | None = None
     min_available: int = 1 << 62
@@ -376,8 +384,9 @@ class Referee(threading.Thread):
                 BALLAST.kill()
             w = self.watch
             if w is not None:
-                w.min_available = min(w.min_available, avail)
-                if avail < self.floor and w.crashed_at is None and w.root is not None:
+                seen = avail - w.offset
+                w.min_available = min(w.min_available, seen)
+                if seen < self.floor and w.crashed_at is None and w.root is not None:
                     w.crashed_at = time.monotonic()
                     self.crash(w)
             time.sleep(self.period)
@@ -646,19 +655,24 @@ def run_sweep_contender(c: Contender, tasks: list[Task], variant: str, args, ref
         stdin_path = task_file
         env = quiet_parallel_env()
     else:
-        cmd = [str(RAMGUARD), "run", "--mem", args.target_text, "-j", str(c.jobs), "--tasks", str(task_file),
+        mem = f"{no_ballast_mem(args.target) // MIB}M" if args.no_ballast else args.target_text
+        cmd = [str(RAMGUARD), "run", "--mem", mem, "-j", str(c.jobs), "--tasks", str(task_file),
                "--journal", str(journal), "--progress", "none", "--json", *c.extra]
         stdin_path = None
 
     # The machine must look the same to everyone: MemAvailable at the target before each run.
-    avail = settle_memory(args.target, args.retarget) if BALLAST.pid else mem_available()
-    if BALLAST.pid is None or abs(avail - args.target) > args.retarget:
-        log(f"ballast: MemAvailable is {fmt_size(avail)}; sizing it to leave {fmt_size(args.target)}")
-        BALLAST.kill()
-        BALLAST.start(mem_available() - args.target, args.floor)
-    start_avail = mem_available()
+    offset = 0
+    if args.no_ballast:
+        offset = mem_available() - args.target
+    else:
+        avail = settle_memory(args.target, args.retarget) if BALLAST.pid else mem_available()
+        if BALLAST.pid is None or abs(avail - args.target) > args.retarget:
+            log(f"ballast: MemAvailable is {fmt_size(avail)}; sizing it to leave {fmt_size(args.target)}")
+            BALLAST.kill()
+            BALLAST.start(mem_available() - args.target, args.floor)
+    start_avail = mem_available() - offset
 
-    w = Watch(floor=args.floor)
+    w = Watch(floor=args.floor, offset=offset)
     log(f"sweep/{variant}: {c.name}: {shlex.join(cmd)}  (MemAvailable {fmt_size(start_avail)})")
     with open(out_path, "wb") as so, open(err_path, "wb") as se, \
             open(stdin_path or os.devnull, "rb") as si:
@@ -840,9 +854,19 @@ def parse_mix_plan(text: str) -> list[tuple[str, int, int]]:
     return plan
 
 
+def no_ballast_mem(target: int) -> int:
+    """ramguard's --mem without a ballast: the target less the reserve it keeps on the
+    emulated machine (policy::levels: 10% of it, at least 512 MiB on a 4 GiB machine)."""
+    return target - max(target // 10, 512 * MIB)
+
+
 def mix_contenders(args, parallel: str | None, rg_ok: bool) -> list[Contender]:
     """The issue's peers: xargs -P 2..4, parallel --memsuspend 1G and 2G, and ramguard."""
     cap = args.cap
+    if getattr(args, "no_ballast", False):
+        # Peers need the ballast to see a small machine: ramguard alone.
+        return [Contender(f"ramguard --mem {fmt_size(no_ballast_mem(args.target))} -j {cap} (no ballast)",
+                          "ramguard", cap)] if rg_ok else []
     out = [Contender(f"xargs -P {n}", "xargs", n) for n in (2, 3, 4)]
     if parallel:
         out += [Contender(f"parallel -j {cap} --memsuspend {m}", "parallel", cap, ["--memsuspend", m])
@@ -881,9 +905,12 @@ def section_mixes(args, referee: Referee, parallel: str | None, rg_ok: bool, wor
     cap = args.cap
     usable = args.target - args.floor
     contenders = mix_contenders(args, parallel, rg_ok)
+    how = (f"No ballast (development mode): ramguard alone under `--mem {fmt_size(no_ballast_mem(args.target))}`, "
+           f"judged on an emulated MemAvailable (the real one less what was free beyond "
+           f"{fmt_size(args.target)} at the start); the referee crashes a run below" if args.no_ballast else
+           f"Ballast leaves MemAvailable at {fmt_size(args.target)}; the referee crashes a run below")
     md = [f"## Issue 12: mixes on an emulated {args.target_text} machine\n",
-          f"Ballast leaves MemAvailable at {fmt_size(args.target)}; the referee crashes a run below "
-          f"{fmt_size(args.floor)}. {args.mix_tasks} tasks per mix, cap {cap}; plan `{args.mix_plan_text}`. "
+          f"{how} {fmt_size(args.floor)}. {args.mix_tasks} tasks per mix, cap {cap}; plan `{args.mix_plan_text}`. "
           f"Every contender runs each (mix, seed, repetition) back to back.\n"]
     raw["mixes"] = {"target": args.target, "floor": args.floor, "cap": cap, "plan": args.mix_plan_text,
                     "runs": []}
@@ -1428,6 +1455,9 @@ def main() -> int:
     ap.add_argument("--mix-plan", default=MIX_PLAN, type=parse_mix_plan,
                     help=f"mixes section: MIX:SEEDS[xREPS];... with MIX in {', '.join(MIXES)} (default {MIX_PLAN})")
     ap.add_argument("--mix-tasks", type=int, default=16, help="tasks per mix")
+    ap.add_argument("--no-ballast", action="store_true",
+                    help="mixes section for development: ramguard only, no ballast, under --mem = target less "
+                         "its reserve, judged on an emulated MemAvailable (safe while others compile)")
     ap.add_argument("--roomy-tasks", type=int, default=32, help="tasks in the roomy section")
     ap.add_argument("--roomy-jobs", type=int, default=8, help="N in the roomy section")
     ap.add_argument("--write-mixes", type=Path, metavar="PATH",

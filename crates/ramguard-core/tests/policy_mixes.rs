@@ -5,8 +5,10 @@
 //! available (levels from `policy::levels`: reserve 512 MiB, brake 384 MiB, hard 320 MiB).
 //! The referee's floor (256 MiB) must never be crossed, no task may be OOM-killed by the
 //! simulated kernel, and every task must finish; the makespans against each mix's lower
-//! bound are printed (`-- --nocapture`) for BENCHMARKS.md. The simulation is ideal in ways
-//! a 2-CPU host is not (ramps take their nominal time, freed memory shows at once).
+//! bound are printed (`-- --nocapture`) for BENCHMARKS.md. Each mix runs twice: on an ideal
+//! host (ramps take their nominal time, freed memory shows at once), and on one whose 2 CPUs
+//! must fault every page in ([`CONTENDED`]): several large ramps at once then stretch, as
+//! they do on the 2-CPU development host, and bets on when a task peaks fail.
 
 use std::time::Duration;
 
@@ -16,6 +18,15 @@ use ramguard_core::policy::{Config, TaskState};
 use ramguard_core::Bytes;
 
 const MIXES: &str = include_str!("../../../bench/mixes.json");
+
+/// CPUs and CPU-seconds per GiB of growth of the contended host: 0.35 s per GiB measured
+/// for memhog's ramp on the idle development host (`/usr/bin/time memhog --peak 1G --ramp
+/// 3s`), raised for the benchmark's referee, ramguard's own reads and whatever else runs.
+/// It matters where many tasks ramp at once: the twin of `ramp` seed 2 (eight started
+/// together) takes 2.61× its bound instead of 2.43×, the real no-ballast runs 2.49–2.72×
+/// (`sweep_bench.py --no-ballast`, same policy). The rest of the gap between real and
+/// simulated runs (`ramp` seed 1: 2.12–2.32× against 1.95×) is not CPU.
+const CONTENDED: (f64, f64) = (2.0, 1.0);
 
 fn secs(x: f64) -> Duration {
     Duration::from_secs_f64(x)
@@ -45,7 +56,8 @@ fn task(idx: usize, row: &[serde_json::Value]) -> SimTask {
     SimTask::new(script).features(features)
 }
 
-fn simulate(target: Bytes, tasks: Vec<SimTask>) -> (Sim, Report) {
+fn simulate(host: Host, tasks: Vec<SimTask>) -> (Sim, Report) {
+    let target = host.capacity;
     let l = levels(target, None, None);
     let cfg = Config {
         budget: target,
@@ -61,7 +73,7 @@ fn simulate(target: Bytes, tasks: Vec<SimTask>) -> (Sim, Report) {
         psi_full_pause: 10.0,
         max_brakes: 3,
     };
-    let mut sim = Sim::new(cfg, Host::new(target), tasks);
+    let mut sim = Sim::new(cfg, host, tasks);
     let report = sim.drive();
     (sim, report)
 }
@@ -73,56 +85,71 @@ fn the_benchmark_mixes_never_cross_the_referees_floor() {
     let floor = Bytes(v["floor"].as_u64().unwrap());
     let mixes = v["mixes"].as_array().unwrap();
     assert!(!mixes.is_empty());
-    let mut ratios = Vec::new();
-    for m in mixes {
-        let rows = m["tasks (peak, ramp s, hold s, leak per s)"]
-            .as_array()
-            .unwrap();
-        let tasks: Vec<SimTask> = rows
-            .iter()
-            .enumerate()
-            .map(|(i, r)| task(i, r.as_array().unwrap()))
-            .collect();
-        let n = tasks.len();
-        let bound = m["bound_s"].as_f64().unwrap();
-        let (sim, r) = simulate(target, tasks);
-        let ratio = r.makespan.as_secs_f64() / bound;
-        ratios.push(ratio);
-        println!(
-            "{} seed {}: makespan {:.1} s = {:.2}× the bound {bound:.1} s, {:.1} at once on \
-             average, brakes {} ({:.1} task-s thrown away), pauses {} ({:.1} task-s), lowest \
-             available {}",
-            m["mix"].as_str().unwrap(),
-            m["seed"],
-            r.makespan.as_secs_f64(),
-            ratio,
-            r.task_seconds / r.makespan.as_secs_f64(),
-            r.brakes,
-            r.braked_seconds,
-            r.pauses,
-            r.paused_seconds,
-            r.min_available
-        );
-        assert!(r.violations.is_empty(), "{:#?}", r.violations);
-        assert_eq!(r.kernel_oom_kills, 0);
-        assert!(
-            r.min_available >= floor,
-            "{} below {floor}",
-            r.min_available
-        );
-        for id in 0..n {
-            assert!(
-                matches!(sim.policy().state(id), TaskState::Done { .. }),
-                "task {id}: {:?}",
-                sim.policy().state(id)
-            );
+    for (name, host) in [
+        ("ideal host", Host::new(target)),
+        (
+            "2 CPUs faulting pages in",
+            Host::new(target).with_cpu(CONTENDED.0, CONTENDED.1),
+        ),
+    ] {
+        println!("{name}:");
+        let mut ratios = Vec::new();
+        for m in mixes {
+            ratios.push(replay(m, host.clone(), floor));
         }
+        ratios.sort_by(f64::total_cmp);
+        let mid = ratios.len() / 2;
+        let median = match ratios.len() % 2 {
+            1 => ratios[mid],
+            _ => (ratios[mid - 1] + ratios[mid]) / 2.0,
+        };
+        println!("median {median:.2}× the bound");
     }
-    ratios.sort_by(f64::total_cmp);
-    let mid = ratios.len() / 2;
-    let median = match ratios.len() % 2 {
-        1 => ratios[mid],
-        _ => (ratios[mid - 1] + ratios[mid]) / 2.0,
-    };
-    println!("median {median:.2}× the bound");
+}
+
+/// Runs one mix through the policy on `host`, checks it ended safely, and returns its
+/// makespan ÷ its lower bound.
+fn replay(m: &serde_json::Value, host: Host, floor: Bytes) -> f64 {
+    let rows = m["tasks (peak, ramp s, hold s, leak per s)"]
+        .as_array()
+        .unwrap();
+    let tasks: Vec<SimTask> = rows
+        .iter()
+        .enumerate()
+        .map(|(i, r)| task(i, r.as_array().unwrap()))
+        .collect();
+    let n = tasks.len();
+    let bound = m["bound_s"].as_f64().unwrap();
+    let (sim, r) = simulate(host, tasks);
+    let ratio = r.makespan.as_secs_f64() / bound;
+    println!(
+        "{} seed {}: makespan {:.1} s = {:.2}× the bound {bound:.1} s, {:.1} at once on \
+         average, brakes {} ({:.1} task-s thrown away), pauses {} ({:.1} task-s), lowest \
+         available {}",
+        m["mix"].as_str().unwrap(),
+        m["seed"],
+        r.makespan.as_secs_f64(),
+        ratio,
+        r.task_seconds / r.makespan.as_secs_f64(),
+        r.brakes,
+        r.braked_seconds,
+        r.pauses,
+        r.paused_seconds,
+        r.min_available
+    );
+    assert!(r.violations.is_empty(), "{:#?}", r.violations);
+    assert_eq!(r.kernel_oom_kills, 0);
+    assert!(
+        r.min_available >= floor,
+        "{} below {floor}",
+        r.min_available
+    );
+    for id in 0..n {
+        assert!(
+            matches!(sim.policy().state(id), TaskState::Done { .. }),
+            "task {id}: {:?}",
+            sim.policy().state(id)
+        );
+    }
+    ratio
 }

@@ -1083,3 +1083,31 @@ fn a_slow_ramping_task_starts_while_a_big_one_is_finishing() {
         );
     }
 }
+
+#[test]
+fn ramps_stretch_when_growing_tasks_share_too_few_cpus() {
+    // Two tasks known to peak at 1 GiB ramp there in 1 s and hold it for 1 s. Faulting in
+    // 1 GiB costs 1 CPU-second here, so both at once need 2 CPUs: on a 1-CPU host each gets
+    // half, its ramp takes 2 s, and what follows (the hold, the exit) comes that much later.
+    // Holding memory costs no CPU. On an ideal host both end at 2 s.
+    let tasks = || {
+        (0..2)
+            .map(|_| ramp(1.0, 1.0, 1.0).features(vec![1.0]))
+            .collect::<Vec<_>>()
+    };
+    let cfg = Config {
+        estimate: Some(gib(1.2)),
+        ..config()
+    };
+    let (_, ideal) = run(cfg.clone(), host(), tasks());
+    assert_clean(&ideal);
+    assert_eq!(ideal.makespan, secs(2.0));
+    let (sim, slow) = run(cfg, host().with_cpu(1.0, 1.0), tasks());
+    assert_clean(&slow);
+    all_done(&sim, 2);
+    assert_eq!(starts(&sim).len(), 2);
+    let ms = slow.makespan.as_secs_f64();
+    assert!((ms - 3.0).abs() < 0.01, "{ms}");
+    // Each ran a second longer than on the ideal host.
+    assert!(slow.task_seconds > ideal.task_seconds + 1.9, "{slow:?}");
+}

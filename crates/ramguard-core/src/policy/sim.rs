@@ -10,6 +10,14 @@
 //! than the capacity, the simulated kernel OOM-kills the task with the highest
 //! `oom_score_adj`, as Linux would.
 //!
+//! **CPU contention** (opt-in, [`Host::cpu`]): growing memory costs CPU (the kernel zeroes
+//! every page a task touches first). When the tasks that grow at an instant would need more
+//! CPU than the host has, each of them advances through its trace only at the share it
+//! gets, so its ramp, and everything after it, ends later; holding memory costs nothing.
+//! On the 2-CPU development host a ramp of 1 GiB costs about 0.35 s of CPU
+//! (`/usr/bin/time memhog --peak 1G --ramp 3s`), and real runs of the benchmark's mixes took
+//! longer than their ideal twins because several large ramps ran at once.
+//!
 //! While it runs, the harness checks invariants independently of the policy and records
 //! violations in the [`Report`]: a Start only when the task fits (recomputed from the
 //! harness's own view), Kill only after Term, Finished only after an exit, at most one final
@@ -131,6 +139,17 @@ pub struct Host {
     pub external: Vec<(Duration, Bytes)>,
     /// PSI `full avg10`, as a step function of time.
     pub psi: Vec<(Duration, f64)>,
+    /// CPUs and what growing memory costs on them; `None`: growth is free (ideal host).
+    pub cpu: Option<Cpu>,
+}
+
+/// What the simulated host's CPUs can do for growing tasks.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Cpu {
+    /// CPUs the tasks share.
+    pub cpus: f64,
+    /// CPU-seconds a task spends per GiB its memory grows.
+    pub secs_per_gib: f64,
 }
 
 impl Host {
@@ -140,7 +159,14 @@ impl Host {
             capacity,
             external: Vec::new(),
             psi: Vec::new(),
+            cpu: None,
         }
+    }
+
+    /// The same host with CPUs that growing memory must share.
+    pub fn with_cpu(mut self, cpus: f64, secs_per_gib: f64) -> Host {
+        self.cpu = Some(Cpu { cpus, secs_per_gib });
+        self
     }
 
     fn external_at(&self, t: Duration) -> Bytes {
@@ -199,23 +225,49 @@ struct Run {
     paused_since: Option<Duration>,
     /// Time paused before `paused_since`.
     paused_total: Duration,
+    /// Time its trace stood still for want of CPU ([`Host::cpu`]).
+    slowed: Duration,
 }
 
 impl Run {
-    /// Where the attempt is in its script: time since start, paused time excluded.
+    /// Where the attempt is in its script: time since start, paused time and time lost to
+    /// CPU contention excluded.
     fn age(&self, now: Duration) -> Duration {
         let paused = self.paused_total
+            + self.slowed
             + self
                 .paused_since
                 .map_or(Duration::ZERO, |p| now.saturating_sub(p));
         now.saturating_sub(self.started).saturating_sub(paused)
     }
 
+    /// Bytes per second its trace grows at `now` (0 while paused, holding or shrinking).
+    fn growth(&self, now: Duration) -> f64 {
+        if self.paused_since.is_some() || self.term_at.is_some() {
+            return 0.0;
+        }
+        let age = self.age(now);
+        let mut prev = (Duration::ZERO, Bytes::ZERO);
+        for &(t, m) in &self.script.points {
+            if age < t {
+                let span = t.saturating_sub(prev.0).as_secs_f64();
+                let rise = m.get() as f64 - prev.1.get() as f64;
+                return if span > 0.0 {
+                    (rise / span).max(0.0)
+                } else {
+                    0.0
+                };
+            }
+            prev = (t, m);
+        }
+        0.0
+    }
+
     fn exit_time(&self) -> Duration {
         // A stopped process does not end by itself, nor act on TERM; only KILL ends it.
         let mut t = match self.paused_since {
             Some(_) => Duration::MAX,
-            None => self.started + self.paused_total + self.script.length(),
+            None => self.started + self.paused_total + self.slowed + self.script.length(),
         };
         if let (Some(term), Some(d), None) =
             (self.term_at, self.script.term_delay, self.paused_since)
@@ -326,13 +378,24 @@ impl Sim {
         if let Some(p) = self.policy.poll_timeout(self.now) {
             next = next.min(p.max(self.now));
         }
-        for run in self.runs.values() {
-            next = next.min(run.exit_time().max(self.now));
-            // The next corner of the trace: a ramp that ends between ticks is seen at once.
+        let speed = self.cpu_share();
+        for (id, run) in &self.runs {
+            let share = speed.get(id).copied().unwrap_or(1.0);
+            let later = |d: Duration| d.div_f64(share);
             let age = run.age(self.now);
+            let natural = run.exit_time();
+            match run.paused_since {
+                // A slowed trace reaches its end later than its clock says now.
+                None if share < 1.0 && natural.saturating_sub(self.now) > Duration::ZERO => {
+                    let left = run.script.length().saturating_sub(age);
+                    next = next.min(self.now + later(left));
+                }
+                _ => next = next.min(natural.max(self.now)),
+            }
+            // The next corner of the trace: a ramp that ends between ticks is seen at once.
             if let Some(&(t, _)) = run.script.points.iter().find(|p| p.0 > age) {
                 if run.paused_since.is_none() {
-                    next = next.min(self.now + (t - age));
+                    next = next.min(self.now + later(t - age));
                 }
             }
         }
@@ -340,6 +403,11 @@ impl Sim {
             next = next.min(i.max(self.now));
         }
         let span = next.saturating_sub(self.now).as_secs_f64();
+        for (id, share) in speed {
+            if let Some(run) = self.runs.get_mut(&id) {
+                run.slowed += Duration::from_secs_f64(span * (1.0 - share));
+            }
+        }
         self.report.task_seconds += self.runs.len() as f64 * span;
         let paused = self.runs.values().filter(|r| r.paused_since.is_some());
         self.report.paused_seconds += paused.count() as f64 * span;
@@ -389,6 +457,27 @@ impl Sim {
         self.report.clone()
     }
 
+    /// The share of its own pace each growing task gets when their growth needs more CPU
+    /// than the host has ([`Host::cpu`]); tasks not listed run at full pace.
+    fn cpu_share(&self) -> BTreeMap<TaskId, f64> {
+        let Some(cpu) = self.host.cpu else {
+            return BTreeMap::new();
+        };
+        let per_byte = cpu.secs_per_gib / (1u64 << 30) as f64;
+        let growing: Vec<(TaskId, f64)> = self
+            .runs
+            .iter()
+            .map(|(&id, r)| (id, r.growth(self.now)))
+            .filter(|&(_, g)| g > 0.0)
+            .collect();
+        let need: f64 = growing.iter().map(|&(_, g)| g * per_byte).sum();
+        if need <= cpu.cpus {
+            return BTreeMap::new();
+        }
+        let share = cpu.cpus / need;
+        growing.into_iter().map(|(id, _)| (id, share)).collect()
+    }
+
     fn memory(&self) -> Bytes {
         self.runs.values().map(|r| r.mem).sum::<Bytes>() + self.host.external_at(self.now)
     }
@@ -406,7 +495,8 @@ impl Sim {
             let Some(run) = self.runs.remove(&id) else {
                 break;
             };
-            let natural = run.exit_time() == run.started + run.paused_total + run.script.length()
+            let natural = run.exit_time()
+                == run.started + run.paused_total + run.slowed + run.script.length()
                 && run.kill_at.is_none_or(|k| k > run.exit_time());
             let last = run.script.memory_at(run.age(run.exit_time()));
             let peak = run.peak.max(last);
@@ -524,6 +614,7 @@ impl Sim {
                         oom: false,
                         paused_since: None,
                         paused_total: Duration::ZERO,
+                        slowed: Duration::ZERO,
                     },
                 );
                 self.view_mem.insert(*task, Bytes::ZERO);
