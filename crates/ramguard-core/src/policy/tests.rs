@@ -1,6 +1,7 @@
 //! Unit tests that call the policy's interface directly, the way the supervisor does, for
 //! contracts the simulated scenarios (`tests/policy_sim.rs`) do not pin one call at a time.
 
+use super::predict::Observation;
 use super::*;
 
 const MIB: u64 = 1 << 20;
