@@ -43,7 +43,8 @@ use std::time::Duration;
 
 use super::project::{self, Curve};
 use super::{
-    eta, Action, ExitClass, Note, Pause, Policy, TaskId, TaskState, RUNAWAY_HORIZON, SETTLE_WINDOW,
+    eta, Action, AttemptFacts, ExitClass, Note, Pause, Policy, TaskId, TaskState, RUNAWAY_HORIZON,
+    SETTLE_WINDOW,
 };
 use crate::units::Bytes;
 
@@ -69,7 +70,7 @@ impl Policy {
         // A task climbing past its prediction proves the model wrong about it; a paused one
         // ends only after it runs again.
         if stopping.is_some()
-            || self.aux[task].cold
+            || self.facts(task).cold
             || self.is_paused(task)
             || self.runaway_rate(task, now).is_some()
         {
@@ -149,7 +150,7 @@ impl Policy {
                 end: None,
             });
         }
-        let ramp = self.time_to_peak(id, self.aux[id].cold);
+        let ramp = self.time_to_peak(id, self.facts(id).cold);
         // A paused task reserves its whole peak: it climbs again as soon as it is resumed.
         let started = *started + self.paused_for(id, now);
         let ramp = ramp.filter(|_| !self.is_paused(id));
@@ -175,7 +176,7 @@ impl Policy {
             return None;
         }
         let age = now.saturating_sub(*started);
-        let climb = &self.aux[id].climb;
+        let climb = &self.facts(id).climb;
         let &(last_age, last) = climb.last()?;
         if age.saturating_sub(last_age) > SETTLE_WINDOW {
             return None; // it stopped climbing
@@ -274,7 +275,7 @@ impl Policy {
             let room_ahead = self.room_ahead(now).unwrap_or(room);
             let cold_settled = running
                 .iter()
-                .all(|&id| !self.aux[id].cold || self.is_settled(id, now));
+                .all(|&id| !self.facts(id).cold || self.is_settled(id, now));
             // With room for -j tasks at any plausible size, unknown tasks start together.
             let plentiful = self.plentiful();
             // Backfill looks this deep into the queue at most: with a full machine, every
@@ -349,22 +350,11 @@ impl Policy {
         };
         let rank = self
             .running_ids()
-            .map(|r| self.aux[r].rank + 1)
+            .map(|r| self.facts(r).rank + 1)
             .max()
             .unwrap_or(0);
         let oom_score_adj = (100 + 50 * rank.min(18) as i32).min(1000);
         self.next_seq += 1;
-        let aux = &mut self.aux[id];
-        aux.seq = self.next_seq;
-        aux.rank = rank;
-        aux.killed = false;
-        aux.cold = cold;
-        aux.settle_ref = Bytes::ZERO;
-        aux.grown_at = now;
-        aux.climb.clear();
-        aux.braked_alone = false;
-        aux.paused_since = None;
-        aux.paused_total = Duration::ZERO;
         self.set_state(
             id,
             TaskState::Running {
@@ -375,6 +365,13 @@ impl Policy {
                 predicted,
                 brakes,
                 stopping: None,
+                facts: Box::new(AttemptFacts {
+                    seq: self.next_seq,
+                    rank,
+                    cold,
+                    grown_at: now,
+                    ..AttemptFacts::default()
+                }),
             },
         );
         self.actions.push_back(Action::Start {

@@ -14,7 +14,9 @@
 
 use std::time::Duration;
 
-use super::{Action, Note, Policy, StopReason, TaskId, TaskState, STILL_GROWING};
+use super::{
+    Action, BrakeCause, Note, Policy, StopReason, Stopping, TaskId, TaskState, STILL_GROWING,
+};
 use crate::units::Bytes;
 
 impl Policy {
@@ -24,11 +26,27 @@ impl Policy {
             stopping, current, ..
         } = &mut self.tasks[id]
         {
-            *stopping = Some((reason, now));
-            self.aux[id].term_current = *current;
+            *stopping = Some(Stopping {
+                reason,
+                at: now,
+                held: *current,
+                killed: false,
+                brake: None,
+            });
             self.actions.push_back(Action::Term { task: id, reason });
             // A stopped tree acts on TERM only once it runs again.
             self.resume(now, id);
+        }
+    }
+
+    /// Sends TERM to a running task for the brake, and remembers the cause.
+    pub(super) fn brake(&mut self, now: Duration, id: TaskId, cause: BrakeCause) {
+        self.stop(now, id, StopReason::Brake);
+        if let TaskState::Running {
+            stopping: Some(s), ..
+        } = &mut self.tasks[id]
+        {
+            s.brake = Some(cause);
         }
     }
 
@@ -37,9 +55,11 @@ impl Policy {
     pub(super) fn grows_after_term(&self, id: TaskId, reason: StopReason) -> bool {
         let memory = matches!(reason, StopReason::Brake | StopReason::OverCap);
         let grew = match &self.tasks[id] {
-            TaskState::Running { current, .. } => {
-                current.get() > self.aux[id].term_current.get() + STILL_GROWING.get()
-            }
+            TaskState::Running {
+                current,
+                stopping: Some(s),
+                ..
+            } => current.get() > s.held.get() + STILL_GROWING.get(),
             _ => false,
         };
         memory && grew
@@ -93,13 +113,19 @@ impl Policy {
             .iter()
             .copied()
             .filter(|&id| self.stopping(id).is_none())
-            .max_by_key(|&id| self.aux[id].seq)
+            .max_by_key(|&id| self.facts(id).seq)
         else {
             return;
         };
-        self.aux[victim].braked_alone = running.len() == 1;
-        self.aux[victim].brake_why = why.clone();
-        self.stop(now, victim, StopReason::Brake);
+        let alone = running.len() == 1;
+        self.brake(
+            now,
+            victim,
+            BrakeCause {
+                why: why.clone(),
+                alone,
+            },
+        );
         self.actions
             .push_back(Action::Note(Note::Brake { task: victim, why }));
     }

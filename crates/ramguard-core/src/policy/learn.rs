@@ -130,7 +130,7 @@ impl Policy {
     /// Returns true if and only if the task's peak has not grown noticeably for a while.
     pub(super) fn is_settled(&self, id: TaskId, now: Duration) -> bool {
         // A paused task does not grow, which says nothing about its peak.
-        !self.is_paused(id) && now.saturating_sub(self.aux[id].grown_at) >= SETTLE_WINDOW
+        !self.is_paused(id) && now.saturating_sub(self.facts(id).grown_at) >= SETTLE_WINDOW
     }
 
     /// Re-predicts running tasks after the model learned something.
@@ -141,12 +141,15 @@ impl Policy {
                 continue;
             };
             if let TaskState::Running {
-                peak, predicted, ..
+                peak,
+                predicted,
+                facts,
+                ..
             } = &mut self.tasks[id]
             {
                 *predicted = p.max(*peak);
+                facts.cold = false;
             }
-            self.aux[id].cold = false;
         }
     }
 

@@ -44,7 +44,8 @@ mod types;
 mod verdict;
 
 pub use types::{
-    Action, Config, Exit, ExitClass, Note, Sample, StopReason, TaskId, TaskSpec, TaskState,
+    Action, AttemptFacts, BrakeCause, Config, Exit, ExitClass, Note, Sample, StopReason, Stopping,
+    TaskId, TaskSpec, TaskState,
 };
 
 use predict::Predictor;
@@ -72,40 +73,18 @@ const LEARNED_NOTE_CHANGE: f64 = 0.10;
 /// Smallest typical peak, and change of it, worth a LearnedPeak note.
 const LEARNED_NOTE_MIN: u64 = 8 << 20;
 
-/// Bookkeeping per task that the public state does not carry.
+/// What the policy knows about a task across its attempts (the current attempt's facts
+/// live in [`TaskState::Running`]).
 #[derive(Debug, Clone, Default)]
 struct Aux {
-    /// Start order of the current attempt; the brake stops the highest.
-    seq: u64,
-    /// Rank for `oom_score_adj` among tasks running together.
-    rank: u32,
-    /// KILL was sent for the current attempt.
-    killed: bool,
     /// Ordinary failures so far (journal's prior attempts included), against `--retries`.
     failures: u32,
     /// Highest lower bound known: journal, brakes, OOM kills.
     lower_bound: Option<Bytes>,
-    /// Started with no prediction at all (cold start).
-    cold: bool,
-    /// Peak when it last grew by more than [`SETTLE_GROWTH`], and when.
-    settle_ref: Bytes,
-    grown_at: Duration,
-    /// `(age, peak)` each time the peak grew by more than [`CLIMB_STEP`]: when it got near
-    /// its final peak is learned from this.
-    climb: Vec<(Duration, Bytes)>,
-    /// The brake stopped it while nothing else ran.
-    braked_alone: bool,
-    /// What it held when TERM was sent.
-    term_current: Bytes,
-    /// Why the brake stopped it, in words.
-    brake_why: String,
-    /// Paused (SIGSTOP) since then; `None` while it runs.
-    paused_since: Option<Duration>,
-    /// Time this attempt spent paused before `paused_since`.
-    paused_total: Duration,
-    /// How fast it grew (bytes/s) when last paused: what it resumes at.
-    paused_rate: f64,
 }
+
+/// The facts read for a task that is not running.
+static IDLE: AttemptFacts = AttemptFacts::IDLE;
 
 /// Why admission is held back, for the Paused/Resumed notes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -165,7 +144,6 @@ impl Policy {
             .iter()
             .map(|s| TaskState::Queued {
                 attempt: s.prior_attempts + 1,
-                lower_bound: s.lower_bound,
                 brakes: 0,
             })
             .collect();
@@ -174,7 +152,6 @@ impl Policy {
             .map(|s| Aux {
                 failures: s.prior_attempts,
                 lower_bound: s.lower_bound,
-                ..Aux::default()
             })
             .collect();
         Policy {
@@ -217,6 +194,7 @@ impl Policy {
                 current,
                 peak,
                 predicted,
+                facts,
                 ..
             }) = self.tasks.get_mut(id)
             else {
@@ -228,17 +206,16 @@ impl Policy {
             *predicted = (*predicted).max(*peak);
             let peak = *peak;
             self.largest_seen = self.largest_seen.max(peak);
-            let aux = &mut self.aux[id];
-            if aux
+            if facts
                 .climb
                 .last()
                 .is_none_or(|&(_, p)| peak > p.scale(1.0 + CLIMB_STEP))
             {
-                aux.climb.push((age, peak));
+                facts.climb.push((age, peak));
             }
-            if peak > aux.settle_ref.scale(1.0 + SETTLE_GROWTH) {
-                aux.settle_ref = peak;
-                aux.grown_at = now;
+            if peak > facts.settle_ref.scale(1.0 + SETTLE_GROWTH) {
+                facts.settle_ref = peak;
+                facts.grown_at = now;
             }
         }
         self.learn_provisionally(now);
@@ -279,13 +256,16 @@ impl Policy {
             !self.interrupted && self.queued.first().is_some_and(|&id| self.is_cold(id));
         for id in self.running_ids() {
             let TaskState::Running {
-                started, stopping, ..
+                started,
+                stopping,
+                facts,
+                ..
             } = &self.tasks[id]
             else {
                 continue;
             };
             match stopping {
-                Some((_, at)) if !self.aux[id].killed => want(*at + self.config.grace),
+                Some(s) if !s.killed => want(s.at + self.config.grace),
                 Some(_) => {}
                 None => {
                     if let Some(t) = self.config.timeout.filter(|_| !self.is_paused(id)) {
@@ -294,9 +274,9 @@ impl Policy {
                     if let Some(a) = self.restarts.max_age {
                         want(*started + a);
                     }
-                    let settles = self.aux[id].grown_at + SETTLE_WINDOW;
+                    let settles = facts.grown_at + SETTLE_WINDOW;
                     // Once settled, only a sample or an exit can change the verdict.
-                    if cold_waiting && self.aux[id].cold && settles > now {
+                    if cold_waiting && facts.cold && settles > now {
                         want(settles);
                     }
                 }
@@ -324,6 +304,12 @@ impl Policy {
         &self.config
     }
 
+    /// The least a task is known to need: from the journal, or its peak when braked or
+    /// OOM-killed; `None` while nothing is known.
+    pub fn lower_bound(&self, task: TaskId) -> Option<Bytes> {
+        self.aux[task].lower_bound
+    }
+
     /// What has been learned about peaks so far.
     pub fn predictor(&self) -> &Predictor {
         &self.predictor
@@ -337,9 +323,14 @@ impl Policy {
         let ids: Vec<TaskId> = self.running_ids().collect();
         for id in ids {
             match self.stopping(id) {
-                Some((reason, at)) if !self.aux[id].killed => {
+                Some((reason, at)) if !self.killed(id) => {
                     if hard || self.grows_after_term(id, reason) || now >= at + self.config.grace {
-                        self.aux[id].killed = true;
+                        if let TaskState::Running {
+                            stopping: Some(s), ..
+                        } = &mut self.tasks[id]
+                        {
+                            s.killed = true;
+                        }
                         self.actions.push_back(Action::Kill { task: id, reason });
                     }
                 }
@@ -389,7 +380,28 @@ impl Policy {
 
     fn stopping(&self, id: TaskId) -> Option<(StopReason, Duration)> {
         match &self.tasks[id] {
-            TaskState::Running { stopping, .. } => *stopping,
+            TaskState::Running { stopping, .. } => stopping.as_ref().map(|s| (s.reason, s.at)),
+            _ => None,
+        }
+    }
+
+    /// Returns true if and only if KILL was sent to the task's current attempt.
+    fn killed(&self, id: TaskId) -> bool {
+        matches!(&self.tasks[id], TaskState::Running { stopping: Some(s), .. } if s.killed)
+    }
+
+    /// The facts of a running task's current attempt; [`AttemptFacts::IDLE`] for any other.
+    fn facts(&self, id: TaskId) -> &AttemptFacts {
+        match &self.tasks[id] {
+            TaskState::Running { facts, .. } => facts,
+            _ => &IDLE,
+        }
+    }
+
+    /// The facts of a running task's current attempt; `None` for any other task.
+    fn facts_mut(&mut self, id: TaskId) -> Option<&mut AttemptFacts> {
+        match &mut self.tasks[id] {
+            TaskState::Running { facts, .. } => Some(facts),
             _ => None,
         }
     }

@@ -146,10 +146,10 @@ fn brake_terms_newest_names_the_levels_and_kills_below_hard_level() {
         p.state(1),
         &TaskState::Queued {
             attempt: 2,
-            lower_bound: Some(mib(1300)),
             brakes: 1
         }
     );
+    assert_eq!(p.lower_bound(1), Some(mib(1300)));
 }
 
 #[test]

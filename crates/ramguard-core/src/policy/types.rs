@@ -166,11 +166,7 @@ impl ExitClass {
 #[derive(Debug, Clone, PartialEq)]
 pub enum TaskState {
     /// Waiting for room.
-    Queued {
-        attempt: u32,
-        lower_bound: Option<Bytes>,
-        brakes: u32,
-    },
+    Queued { attempt: u32, brakes: u32 },
     /// Running; `stopping` is set once TERM was sent.
     Running {
         attempt: u32,
@@ -179,12 +175,76 @@ pub enum TaskState {
         peak: Bytes,
         predicted: Bytes,
         brakes: u32,
-        stopping: Option<(StopReason, Duration)>,
+        stopping: Option<Stopping>,
+        /// What the policy tracks about this attempt (boxed: most tasks are not running).
+        facts: Box<AttemptFacts>,
     },
     /// Finished with exit code 0; its peak has been learned.
     Done { peak: Bytes, duration: Duration },
     /// Failed for good (or interrupted); `reason` is one line a person reads.
     Failed { class: ExitClass, reason: String },
+}
+
+/// A running task ramguard has sent TERM: why, when, and what is known since.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stopping {
+    pub reason: StopReason,
+    /// When TERM was sent.
+    pub at: Duration,
+    /// What the tree held when TERM was sent.
+    pub held: Bytes,
+    /// KILL was sent too.
+    pub killed: bool,
+    /// Why the brake stopped it; `Some` if and only if `reason` is [`StopReason::Brake`].
+    pub brake: Option<BrakeCause>,
+}
+
+/// Why the brake stopped a task.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BrakeCause {
+    /// The reason in words ("available 300 MiB below the brake level 512 MiB").
+    pub why: String,
+    /// Nothing else ran: braked alone after `max_brakes`, the task fails instead of requeuing.
+    pub alone: bool,
+}
+
+/// What the policy tracks about a running attempt beyond what the supervisor measures.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AttemptFacts {
+    /// Start order; the brake stops the highest.
+    pub seq: u64,
+    /// Rank for `oom_score_adj` among tasks running together.
+    pub rank: u32,
+    /// Started with no prediction at all (cold start).
+    pub cold: bool,
+    /// Peak when it last grew by more than [`SETTLE_GROWTH`](super::SETTLE_GROWTH).
+    pub settle_ref: Bytes,
+    /// When the peak last grew by that much.
+    pub grown_at: Duration,
+    /// `(age, peak)` each time the peak grew by more than a small step: when it got near its
+    /// final peak is learned from this.
+    pub climb: Vec<(Duration, Bytes)>,
+    /// Paused (SIGSTOP) since then; `None` while it runs.
+    pub paused_since: Option<Duration>,
+    /// Time this attempt spent paused before `paused_since`.
+    pub paused_total: Duration,
+    /// How fast it grew (bytes/s) when last paused: what it resumes at.
+    pub paused_rate: f64,
+}
+
+impl AttemptFacts {
+    /// The facts of a task that is not running: never paused, nothing climbed.
+    pub const IDLE: AttemptFacts = AttemptFacts {
+        seq: 0,
+        rank: 0,
+        cold: false,
+        settle_ref: Bytes::ZERO,
+        grown_at: Duration::ZERO,
+        climb: Vec::new(),
+        paused_since: None,
+        paused_total: Duration::ZERO,
+        paused_rate: 0.0,
+    };
 }
 
 /// What the supervisor must do.

@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use super::predict::Observation;
-use super::{Action, Exit, ExitClass, Policy, StopReason, TaskId, TaskState, NEAR_PEAK};
+use super::{Action, Exit, ExitClass, Policy, StopReason, Stopping, TaskId, TaskState, NEAR_PEAK};
 use crate::units::Bytes;
 
 impl Policy {
@@ -22,6 +22,7 @@ impl Policy {
             peak,
             brakes,
             stopping,
+            facts,
             ..
         }) = self.tasks.get(task).cloned()
         else {
@@ -33,9 +34,10 @@ impl Policy {
             *a = a.saturating_add(current);
         }
         let next = attempt + 1;
-        let (class, requeued, reason) = match stopping.map(|s| s.0) {
+        let cause = stopping.as_ref().and_then(|s| s.brake.as_ref());
+        let (class, requeued, reason) = match stopping.as_ref().map(|s| s.reason) {
             Some(StopReason::Brake) => {
-                let why = format!("braked at {peak}: {}", self.aux[task].brake_why);
+                let why = format!("braked at {peak}: {}", cause.map_or("", |c| &c.why));
                 self.brake_verdict(task, ExitClass::Braked, next, brakes, peak, why)
             }
             Some(StopReason::OverCap) => {
@@ -65,7 +67,7 @@ impl Policy {
                     .saturating_sub(started)
                     .saturating_sub(self.paused_for(task, now));
                 let near = peak.scale(NEAR_PEAK);
-                let time_to_peak = self.aux[task]
+                let time_to_peak = facts
                     .climb
                     .iter()
                     .find(|&&(_, p)| p >= near)
@@ -128,8 +130,12 @@ impl Policy {
         let brakes = brakes + 1;
         let lb = self.aux[id].lower_bound.unwrap_or_default().max(peak);
         self.aux[id].lower_bound = Some(lb);
-        let alone = self.aux[id].braked_alone
-            || (class == ExitClass::OomKilled && self.running_ids().all(|r| r == id));
+        let braked_alone = matches!(
+            &self.tasks[id],
+            TaskState::Running { stopping: Some(Stopping { brake: Some(c), .. }), .. } if c.alone
+        );
+        let alone =
+            braked_alone || (class == ExitClass::OomKilled && self.running_ids().all(|r| r == id));
         if alone && brakes >= self.config.max_brakes && !self.interrupted {
             let reason =
                 format!("needs more than {peak}, which does not fit even running alone ({why})");
@@ -144,11 +150,7 @@ impl Policy {
 
     /// Puts a task back in the queue for another attempt.
     pub(super) fn requeue(&mut self, id: TaskId, attempt: u32, brakes: u32) {
-        let queued = TaskState::Queued {
-            attempt,
-            lower_bound: self.aux[id].lower_bound,
-            brakes,
-        };
+        let queued = TaskState::Queued { attempt, brakes };
         self.set_state(id, queued);
         self.recheck.push(id);
     }
