@@ -43,8 +43,8 @@ use std::time::Duration;
 
 use super::project::{self, Curve};
 use super::{
-    eta, Action, AttemptFacts, ExitClass, Note, Pause, Policy, TaskId, TaskState, RUNAWAY_HORIZON,
-    SETTLE_WINDOW,
+    eta, Action, AttemptFacts, ExitClass, Note, Pause, PauseWhy, Policy, Reason, TaskId, TaskState,
+    RUNAWAY_HORIZON, SETTLE_WINDOW,
 };
 use crate::units::Bytes;
 
@@ -229,10 +229,10 @@ impl Policy {
                 } else {
                     ExitClass::Failed
                 };
-                let reason = format!(
-                    "needs at least {lb}, more than the {} budget (hint: raise --mem)",
-                    self.config.budget
-                );
+                let reason = Reason::OverBudget {
+                    needs: lb,
+                    budget: self.config.budget,
+                };
                 let failed = TaskState::Failed {
                     class,
                     reason: reason.clone(),
@@ -390,10 +390,10 @@ impl Policy {
             (true, Some(Pause::Psi)) | (false, None) | (false, Some(Pause::Stalled)) => {}
             (true, _) => {
                 self.paused = Some(Pause::Psi);
-                let why = format!(
-                    "memory pressure: PSI full avg10 {:.1}% at or above {limit}%",
-                    self.psi.unwrap_or_default()
-                );
+                let why = PauseWhy::Pressure {
+                    avg10: self.psi.unwrap_or_default(),
+                    limit,
+                };
                 self.actions.push_back(Action::Note(Note::Paused { why }));
             }
             (false, Some(Pause::Psi)) => {
@@ -408,11 +408,10 @@ impl Policy {
         match (stalled, self.paused) {
             (true, None) => {
                 self.paused = Some(Pause::Stalled);
-                let why = format!(
-                    "waiting for memory: nothing fits in {} available (reserve {})",
-                    self.available.unwrap_or_default(),
-                    self.config.reserve
-                );
+                let why = PauseWhy::NothingFits {
+                    available: self.available.unwrap_or_default(),
+                    reserve: self.config.reserve,
+                };
                 self.actions.push_back(Action::Note(Note::Paused { why }));
             }
             (false, Some(Pause::Stalled)) => {

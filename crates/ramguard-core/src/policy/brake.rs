@@ -15,7 +15,8 @@
 use std::time::Duration;
 
 use super::{
-    Action, BrakeCause, Note, Policy, StopReason, Stopping, TaskId, TaskState, STILL_GROWING,
+    Action, BrakeCause, BrakeWhy, Note, Policy, StopReason, Stopping, TaskId, TaskState,
+    STILL_GROWING,
 };
 use crate::units::Bytes;
 
@@ -93,12 +94,15 @@ impl Policy {
             })
             .sum();
         let why = if available < self.config.brake_level {
-            format!(
-                "available {available} below the brake level {}",
-                self.config.brake_level
-            )
+            BrakeWhy::LowMemory {
+                available,
+                level: self.config.brake_level,
+            }
         } else if held > self.config.budget {
-            format!("tasks hold {held}, over the {} budget", self.config.budget)
+            BrakeWhy::OverBudget {
+                held,
+                budget: self.config.budget,
+            }
         } else {
             return;
         };

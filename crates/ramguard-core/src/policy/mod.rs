@@ -37,12 +37,14 @@ pub mod levels;
 pub mod order;
 pub mod predict;
 pub mod project;
+pub mod reason;
 pub mod recycle;
 pub mod sim;
 pub mod suspend;
 mod types;
 mod verdict;
 
+pub use reason::{BrakeWhy, PauseWhy, Projection, Reason};
 pub use types::{
     Action, AttemptFacts, BrakeCause, Config, Exit, ExitClass, Note, Sample, StopReason, Stopping,
     TaskId, TaskSpec, TaskState,

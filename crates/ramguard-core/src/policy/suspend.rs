@@ -30,7 +30,8 @@ use std::time::Duration;
 
 use super::project::{self, Curve};
 use super::{
-    Action, BrakeCause, Note, Policy, StopReason, TaskId, TaskState, CLIMB_STEP, SETTLE_WINDOW,
+    Action, BrakeCause, BrakeWhy, Note, Policy, Projection, StopReason, TaskId, TaskState,
+    CLIMB_STEP, SETTLE_WINDOW,
 };
 use crate::units::Bytes;
 
@@ -114,11 +115,10 @@ impl Policy {
                 }
                 return;
             };
-            let why = format!(
-                "running tasks would need {} of the {} they may hold",
-                Bytes(projected.max(0.0) as u64),
-                Bytes(limit.max(0.0) as u64)
-            );
+            let why = Projection {
+                need: Bytes(projected.max(0.0) as u64),
+                limit: Bytes(limit.max(0.0) as u64),
+            };
             self.pause(now, victim, why);
             active.retain(|&id| id != victim);
             paused.push(victim);
@@ -179,11 +179,10 @@ impl Policy {
         let Some(victim) = newest.filter(|_| !braking) else {
             return;
         };
-        let why = format!(
-            "paused while the running tasks needed its memory ({} of the {} they may hold)",
-            Bytes(need.max(0.0) as u64),
-            Bytes(limit.max(0.0) as u64)
-        );
+        let why = BrakeWhy::PausedNeeded(Projection {
+            need: Bytes(need.max(0.0) as u64),
+            limit: Bytes(limit.max(0.0) as u64),
+        });
         let cause = BrakeCause {
             why: why.clone(),
             alone: false,
@@ -304,7 +303,7 @@ impl Policy {
     }
 
     /// Pauses a running task and says why.
-    fn pause(&mut self, now: Duration, id: TaskId, why: String) {
+    fn pause(&mut self, now: Duration, id: TaskId, why: Projection) {
         if self.is_paused(id) {
             return;
         }

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::reason::{BrakeWhy, PauseWhy, Projection, Reason};
 use crate::units::Bytes;
 
 /// Index of a task in the list given to [`Policy::new`](super::Policy::new).
@@ -181,8 +182,8 @@ pub enum TaskState {
     },
     /// Finished with exit code 0; its peak has been learned.
     Done { peak: Bytes, duration: Duration },
-    /// Failed for good (or interrupted); `reason` is one line a person reads.
-    Failed { class: ExitClass, reason: String },
+    /// Failed for good (or interrupted), and why.
+    Failed { class: ExitClass, reason: Reason },
 }
 
 /// A running task ramguard has sent TERM: why, when, and what is known since.
@@ -202,8 +203,8 @@ pub struct Stopping {
 /// Why the brake stopped a task.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BrakeCause {
-    /// The reason in words ("available 300 MiB below the brake level 512 MiB").
-    pub why: String,
+    /// What made the brake fire.
+    pub why: BrakeWhy,
     /// Nothing else ran: braked alone after `max_brakes`, the task fails instead of requeuing.
     pub alone: bool,
 }
@@ -273,12 +274,12 @@ pub enum Action {
         class: ExitClass,
         /// Requeued for another attempt (brake, OOM, retry).
         requeued: bool,
-        /// One line a person reads: "exit code 3", "needs 5.1 GiB, budget 4 GiB".
-        reason: String,
+        /// Why, as data (the binary words it: "exit code 3").
+        reason: Reason,
         peak: Bytes,
     },
     /// A task can never run: fails without starting (too big to fit even alone).
-    Fail { task: TaskId, reason: String },
+    Fail { task: TaskId, reason: Reason },
     /// Something worth a journal event and a progress line.
     Note(Note),
 }
@@ -287,15 +288,16 @@ pub enum Action {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Note {
     /// Admission paused (PSI, or nothing fits right now while tasks run).
-    Paused { why: String },
+    Paused { why: PauseWhy },
     /// Admission resumed after a pause.
     Resumed,
     /// The learned typical peak changed noticeably.
     LearnedPeak { peak: Bytes },
-    /// The brake fired: the reason in words.
-    Brake { task: TaskId, why: String },
-    /// A running task was paused (SIGSTOP) so that others' growth fits: the reason in words.
-    TaskPaused { task: TaskId, why: String },
+    /// The brake fired, and why.
+    Brake { task: TaskId, why: BrakeWhy },
+    /// A running task was paused (SIGSTOP) so that others' growth fits: without the pause
+    /// the running tasks would need more than they may hold.
+    TaskPaused { task: TaskId, why: Projection },
     /// A paused task runs again after being paused for `paused_for`.
     TaskResumed { task: TaskId, paused_for: Duration },
 }

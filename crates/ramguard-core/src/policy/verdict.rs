@@ -9,7 +9,10 @@
 use std::time::Duration;
 
 use super::predict::Observation;
-use super::{Action, Exit, ExitClass, Policy, StopReason, Stopping, TaskId, TaskState, NEAR_PEAK};
+use super::{
+    Action, BrakeWhy, Exit, ExitClass, Policy, Reason, StopReason, Stopping, TaskId, TaskState,
+    NEAR_PEAK,
+};
 use crate::units::Bytes;
 
 impl Policy {
@@ -34,32 +37,37 @@ impl Policy {
             *a = a.saturating_add(current);
         }
         let next = attempt + 1;
-        let cause = stopping.as_ref().and_then(|s| s.brake.as_ref());
-        let (class, requeued, reason) = match stopping.as_ref().map(|s| s.reason) {
-            Some(StopReason::Brake) => {
-                let why = format!("braked at {peak}: {}", cause.map_or("", |c| &c.why));
+        let (class, requeued, reason) = match stopping.map(|s| (s.reason, s.brake)) {
+            Some((StopReason::Brake, cause)) => {
+                // brake() always records its cause; the level is the fallback's best guess.
+                let why = cause.map_or(
+                    BrakeWhy::LowMemory {
+                        available: self.available.unwrap_or_default(),
+                        level: self.config.brake_level,
+                    },
+                    |c| c.why,
+                );
+                let why = Reason::Braked { peak, why };
                 self.brake_verdict(task, ExitClass::Braked, next, brakes, peak, why)
             }
-            Some(StopReason::OverCap) => {
+            Some((StopReason::OverCap, _)) => {
                 let cap = self.config.task_cap.unwrap_or_default();
-                let reason = format!("used {peak}, over the per-task cap {cap} (--task-mem)");
+                let reason = Reason::OverCap { peak, cap };
                 self.stopped_verdict(now, task, ExitClass::OverCap, next, brakes, reason)
             }
-            Some(StopReason::Timeout) => {
-                let t = self.config.timeout.unwrap_or_default();
-                let reason = format!(
-                    "ran longer than the {} timeout (--timeout)",
-                    crate::units::format_duration(t)
-                );
+            Some((StopReason::Timeout, _)) => {
+                let limit = self.config.timeout.unwrap_or_default();
+                let reason = Reason::TimedOut { limit };
                 self.stopped_verdict(now, task, ExitClass::TimedOut, next, brakes, reason)
             }
-            Some(StopReason::MaxAge) => {
-                let age = crate::units::format_duration(self.restarts.max_age.unwrap_or_default());
-                let reason = format!("older than {age} (--max-age)");
+            Some((StopReason::MaxAge, _)) => {
+                let limit = self.restarts.max_age.unwrap_or_default();
+                let reason = Reason::MaxAge { limit };
                 self.stopped_verdict(now, task, ExitClass::MaxAge, next, brakes, reason)
             }
-            Some(StopReason::Interrupt) => {
-                self.fail(task, ExitClass::Interrupted, "interrupted".to_string())
+            Some((StopReason::Interrupt, _)) => {
+                let reason = Reason::Interrupted { during: None };
+                self.fail(task, ExitClass::Interrupted, reason)
             }
             None if exit.code == Some(0) => {
                 // Paused time is not the task's: learn what it takes to run.
@@ -82,26 +90,20 @@ impl Policy {
                 self.set_state(task, TaskState::Done { peak, duration });
                 self.note_learned();
                 self.refresh_running_predictions();
-                (ExitClass::Done, false, "done".to_string())
+                (ExitClass::Done, false, Reason::Done)
             }
             None if exit.oom_killed => {
-                let why = format!("killed by the kernel's OOM killer at {peak}");
+                let why = Reason::OomKilled { peak };
                 self.brake_verdict(task, ExitClass::OomKilled, next, brakes, peak, why)
             }
-            None if exit.shm_full => self.retry_or_fail(
-                task,
-                ExitClass::ShmBus,
-                next,
-                brakes,
-                "bus error (SIGBUS) with /dev/shm full: shared memory ran out \
-                 (hint: free /dev/shm or lower -j)"
-                    .to_string(),
-            ),
+            None if exit.shm_full => {
+                self.retry_or_fail(task, ExitClass::ShmBus, next, brakes, Reason::ShmFull)
+            }
             None => {
                 let (class, reason) = match (exit.signal, exit.code) {
-                    (Some(sig), _) => (ExitClass::Signaled, format!("killed by signal {sig}")),
-                    (None, Some(code)) => (ExitClass::Failed, format!("exit code {code}")),
-                    (None, None) => (ExitClass::Failed, "ended without an exit status".into()),
+                    (Some(sig), _) => (ExitClass::Signaled, Reason::Signal(sig)),
+                    (None, Some(code)) => (ExitClass::Failed, Reason::ExitCode(code)),
+                    (None, None) => (ExitClass::Failed, Reason::NoStatus),
                 };
                 self.retry_or_fail(task, class, next, brakes, reason)
             }
@@ -125,8 +127,8 @@ impl Policy {
         next: u32,
         brakes: u32,
         peak: Bytes,
-        why: String,
-    ) -> (ExitClass, bool, String) {
+        why: Reason,
+    ) -> (ExitClass, bool, Reason) {
         let brakes = brakes + 1;
         let lb = self.aux[id].lower_bound.unwrap_or_default().max(peak);
         self.aux[id].lower_bound = Some(lb);
@@ -137,12 +139,12 @@ impl Policy {
         let alone =
             braked_alone || (class == ExitClass::OomKilled && self.running_ids().all(|r| r == id));
         if alone && brakes >= self.config.max_brakes && !self.interrupted {
-            let reason =
-                format!("needs more than {peak}, which does not fit even running alone ({why})");
-            return self.fail(id, class, reason);
+            let then = Box::new(why);
+            return self.fail(id, class, Reason::TooBigAlone { peak, then });
         }
         if self.interrupted {
-            return self.fail(id, ExitClass::Interrupted, format!("interrupted; {why}"));
+            let during = Some(Box::new(why));
+            return self.fail(id, ExitClass::Interrupted, Reason::Interrupted { during });
         }
         self.requeue(id, next, brakes);
         (class, true, why)
@@ -160,8 +162,8 @@ impl Policy {
         &mut self,
         id: TaskId,
         class: ExitClass,
-        reason: String,
-    ) -> (ExitClass, bool, String) {
+        reason: Reason,
+    ) -> (ExitClass, bool, Reason) {
         let failed = TaskState::Failed {
             class,
             reason: reason.clone(),
