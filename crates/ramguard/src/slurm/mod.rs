@@ -54,6 +54,7 @@ use serde_json::json;
 
 use crate::commands::run::{Progress as ProgressMode, RunArgs, Settings};
 use crate::journal::{AttemptEnd, Journal, MemSample, SweepHandle};
+use crate::render::notes::Words;
 use crate::supervisor;
 use crate::Outcome;
 
@@ -601,8 +602,10 @@ impl Runner<'_> {
                             requeued,
                             reason,
                             peak,
-                        } => self.finished(task, attempt, class, requeued, reason, peak)?,
-                        Action::Fail { task, reason } => self.fail_unstarted(task, &reason)?,
+                        } => self.finished(task, attempt, class, requeued, reason.words(), peak)?,
+                        Action::Fail { task, reason } => {
+                            self.fail_unstarted(task, &reason.words())?
+                        }
                         Action::Note(note) => self.note(&note)?,
                     }
                 }
@@ -1087,7 +1090,11 @@ impl Runner<'_> {
 
     fn note(&mut self, note: &Note) -> Result<()> {
         let (kind, detail, line) = match note {
-            Note::Paused { why } => ("paused", json!({ "why": why }), format!("pause   {why}")),
+            Note::Paused { why } => (
+                "paused",
+                json!({ "why": why.words() }),
+                format!("pause   {}", why.words()),
+            ),
             Note::Resumed => ("resumed", json!({}), "resume  submitting again".to_string()),
             Note::LearnedPeak { peak } => (
                 "learned_peak",
@@ -1096,8 +1103,8 @@ impl Runner<'_> {
             ),
             Note::TaskPaused { task, why } => (
                 "task_paused",
-                json!({ "task": self.r.tasks[self.r.todo[*task]].key, "why": why }),
-                format!("wait    {}  {why}", self.label(*task)),
+                json!({ "task": self.r.tasks[self.r.todo[*task]].key, "why": why.words() }),
+                format!("wait    {}  {}", self.label(*task), why.words()),
             ),
             Note::TaskResumed { task, .. } => (
                 "task_resumed",
@@ -1106,8 +1113,8 @@ impl Runner<'_> {
             ),
             Note::Brake { task, why } => (
                 "brake",
-                json!({ "task": self.r.tasks[self.r.todo[*task]].key, "why": why }),
-                format!("cancel  {}  {why}", self.label(*task)),
+                json!({ "task": self.r.tasks[self.r.todo[*task]].key, "why": why.words() }),
+                format!("cancel  {}  {}", self.label(*task), why.words()),
             ),
         };
         self.r

@@ -38,6 +38,7 @@ pub use spawn::{thread_caps, Launch, THREAD_VARS};
 use tree::{TreeMemory, Trees};
 
 use crate::probe::{HostReport, MemoryWatch, Root};
+use crate::render::notes::Words;
 
 /// Fastest and slowest sampling intervals (DESIGN.md: 20 ms … 500 ms).
 const MIN_TICK: Duration = Duration::from_millis(20);
@@ -654,8 +655,8 @@ impl Supervisor {
                         None if class == ExitClass::ShmBus => a
                             .as_ref()
                             .and_then(|a| a.bus_reason.clone())
-                            .unwrap_or(reason),
-                        None => reason,
+                            .unwrap_or_else(|| reason.words()),
+                        None => reason.words(),
                     };
                     let fin = Finished {
                         task,
@@ -678,7 +679,9 @@ impl Supervisor {
                     };
                     sink.finished(now, &fin)?;
                 }
-                Action::Fail { task, reason } => sink.failed_unstarted(now, task, &reason)?,
+                Action::Fail { task, reason } => {
+                    sink.failed_unstarted(now, task, &reason.words())?
+                }
                 Action::Note(note) => sink.note(now, &note)?,
             }
         }
