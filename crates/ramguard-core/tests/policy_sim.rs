@@ -312,22 +312,41 @@ fn task_that_outgrows_the_budget_alone_fails_naming_its_size() {
 }
 
 #[test]
-fn cold_start_admits_one_then_widens_as_peaks_settle() {
+fn cold_start_admits_what_fits_at_a_plausible_size_then_widens_as_peaks_settle() {
     let (sim, report) = run(
         config(),
         host(),
-        (0..6).map(|_| ramp(1.0, 4.0, 10.0)).collect(),
+        (0..7).map(|_| ramp(1.0, 4.0, 10.0)).collect(),
     );
     assert_clean(&report);
-    all_done(&sim, 6);
+    all_done(&sim, 7);
+    let s = starts(&sim);
+    // The 6 GiB budget holds five unknown tasks at a plausible 1 GiB plus the margin: they
+    // start together, each reserving that size.
+    assert!(s[..5].iter().all(|s| s.0 == Duration::ZERO), "{s:?}");
+    assert!(s[..5].iter().all(|s| s.2 == gib(1.0)), "{s:?}");
+    // The next waits for them to stop growing (~4 s ramp, then 2 s of no growth above 5%),
+    // predicted at the seen peak plus margin.
+    assert!(s[5].0 >= secs(5.5), "{:?}", s[5]);
+    assert!(s[5].2 >= gib(1.0), "{}", s[5].2);
+    assert_eq!(report.brakes, 0);
+}
+
+#[test]
+fn cold_start_with_room_for_one_admits_one_then_widens() {
+    // A 1.5 GiB budget holds one unknown task at the plausible size: the first runs alone
+    // until its peak settles, then others are admitted at what it showed.
+    let cfg = Config {
+        budget: gib(1.5),
+        ..config()
+    };
+    let (sim, report) = run(cfg, host(), (0..4).map(|_| ramp(0.3, 4.0, 10.0)).collect());
+    assert_clean(&report);
+    all_done(&sim, 4);
     let s = starts(&sim);
     assert_eq!(s[0].0, Duration::ZERO);
-    // The second waits for the first to stop growing (~4 s ramp, then 2 s of no growth
-    // above 5%).
     assert!(s[1].0 >= secs(5.5), "{:?}", s[1]);
-    // Then several are admitted together, predicted at the seen peak plus margin.
-    assert!(report.max_running >= 4, "{}", report.max_running);
-    assert!(s[1].2 >= gib(1.0), "{}", s[1].2);
+    assert!(report.max_running >= 3, "{}", report.max_running);
     assert_eq!(report.brakes, 0);
 }
 
@@ -386,9 +405,11 @@ fn cold_start_tradeoff() {
         }
         assert_clean(&cold);
         assert_clean(&known);
-        assert_eq!(cold.brakes, 0, "{name}");
+        // Tasks of the plausible size start together without a brake; half as large again,
+        // the newest are paused and one is braked, which is still no slower than knowing.
+        assert!(cold.brakes <= 1, "{name}");
         assert!(cold.makespan < one.makespan / 2, "{name}");
-        assert!(known.makespan <= cold.makespan, "{name}");
+        assert!(cold.makespan <= known.makespan, "{name}");
         // Cold start costs about one ramp plus the settle window plus a partial wave.
         assert!(
             cold.makespan <= known.makespan + secs(ramp_s + hold_s + 5.0),

@@ -276,8 +276,11 @@ impl Policy {
             let cold_settled = running
                 .iter()
                 .all(|&id| !self.facts(id).cold || self.is_settled(id, now));
-            // With room for -j tasks at any plausible size, unknown tasks start together.
+            // With room for -j tasks at any plausible size, unknown tasks start together; with
+            // room for fewer, that many ([`order`](super::order)).
             let plentiful = self.plentiful();
+            let cold_running = running.iter().filter(|&&r| self.facts(r).cold).count();
+            let partly = cold_running < self.cold_slots();
             // Backfill looks this deep into the queue at most: with a full machine, every
             // tick would otherwise predict every queued task. Longest expected first.
             let queued: Vec<TaskId> = self.candidates();
@@ -296,12 +299,12 @@ impl Policy {
                 let model = self.model_prediction(id);
                 let (predicted, cold) = match model {
                     Some(p) => (p, false),
-                    None if plentiful => (self.plausible_cold(id), true),
+                    None if plentiful || partly => (self.plausible_cold(id), true),
                     None => (self.cold_guess(id), true),
                 };
                 // Unknown tasks wait beside cold-started ones that still grow, unless memory
-                // is plentiful.
-                let cold_blocked = cold && !cold_settled && !plentiful;
+                // is plentiful or holds more of them.
+                let cold_blocked = cold && !cold_settled && !plentiful && !partly;
                 let fits = if running.is_empty() {
                     i128::from(lower.get()) <= room
                 } else if alone || cold_blocked || i128::from(predicted.get()) > room_ahead {

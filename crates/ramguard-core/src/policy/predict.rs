@@ -112,6 +112,8 @@ pub struct Model {
     fit: Option<Fit>,
     /// Other single features that explain the values about as well as the best one.
     rivals: Vec<Fit>,
+    /// The lowest and highest value seen of each rival's feature, in the order of `rivals`.
+    rival_ranges: Vec<(f64, f64)>,
     /// [`QUANTILE`] of the observations (its mirror for a lower bound), without margin;
     /// cached because admission asks for it for every queued task it considers.
     quantile: Option<f64>,
@@ -132,6 +134,7 @@ impl Model {
             observations: Vec::new(),
             fit: None,
             rivals: Vec::new(),
+            rival_ranges: Vec::new(),
             quantile: None,
             fitted_at: 0,
         }
@@ -149,6 +152,11 @@ impl Model {
         let n = self.observations.len();
         if n <= REFIT_ALWAYS || n as f64 >= self.fitted_at as f64 * (1.0 + REFIT_GROWTH) {
             (self.fit, self.rivals) = best_fit(&self.observations);
+            self.rival_ranges = self
+                .rivals
+                .iter()
+                .map(|r| feature_range(&self.observations, r.features[0]))
+                .collect();
             self.quantile = self.quantile_of_all();
             self.fitted_at = n;
         } else {
@@ -187,7 +195,15 @@ impl Model {
     /// The value predicted for a task with these features; `None` while nothing is known.
     pub fn predict(&self, features: &[f64]) -> Option<f64> {
         let mut safest: Option<f64> = None;
-        for fit in self.fit.iter().chain(&self.rivals) {
+        // A rival is a single feature that fits by chance as well as the best one; it
+        // speaks for a task near the values it was fitted on, not far beyond them.
+        let near = |i: usize| {
+            let (lo, hi) = self.rival_ranges[i];
+            let x = features.get(self.rivals[i].features[0]).copied();
+            x.is_some_and(|x| x >= lo - (hi - lo) && x <= hi + (hi - lo))
+        };
+        let rivals = (0..self.rivals.len()).filter(|&i| near(i));
+        for fit in self.fit.iter().chain(rivals.map(|i| &self.rivals[i])) {
             let Some(y) = fit.value(features) else {
                 continue;
             };
@@ -341,6 +357,16 @@ fn to_bytes(y: f64) -> Bytes {
 
 fn to_duration(y: f64) -> Duration {
     Duration::try_from_secs_f64(y.max(0.0)).unwrap_or(Duration::MAX)
+}
+
+/// The lowest and highest finite value of one feature over the observations.
+fn feature_range(obs: &[(Vec<f64>, f64)], feature: usize) -> (f64, f64) {
+    obs.iter()
+        .filter_map(|(f, _)| f.get(feature).copied())
+        .filter(|x| x.is_finite())
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), x| {
+            (lo.min(x), hi.max(x))
+        })
 }
 
 /// Chooses features forward (module doc) and returns the fit, if any is good enough.
