@@ -20,7 +20,11 @@
 //!    years *and* symbols, a trial's with epochs and folds. With few observations many
 //!    features fit by chance (two points fit any column, `--seed` included): every single
 //!    feature within [`RIVAL_GAP`] of the best is kept as a rival and the safest of their
-//!    predictions is taken; chance fits drop out as observations accumulate. Until three
+//!    predictions is taken; chance fits drop out as observations accumulate. A rival speaks
+//!    only for a task whose value of its feature lies within the range it was fitted on,
+//!    widened by that range's width on each side: three tasks whose hold times of 1.2–3.8 s
+//!    happened to follow their peaks predicted a 200 MiB task holding 8 s at 7.6 GiB, and it
+//!    ran alone. Until three
 //!    values are known, no prediction goes beyond the range seen toward the unsafe side.
 //!    One task that behaves unlike the rest (a leak, a retry storm) must not spoil every
 //!    prediction after it: from six observations on, a point farther than [`OUTLIER`]
@@ -673,6 +677,23 @@ mod tests {
         assert!((p - 300.0 * (1.0 + FIT_MARGIN)).abs() < 1e-6, "{p}");
         // The quantile still remembers it.
         assert!(m.typical().unwrap() >= 3000.0);
+    }
+
+    #[test]
+    fn a_rival_does_not_speak_far_beyond_the_values_it_was_fitted_on() {
+        // Features: --peak, --hold. Three tasks whose hold times happen to rise with their
+        // peaks: hold is a rival of peak. A task holding 8 s (far beyond 1.2–3.8 s) with a
+        // peak of 200 is predicted by its peak, not at the rival's extrapolation; one
+        // holding 4 s (within reach of what was seen) still gets the safer rival.
+        let mut m = Model::new(Side::Upper);
+        m.observe(&[1145.0, 2.35], 1145.0);
+        m.observe(&[2779.0, 3.83], 2779.0);
+        m.observe(&[278.0, 1.18], 278.0);
+        assert_eq!(m.rivals.len(), 1, "{:?}", m.rivals);
+        let far = m.predict(&[200.0, 8.0]).unwrap();
+        assert!(far < 300.0, "{far}");
+        let near = m.predict(&[200.0, 4.0]).unwrap();
+        assert!(near > 2000.0, "{near}");
     }
 
     #[test]
