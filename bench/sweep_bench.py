@@ -978,7 +978,8 @@ def mix_tables(runs: list[dict], contenders: list[Contender], args) -> str:
             ["median ≤ 1.35× the lower bound", f"{med:.2f}×" if med else "-", verdict(med is not None and med <= 1.35)],
             ["faster than every peer that survived the same run",
              f"{beaten} of {len(mine) - crashes} runs" + (f"; lost: {'; '.join(lost)}" if lost else ""),
-             verdict(not lost and beaten > 0)],
+             verdict(not lost and beaten > 0)] if len(contenders) > 1 else
+            ["faster than every peer that survived the same run", "no peer ran (--no-ballast)", "-"],
         ]
         md.append(table(["target", "measured", ""], rows))
     return "\n".join(md)

@@ -79,7 +79,7 @@ impl Policy {
     pub(super) fn model_prediction(&self, id: TaskId) -> Option<Bytes> {
         let lb = self.aux[id].lower_bound.unwrap_or_default();
         let model = match &self.provisional {
-            Some((p, _)) if self.predictor.observed() < PROVISIONAL_UNTIL => p,
+            Some((p, settled)) if self.provisional_is_current(p, settled) => p,
             _ => &self.predictor,
         };
         model.predict(&self.specs[id].features).map(|p| p.max(lb))
@@ -101,8 +101,13 @@ impl Policy {
                 _ => None,
             })
             .collect();
-        let held = self.provisional.as_ref().map(|p| p.1.as_slice());
-        if held.unwrap_or_default() == settled.as_slice() {
+        let current = self
+            .provisional
+            .as_ref()
+            .map_or(settled.is_empty(), |(p, held)| {
+                held.as_slice() == settled.as_slice() && self.provisional_is_current(p, held)
+            });
+        if current {
             return;
         }
         self.provisional = (!settled.is_empty()).then(|| {
@@ -118,6 +123,19 @@ impl Policy {
             (model, settled)
         });
         self.refresh_running_predictions();
+    }
+
+    /// Returns true if and only if a provisional model still holds everything that finished:
+    /// one built before a task finished knows less than the predictor (a late-peaking task
+    /// braked at 1.7 GiB was restarted beside another after a finished one had shown
+    /// 2.7 GiB, and braked again).
+    fn provisional_is_current(
+        &self,
+        model: &predict::Predictor,
+        settled: &[(TaskId, Bytes)],
+    ) -> bool {
+        let finished = self.predictor.observed();
+        finished < PROVISIONAL_UNTIL && model.observed() == finished + settled.len()
     }
 
     /// The cold-start guess: the largest peak seen in this run plus the margin.

@@ -91,9 +91,40 @@ pub struct Fit {
     pub resid_sd: f64,
     /// Coefficient of determination, 0…1.
     pub r2: f64,
+    /// Rows fitted.
+    pub rows: usize,
+    /// The mean of each feature over the fitted rows, in the order of `features`.
+    pub means: Vec<f64>,
+    /// The inverse of the features' centred cross products (`(XᵀX)⁻¹`).
+    pub inverse: Vec<Vec<f64>>,
 }
 
 impl Fit {
+    /// How much wider than the residual deviation the prediction interval is for a task
+    /// with these features: `√(1 + 1/n + dᵀ(XᵀX)⁻¹d)`, with `d` its distance from the
+    /// fitted features' means. About 1 near the middle of what was seen; it grows the
+    /// farther a task lies outside (a line through three scattered points, extrapolated as
+    /// far again, predicted a 3 GiB task at 0 B).
+    pub fn leverage(&self, features: &[f64]) -> Option<f64> {
+        if self.rows == 0 || self.inverse.len() != self.features.len() {
+            return None;
+        }
+        let d: Vec<f64> = self
+            .features
+            .iter()
+            .zip(&self.means)
+            .map(|(&f, m)| features.get(f).map(|x| x - m))
+            .collect::<Option<_>>()?;
+        let mut q = 0.0;
+        for (i, row) in self.inverse.iter().enumerate() {
+            for (j, a) in row.iter().enumerate() {
+                q += d[i] * a * d[j];
+            }
+        }
+        let h = 1.0 + 1.0 / self.rows as f64 + q.max(0.0);
+        h.is_finite().then(|| h.sqrt())
+    }
+
     /// The fitted value for these features; `None` if one of the fit's features is missing.
     pub fn value(&self, features: &[f64]) -> Option<f64> {
         let mut y = self.intercept;
@@ -211,9 +242,10 @@ impl Model {
             let Some(y) = fit.value(features) else {
                 continue;
             };
+            let spread = 2.0 * fit.resid_sd * fit.leverage(features).unwrap_or(1.0);
             let mut y = match self.side {
-                Side::Upper => y + 2.0 * fit.resid_sd,
-                Side::Lower => y - 2.0 * fit.resid_sd,
+                Side::Upper => y + spread,
+                Side::Lower => y - spread,
             };
             // A fit through two points may dip anywhere: not beyond what was seen, then.
             if self.observations.len() < 3 {
@@ -496,6 +528,16 @@ fn fit_rows(rows: &[(Vec<f64>, f64)], features: &[usize]) -> Option<Fit> {
             a[i][k] += xi * (y - mean_y);
         }
     }
+    // The inverse of the cross products, column by column, for the leverage.
+    let inverse: Vec<Vec<f64>> = (0..k)
+        .map(|j| {
+            let mut e = a.clone();
+            for (i, row) in e.iter_mut().enumerate() {
+                row[k] = if i == j { 1.0 } else { 0.0 };
+            }
+            solve(e)
+        })
+        .collect::<Option<_>>()?;
     let slopes = solve(a)?;
     let intercept = mean_y - slopes.iter().zip(&mean_x).map(|(b, m)| b * m).sum::<f64>();
     let mut fit = Fit {
@@ -504,6 +546,9 @@ fn fit_rows(rows: &[(Vec<f64>, f64)], features: &[usize]) -> Option<Fit> {
         slopes,
         resid_sd: 0.0,
         r2: 0.0,
+        rows: rows.len(),
+        means: mean_x,
+        inverse,
     };
     let sse: f64 = rows.iter().map(|(xs, y)| (y - fit.at(xs)).powi(2)).sum();
     let syy: f64 = rows.iter().map(|r| (r.1 - mean_y).powi(2)).sum();

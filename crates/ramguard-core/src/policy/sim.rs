@@ -293,6 +293,9 @@ pub struct Sim {
     awaiting: BTreeMap<TaskId, (Duration, Duration)>,
     now: Duration,
     tick: Duration,
+    /// Sampling like the supervisor ([`Sim::sampling_like_the_supervisor`]): the fill rate
+    /// seen, until when the fast floor holds, and the last sample (time, available, used).
+    adaptive: Option<Adaptive>,
     interrupt_at: Option<Duration>,
     interrupted: bool,
     primed: bool,
@@ -302,11 +305,63 @@ pub struct Sim {
     report: Report,
 }
 
+/// The supervisor's adaptive sampling, replayed: the interval is the time the faster of the
+/// seen and assumed fill rates needs to use up the headroom to the brake level or to the
+/// budget, halved, within 20 ms … 500 ms; 2 ms while measured growth would reach either
+/// within 100 ms (and 100 ms after). The supervisor's constants, `supervisor/mod.rs`.
+#[derive(Debug, Clone, Copy, Default)]
+struct Adaptive {
+    fill_rate: f64,
+    fast_until: Duration,
+    last: Option<(Duration, Bytes, Bytes)>,
+    next: Duration,
+}
+
+const MIN_TICK: Duration = Duration::from_millis(20);
+const MAX_TICK: Duration = Duration::from_millis(500);
+const FAST_TICK: Duration = Duration::from_millis(2);
+const FAST_HORIZON: f64 = 0.1;
+const FAST_HOLD: Duration = Duration::from_millis(100);
+const ASSUMED_FILL_RATE: f64 = (1u64 << 30) as f64;
+
+impl Adaptive {
+    /// Takes a sample into account and returns the interval until the next.
+    fn after(&mut self, now: Duration, available: Bytes, used: Bytes, cfg: &Config) -> Duration {
+        let headroom = available
+            .saturating_sub(cfg.brake_level)
+            .min(cfg.budget.saturating_sub(used));
+        if let Some((t0, a0, u0)) = self.last {
+            let dt = now.saturating_sub(t0).as_secs_f64();
+            if dt >= MIN_TICK.as_secs_f64() || (dt > 0.0 && now < self.fast_until) {
+                let host = a0.get().saturating_sub(available.get()) as f64 / dt;
+                let tasks = used.get().saturating_sub(u0.get()) as f64 / dt;
+                let rate = host.max(tasks);
+                if rate > 0.0 {
+                    self.fill_rate = self.fill_rate.max(rate) * 0.9 + ASSUMED_FILL_RATE * 0.1;
+                    if (headroom.get() as f64) < rate * FAST_HORIZON {
+                        self.fast_until = now + FAST_HOLD;
+                    }
+                }
+                self.last = Some((now, available, used));
+            }
+        } else {
+            self.last = Some((now, available, used));
+        }
+        let floor = if now < self.fast_until {
+            FAST_TICK
+        } else {
+            MIN_TICK
+        };
+        let secs = headroom.get() as f64 / self.fill_rate.max(ASSUMED_FILL_RATE) / 2.0;
+        Duration::from_secs_f64(secs.clamp(floor.as_secs_f64(), MAX_TICK.as_secs_f64()))
+    }
+}
+
 /// Simulated time after which [`Sim::drive`] gives up: the policy is stuck.
 pub const SIM_LIMIT: Duration = Duration::from_secs(24 * 3600);
 
 impl Sim {
-    /// A harness sampling every 50 ms.
+    /// A harness sampling every 50 ms (see [`Sim::sampling_like_the_supervisor`]).
     pub fn new(config: Config, host: Host, tasks: Vec<SimTask>) -> Sim {
         let specs = tasks.iter().map(|t| t.spec.clone()).collect();
         let n = tasks.len();
@@ -321,6 +376,7 @@ impl Sim {
             awaiting: BTreeMap::new(),
             now: Duration::ZERO,
             tick: Duration::from_millis(50),
+            adaptive: None,
             interrupt_at: None,
             interrupted: false,
             primed: false,
@@ -332,6 +388,13 @@ impl Sim {
                 ..Report::default()
             },
         }
+    }
+
+    /// The same harness sampling as the supervisor does, instead of every 50 ms: from 500 ms
+    /// apart while memory is far from the lines down to 2 ms while it races toward them.
+    pub fn sampling_like_the_supervisor(mut self) -> Sim {
+        self.adaptive = Some(Adaptive::default());
+        self
     }
 
     /// Interrupts the run (Ctrl-C) at this simulated time.
@@ -374,7 +437,8 @@ impl Sim {
         if self.finished() {
             return false;
         }
-        let mut next = self.now + self.tick;
+        let tick = self.adaptive.map_or(self.tick, |a| a.next);
+        let mut next = self.now + tick;
         if let Some(p) = self.policy.poll_timeout(self.now) {
             next = next.min(p.max(self.now));
         }
@@ -581,6 +645,11 @@ impl Sim {
         while let Some(action) = self.policy.poll_action(self.now) {
             self.execute(&action);
             self.log.push((self.now, action));
+        }
+        if let Some(mut a) = self.adaptive {
+            let used = self.runs.values().map(|r| r.mem).sum::<Bytes>();
+            a.next = a.after(self.now, available, used, self.policy.config());
+            self.adaptive = Some(a);
         }
     }
 

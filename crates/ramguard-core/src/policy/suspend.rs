@@ -29,7 +29,7 @@
 //!   the settle window: its work is cheaper to redo than its memory is to keep from the
 //!   others. (Without the settle window a task paused a quarter second after it started
 //!   was braked half a second later: six tasks of 150–350 MiB ramping in 0.5 s under
-//!   `--mem 1G -j 4` took 2 brakes and 6.4 s simulated, now none and 5.6 s.)
+//!   `--mem 1G -j 4` took 2 brakes and 6.4 s simulated, now none and 6.0 s.)
 //! - A paused task's paused time counts neither toward `--timeout` nor toward its learned
 //!   duration; its expected end moves by as much.
 
