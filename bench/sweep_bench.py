@@ -2,7 +2,9 @@
 """ramguard against what its users do today: xargs -P, GNU parallel, one job at a time.
 
     python3 bench/sweep_bench.py --target 4G            # issue 7's sections, ~12 minutes
-    python3 bench/sweep_bench.py --issue12              # issue 12's table, ~15 minutes
+    python3 bench/sweep_bench.py --issue12              # issue 12's table, ~20 minutes
+    python3 bench/sweep_bench.py --issue12 --only mixes # its mixes with every peer, ~14 minutes
+    python3 bench/sweep_bench.py --issue12 --only mixes --no-ballast   # ramguard alone, ~4 minutes
     python3 bench/sweep_bench.py --issue12 --plan       # what it would run; runs nothing
     python3 bench/sweep_bench.py --quick --only sweep   # a small sweep, for development
 
@@ -790,8 +792,9 @@ def section_sweep(args, referee: Referee, parallel: str | None, rg_ok: bool, wor
 
 
 MIXES = ("ramp", "big", "leak")
-# Default plan: mix:seeds[xreps], ';'-separated. About 15 minutes with every peer.
-MIX_PLAN = "ramp:1,2x2;big:1;leak:1"
+# Default plan: mix:seeds[xreps], ';'-separated. Five runs of six contenders, about 14
+# minutes (each run of all six takes about 2.5 min, ballast settling included).
+MIX_PLAN = "ramp:1x2;ramp:2;big:1;leak:1"
 
 
 def make_mix(mix: str, seed: int, n: int, target: int) -> list[Task]:
@@ -1451,7 +1454,7 @@ def main() -> int:
     ap.add_argument("--out-dir", default=str(BENCH_DIR), type=Path, help="where results-<date>.{md,json} go")
     ap.add_argument("--keep", action="store_true", help="keep the scratch directory (task files, journals)")
     ap.add_argument("--issue12", action="store_true",
-                    help=f"issue 12's whole table: sections {', '.join(ISSUE12)} (about 15 minutes)")
+                    help=f"issue 12's whole table: sections {', '.join(ISSUE12)} (about 20 minutes)")
     ap.add_argument("--plan", action="store_true", help="print what would run, with lower bounds; run nothing")
     ap.add_argument("--mix-plan", default=MIX_PLAN, type=parse_mix_plan,
                     help=f"mixes section: MIX:SEEDS[xREPS];... with MIX in {', '.join(MIXES)} (default {MIX_PLAN})")
