@@ -326,21 +326,23 @@ fn backtests() -> Vec<SimTask> {
         .collect()
 }
 
-fn backtest_history(with_durations: bool) -> Vec<(Vec<f64>, Observation)> {
+/// Four finished backtests from an earlier run; `per_task`: with their years (so peaks and
+/// durations are predicted per task), else without (every task predicted alike).
+fn backtest_history(per_task: bool) -> Vec<(Vec<f64>, Observation)> {
     [1.0, 2.0, 3.0, 5.0]
         .iter()
         .map(|&y| {
             let obs = Observation {
                 peak: gib(0.23 * y),
-                duration: with_durations.then(|| secs(10.0 * y)),
-                time_to_peak: with_durations.then(|| secs(1.0)),
+                duration: Some(secs(10.0 * y)),
+                time_to_peak: Some(secs(1.0)),
             };
-            (vec![y], obs)
+            (vec![if per_task { y } else { f64::NAN }], obs)
         })
         .collect()
 }
 
-fn backtest_run(with_durations: bool) -> (Sim, Report) {
+fn backtest_run(per_task: bool) -> (Sim, Report) {
     let cfg = Config {
         budget: gib(4.0),
         max_jobs: 4,
@@ -348,17 +350,17 @@ fn backtest_run(with_durations: bool) -> (Sim, Report) {
     };
     let mut sim = Sim::new(cfg, Host::new(gib(8.0)), backtests());
     sim.policy_mut()
-        .learn_from_history(&backtest_history(with_durations));
+        .learn_from_history(&backtest_history(per_task));
     let report = sim.drive();
     (sim, report)
 }
 
 #[test]
 fn lpt_ordering_with_learned_predictions() {
-    // With durations learned per task (from an earlier run in the journal), the longest
-    // and largest backtests start first and the short ones fill in beside them; without
-    // them (peaks only), the queue order leaves the 10-, 9- and 8-year tasks to run one at
-    // a time at the end.
+    // With peaks and durations learned per task (from an earlier run in the journal), the
+    // largest and longest backtests start first and the short ones fill in beside them;
+    // without them (every task predicted alike), the queue order leaves the 10-, 9- and
+    // 8-year tasks to run one at a time at the end.
     let (sim, lpt) = backtest_run(true);
     assert_clean(&lpt);
     all_done(&sim, 10);
