@@ -11,6 +11,7 @@ pub mod doctor;
 pub mod journal;
 pub mod probe;
 pub mod render;
+pub mod settings;
 pub mod slurm;
 pub mod supervisor;
 pub mod sweep_file;

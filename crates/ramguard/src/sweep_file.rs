@@ -76,7 +76,7 @@ pub struct SweepOptions {
     /// `--retry-on`, as a list or a comma-separated string.
     pub retry_on: Option<ramguard_core::policy::recycle::RetryOn>,
     /// `--stop-signal`.
-    pub stop_signal: Option<crate::commands::run::restart::StopSignal>,
+    pub stop_signal: Option<crate::cli::run::StopSignal>,
 }
 
 /// Reads, parses and expands a sweep file; errors read "sweep.toml: line 3: ...".
@@ -512,10 +512,10 @@ impl Loader<'_> {
     fn stop_signal(
         &self,
         v: Option<Spanned<toml::Value>>,
-    ) -> Result<Option<crate::commands::run::restart::StopSignal>, SweepError> {
+    ) -> Result<Option<crate::cli::run::StopSignal>, SweepError> {
         let Some(v) = v else { return Ok(None) };
         let text = self.unit_text(&v, "stop_signal", "a signal name like \"INT\"")?;
-        crate::commands::run::restart::parse_stop_signal(&text)
+        crate::cli::run::parse_stop_signal(&text)
             .map(Some)
             .map_err(|e| self.err(v.span(), format!("options.stop_signal: {e}")))
     }
