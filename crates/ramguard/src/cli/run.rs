@@ -53,7 +53,9 @@ pub struct RunArgs {
     pub grid: Vec<String>,
 
     /// One task a line (`-` for stdin): a command line, or a JSON object of params for the
-    /// `-- CMD` template. `#` comments and blank lines are skipped.
+    /// `-- CMD` template. `#` comments and blank lines are skipped. A command line with
+    /// shell syntax (`>`, `|`, `;`, `&&`, `$VAR`, a glob) runs through `sh -c`, as GNU
+    /// parallel runs every line; a plain one runs as its words, without a shell.
     #[arg(long, value_name = "FILE")]
     pub tasks: Option<String>,
 
@@ -87,7 +89,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "SIZE|PCT", value_parser = parse_size_spec)]
     pub reserve: Option<SizeSpec>,
 
-    /// Peak memory to assume for a task before any has been measured.
+    /// Peak memory to assume for a task before any has been measured (more than 0).
     #[arg(long, value_name = "SIZE", value_parser = parse_abs_size)]
     pub estimate: Option<Bytes>,
 
@@ -210,8 +212,8 @@ Every task's environment also holds:
 pub struct RestartArgs {
     /// Restart a task stopped at its cap (`--task-mem`) or age (`--max-age`) instead of
     /// failing it, as a watchdog restarts a leaking worker; restarts spend no `--retries`.
-    /// N is the most restarts of one task per minute (a task that hits its cap faster is
-    /// too big, not leaking, and fails) [default: 5].
+    /// N (written `--recycle=N`) is the most restarts of one task per minute (a task that
+    /// hits its cap faster is too big, not leaking, and fails) [default: 5].
     #[arg(long, value_name = "N", num_args = 0..=1, require_equals = true,
           default_missing_value = "5", value_parser = clap::value_parser!(u32).range(1..))]
     pub recycle: Option<u32>,
@@ -222,8 +224,8 @@ pub struct RestartArgs {
 
     /// Which endings `--retries` retries, comma-separated: failed (nonzero exit), signaled
     /// (killed by a signal ramguard did not send), over-cap, timeout, shm-bus; or none.
-    /// Brakes and kernel OOM kills never count: those tasks are requeued anyway
-    /// [default: failed,signaled].
+    /// Brakes and kernel OOM kills never count: those tasks are requeued anyway. Needs
+    /// `--retries N` [default: failed,signaled].
     #[arg(long, value_name = "ENDINGS", value_parser = parse_retry_on)]
     pub retry_on: Option<RetryOn>,
 

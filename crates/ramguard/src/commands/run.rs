@@ -42,7 +42,7 @@ pub fn run(args: &RunArgs) -> Result<Outcome> {
     let settings = settings::resolve(args, &sweep.file_options, &report)?;
     // Every input is checked before the journal or any folder is created or changed.
     validate::name(&sweep.name)?;
-    validate::settings(settings.policy.task_cap)?;
+    validate::settings(&settings.policy)?;
     validate::commands(&sweep.tasks)?;
     if args.dry_run {
         return dry_run(args, &mut sweep, &settings);

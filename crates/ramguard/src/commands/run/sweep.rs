@@ -43,6 +43,9 @@ pub(crate) fn params_json(t: &TaskDef) -> serde_json::Value {
 
 /// Builds the task list from exactly one source.
 pub(crate) fn build(args: &RunArgs) -> Result<Sweep> {
+    if let Some(path) = &args.sweep_file {
+        recycle_count_typed_apart(args, path)?;
+    }
     let (template_args, inputs) = tasks::split_inputs(&args.command)?;
     let sources = [
         args.sweep_file.is_some(),
@@ -268,4 +271,18 @@ fn read_tasks_file(file: &str) -> Result<String> {
         return Ok(s);
     }
     std::fs::read_to_string(file).with_context(|| format!("cannot read tasks file {file}"))
+}
+
+/// `--recycle 3` parses as a bare `--recycle` (its count needs `=`) and a sweep file named
+/// `3`: say so instead of "cannot read sweep file 3".
+fn recycle_count_typed_apart(args: &RunArgs, path: &Path) -> Result<()> {
+    let text = path.to_string_lossy();
+    if args.restart.recycle.is_some() && text.parse::<u32>().is_ok() && !path.exists() {
+        bail!(
+            "`--recycle {text}`: the count takes an `=`, write --recycle={text} (a bare --recycle \
+             allows {} restarts a minute; '{text}' was read as a sweep file)",
+            ramguard_core::policy::recycle::DEFAULT_RECYCLES_PER_MINUTE
+        );
+    }
+    Ok(())
 }

@@ -43,9 +43,12 @@ pub fn name(name: &str) -> Result<()> {
 }
 
 /// Checks resolved settings a user could not mean: a task cap of zero kills every task.
-pub fn settings(task_mem: Option<ramguard_core::Bytes>) -> Result<()> {
-    if task_mem.is_some_and(|b| b.get() == 0) {
+pub fn settings(config: &ramguard_core::policy::Config) -> Result<()> {
+    if config.task_cap.is_some_and(|b| b.get() == 0) {
         bail!("--task-mem must be more than 0 (every task would be killed as over its cap)");
+    }
+    if config.estimate.is_some_and(|b| b.get() == 0) {
+        bail!("--estimate must be more than 0 (tasks assumed to need no memory would all be admitted at once); hint: leave it out and ramguard learns peaks as tasks finish");
     }
     Ok(())
 }
