@@ -499,10 +499,10 @@ pub fn run(args: &RunArgs) -> Result<Outcome> {
         leaks: leak::Leaks::new(settings.budget, settings.task_mem),
         host_trace: host_trace::HostTrace::default(),
     };
-    let mut sup = Supervisor::new(policy, HostWatch::new(root, &report))?;
+    let mut sup = Supervisor::new(HostWatch::new(root, &report))?;
     sup.set_stop_signal(settings.restart.stop_signal.0);
     sup.set_shm_cleanup(args.shm_cleanup);
-    let end = sup.run(&mut sink)?;
+    let end = sup.run(&mut policy, &mut sink)?;
     drop(sup);
     // Every task is gone: the logs are complete once the pump has drained their pipes.
     sink.logs.finish();
