@@ -8,6 +8,7 @@
 pub mod cli;
 pub mod commands;
 pub mod doctor;
+pub mod executor;
 pub mod journal;
 pub mod probe;
 pub mod render;

@@ -13,6 +13,7 @@ use ramguard_core::units::format_duration;
 use ramguard_core::Bytes;
 use serde_json::json;
 
+use super::notes::Words;
 use super::text;
 use crate::settings::{RestartSettings, Settings};
 use crate::supervisor::shm::TaskFile;
@@ -168,11 +169,11 @@ pub fn shm_left_line(label: &str, files: &[TaskFile]) -> String {
 /// The line for something the policy noted; `label` names a task.
 pub fn note_line(note: &Note, label: impl Fn(usize) -> String) -> String {
     match note {
-        Note::Paused { why } => format!("pause   admission paused: {why}"),
+        Note::Paused { why } => format!("pause   admission paused: {}", why.words()),
         Note::Resumed => "resume  admission resumed".to_string(),
         Note::LearnedPeak { peak } => format!("learn   typical peak now {peak}"),
-        Note::Brake { task, why } => format!("brake   {}  {why}", label(*task)),
-        Note::TaskPaused { task, why } => format!("pause   {}  {why}", label(*task)),
+        Note::Brake { task, why } => format!("brake   {}  {}", label(*task), why.words()),
+        Note::TaskPaused { task, why } => format!("pause   {}  {}", label(*task), why.words()),
         Note::TaskResumed { task, paused_for } => format!(
             "resume  {}  after {} paused",
             label(*task),

@@ -54,6 +54,7 @@ use serde_json::json;
 
 use crate::cli::run::{Progress as ProgressMode, RunArgs};
 use crate::journal::{AttemptEnd, Journal, MemSample, SweepHandle};
+use crate::render::notes::Words;
 use crate::settings::Settings;
 use crate::supervisor;
 use crate::Outcome;
@@ -567,8 +568,10 @@ impl Runner<'_> {
                             requeued,
                             reason,
                             peak,
-                        } => self.finished(task, attempt, class, requeued, reason, peak)?,
-                        Action::Fail { task, reason } => self.fail_unstarted(task, &reason)?,
+                        } => self.finished(task, attempt, class, requeued, reason.words(), peak)?,
+                        Action::Fail { task, reason } => {
+                            self.fail_unstarted(task, &reason.words())?
+                        }
                         Action::Note(note) => self.note(&note)?,
                     }
                 }
@@ -1053,7 +1056,11 @@ impl Runner<'_> {
 
     fn note(&mut self, note: &Note) -> Result<()> {
         let (kind, detail, line) = match note {
-            Note::Paused { why } => ("paused", json!({ "why": why }), format!("pause   {why}")),
+            Note::Paused { why } => (
+                "paused",
+                json!({ "why": why.words() }),
+                format!("pause   {}", why.words()),
+            ),
             Note::Resumed => ("resumed", json!({}), "resume  submitting again".to_string()),
             Note::LearnedPeak { peak } => (
                 "learned_peak",
@@ -1062,8 +1069,8 @@ impl Runner<'_> {
             ),
             Note::TaskPaused { task, why } => (
                 "task_paused",
-                json!({ "task": self.r.tasks[self.r.todo[*task]].key, "why": why }),
-                format!("wait    {}  {why}", self.label(*task)),
+                json!({ "task": self.r.tasks[self.r.todo[*task]].key, "why": why.words() }),
+                format!("wait    {}  {}", self.label(*task), why.words()),
             ),
             Note::TaskResumed { task, .. } => (
                 "task_resumed",
@@ -1072,8 +1079,8 @@ impl Runner<'_> {
             ),
             Note::Brake { task, why } => (
                 "brake",
-                json!({ "task": self.r.tasks[self.r.todo[*task]].key, "why": why }),
-                format!("cancel  {}  {why}", self.label(*task)),
+                json!({ "task": self.r.tasks[self.r.todo[*task]].key, "why": why.words() }),
+                format!("cancel  {}  {}", self.label(*task), why.words()),
             ),
         };
         self.r

@@ -70,14 +70,14 @@ pub(crate) fn execute(
 
 /// Drives the local supervisor until every task reached a final state, or Ctrl-C.
 fn drive(
-    policy: Policy,
+    mut policy: Policy,
     host: HostWatch,
     args: &RunArgs,
     settings: &Settings,
     sink: &mut RunSink,
 ) -> Result<RunEnd> {
-    let mut sup = Supervisor::new(policy, host)?;
+    let mut sup = Supervisor::new(host)?;
     sup.set_stop_signal(settings.restart.stop_signal.0);
     sup.set_shm_cleanup(args.shm_cleanup);
-    sup.run(sink)
+    sup.run(&mut policy, sink)
 }

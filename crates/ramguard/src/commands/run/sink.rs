@@ -15,6 +15,7 @@ use serde_json::json;
 
 use super::{host_trace, leak, logs, progress, restart};
 use crate::journal::{self, AttemptEnd, Journal, MemSample, SweepHandle};
+use crate::render::notes::Words;
 use crate::render::printer::Printer;
 use crate::render::run::{self as lines, EndVerb, RunStats};
 use crate::settings::RestartSettings;
@@ -283,17 +284,18 @@ impl Sink for RunSink<'_> {
 
     fn note(&mut self, _now: Duration, note: &Note) -> Result<()> {
         let (kind, detail) = match note {
-            Note::Paused { why } => ("paused", json!({ "why": why })),
+            Note::Paused { why } => ("paused", json!({ "why": why.words() })),
             Note::Resumed => ("resumed", json!({})),
             Note::LearnedPeak { peak } => ("learned_peak", json!({ "peak": peak })),
-            Note::Brake { task, why } => {
-                ("brake", json!({ "task": self.def(*task).key, "why": why }))
-            }
+            Note::Brake { task, why } => (
+                "brake",
+                json!({ "task": self.def(*task).key, "why": why.words() }),
+            ),
             Note::TaskPaused { task, why } => {
                 self.stats.pauses += 1;
                 (
                     "task_paused",
-                    json!({ "task": self.def(*task).key, "why": why }),
+                    json!({ "task": self.def(*task).key, "why": why.words() }),
                 )
             }
             Note::TaskResumed { task, paused_for } => {
