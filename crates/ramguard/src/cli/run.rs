@@ -179,6 +179,11 @@ pub struct RunArgs {
     #[arg(long, value_name = "ARG", allow_hyphen_values = true)]
     pub slurm_arg: Vec<String>,
 
+    /// Testing only: run the sweep on the scripted executor this JSON file describes
+    /// (simulated time, no process started; `commands/run/scripted.rs`).
+    #[arg(long, value_name = "FILE", hide = true, conflicts_with = "executor")]
+    pub scripted: Option<PathBuf>,
+
     /// With `--executor slurm`: how often to ask Slurm (one `sacct` for all jobs in
     /// flight) [default: 5s].
     #[arg(long, value_name = "DUR", value_parser = parse_interval)]

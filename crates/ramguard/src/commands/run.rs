@@ -30,6 +30,7 @@ mod naming;
 mod prepare;
 mod progress;
 pub(crate) mod restart;
+mod scripted;
 mod sink;
 mod sweep;
 mod validate;

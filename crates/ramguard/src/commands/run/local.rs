@@ -55,13 +55,20 @@ pub(crate) fn execute(
         leaks: leak::Leaks::new(settings.policy.budget, settings.policy.task_cap),
         host_trace: host_trace::HostTrace::default(),
     };
-    let end = drive(
-        prep.policy,
-        HostWatch::new(root, report),
-        args,
-        settings,
-        &mut sink,
-    )?;
+    let end = match &args.scripted {
+        Some(file) => {
+            let mut exec = super::scripted::load(file, &prep.todo)?;
+            let mut policy = prep.policy;
+            crate::executor::drive(&mut policy, &mut exec, &mut sink)?
+        }
+        None => drive(
+            prep.policy,
+            HostWatch::new(root, report),
+            args,
+            settings,
+            &mut sink,
+        )?,
+    };
     // Every task is gone: the logs are complete once the pump has drained their pipes.
     sink.logs.finish();
     sink.printer.finish();
