@@ -36,8 +36,8 @@ per section, also written to `bench/results-<date>.md` beside the raw `results-<
 * --no-ballast (development, issue 12's mixes): ramguard alone, no ballast, no peers, so
   it is safe while others compile. ramguard gets `--mem` = the target less its reserve
   there (512 MiB of 4 GiB), so its limit is the one it has on the emulated machine; the
-  referee judges an *emulated* MemAvailable, the real one less what was free beyond the
-  target when the run started (so other programs' growth counts against it too).
+  referee judges an *emulated* MemAvailable: the target less the RSS of ramguard's process
+  tree (read every few ms; other programs on the shared machine do not count).
   Ratios are against the same lower bound; no peer is compared.
 * roomy (issue 12): memory never binds (small tasks, no ballast): ramguard against
   `xargs -P N` with the same N; target <= 1.05x.
@@ -200,6 +200,18 @@ def vm_rss(pid: int) -> int | None:
     return None
 
 
+def tree_rss(root: int | None) -> int:
+    """Summed RSS of `root` and its descendants (shared pages counted in each)."""
+    if root is None:
+        return 0
+    total, todo = 0, [root]
+    while todo:
+        p = todo.pop()
+        total += rss_bytes(p) or 0
+        todo.extend(children_of(p))
+    return total
+
+
 def children_of(pid: int) -> list[int]:
     """Direct children of `pid` from /proc/<pid>/task/<pid>/children (empty if gone)."""
     try:
@@ -354,8 +366,9 @@ class Watch:
     """What the referee saw during one contender's run."""
 
     floor: int
-    # Subtracted from MemAvailable before judging (--no-ballast: what was free beyond the target).
-    offset: int = 0
+    # --no-ballast: the emulated machine's size; the referee then judges target − the RSS of
+    # the contender's process tree instead of MemAvailable (other programs do not count).
+    target: int | None = None
     root: int | None = None
     sid: int | None = None
     min_available: int = 1 << 62
@@ -386,7 +399,7 @@ class Referee(threading.Thread):
                 BALLAST.kill()
             w = self.watch
             if w is not None:
-                seen = avail - w.offset
+                seen = avail if w.target is None else w.target - tree_rss(w.root)
                 w.min_available = min(w.min_available, seen)
                 if seen < self.floor and w.crashed_at is None and w.root is not None:
                     w.crashed_at = time.monotonic()
@@ -663,18 +676,15 @@ def run_sweep_contender(c: Contender, tasks: list[Task], variant: str, args, ref
         stdin_path = None
 
     # The machine must look the same to everyone: MemAvailable at the target before each run.
-    offset = 0
-    if args.no_ballast:
-        offset = mem_available() - args.target
-    else:
+    if not args.no_ballast:
         avail = settle_memory(args.target, args.retarget) if BALLAST.pid else mem_available()
         if BALLAST.pid is None or abs(avail - args.target) > args.retarget:
             log(f"ballast: MemAvailable is {fmt_size(avail)}; sizing it to leave {fmt_size(args.target)}")
             BALLAST.kill()
             BALLAST.start(mem_available() - args.target, args.floor)
-    start_avail = mem_available() - offset
+    start_avail = args.target if args.no_ballast else mem_available()
 
-    w = Watch(floor=args.floor, offset=offset)
+    w = Watch(floor=args.floor, target=args.target if args.no_ballast else None)
     log(f"sweep/{variant}: {c.name}: {shlex.join(cmd)}  (MemAvailable {fmt_size(start_avail)})")
     with open(out_path, "wb") as so, open(err_path, "wb") as se, \
             open(stdin_path or os.devnull, "rb") as si:
@@ -909,8 +919,8 @@ def section_mixes(args, referee: Referee, parallel: str | None, rg_ok: bool, wor
     usable = args.target - args.floor
     contenders = mix_contenders(args, parallel, rg_ok)
     how = (f"No ballast (development mode): ramguard alone under `--mem {fmt_size(no_ballast_mem(args.target))}`, "
-           f"judged on an emulated MemAvailable (the real one less what was free beyond "
-           f"{fmt_size(args.target)} at the start); the referee crashes a run below" if args.no_ballast else
+           f"judged on an emulated MemAvailable ({fmt_size(args.target)} less the RSS of ramguard's process "
+           f"tree); the referee crashes a run below" if args.no_ballast else
            f"Ballast leaves MemAvailable at {fmt_size(args.target)}; the referee crashes a run below")
     md = [f"## Issue 12: mixes on an emulated {args.target_text} machine\n",
           f"{how} {fmt_size(args.floor)}. {args.mix_tasks} tasks per mix, cap {cap}; plan `{args.mix_plan_text}`. "
