@@ -25,10 +25,10 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::cli::parse_size_spec;
-use crate::commands::report::model;
 use crate::journal::display::duration_ms;
 use crate::journal::report::{AttemptRow, TaskRow};
 use crate::journal::{self, Journal, MemSample};
+use crate::report_model as model;
 use crate::Outcome;
 
 /// Version of the `plan --json` output.
