@@ -10,6 +10,7 @@ pub mod commands;
 pub mod doctor;
 pub mod executor;
 pub mod journal;
+pub mod logs;
 pub mod probe;
 pub mod render;
 pub mod report_model;

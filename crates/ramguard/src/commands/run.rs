@@ -25,7 +25,6 @@ use crate::Outcome;
 mod host_trace;
 mod leak;
 mod local;
-pub(crate) mod logs;
 mod naming;
 mod prepare;
 mod progress;

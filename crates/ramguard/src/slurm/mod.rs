@@ -474,7 +474,7 @@ impl Runner<'_> {
     /// The name of task `i`'s job directories and log files: a hash of its identity, the
     /// same in every run (as the local run's logs), never its position.
     fn stem(&self, i: usize) -> String {
-        crate::commands::run::logs::file_stem(self.r.sweep, &self.r.tasks[i].key)
+        crate::logs::file_stem(self.r.sweep, &self.r.tasks[i].key)
     }
 
     /// The task (policy id) and attempt a leftover job directory `<stem>.<attempt>` runs, if

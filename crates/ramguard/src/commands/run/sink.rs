@@ -13,8 +13,9 @@ use ramguard_core::tasks::TaskDef;
 use ramguard_core::Bytes;
 use serde_json::json;
 
-use super::{host_trace, leak, logs, progress, restart};
+use super::{host_trace, leak, progress, restart};
 use crate::journal::{self, AttemptEnd, Journal, MemSample, SweepHandle};
+use crate::logs;
 use crate::render::notes::Words;
 use crate::render::printer::Printer;
 use crate::render::run::{self as lines, EndVerb, RunStats};
