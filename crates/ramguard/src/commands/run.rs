@@ -15,11 +15,11 @@ use std::io::Write;
 use anyhow::Result;
 
 use crate::cli::run::{Executor, RunArgs};
+use crate::executor::RunEnd;
 use crate::probe::{self, Root};
 use crate::render::printer::Printer;
 use crate::render::run::{self as lines, Summary};
 use crate::settings::{self, Settings};
-use crate::supervisor::RunEnd;
 use crate::Outcome;
 
 mod host_trace;

@@ -15,9 +15,9 @@ use serde_json::json;
 
 use super::notes::Words;
 use super::text;
+use crate::executor::{Finished, Snapshot};
 use crate::settings::{RestartSettings, Settings};
 use crate::supervisor::shm::TaskFile;
-use crate::supervisor::{Finished, Snapshot};
 
 /// What a run tallied for its summary.
 #[derive(Debug, Default)]

@@ -12,12 +12,13 @@ use super::sink::{absolute, RunSink};
 use super::sweep::Sweep;
 use super::{host_trace, leak, progress};
 use crate::cli::run::RunArgs;
+use crate::executor::RunEnd;
 use crate::logs;
 use crate::probe::{HostReport, Root};
 use crate::render::printer::Printer;
 use crate::render::run::RunStats;
 use crate::settings::Settings;
-use crate::supervisor::{HostWatch, RunEnd, Supervisor};
+use crate::supervisor::{HostWatch, Supervisor};
 
 /// Runs every task of `prep` under the local supervisor; returns what was tallied and how
 /// the run ended, and the printer for the closing lines. The logs are complete and the
