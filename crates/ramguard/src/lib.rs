@@ -8,9 +8,11 @@
 pub mod cli;
 pub mod commands;
 pub mod doctor;
+pub mod executor;
 pub mod journal;
 pub mod probe;
 pub mod render;
+pub mod settings;
 pub mod slurm;
 pub mod supervisor;
 pub mod sweep_file;

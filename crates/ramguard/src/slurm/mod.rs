@@ -46,29 +46,23 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use ramguard_core::policy::{Action, Config, ExitClass, Note, Policy, Sample, TaskId};
+use ramguard_core::policy::{Action, ExitClass, Note, Policy, Sample, TaskId};
 use ramguard_core::tasks::TaskDef;
 use ramguard_core::units::format_duration;
 use ramguard_core::Bytes;
 use serde_json::json;
 
-use crate::commands::run::{Progress as ProgressMode, RunArgs, Settings};
+use crate::cli::run::{Progress as ProgressMode, RunArgs};
 use crate::journal::{AttemptEnd, Journal, MemSample, SweepHandle};
 use crate::render::notes::Words;
+use crate::settings::Settings;
 use crate::supervisor;
 use crate::Outcome;
 
 use job::{JobExit, JobSpec, Progress};
 use poll::SlurmState;
 
-/// Where tasks run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Executor {
-    /// On this machine, under ramguard's own supervisor.
-    Local,
-    /// Each task an `sbatch` job on a Slurm cluster.
-    Slurm,
-}
+pub use crate::cli::run::Executor;
 
 /// Share added to the predicted peak for `--mem`. The prediction already carries the
 /// policy's 10%; this covers the enforcer's view of RSS against ramguard's. Measured on
@@ -78,8 +72,7 @@ pub const MEM_MARGIN: f64 = 0.02;
 pub const DEFAULT_OVERHEAD: Bytes = Bytes(16 << 20);
 /// `--mem` for a job when nothing is known about its peak and no `--estimate` was given.
 pub const COLD_REQUEST: Bytes = Bytes(1 << 30);
-/// Jobs in flight without `-j`.
-pub const DEFAULT_IN_FLIGHT: usize = 32;
+pub use crate::settings::DEFAULT_IN_FLIGHT;
 /// Default interval between two `sacct` calls.
 pub const DEFAULT_POLL: Duration = Duration::from_secs(5);
 /// The supervisor's tick: progress files read, policy asked.
@@ -158,33 +151,6 @@ fn check_cluster(partition: Option<&str>) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// The policy's settings for a cluster: Slurm decides where a job fits, so the local
-/// host's memory is no limit; `--mem`, when given, bounds what the jobs in flight may hold
-/// together, and `-j` how many are in flight.
-pub fn policy_config(s: &Settings, args: &RunArgs) -> Config {
-    Config {
-        budget: if args.mem.is_some() {
-            s.budget
-        } else {
-            Bytes(u64::MAX / 4)
-        },
-        reserve: Bytes::ZERO,
-        brake_level: Bytes::ZERO,
-        hard_level: Bytes::ZERO,
-        max_jobs: args.jobs.map_or(DEFAULT_IN_FLIGHT, |_| s.jobs),
-        estimate: s.estimate,
-        task_cap: None,
-        // Slurm enforces the time limit (`--time`); pending time must not count.
-        timeout: None,
-        grace: s.grace,
-        retries: s.retries,
-        psi_full_pause: f64::INFINITY,
-        // Each memory kill asks for more by measurement; a task growing fast may need a
-        // few before one job holds its whole peak.
-        max_brakes: 6,
-    }
 }
 
 /// Everything `ramguard run` prepared: the journaled sweep, its tasks, the policy.
@@ -648,14 +614,14 @@ impl Runner<'_> {
     /// The `--mem` to ask for a task the policy predicts at `predicted`.
     fn mem_request(&self, task: TaskId, predicted: Bytes) -> Bytes {
         let base = if predicted == Bytes::ZERO {
-            self.r.settings.estimate.unwrap_or(COLD_REQUEST)
+            self.r.settings.policy.estimate.unwrap_or(COLD_REQUEST)
         } else {
             predicted
         };
         let base = base.max(self.escalate[task].unwrap_or_default());
         let overhead = self.overhead.unwrap_or(DEFAULT_OVERHEAD);
         let mut mem = base.scale(1.0 + MEM_MARGIN).saturating_add(overhead);
-        if let Some(cap) = self.r.settings.task_mem {
+        if let Some(cap) = self.r.settings.policy.task_cap {
             mem = mem.min(cap);
         }
         mem
@@ -663,7 +629,7 @@ impl Runner<'_> {
 
     /// The job's time limit and whether the user set it (`--timeout`) or it was learned.
     fn time_limit(&self, task: TaskId) -> Option<(Duration, bool)> {
-        if let Some(t) = self.r.settings.timeout {
+        if let Some(t) = self.r.settings.policy.timeout {
             return Some((t, true));
         }
         if self.no_learned_time[task] {
@@ -741,7 +707,7 @@ impl Runner<'_> {
             self.label(task),
             submit::mem_arg(requested),
             if predicted == Bytes::ZERO {
-                match self.r.settings.estimate {
+                match self.r.settings.policy.estimate {
                     Some(_) => "--estimate".to_string(),
                     None => "nothing learned yet".to_string(),
                 }
@@ -930,7 +896,7 @@ impl Runner<'_> {
             exit: exit.as_ref(),
             slurm_err: &slurm_err,
             timeline: &timeline,
-            task_mem: self.r.settings.task_mem,
+            task_mem: self.r.settings.policy.task_cap,
         });
         if let Some(need) = v.escalate_to {
             self.escalate[task] = Some(need);

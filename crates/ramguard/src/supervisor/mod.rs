@@ -1,18 +1,19 @@
-//! The supervisor: does what the policy decides, and nothing clever.
+//! The supervisor: the local executor, which does what the policy decides on this host,
+//! and nothing clever.
 //!
 //! It owns the side effects the pure policy (`ramguard_core::policy`) must not have: it
 //! spawns attempts ([`spawn`]), follows their process trees and measures them ([`tree`]),
 //! samples the host through the probe's fast path, sends TERM and KILL to whole trees,
-//! reaps every child (ramguard is a child subreaper, so orphans come back to it), reads the
-//! evidence that classifies an exit (kernel OOM-kill counter, `/dev/shm` fullness), and
-//! reports through a [`Sink`] (journal and printer). A task that fails is data handed to the
-//! sink, never an `Err`; an `Err` here means ramguard itself cannot go on (journal
-//! unwritable), and every running tree is killed before it is returned.
+//! reaps every child (ramguard is a child subreaper, so orphans come back to it), and reads
+//! the evidence that classifies an exit (kernel OOM-kill counter, `/dev/shm` fullness). It
+//! implements [`Executor`]; the loop that feeds the policy and reports to the [`Sink`] is
+//! [`crate::executor::drive`]. A task that fails is data handed to the sink, never an
+//! `Err`; an `Err` means ramguard itself cannot go on (journal unwritable), and every
+//! running tree is killed before it is returned.
 //!
-//! The loop: reap → sample (adaptive interval) → feed the policy → drain its actions →
-//! flush the sink (the journal's group commit happens before anything is printed) → sleep
-//! until the next sample, the policy's wake-up, a child's exit or a signal (a self-pipe
-//! written by the SIGCHLD/SIGINT/SIGTERM handlers).
+//! Sampling adapts its interval to how fast memory fills; [`Executor::wait`] sleeps until
+//! the next sample, the policy's wake-up, a child's exit or a signal (a self-pipe written
+//! by the SIGCHLD/SIGINT/SIGTERM handlers).
 
 pub mod measure;
 pub mod pause;
@@ -30,15 +31,16 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use ramguard_core::parse;
-use ramguard_core::policy::{Action, Exit, ExitClass, Note, Policy, Sample, StopReason, TaskId};
+use ramguard_core::policy::{Config, Exit, ExitClass, Policy, Sample, StopReason, TaskId};
 use ramguard_core::Bytes;
 use rustix::process::Signal;
 
 pub use spawn::{thread_caps, Launch, THREAD_VARS};
-use tree::{TreeMemory, Trees};
+use tree::Trees;
 
+use crate::executor::{Executor, Load, Sampled, Spawned, Stop, Verdict};
+pub use crate::executor::{Finished, RunEnd, Sink, Snapshot};
 use crate::probe::{HostReport, MemoryWatch, Root};
-use crate::render::notes::Words;
 
 /// Fastest and slowest sampling intervals (DESIGN.md: 20 ms … 500 ms).
 const MIN_TICK: Duration = Duration::from_millis(20);
@@ -60,78 +62,8 @@ const ASSUMED_FILL_RATE: f64 = (1u64 << 30) as f64;
 /// How long processes left after a task's root exited get to finish after a TERM (Python's
 /// resource tracker unlinks leaked segments once the last worker is gone).
 const LEFTOVER_GRACE: Duration = Duration::from_millis(300);
-/// How often the ETA and the reason fewer than `-j` run are worked out for the display.
-const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 /// How often process trees are walked for new descendants.
 const DISCOVER_EVERY: Duration = Duration::from_millis(200);
-
-/// A task attempt that ended, with everything the journal and the printer need.
-#[derive(Debug, Clone)]
-pub struct Finished {
-    pub task: TaskId,
-    pub attempt: u32,
-    pub class: ExitClass,
-    pub requeued: bool,
-    pub reason: String,
-    pub code: Option<i32>,
-    pub signal: Option<i32>,
-    pub duration: Duration,
-    pub peak: Bytes,
-    pub peak_rss: Bytes,
-    pub peak_pss: Option<Bytes>,
-    /// Processes of the task still alive when its first process exited, killed then.
-    pub leftovers: usize,
-    /// The largest allocated size of the task's `/dev/shm` files.
-    pub peak_shm: Bytes,
-    /// The largest summed virtual size (not memory; recorded because users confuse them).
-    pub peak_virt: Bytes,
-    /// What became of the task's `/dev/shm` files.
-    pub shm: shm::Settled,
-}
-
-/// A snapshot for progress displays.
-#[derive(Debug, Clone, Default)]
-pub struct Snapshot {
-    pub running: usize,
-    pub used: Bytes,
-    pub available: Bytes,
-    /// Running tasks paused (SIGSTOP) for memory.
-    pub paused: usize,
-    /// When the sweep should end, from learned durations; `None` until there is a basis.
-    pub eta: Option<Duration>,
-    /// Why fewer than `-j` tasks run while tasks wait.
-    pub short: Option<String>,
-}
-
-/// Where the supervisor reports. Implemented by `ramguard run` over the journal and printer.
-pub trait Sink {
-    /// The command line and files for an attempt that is about to start.
-    fn launch(&mut self, now: Duration, task: TaskId, attempt: u32) -> Result<Launch>;
-    /// The attempt started as `pid`.
-    fn started(
-        &mut self,
-        now: Duration,
-        task: TaskId,
-        attempt: u32,
-        pid: u32,
-        predicted: Bytes,
-    ) -> Result<()>;
-    /// A memory sample of a running attempt.
-    fn sample(&mut self, now: Duration, task: TaskId, memory: &TreeMemory) -> Result<()>;
-    /// An attempt ended; buffered until [`Sink::flush`].
-    fn finished(&mut self, now: Duration, fin: &Finished) -> Result<()>;
-    /// A task fails without starting.
-    fn failed_unstarted(&mut self, now: Duration, task: TaskId, reason: &str) -> Result<()>;
-    /// Something the policy noted (brake, pause, learned peak).
-    fn note(&mut self, now: Duration, note: &Note) -> Result<()>;
-    /// Makes what is due durable, then reports it. A sink may hold completions back for a
-    /// short group-commit window; it must commit everything when nothing is running.
-    fn flush(&mut self, now: Duration, snapshot: &Snapshot) -> Result<()>;
-    /// When the sink next wants [`Sink::flush`] called even if nothing happens.
-    fn next_flush(&self) -> Option<Duration> {
-        None
-    }
-}
 
 /// Signals that wake the loop, counted.
 #[derive(Debug)]
@@ -224,15 +156,6 @@ struct Attempt {
     leftovers: usize,
 }
 
-/// How the run ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RunEnd {
-    /// Every task reached a final state.
-    Completed,
-    /// Ctrl-C or SIGTERM: running tasks were stopped.
-    Interrupted,
-}
-
 /// Host facts the supervisor samples each tick.
 #[derive(Debug)]
 pub struct HostWatch {
@@ -298,16 +221,17 @@ impl HostWatch {
     }
 }
 
-/// Drives the policy to the end of the sweep.
+/// The local executor: runs each attempt as a process tree on this host.
 #[derive(Debug)]
 pub struct Supervisor {
     /// Kills every marked process if ramguard dies; finished on drop.
     sentinel: Option<sentinel::Sentinel>,
-    policy: Policy,
     host: HostWatch,
     trees: Trees,
     running: HashMap<TaskId, Attempt>,
     start: Instant,
+    /// SIGCHLD, SIGINT and SIGTERM wake [`Executor::wait`]; interrupts are counted.
+    wake: Wake,
     /// The last sample's time, host headroom and tasks' total.
     last_available: Option<(Duration, Bytes, Bytes)>,
     /// The same at least [`MIN_TICK`] before: fill rates are measured over that window,
@@ -326,13 +250,14 @@ pub struct Supervisor {
     /// The most /dev/shm any finished attempt held: what admission expects a task to need.
     shm_expected: Bytes,
     pauses: pause::Pauses,
-    /// The last ETA and "why fewer than -j", and when they were computed.
-    progress: Option<(Duration, Option<Duration>, Option<String>)>,
+    /// Attempts reaped (or that could not start) whose endings the policy has not had yet.
+    ended: Vec<(TaskId, Exit)>,
 }
 
 impl Supervisor {
-    /// Makes ramguard a child subreaper so no descendant of a task can escape it.
-    pub fn new(policy: Policy, host: HostWatch) -> Result<Supervisor> {
+    /// Makes ramguard a child subreaper so no descendant of a task can escape it, and
+    /// installs the SIGCHLD/SIGINT/SIGTERM handlers that wake the loop.
+    pub fn new(host: HostWatch) -> Result<Supervisor> {
         rustix::process::set_child_subreaper(Some(rustix::process::getpid()))
             .context("cannot become a child subreaper (prctl PR_SET_CHILD_SUBREAPER)")?;
         let nonce = format!("{}-{}", std::process::id(), unix_ms());
@@ -341,11 +266,11 @@ impl Supervisor {
         trees.spare(sentinel.pid());
         Ok(Supervisor {
             sentinel: Some(sentinel),
-            policy,
             host,
             trees,
             running: HashMap::new(),
             start: Instant::now(),
+            wake: Wake::install()?,
             last_available: None,
             rate_base: None,
             fast_until: Duration::ZERO,
@@ -356,7 +281,7 @@ impl Supervisor {
             shm_expected: Bytes::ZERO,
             stop_signal: Signal::TERM,
             pauses: pause::Pauses::default(),
-            progress: None,
+            ended: Vec::new(),
         })
     }
 
@@ -370,72 +295,18 @@ impl Supervisor {
         self.shm_cleanup = on;
     }
 
-    pub fn policy(&self) -> &Policy {
-        &self.policy
-    }
-
     /// The environment token that marks a task's processes.
     pub fn token(&self, task: TaskId) -> String {
         self.trees.token(task)
     }
 
-    /// Runs until every task is final, or until an interrupt has stopped everything.
-    pub fn run(&mut self, sink: &mut dyn Sink) -> Result<RunEnd> {
-        let mut wake = Wake::install()?;
-        let result = self.run_loop(sink, &mut wake);
-        if result.is_err() {
-            self.kill_everything();
-        }
-        result
+    /// Runs `policy` until every task is final, or until an interrupt has stopped everything.
+    pub fn run(&mut self, policy: &mut Policy, sink: &mut dyn Sink) -> Result<RunEnd> {
+        crate::executor::drive(policy, self, sink)
     }
 
-    fn run_loop(&mut self, sink: &mut dyn Sink, wake: &mut Wake) -> Result<RunEnd> {
-        let mut interrupts_seen = 0;
-        let mut next_sample = Duration::ZERO;
-        loop {
-            let now = self.start.elapsed();
-            let interrupts = wake.interrupts();
-            if interrupts > interrupts_seen {
-                if interrupts_seen == 0 {
-                    self.policy.interrupt(now);
-                } else {
-                    // A second Ctrl-C: no more grace.
-                    self.kill_everything();
-                }
-                interrupts_seen = interrupts;
-            }
-            self.reap(now);
-            if now >= next_sample {
-                let tick = self.sample(now, sink)?;
-                next_sample = now + tick;
-            }
-            self.drain(now, sink)?;
-            let snapshot = self.snapshot();
-            sink.flush(now, &snapshot)?;
-            if self.running.is_empty() && self.policy.is_finished() {
-                return Ok(if interrupts_seen > 0 {
-                    RunEnd::Interrupted
-                } else {
-                    RunEnd::Completed
-                });
-            }
-            let now = self.start.elapsed();
-            let mut until = next_sample;
-            if let Some(t) = self.policy.poll_timeout(now) {
-                until = until.min(t);
-            }
-            if let Some(t) = sink.next_flush() {
-                until = until.min(t);
-            }
-            if self.running.values().any(|a| a.exit.is_some()) {
-                continue;
-            }
-            wake.wait(until.saturating_sub(now));
-        }
-    }
-
-    /// Reaps every exited child; task roots are handed to the policy.
-    fn reap(&mut self, now: Duration) {
+    /// Reaps every exited child; task roots' endings are queued for the policy.
+    fn reap_children(&mut self, now: Duration) {
         while let Some(reaped) = reap_one() {
             match self.trees.task_of_root(reaped.pid) {
                 Some(task) => {
@@ -490,7 +361,7 @@ impl Supervisor {
         }
     }
 
-    /// Hands an exited attempt to the policy.
+    /// Queues an exited attempt's ending, with its evidence, for the policy.
     fn finish(&mut self, now: Duration, task: TaskId) {
         let Some(a) = self.running.get(&task) else {
             return;
@@ -512,11 +383,11 @@ impl Supervisor {
             peak,
         };
         self.trees.remove(task);
-        self.policy.handle_exit(now, task, &exit);
+        self.ended.push((task, exit));
     }
 
-    /// Measures host and trees, feeds the policy; returns the next sampling interval.
-    fn sample(&mut self, now: Duration, sink: &mut dyn Sink) -> Result<Duration> {
+    /// Measures host and trees; works out the next sampling interval.
+    fn sample_all(&mut self, now: Duration, cfg: &Config) -> Result<Sampled> {
         let available = self.host.available()?;
         let psi = self.host.psi_full();
         // Walking every tree costs more than reading statm; new descendants are rare and
@@ -530,6 +401,7 @@ impl Supervisor {
             self.last_discover = Some(now);
         }
         let mut tasks = Vec::with_capacity(self.running.len());
+        let mut trees = Vec::with_capacity(self.running.len());
         let ids: Vec<TaskId> = self.running.keys().copied().collect();
         self.shm.scan(now, &self.trees, &ids);
         let mut used = Bytes::ZERO;
@@ -553,28 +425,24 @@ impl Supervisor {
                 a.peak_virt = a.peak_virt.max(mem.virt);
                 used += mem.used;
                 tasks.push((task, mem.used));
-                sink.sample(now, task, &mem)?;
+                trees.push((task, mem));
             }
         }
         let largest = tasks.iter().map(|&(_, m)| m).max().unwrap_or_default();
-        self.policy.handle_sample(
-            now,
-            &Sample {
-                available,
-                psi_full_avg10: psi,
-                tasks,
-                shm_room_for: self.host.shm_size.and_then(|size| {
-                    let expected = running_shm.iter().fold(self.shm_expected, |e, &s| e.max(s));
-                    shm::room_for(size, self.shm.total(), expected, &running_shm)
-                }),
-                shm_free: self.host.shm_free(),
-            },
-        );
+        let sample = Sample {
+            available,
+            psi_full_avg10: psi,
+            tasks,
+            shm_room_for: self.host.shm_size.and_then(|size| {
+                let expected = running_shm.iter().fold(self.shm_expected, |e, &s| e.max(s));
+                shm::room_for(size, self.shm.total(), expected, &running_shm)
+            }),
+            shm_free: self.host.shm_free(),
+        };
         // Adaptive interval: the time the faster of the seen and assumed fill rates needs
         // to use up the headroom to the brake level or to the budget, halved.
         // Memory fills from either side: the host's headroom falling, or the tasks' total
         // rising toward `--mem` (on a big machine the budget binds long before the host).
-        let cfg = self.policy.config();
         // A task filling toward `--task-mem` (a /dev/shm file grows as fast as it is
         // written) is sampled as closely as one filling toward the budget.
         let cap_room = cfg
@@ -609,95 +477,57 @@ impl Supervisor {
             MIN_TICK
         };
         let secs = headroom.get() as f64 / self.fill_rate.max(ASSUMED_FILL_RATE) / 2.0;
-        Ok(Duration::from_secs_f64(
-            secs.clamp(floor.as_secs_f64(), MAX_TICK.as_secs_f64()),
-        ))
+        Ok(Sampled {
+            sample,
+            trees,
+            next: Duration::from_secs_f64(secs.clamp(floor.as_secs_f64(), MAX_TICK.as_secs_f64())),
+        })
     }
 
-    /// Executes the policy's actions.
-    fn drain(&mut self, now: Duration, sink: &mut dyn Sink) -> Result<()> {
-        while let Some(action) = self.policy.poll_action(now) {
-            match action {
-                Action::Start {
-                    task,
-                    attempt,
-                    predicted,
-                    oom_score_adj,
-                } => self.start_task(now, sink, task, attempt, predicted, oom_score_adj)?,
-                Action::Term { task, .. } => {
-                    self.mark_stopped(task);
-                    self.trees.signal(task, self.stop_signal);
-                }
-                Action::Kill { task, .. } => {
-                    self.mark_stopped(task);
-                    self.trees.signal(task, Signal::KILL);
-                }
-                Action::Pause { task } => self.pauses.pause(&mut self.trees, task, now),
-                Action::Resume { task } => {
-                    self.pauses.resume(&mut self.trees, task, now);
-                }
-                Action::Finished {
-                    task,
-                    attempt,
-                    class,
-                    requeued,
-                    reason,
-                    peak,
-                } => {
-                    self.pauses.forget(task);
-                    let a = self.running.remove(&task);
-                    if let Some(a) = &a {
-                        self.shm_expected = self.shm_expected.max(a.peak_dev_shm);
-                    }
-                    let (code, signal) = a.as_ref().and_then(|a| a.exit).unwrap_or((None, None));
-                    let reason = match a.as_ref().and_then(|a| a.spawn_error.clone()) {
-                        Some(e) => e,
-                        None if class == ExitClass::ShmBus => a
-                            .as_ref()
-                            .and_then(|a| a.bus_reason.clone())
-                            .unwrap_or_else(|| reason.words()),
-                        None => reason.words(),
-                    };
-                    let fin = Finished {
-                        task,
-                        attempt,
-                        class,
-                        requeued,
-                        reason,
-                        code,
-                        signal,
-                        duration: a
-                            .as_ref()
-                            .map_or(Duration::ZERO, |a| now.saturating_sub(a.started)),
-                        peak,
-                        peak_rss: a.as_ref().map_or(peak, |a| a.peak_rss),
-                        peak_pss: a.as_ref().and_then(|a| a.peak_pss),
-                        leftovers: a.as_ref().map_or(0, |a| a.leftovers),
-                        peak_shm: a.as_ref().map_or(Bytes::ZERO, |a| a.peak_shm),
-                        peak_virt: a.as_ref().map_or(Bytes::ZERO, |a| a.peak_virt),
-                        shm: a.map(|a| a.shm).unwrap_or_default(),
-                    };
-                    sink.finished(now, &fin)?;
-                }
-                Action::Fail { task, reason } => {
-                    sink.failed_unstarted(now, task, &reason.words())?
-                }
-                Action::Note(note) => sink.note(now, &note)?,
-            }
+    /// Completes the policy's verdict on an attempt with what was seen of it.
+    fn record(&mut self, now: Duration, v: Verdict) -> Finished {
+        self.pauses.forget(v.task);
+        let a = self.running.remove(&v.task);
+        if let Some(a) = &a {
+            self.shm_expected = self.shm_expected.max(a.peak_dev_shm);
         }
-        Ok(())
+        let (code, signal) = a.as_ref().and_then(|a| a.exit).unwrap_or((None, None));
+        let reason = match a.as_ref().and_then(|a| a.spawn_error.clone()) {
+            Some(e) => e,
+            None if v.class == ExitClass::ShmBus => a
+                .as_ref()
+                .and_then(|a| a.bus_reason.clone())
+                .unwrap_or(v.reason),
+            None => v.reason,
+        };
+        Finished {
+            task: v.task,
+            attempt: v.attempt,
+            class: v.class,
+            requeued: v.requeued,
+            reason,
+            code,
+            signal,
+            duration: a
+                .as_ref()
+                .map_or(Duration::ZERO, |a| now.saturating_sub(a.started)),
+            peak: v.peak,
+            peak_rss: a.as_ref().map_or(v.peak, |a| a.peak_rss),
+            peak_pss: a.as_ref().and_then(|a| a.peak_pss),
+            leftovers: a.as_ref().map_or(0, |a| a.leftovers),
+            peak_shm: a.as_ref().map_or(Bytes::ZERO, |a| a.peak_shm),
+            peak_virt: a.as_ref().map_or(Bytes::ZERO, |a| a.peak_virt),
+            shm: a.map(|a| a.shm).unwrap_or_default(),
+        }
     }
 
     fn start_task(
         &mut self,
         now: Duration,
-        sink: &mut dyn Sink,
         task: TaskId,
-        attempt: u32,
-        predicted: Bytes,
+        mut launch: Launch,
         oom_score_adj: i32,
-    ) -> Result<()> {
-        let mut launch = sink.launch(now, task, attempt)?;
+    ) -> Spawned {
         launch
             .env
             .push((tree::TOKEN_VAR.to_string(), self.trees.token(task)));
@@ -726,7 +556,7 @@ impl Supervisor {
                 }
                 self.trees.add(task, pid);
                 self.running.insert(task, attempt_state);
-                sink.started(now, task, attempt, pid, predicted)?;
+                Spawned::Running { pid }
             }
             Err(e) => {
                 // A command that cannot start is a failed attempt (exit 127 as a shell
@@ -734,42 +564,14 @@ impl Supervisor {
                 attempt_state.spawn_error = Some(format!("{e:#}"));
                 attempt_state.exit = Some((Some(127), None));
                 self.running.insert(task, attempt_state);
-                self.policy.handle_exit(
-                    now,
-                    task,
-                    &Exit {
-                        code: Some(127),
-                        signal: None,
-                        oom_killed: false,
-                        shm_full: false,
-                        peak: Bytes::ZERO,
-                    },
-                );
+                Spawned::Failed(Exit {
+                    code: Some(127),
+                    signal: None,
+                    oom_killed: false,
+                    shm_full: false,
+                    peak: Bytes::ZERO,
+                })
             }
-        }
-        Ok(())
-    }
-
-    fn snapshot(&mut self) -> Snapshot {
-        let now = self.start.elapsed();
-        // The ETA predicts up to a thousand queued tasks: a few times a second is enough.
-        let stale = self
-            .progress
-            .as_ref()
-            .is_none_or(|p| now.saturating_sub(p.0) >= PROGRESS_EVERY);
-        if stale {
-            let eta = self.policy.eta(now);
-            let short = self.policy.short().map(ToString::to_string);
-            self.progress = Some((now, eta, short));
-        }
-        let (at, eta, short) = self.progress.clone().unwrap_or_default();
-        Snapshot {
-            running: self.running.len(),
-            used: self.running.values().map(|a| a.current).sum(),
-            available: self.last_available.map(|(_, a, _)| a).unwrap_or_default(),
-            paused: self.pauses.count(),
-            eta: eta.map(|e| e.saturating_sub(now.saturating_sub(at))),
-            short,
         }
     }
 
@@ -809,6 +611,78 @@ impl Supervisor {
                 let _ = rustix::process::kill_process(p, Signal::KILL);
             }
         }
+    }
+}
+
+impl Executor for Supervisor {
+    fn now(&self) -> Duration {
+        self.start.elapsed()
+    }
+
+    fn interrupts(&self) -> usize {
+        self.wake.interrupts()
+    }
+
+    fn spawn(
+        &mut self,
+        now: Duration,
+        task: TaskId,
+        _attempt: u32,
+        launch: Launch,
+        oom_score_adj: i32,
+    ) -> Result<Spawned> {
+        Ok(self.start_task(now, task, launch, oom_score_adj))
+    }
+
+    fn stop(&mut self, _now: Duration, task: TaskId, how: Stop) {
+        self.mark_stopped(task);
+        let signal = match how {
+            Stop::Ask => self.stop_signal,
+            Stop::Kill => Signal::KILL,
+        };
+        self.trees.signal(task, signal);
+    }
+
+    fn pause(&mut self, now: Duration, task: TaskId) {
+        self.pauses.pause(&mut self.trees, task, now);
+    }
+
+    fn resume(&mut self, now: Duration, task: TaskId) {
+        self.pauses.resume(&mut self.trees, task, now);
+    }
+
+    fn kill_all(&mut self) {
+        self.kill_everything();
+    }
+
+    fn reap(&mut self, now: Duration) -> Result<Vec<(TaskId, Exit)>> {
+        self.reap_children(now);
+        Ok(std::mem::take(&mut self.ended))
+    }
+
+    fn sample(&mut self, now: Duration, config: &Config) -> Result<Sampled> {
+        self.sample_all(now, config)
+    }
+
+    fn ended(&mut self, now: Duration, verdict: Verdict) -> Finished {
+        self.record(now, verdict)
+    }
+
+    fn load(&self) -> Load {
+        Load {
+            running: self.running.len(),
+            used: self.running.values().map(|a| a.current).sum(),
+            available: self.last_available.map(|(_, a, _)| a).unwrap_or_default(),
+            paused: self.pauses.count(),
+        }
+    }
+
+    fn wait(&mut self, timeout: Duration) {
+        // An attempt that ended without a child to reap (it could not start) is news now.
+        if self.running.values().any(|a| a.exit.is_some()) {
+            return;
+        }
+        self.wake.wait(timeout);
     }
 }
 
