@@ -31,6 +31,9 @@
 //!   `<journal>.<name-hash>.lock` (see [`lock`]), held by the [`SweepHandle`].
 //! - **Faults**: a corrupt, truncated or foreign file is refused and never rewritten; a newer
 //!   schema is refused; a failed commit (disk full) returns Err and rolls the group back.
+//! - **Old journals**: `run` migrates them on disk ([`schema`], one transaction per step);
+//!   `status`, `results`, `list`, `report` and `plan` read a migrated copy in memory and leave
+//!   the file byte for byte as it was, so the older ramguard that wrote it still opens it.
 //!
 //! Reading for `status`, `results`, `list` lives in [`read`]; those never take the lock and
 //! see only committed groups (WAL readers do not block the writer).

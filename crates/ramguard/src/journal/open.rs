@@ -4,8 +4,10 @@
 use std::fs::OpenOptions;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
+use rusqlite::backup::Backup;
 use rusqlite::{Connection, OpenFlags};
 
 use super::{readonly, schema, Journal, BUSY_TIMEOUT, SCHEMA_VERSION};
@@ -77,8 +79,9 @@ impl Journal {
         Ok(Journal::with_conn(conn, path))
     }
 
-    /// Opens an existing journal for reading (`status`, `results`, `list`); never creates,
-    /// but migrates a journal from an older ramguard.
+    /// Opens an existing journal for reading (`status`, `results`, `list`, `report`, `plan`);
+    /// never creates or changes a file: a journal from an older ramguard is read through a
+    /// migrated copy in memory.
     pub fn open_existing(path: &Path) -> Result<Journal> {
         let shown = path.display().to_string();
         match std::fs::metadata(path) {
@@ -97,14 +100,22 @@ impl Journal {
             // it as it is; never "corrupt", never migrated.
             let conn =
                 readonly::open(path).with_context(|| format!("cannot open journal {shown}"))?;
-            let v = schema::check(&conn, &shown)?;
-            if v < SCHEMA_VERSION {
-                bail!("journal {shown} was written by an older ramguard (schema v{v}) and is read-only here, so it cannot be upgraded; hint: open it once as its owner, or copy it");
+            if schema::check(&conn, &shown)? < SCHEMA_VERSION {
+                return Ok(Journal::with_conn(migrated_copy(&conn, &shown)?, path));
             }
             return Ok(Journal::with_conn(conn, path));
         }
+        // Peek without writing. An older journal is read through a migrated copy in memory
+        // and left byte for byte as it was: the older ramguard that wrote it refuses a
+        // migrated file. Only a writer (`run`) upgrades it.
+        let peek = readonly::open(path).with_context(|| format!("cannot open journal {shown}"))?;
+        if schema::check(&peek, &shown)? < SCHEMA_VERSION {
+            let copy = migrated_copy(&peek, &shown)?;
+            return Ok(Journal::with_conn(copy, path));
+        }
+        drop(peek);
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let mut conn = Connection::open_with_flags(path, flags)
+        let conn = Connection::open_with_flags(path, flags)
             .or_else(|_| {
                 Connection::open_with_flags(
                     path,
@@ -112,12 +123,19 @@ impl Journal {
                 )
             })
             .with_context(|| format!("cannot open journal {shown}"))?;
-        let v = schema::check(&conn, &shown)?;
+        schema::check(&conn, &shown)?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
-        if v < SCHEMA_VERSION {
-            // Old journals keep opening: each migration step is one transaction.
-            schema::migrate(&mut conn, &shown)?;
-        }
         Ok(Journal::with_conn(conn, path))
     }
+}
+
+/// An in-memory copy of the journal behind `source`, migrated to today's schema.
+fn migrated_copy(source: &Connection, shown: &str) -> Result<Connection> {
+    let mut copy = Connection::open_in_memory()
+        .with_context(|| format!("cannot read journal {shown}: no memory for a copy"))?;
+    Backup::new(source, &mut copy)
+        .and_then(|b| b.run_to_completion(i32::MAX, Duration::ZERO, None))
+        .with_context(|| schema::corrupt_context(shown))?;
+    schema::migrate(&mut copy, shown)?;
+    Ok(copy)
 }
