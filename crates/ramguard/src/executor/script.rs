@@ -19,7 +19,7 @@ use ramguard_core::Bytes;
 
 pub use ramguard_core::policy::sim::{End, Script};
 
-use super::{Executor, Finished, Load, Sampled, Spawned, Stop, Verdict};
+use super::{Executor, Finished, Load, Sampled, Spawned, Start, Stop, Verdict};
 use crate::supervisor::spawn::Launch;
 use crate::supervisor::tree::TreeMemory;
 
@@ -193,18 +193,12 @@ impl Executor for Scripted {
         self.clock
     }
 
-    fn interrupts(&self) -> usize {
+    fn interrupts(&mut self) -> usize {
         self.interrupts.iter().filter(|&&t| t <= self.clock).count()
     }
 
-    fn spawn(
-        &mut self,
-        now: Duration,
-        task: TaskId,
-        attempt: u32,
-        launch: Launch,
-        _oom_score_adj: i32,
-    ) -> Result<Spawned> {
+    fn spawn(&mut self, now: Duration, start: &Start<'_>, launch: Launch) -> Result<Spawned> {
+        let (task, attempt) = (start.task, start.attempt);
         let k = self.spawns.entry(task).or_insert(0);
         let script = match self.scripts.get(&task) {
             Some(s) => s[(*k).min(s.len() - 1)].clone(),
@@ -386,9 +380,9 @@ impl Executor for Scripted {
         }
     }
 
-    fn wait(&mut self, timeout: Duration) {
+    fn wait(&mut self, timeout: Duration) -> Result<()> {
         if self.running.values().any(|r| r.exit.is_some()) {
-            return;
+            return Ok(());
         }
         let mut until = self.clock + timeout.max(Duration::from_millis(1));
         for run in self.running.values() {
@@ -404,6 +398,7 @@ impl Executor for Scripted {
             "the scripted run did not finish within {SCRIPT_LIMIT:?} of simulated time"
         );
         self.clock = until;
+        Ok(())
     }
 }
 
