@@ -185,6 +185,11 @@ impl Supervisor {
                         a.peak_rss = a.peak_rss.max(reaped.max_rss);
                         a.peak = a.peak.max(reaped.max_rss);
                         a.bus_reason = bus;
+                        // What admission expects a task to put in /dev/shm must not wait for
+                        // the verdict: a sample taken between this reap and the verdict sees
+                        // neither this attempt nor its use, and would let -j tasks start at
+                        // once (shm_room_for None) where only one fits.
+                        self.shm_expected = self.shm_expected.max(a.peak_dev_shm);
                     }
                     // No process outlives its task: what its root left behind (even
                     // reparented to us, in another session) is killed now, and reported.
