@@ -11,7 +11,9 @@ use std::time::Duration;
 use ramguard_core::policy::eta::Short;
 use ramguard_core::policy::predict::Observation;
 use ramguard_core::policy::sim::{Host, Report, Script, Sim, SimTask};
-use ramguard_core::policy::{Action, Config, ExitClass, StopReason, TaskId, TaskState};
+use ramguard_core::policy::{
+    Action, BrakeWhy, Config, ExitClass, Reason, StopReason, TaskId, TaskState,
+};
 use ramguard_core::Bytes;
 
 const GIB: f64 = (1u64 << 30) as f64;
@@ -75,7 +77,7 @@ fn times_of(sim: &Sim, want: impl Fn(&Action) -> bool) -> Vec<Duration> {
         .collect()
 }
 
-fn verdicts(sim: &Sim, task: TaskId) -> Vec<(ExitClass, bool, String)> {
+fn verdicts(sim: &Sim, task: TaskId) -> Vec<(ExitClass, bool, Reason)> {
     sim.log()
         .iter()
         .filter_map(|(_, a)| match a {
@@ -148,7 +150,7 @@ fn suspend_then_resume_without_loss() {
     assert_clean(&report);
     all_done(&sim, 2);
     assert_eq!(report.brakes, 0);
-    assert_eq!(verdicts(&sim, 1), [(ExitClass::Done, false, "done".into())]);
+    assert_eq!(verdicts(&sim, 1), [(ExitClass::Done, false, Reason::Done)]);
     let paused = times_of(&sim, |a| matches!(a, Action::Pause { task: 1 }));
     let resumed = times_of(&sim, |a| matches!(a, Action::Resume { task: 1 }));
     assert_eq!(paused.len(), 1, "{paused:?}");
@@ -167,7 +169,7 @@ fn suspend_then_resume_without_loss() {
     // The pause is journaled as a note with its reason, and its length when resumed.
     assert!(sim.log().iter().any(|(_, a)| matches!(
         a,
-        Action::Note(ramguard_core::policy::Note::TaskPaused { task: 1, why }) if why.contains("would need")
+        Action::Note(ramguard_core::policy::Note::TaskPaused { task: 1, why }) if why.need > why.limit
     )));
     assert!(report.paused_seconds > 3.0, "{}", report.paused_seconds);
 }
@@ -239,13 +241,18 @@ fn a_paused_task_is_braked_when_memory_must_come_back() {
     let v = verdicts(&sim, 1);
     assert_eq!((v[0].0, v[0].1), (ExitClass::Braked, true), "{v:?}");
     assert!(
-        v[0].2
-            .contains("paused while the running tasks needed its memory"),
-        "{}",
+        matches!(
+            &v[0].2,
+            Reason::Braked {
+                why: BrakeWhy::PausedNeeded(_),
+                ..
+            }
+        ),
+        "{:?}",
         v[0].2
     );
     assert_eq!(v.last().map(|v| v.0), Some(ExitClass::Done));
-    assert_eq!(verdicts(&sim, 0), [(ExitClass::Done, false, "done".into())]);
+    assert_eq!(verdicts(&sim, 0), [(ExitClass::Done, false, Reason::Done)]);
     // Braked from the pause, ahead of the brake level.
     assert!(report.min_available > gib(0.5), "{}", report.min_available);
 }
@@ -440,5 +447,5 @@ fn paused_time_does_not_count_toward_the_timeout() {
         "{paused:?} {resumed:?}"
     );
     assert!(report.makespan > secs(11.5), "{:?}", report.makespan);
-    assert_eq!(verdicts(&sim, 1), [(ExitClass::Done, false, "done".into())]);
+    assert_eq!(verdicts(&sim, 1), [(ExitClass::Done, false, Reason::Done)]);
 }

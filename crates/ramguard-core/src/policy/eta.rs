@@ -71,7 +71,7 @@ impl Policy {
         let cold = self.model_prediction(head).is_none();
         let settled = self
             .running_ids()
-            .all(|id| !self.aux[id].cold || self.is_settled(id, now));
+            .all(|id| !self.facts(id).cold || self.is_settled(id, now));
         if cold && !settled && !self.plentiful() {
             return Short::ColdStart;
         }

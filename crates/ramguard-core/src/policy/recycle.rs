@@ -18,7 +18,7 @@ use std::collections::{HashMap, VecDeque};
 use std::str::FromStr;
 use std::time::Duration;
 
-use super::{ExitClass, Policy, TaskId};
+use super::{ExitClass, Policy, Reason, TaskId};
 
 /// The window over which restarts of one task are counted against the limit.
 pub const RECYCLE_WINDOW: Duration = Duration::from_secs(60);
@@ -176,8 +176,8 @@ impl Policy {
         class: ExitClass,
         next: u32,
         brakes: u32,
-        reason: String,
-    ) -> (ExitClass, bool, String) {
+        reason: Reason,
+    ) -> (ExitClass, bool, Reason) {
         let recyclable = matches!(class, ExitClass::OverCap | ExitClass::MaxAge);
         if let (true, Some(limit), false) = (recyclable, self.restarts.recycle, self.interrupted) {
             let recent = self.restarts.recent.entry(id).or_default();
@@ -191,14 +191,17 @@ impl Policy {
                 recent.push_back(now);
                 let n = self.restarts.counts.entry(id).or_default();
                 *n += 1;
-                let reason = format!("{reason}; recycled (restart {n})");
+                let reason = Reason::Recycled {
+                    cause: Box::new(reason),
+                    restart: *n,
+                };
                 self.requeue(id, next, brakes);
                 return (class, true, reason);
             }
-            let reason = format!(
-                "{reason}; not recycled: restarted {limit} time(s) in the last minute already \
-                 (--recycle={limit}), too fast for a slow leak (hint: raise --task-mem or --max-age)"
-            );
+            let reason = Reason::NotRecycled {
+                cause: Box::new(reason),
+                limit,
+            };
             return self.fail(id, class, reason);
         }
         self.retry_or_fail(id, class, next, brakes, reason)
@@ -212,8 +215,8 @@ impl Policy {
         class: ExitClass,
         next: u32,
         brakes: u32,
-        reason: String,
-    ) -> (ExitClass, bool, String) {
+        reason: Reason,
+    ) -> (ExitClass, bool, Reason) {
         if self.restarts.retry_on.covers(class) {
             self.aux[id].failures += 1;
             if self.aux[id].failures <= self.config.retries && !self.interrupted {
@@ -285,7 +288,7 @@ mod tests {
 
     /// Starts the task, lets it grow past its 100 MiB cap and exit on TERM; returns the
     /// verdict.
-    fn one_cycle(p: &mut Policy, t: Duration) -> (ExitClass, bool, String) {
+    fn one_cycle(p: &mut Policy, t: Duration) -> (ExitClass, bool, Reason) {
         // A recycled task restarts in the same drain that reports its end.
         if !matches!(p.state(0), TaskState::Running { .. }) {
             sample(p, t, 0);
@@ -320,14 +323,20 @@ mod tests {
             .with_restarts(Restarts::new(Some(3), None, RetryOn::default()));
         for n in 1..=3 {
             let (class, requeued, reason) = one_cycle(&mut p, secs(3 * n));
-            assert_eq!((class, requeued), (ExitClass::OverCap, true), "{reason}");
-            assert!(reason.contains(&format!("restart {n}")), "{reason}");
+            assert_eq!((class, requeued), (ExitClass::OverCap, true), "{reason:?}");
+            assert!(
+                matches!(reason, Reason::Recycled { restart, .. } if restart == n as u32),
+                "{reason:?}"
+            );
         }
         assert_eq!(p.restarts().recycles(0), 3);
         // A fourth cap within the minute: too fast for a leak, it fails.
         let (class, requeued, reason) = one_cycle(&mut p, secs(12));
         assert_eq!((class, requeued), (ExitClass::OverCap, false));
-        assert!(reason.contains("--recycle=3"), "{reason}");
+        assert!(
+            matches!(reason, Reason::NotRecycled { limit: 3, .. }),
+            "{reason:?}"
+        );
         assert!(p.is_finished());
     }
 

@@ -29,7 +29,10 @@
 use std::time::Duration;
 
 use super::project::{self, Curve};
-use super::{Action, Note, Policy, StopReason, TaskId, TaskState, CLIMB_STEP, SETTLE_WINDOW};
+use super::{
+    Action, BrakeCause, BrakeWhy, Note, Policy, Projection, StopReason, TaskId, TaskState,
+    CLIMB_STEP, SETTLE_WINDOW,
+};
 use crate::units::Bytes;
 
 /// How far ahead a climbing task's recent growth rate is extended when deciding to pause.
@@ -43,14 +46,12 @@ pub const APPROACH: f64 = 0.05;
 impl Policy {
     /// Returns true if and only if the task is running and paused.
     pub fn is_paused(&self, task: TaskId) -> bool {
-        self.aux.get(task).is_some_and(|a| a.paused_since.is_some())
+        self.facts(task).paused_since.is_some()
     }
 
     /// Total time the task's current attempt has spent paused, up to `now`.
     pub fn paused_for(&self, task: TaskId, now: Duration) -> Duration {
-        let Some(a) = self.aux.get(task) else {
-            return Duration::ZERO;
-        };
+        let a = self.facts(task);
         a.paused_total
             + a.paused_since
                 .map_or(Duration::ZERO, |s| now.saturating_sub(s))
@@ -114,11 +115,10 @@ impl Policy {
                 }
                 return;
             };
-            let why = format!(
-                "running tasks would need {} of the {} they may hold",
-                Bytes(projected.max(0.0) as u64),
-                Bytes(limit.max(0.0) as u64)
-            );
+            let why = Projection {
+                need: Bytes(projected.max(0.0) as u64),
+                limit: Bytes(limit.max(0.0) as u64),
+            };
             self.pause(now, victim, why);
             active.retain(|&id| id != victim);
             paused.push(victim);
@@ -162,7 +162,7 @@ impl Policy {
         // ran, redoing its work costs less than its memory kept from the others.
         if let [_, .., newest] = waiting {
             let ran = self.elapsed_running(*newest, now);
-            let waited = now.saturating_sub(self.aux[*newest].paused_since.unwrap_or(now));
+            let waited = now.saturating_sub(self.facts(*newest).paused_since.unwrap_or(now));
             if waited > ran && !braking {
                 self.brake_paused(now, waiting, held, limit);
             }
@@ -175,18 +175,19 @@ impl Policy {
         let braking = self
             .running_ids()
             .any(|id| matches!(self.stopping(id), Some((StopReason::Brake, _))));
-        let newest = paused.iter().copied().max_by_key(|&id| self.aux[id].seq);
+        let newest = paused.iter().copied().max_by_key(|&id| self.facts(id).seq);
         let Some(victim) = newest.filter(|_| !braking) else {
             return;
         };
-        let why = format!(
-            "paused while the running tasks needed its memory ({} of the {} they may hold)",
-            Bytes(need.max(0.0) as u64),
-            Bytes(limit.max(0.0) as u64)
-        );
-        self.aux[victim].braked_alone = false;
-        self.aux[victim].brake_why = why.clone();
-        self.stop(now, victim, StopReason::Brake);
+        let why = BrakeWhy::PausedNeeded(Projection {
+            need: Bytes(need.max(0.0) as u64),
+            limit: Bytes(limit.max(0.0) as u64),
+        });
+        let cause = BrakeCause {
+            why: why.clone(),
+            alone: false,
+        };
+        self.brake(now, victim, cause);
         self.actions
             .push_back(Action::Note(Note::Brake { task: victim, why }));
     }
@@ -220,14 +221,14 @@ impl Policy {
             }
             // A paused task being considered for resuming grows as it did when paused.
             let rate = match self.is_paused(id) {
-                true => Some(self.aux[id].paused_rate).filter(|&r| r > 0.0),
+                true => Some(self.facts(id).paused_rate).filter(|&r| r > 0.0),
                 false => self.growth_rate(id, now),
             };
             if let Some(rate) = rate {
                 soon += rate * horizon;
                 // Growth within a learned prediction was reserved at admission; an unknown
                 // or runaway task is projected to keep its pace.
-                if self.aux[id].cold
+                if self.facts(id).cold
                     || self
                         .model_prediction(id)
                         .is_none_or(|p| current > p.get() as f64)
@@ -243,7 +244,7 @@ impl Policy {
     /// Running tasks matching `keep`, oldest start first.
     fn by_start_order(&self, keep: impl Fn(&Policy, TaskId) -> bool) -> Vec<TaskId> {
         let mut ids: Vec<TaskId> = self.running_ids().filter(|&id| keep(self, id)).collect();
-        ids.sort_by_key(|&id| self.aux[id].seq);
+        ids.sort_by_key(|&id| self.facts(id).seq);
         ids
     }
 
@@ -275,7 +276,7 @@ impl Policy {
             return None;
         }
         let age = now.saturating_sub(*started);
-        let climb = &self.aux[id].climb;
+        let climb = &self.facts(id).climb;
         let &(last_age, last) = climb.last()?;
         if age.saturating_sub(last_age) > SETTLE_WINDOW {
             return None;
@@ -302,12 +303,15 @@ impl Policy {
     }
 
     /// Pauses a running task and says why.
-    fn pause(&mut self, now: Duration, id: TaskId, why: String) {
+    fn pause(&mut self, now: Duration, id: TaskId, why: Projection) {
         if self.is_paused(id) {
             return;
         }
-        self.aux[id].paused_rate = self.growth_rate(id, now).unwrap_or(0.0);
-        self.aux[id].paused_since = Some(now);
+        let rate = self.growth_rate(id, now).unwrap_or(0.0);
+        if let Some(f) = self.facts_mut(id) {
+            f.paused_rate = rate;
+            f.paused_since = Some(now);
+        }
         self.actions.push_back(Action::Pause { task: id });
         self.actions
             .push_back(Action::Note(Note::TaskPaused { task: id, why }));
@@ -326,9 +330,10 @@ impl Policy {
     /// Lets a paused task run again (before TERM, too: a stopped tree acts on it only once
     /// it runs); returns how long this pause lasted.
     fn unpause(&mut self, now: Duration, id: TaskId) -> Option<Duration> {
-        let since = self.aux[id].paused_since.take()?;
+        let f = self.facts_mut(id)?;
+        let since = f.paused_since.take()?;
         let lasted = now.saturating_sub(since);
-        self.aux[id].paused_total += lasted;
+        f.paused_total += lasted;
         self.actions.push_back(Action::Resume { task: id });
         Some(lasted)
     }

@@ -1,6 +1,7 @@
 //! Unit tests that call the policy's interface directly, the way the supervisor does, for
 //! contracts the simulated scenarios (`tests/policy_sim.rs`) do not pin one call at a time.
 
+use super::predict::Observation;
 use super::*;
 
 const MIB: u64 = 1 << 20;
@@ -115,7 +116,10 @@ fn brake_terms_newest_names_the_levels_and_kills_below_hard_level() {
             },
             Action::Note(Note::Brake {
                 task: 1,
-                why: "available 180 MiB below the brake level 400 MiB".into()
+                why: BrakeWhy::LowMemory {
+                    available: mib(180),
+                    level: mib(400)
+                }
             }),
         ]
     );
@@ -137,7 +141,13 @@ fn brake_terms_newest_names_the_levels_and_kills_below_hard_level() {
             attempt: 1,
             class: ExitClass::Braked,
             requeued: true,
-            reason: "braked at 1.3 GiB: available 180 MiB below the brake level 400 MiB".into(),
+            reason: Reason::Braked {
+                peak: mib(1300),
+                why: BrakeWhy::LowMemory {
+                    available: mib(180),
+                    level: mib(400)
+                }
+            },
             peak: mib(1300),
         }
     );
@@ -145,10 +155,10 @@ fn brake_terms_newest_names_the_levels_and_kills_below_hard_level() {
         p.state(1),
         &TaskState::Queued {
             attempt: 2,
-            lower_bound: Some(mib(1300)),
             brakes: 1
         }
     );
+    assert_eq!(p.lower_bound(1), Some(mib(1300)));
 }
 
 #[test]
@@ -225,7 +235,12 @@ fn nothing_fits_while_nothing_runs_pauses_once_and_resumes() {
     p.handle_sample(ms(0), &sample(2000, &[]));
     let a = drain(&mut p, ms(0));
     assert!(
-        matches!(&a[..], [Action::Note(Note::Paused { why })] if why.contains("waiting for memory")),
+        matches!(
+            &a[..],
+            [Action::Note(Note::Paused {
+                why: PauseWhy::NothingFits { .. }
+            })]
+        ),
         "{a:?}"
     );
     p.handle_sample(ms(50), &sample(2000, &[]));

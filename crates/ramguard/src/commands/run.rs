@@ -24,6 +24,7 @@ use serde_json::json;
 use crate::cli::{parse_interval, parse_size_spec};
 use crate::journal::{self, AttemptEnd, Journal, MemSample, NewTask, SweepHandle, SweepSpec};
 use crate::probe::{self, Root};
+use crate::render::notes::Words;
 use crate::supervisor::{
     self, tree::TreeMemory, Finished, HostWatch, Launch, RunEnd, Sink, Snapshot, Supervisor,
 };
@@ -1313,8 +1314,8 @@ impl Sink for RunSink<'_> {
         let (kind, detail, line) = match note {
             Note::Paused { why } => (
                 "paused",
-                json!({ "why": why }),
-                format!("pause   admission paused: {why}"),
+                json!({ "why": why.words() }),
+                format!("pause   admission paused: {}", why.words()),
             ),
             Note::Resumed => (
                 "resumed",
@@ -1328,15 +1329,15 @@ impl Sink for RunSink<'_> {
             ),
             Note::Brake { task, why } => (
                 "brake",
-                json!({ "task": self.def(*task).key, "why": why }),
-                format!("brake   {}  {why}", self.label(*task)),
+                json!({ "task": self.def(*task).key, "why": why.words() }),
+                format!("brake   {}  {}", self.label(*task), why.words()),
             ),
             Note::TaskPaused { task, why } => {
                 self.stats.pauses += 1;
                 (
                     "task_paused",
-                    json!({ "task": self.def(*task).key, "why": why }),
-                    format!("pause   {}  {why}", self.label(*task)),
+                    json!({ "task": self.def(*task).key, "why": why.words() }),
+                    format!("pause   {}  {}", self.label(*task), why.words()),
                 )
             }
             Note::TaskResumed { task, paused_for } => {

@@ -20,6 +20,7 @@ use anyhow::Result;
 use ramguard_core::policy::{Action, Config, Exit, ExitClass, Note, Policy, Sample, TaskId};
 use ramguard_core::Bytes;
 
+use crate::render::notes::Words;
 use crate::supervisor::shm;
 use crate::supervisor::spawn::Launch;
 use crate::supervisor::tree::TreeMemory;
@@ -310,13 +311,13 @@ fn execute(
                         attempt,
                         class,
                         requeued,
-                        reason,
+                        reason: reason.words(),
                         peak,
                     },
                 );
                 sink.finished(now, &fin)?;
             }
-            Action::Fail { task, reason } => sink.failed_unstarted(now, task, &reason)?,
+            Action::Fail { task, reason } => sink.failed_unstarted(now, task, &reason.words())?,
             Action::Note(note) => sink.note(now, &note)?,
         }
     }

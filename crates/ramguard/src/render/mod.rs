@@ -3,5 +3,6 @@
 //! self-contained HTML page); none of them reads the journal or the host.
 
 pub mod html;
+pub mod notes;
 pub mod svg;
 pub mod terminal;

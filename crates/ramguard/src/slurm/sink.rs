@@ -19,6 +19,7 @@ use super::board::{say, Flight, Names, Shared};
 use super::{job, read_timeline, submit};
 use crate::executor::{Finished, Sink, Snapshot};
 use crate::journal::{AttemptEnd, Journal, MemSample, SweepHandle};
+use crate::render::notes::Words;
 use crate::supervisor::spawn::Launch;
 use crate::supervisor::tree::TreeMemory;
 use crate::supervisor::unix_ms;
@@ -351,7 +352,11 @@ impl Sink for SlurmSink<'_> {
 
     fn note(&mut self, _now: Duration, note: &Note) -> Result<()> {
         let (kind, detail, line) = match note {
-            Note::Paused { why } => ("paused", json!({ "why": why }), format!("pause   {why}")),
+            Note::Paused { why } => (
+                "paused",
+                json!({ "why": why.words() }),
+                format!("pause   {}", why.words()),
+            ),
             Note::Resumed => ("resumed", json!({}), "resume  submitting again".to_string()),
             Note::LearnedPeak { peak } => (
                 "learned_peak",
@@ -360,8 +365,8 @@ impl Sink for SlurmSink<'_> {
             ),
             Note::TaskPaused { task, why } => (
                 "task_paused",
-                json!({ "task": self.key(*task), "why": why }),
-                format!("wait    {}  {why}", self.names.label(*task)),
+                json!({ "task": self.key(*task), "why": why.words() }),
+                format!("wait    {}  {}", self.names.label(*task), why.words()),
             ),
             Note::TaskResumed { task, .. } => (
                 "task_resumed",
@@ -370,8 +375,8 @@ impl Sink for SlurmSink<'_> {
             ),
             Note::Brake { task, why } => (
                 "brake",
-                json!({ "task": self.key(*task), "why": why }),
-                format!("cancel  {}  {why}", self.names.label(*task)),
+                json!({ "task": self.key(*task), "why": why.words() }),
+                format!("cancel  {}  {}", self.names.label(*task), why.words()),
             ),
         };
         self.journal.event(&self.handle, unix_ms(), kind, &detail)?;

@@ -1,0 +1,424 @@
+//! Admission: when a queued task may start, and why it waits when it may not.
+//!
+//! A queued task is started only while fewer than `max_jobs` run, PSI `full avg10` is below
+//! `psi_full_pause`, and, with no time known about any task, its predicted peak fits in
+//!
+//! ```text
+//! min(available − reserve, budget − Σ current) − Σ_running max(0, predicted_i − current_i)
+//! ```
+//!
+//! The last term reserves every running task's *future* growth: tasks start small and grow, which
+//! defeats a free-memory check at start time. A task started since the last sample has `current =
+//! 0`, so it is reserved in full; memory freed by an exit is credited at once.
+//!
+//! **Looking ahead.** Once tasks have finished, the model also knows how long a task runs and how
+//! soon it reaches its peak (both per task from its features, see [`predict`](super::predict)).
+//! Each running task then becomes a curve ([`project`](super::project)): from what it holds now up
+//! to its predicted peak by its expected time to peak, held until its expected end, then nothing;
+//! the newcomer likewise from zero, with no end. A task is admitted when the highest point of the
+//! sum of the curves stays within `min(available − reserve + Σ current, budget)`. This lets a task
+//! that needs a long ramp start while a big one is finishing instead of after it. Every estimate
+//! errs toward the safe side (durations high, times to peak low, each with two residual deviations
+//! and the margin). A task that outlives its expected end counts as never ending; one that climbs
+//! past its predicted peak is projected to keep climbing at its recent rate for
+//! [`RUNAWAY_HORIZON`](super::RUNAWAY_HORIZON), with no end; cold-started tasks have no curve but
+//! their peak. Suspend ([`suspend`](super::suspend)) catches a bet that fails, the brake what the
+//! model still gets wrong. Measured in simulated time on the benchmark's 36-task sweep
+//! (`tests/policy_sim.rs::bench_sweep_*`): 86.6 s with peak reservations alone, 69.8 s looking
+//! ahead (leaky variant 112.6 → 78.9 s), 70.7 s with longest-first ordering and suspend (leaky 71.9
+//! s), for a lower bound of 40.3 s and 52.8 s for a scheduler that knows every task's exact curve
+//! in advance; 0 brakes in each.
+//!
+//! Queue order is task order, or longest expected first once durations are learned per task
+//! ([`order`](super::order)). A task that does not fit may be overtaken by a smaller one later in
+//! the queue (backfill, looking at most [`BACKFILL_WINDOW`](super::BACKFILL_WINDOW) tasks deep),
+//! but only `max(max_jobs, 1)` times for the same head of the queue: after that nothing more is
+//! admitted until the head fits, so running tasks drain and a big task is never starved by a stream
+//! of small ones. When nothing runs, the head needs only its measured lower bound to fit (the model
+//! may over-predict; the brake corrects), so a sweep never stalls on a wrong prediction.
+//! Predictions above the budget are thereby run alone; only a *measured* lower bound above the
+//! budget fails a task without starting.
+
+use std::time::Duration;
+
+use super::project::{self, Curve};
+use super::{
+    eta, Action, AttemptFacts, ExitClass, Note, Pause, PauseWhy, Policy, Reason, TaskId, TaskState,
+    RUNAWAY_HORIZON, SETTLE_WINDOW,
+};
+use crate::units::Bytes;
+
+impl Policy {
+    /// The room admission would offer a task now (see the module doc); `None` before the
+    /// first sample. Negative when running tasks' reservations already exceed the headroom.
+    pub fn room(&self) -> Option<i128> {
+        // min(available − reserve, budget − Σ current) − Σ (predicted − current)⁺ is the
+        // limit less what every running task holds or has reserved.
+        let held: i128 = self.running_ids().map(|id| self.held_at_peak(id)).sum();
+        Some(self.limit()? - held)
+    }
+
+    /// When a running task is expected to end (start plus its predicted duration), while
+    /// that is still ahead, its peak is known and it keeps within it; `None` otherwise.
+    pub fn expected_end(&self, task: TaskId, now: Duration) -> Option<Duration> {
+        let TaskState::Running {
+            started, stopping, ..
+        } = &self.tasks[task]
+        else {
+            return None;
+        };
+        // A task climbing past its prediction proves the model wrong about it; a paused one
+        // ends only after it runs again.
+        if stopping.is_some()
+            || self.facts(task).cold
+            || self.is_paused(task)
+            || self.runaway_rate(task, now).is_some()
+        {
+            return None;
+        }
+        let started = *started + self.paused_for(task, now);
+        let end = started + self.predictor.duration(&self.specs[task].features)?;
+        (end > now).then_some(end)
+    }
+
+    /// The memory running tasks may hold together from now on: the headroom above the
+    /// reserve plus what they hold, and never more than the budget.
+    pub(super) fn limit(&self) -> Option<i128> {
+        let available = i128::from(self.available?.get());
+        let held: i128 = self
+            .running_ids()
+            .map(|id| match &self.tasks[id] {
+                TaskState::Running { current, .. } => i128::from(current.get()),
+                _ => 0,
+            })
+            .sum();
+        let host = available - i128::from(self.config.reserve.get()) + held;
+        Some(host.min(i128::from(self.config.budget.get())))
+    }
+
+    /// What a running task holds or has reserved: the larger of its current memory and its
+    /// predicted peak.
+    pub(super) fn held_at_peak(&self, id: TaskId) -> i128 {
+        match &self.tasks[id] {
+            TaskState::Running {
+                current, predicted, ..
+            } => i128::from((*predicted).max(*current).get()),
+            _ => 0,
+        }
+    }
+
+    /// Like [`Policy::room`], but counting only running tasks with no expected end: an
+    /// upper bound on what admission can ever offer until something changes.
+    pub(super) fn room_ahead(&self, now: Duration) -> Option<i128> {
+        let staying: i128 = self
+            .running_ids()
+            .filter(|&id| self.expected_end(id, now).is_none())
+            .map(|id| self.held_at_peak(id))
+            .sum();
+        Some(self.limit()? - staying)
+    }
+
+    /// How soon a task may reach its peak at the earliest; `None` for a cold-started one.
+    pub(super) fn time_to_peak(&self, id: TaskId, cold: bool) -> Option<Duration> {
+        match cold {
+            true => None,
+            false => self.predictor.time_to_peak(&self.specs[id].features),
+        }
+    }
+
+    /// A running task's expected memory from now on (see [`project`]).
+    pub(super) fn curve(&self, now: Duration, id: TaskId) -> Option<Curve> {
+        let TaskState::Running {
+            started,
+            current,
+            predicted,
+            ..
+        } = &self.tasks[id]
+        else {
+            return None;
+        };
+        let secs_from_now = |t: Duration| t.saturating_sub(now).as_secs_f64();
+        if let Some(rate) = self.runaway_rate(id, now) {
+            // Past its prediction and still climbing: the model is wrong about this one,
+            // its expected end included. Assume it climbs as fast for RUNAWAY_HORIZON and
+            // holds what it gets.
+            let horizon = RUNAWAY_HORIZON.as_secs_f64();
+            return Some(Curve {
+                now: current.get() as f64,
+                peak: current.get() as f64 + rate * horizon,
+                ramp: horizon,
+                end: None,
+            });
+        }
+        let ramp = self.time_to_peak(id, self.facts(id).cold);
+        // A paused task reserves its whole peak: it climbs again as soon as it is resumed.
+        let started = *started + self.paused_for(id, now);
+        let ramp = ramp.filter(|_| !self.is_paused(id));
+        Some(Curve {
+            now: current.get() as f64,
+            peak: predicted.get() as f64,
+            ramp: ramp.map_or(0.0, |r| secs_from_now(started + r)),
+            end: self.expected_end(id, now).map(secs_from_now),
+        })
+    }
+
+    /// How fast (bytes/s) a running task climbs past what the model predicted for it, over
+    /// the last [`SETTLE_WINDOW`]; `None` while it stays within its prediction or is flat.
+    pub(super) fn runaway_rate(&self, id: TaskId, now: Duration) -> Option<f64> {
+        let TaskState::Running {
+            started, current, ..
+        } = &self.tasks[id]
+        else {
+            return None;
+        };
+        let model = self.model_prediction(id)?;
+        if *current <= model {
+            return None;
+        }
+        let age = now.saturating_sub(*started);
+        let climb = &self.facts(id).climb;
+        let &(last_age, last) = climb.last()?;
+        if age.saturating_sub(last_age) > SETTLE_WINDOW {
+            return None; // it stopped climbing
+        }
+        let since = age.saturating_sub(SETTLE_WINDOW);
+        let &(from_age, from) = climb.iter().find(|c| c.0 >= since)?;
+        let span = last_age.saturating_sub(from_age).as_secs_f64();
+        let rate = last.get().saturating_sub(from.get()) as f64 / span;
+        (span > 0.0 && rate > 0.0).then_some(rate)
+    }
+
+    /// Returns true if and only if the running tasks' projected memory plus this task's,
+    /// started now, stays within [`Policy::limit`] from now on (module doc, "Admission").
+    pub(super) fn fits_ahead(
+        &self,
+        now: Duration,
+        id: TaskId,
+        predicted: Bytes,
+        cold: bool,
+    ) -> bool {
+        let Some(limit) = self.limit() else {
+            return false;
+        };
+        let ramp = self.time_to_peak(id, cold);
+        let mut curves: Vec<Curve> = self
+            .running_ids()
+            .filter_map(|r| self.curve(now, r))
+            .collect();
+        curves.push(Curve {
+            now: 0.0,
+            peak: predicted.get() as f64,
+            ramp: ramp.map_or(0.0, |r| r.as_secs_f64()),
+            end: None,
+        });
+        project::highest(&curves) <= limit as f64
+    }
+
+    /// Fails queued tasks whose measured lower bound exceeds the budget: they can never fit.
+    pub(super) fn fail_impossible(&mut self) {
+        for id in std::mem::take(&mut self.recheck) {
+            let TaskState::Queued { brakes, .. } = self.tasks[id] else {
+                continue;
+            };
+            let Some(lb) = self.aux[id].lower_bound else {
+                continue;
+            };
+            if lb > self.config.budget {
+                let class = if brakes > 0 {
+                    ExitClass::Braked
+                } else {
+                    ExitClass::Failed
+                };
+                let reason = Reason::OverBudget {
+                    needs: lb,
+                    budget: self.config.budget,
+                };
+                let failed = TaskState::Failed {
+                    class,
+                    reason: reason.clone(),
+                };
+                self.set_state(id, failed);
+                self.actions.push_back(Action::Fail { task: id, reason });
+            }
+        }
+    }
+
+    /// Starts queued tasks while they fit (module doc, "Admission").
+    pub(super) fn admit(&mut self, now: Duration) {
+        self.short = None;
+        if self.queued.is_empty() || self.running.len() >= self.config.max_jobs.max(1) {
+            return;
+        }
+        if self.paused == Some(Pause::Psi) || self.available.is_none() {
+            self.short = self.available.map(|_| eta::Short::Psi);
+            return;
+        }
+        loop {
+            let running: Vec<TaskId> = self.running_ids().collect();
+            if running.len() >= self.config.max_jobs.max(1) {
+                self.short = None;
+                return;
+            }
+            if running
+                .iter()
+                .any(|&id| self.must_run_alone(self.running_brakes(id)))
+            {
+                self.short = Some(eta::Short::Alone);
+                return; // a task that must run alone is running
+            }
+            if !running.is_empty() && self.shm_room_for.is_some_and(|n| self.shm_started >= n) {
+                return; // another task's shared memory would not fit in /dev/shm
+            }
+            let Some(room) = self.room() else { return };
+            // The most any newcomer could get once every expected end has passed; a cheap
+            // first test before projecting curves.
+            let room_ahead = self.room_ahead(now).unwrap_or(room);
+            let cold_settled = running
+                .iter()
+                .all(|&id| !self.facts(id).cold || self.is_settled(id, now));
+            // With room for -j tasks at any plausible size, unknown tasks start together.
+            let plentiful = self.plentiful();
+            // Backfill looks this deep into the queue at most: with a full machine, every
+            // tick would otherwise predict every queued task. Longest expected first.
+            let queued: Vec<TaskId> = self.candidates();
+            let Some(&head) = queued.first() else {
+                self.set_stalled(false);
+                return;
+            };
+            if self.head.is_none_or(|(h, _)| h != head) {
+                self.head = Some((head, 0));
+            }
+            let mut head_blocked = false;
+            let mut chosen = None;
+            for &id in &queued {
+                let lower = self.aux[id].lower_bound.unwrap_or_default();
+                let alone = self.must_run_alone(self.queued_brakes(id));
+                let model = self.model_prediction(id);
+                let (predicted, cold) = match model {
+                    Some(p) => (p, false),
+                    None if plentiful => (self.plausible_cold(id), true),
+                    None => (self.cold_guess(id), true),
+                };
+                // Unknown tasks wait beside cold-started ones that still grow, unless memory
+                // is plentiful.
+                let cold_blocked = cold && !cold_settled && !plentiful;
+                let fits = if running.is_empty() {
+                    i128::from(lower.get()) <= room
+                } else if alone || cold_blocked || i128::from(predicted.get()) > room_ahead {
+                    false
+                } else {
+                    self.fits_ahead(now, id, predicted, cold)
+                };
+                if fits {
+                    chosen = Some((id, predicted, cold));
+                    break;
+                }
+                if id == head {
+                    head_blocked = true;
+                    let overtaken = self.head.map_or(0, |h| h.1);
+                    if !running.is_empty()
+                        && !cold_blocked
+                        && overtaken as usize >= self.config.max_jobs.max(1)
+                    {
+                        break; // stop backfilling: let the head have the room as it frees
+                    }
+                }
+            }
+            let Some((id, predicted, cold)) = chosen else {
+                self.short = Some(self.why_short(now, head, room));
+                self.set_stalled(running.is_empty());
+                return;
+            };
+            if head_blocked && id != head {
+                if let Some(h) = self.head.as_mut() {
+                    h.1 += 1;
+                }
+            }
+            self.set_stalled(false);
+            self.shm_started += 1;
+            self.start(now, id, predicted, cold);
+        }
+    }
+
+    /// Moves a queued task to running and emits its Start.
+    pub(super) fn start(&mut self, now: Duration, id: TaskId, predicted: Bytes, cold: bool) {
+        let TaskState::Queued {
+            attempt, brakes, ..
+        } = self.tasks[id]
+        else {
+            return;
+        };
+        let rank = self
+            .running_ids()
+            .map(|r| self.facts(r).rank + 1)
+            .max()
+            .unwrap_or(0);
+        let oom_score_adj = (100 + 50 * rank.min(18) as i32).min(1000);
+        self.next_seq += 1;
+        self.set_state(
+            id,
+            TaskState::Running {
+                attempt,
+                started: now,
+                current: Bytes::ZERO,
+                peak: Bytes::ZERO,
+                predicted,
+                brakes,
+                stopping: None,
+                facts: Box::new(AttemptFacts {
+                    seq: self.next_seq,
+                    rank,
+                    cold,
+                    grown_at: now,
+                    ..AttemptFacts::default()
+                }),
+            },
+        );
+        self.actions.push_back(Action::Start {
+            task: id,
+            attempt,
+            predicted,
+            oom_score_adj,
+        });
+    }
+
+    /// Pauses admission while PSI `full avg10` is at or above the threshold.
+    pub(super) fn check_psi(&mut self) {
+        let limit = self.config.psi_full_pause;
+        let high = limit > 0.0 && self.psi.is_some_and(|p| p >= limit);
+        match (high, self.paused) {
+            (true, Some(Pause::Psi)) | (false, None) | (false, Some(Pause::Stalled)) => {}
+            (true, _) => {
+                self.paused = Some(Pause::Psi);
+                let why = PauseWhy::Pressure {
+                    avg10: self.psi.unwrap_or_default(),
+                    limit,
+                };
+                self.actions.push_back(Action::Note(Note::Paused { why }));
+            }
+            (false, Some(Pause::Psi)) => {
+                self.paused = None;
+                self.actions.push_back(Action::Note(Note::Resumed));
+            }
+        }
+    }
+
+    /// Announces (once) that nothing can start although nothing runs, and when that ends.
+    pub(super) fn set_stalled(&mut self, stalled: bool) {
+        match (stalled, self.paused) {
+            (true, None) => {
+                self.paused = Some(Pause::Stalled);
+                let why = PauseWhy::NothingFits {
+                    available: self.available.unwrap_or_default(),
+                    reserve: self.config.reserve,
+                };
+                self.actions.push_back(Action::Note(Note::Paused { why }));
+            }
+            (false, Some(Pause::Stalled)) => {
+                self.paused = None;
+                self.actions.push_back(Action::Note(Note::Resumed));
+            }
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,176 @@
+//! Prediction glue: what the policy predicts for a task, and what it learns as tasks run.
+//!
+//! See [`predict`](super::predict): per-task from numeric features when they explain the finished
+//! peaks, else a high quantile of finished peaks plus a margin, else `--estimate`; never below the
+//! task's lower bound (its peak when braked or OOM-killed, or from the journal). A running task's
+//! prediction is `max(prediction, peak so far)` and is refreshed when the model learns.
+//!
+//! **Plentiful memory** (nothing known, but the limit holds `-j` tasks at a plausible
+//! [`order::COLD_PLAUSIBLE`](super::order::COLD_PLAUSIBLE) each): every slot starts at once, no
+//! settle window; suspend and the brake correct a task that turns out larger
+//! ([`order`](super::order)).
+//!
+//! **Cold start** (no estimate, nothing finished, memory not plentiful): one task is admitted
+//! first. More are admitted only when every cold-started running task has *settled* (its peak grew
+//! by at most 5% over the last [`SETTLE_WINDOW`](super::SETTLE_WINDOW)), each predicted as the
+//! largest peak seen in this run plus the margin; the brake corrects what this gets wrong. Settled
+//! tasks' peaks are also learned provisionally (until
+//! [`PROVISIONAL_UNTIL`](super::PROVISIONAL_UNTIL) tasks have finished), so per-task predictions
+//! start before anything ends. The trade-off is makespan against wasted (braked) work and against
+//! leaning on the brake at all. Measured in simulated time by
+//! `tests/policy_sim.rs::cold_start_tradeoff` (8 GiB host, 6 GiB budget, 512 MiB brake level,
+//! `-j 8`, 8 identical tasks; tasks exit 100 ms after TERM):
+//!
+//! | workload                         | strategy            | makespan | braked task-s | brakes |
+//! |----------------------------------|---------------------|---------:|--------------:|-------:|
+//! | ramp 10 s to 1 GiB, hold 20 s    | cold start          |   71.8 s |           0   |      0 |
+//! |                                  | `--estimate` right  |   60.0 s |           0   |      0 |
+//! |                                  | `-j 1`              |  240.0 s |           0   |      0 |
+//! |                                  | `--estimate` 10× low|   66.2 s |          20.4 |      3 |
+//! | ramp 25 s to 1.5 GiB, hold 5 s   | cold start          |  106.0 s |           0   |      0 |
+//! |                                  | `--estimate` right  |   90.0 s |           0   |      0 |
+//! |                                  | `-j 1`              |  240.0 s |           0   |      0 |
+//! |                                  | `--estimate` 10× low|   83.2 s |          57.2 |      4 |
+//!
+//! Cold start costs about one ramp plus the settle window (+18–20%) and never brakes; admitting
+//! blind now pauses the newest tasks as memory nears the limit and brakes paused ones only when
+//! their memory is needed (braked task-s count work thrown away, paused time excluded). Before
+//! suspend, blind admission took 60.0 s (16.4 task-s thrown away, 2 brakes) and 79.4 s (64.0, 4):
+//! pausing made the early-peak workload slower and more wasteful (every task was paused at about
+//! 70% of its peak, so paused tasks held memory the others needed) and the late-peak one slower but
+//! less wasteful. It is still a guess the brake has to correct. Anything finished replaces the
+//! guess with the learned model.
+
+use std::time::Duration;
+
+use super::predict::{self, Observation};
+use super::{
+    Action, Note, Policy, TaskId, TaskState, LEARNED_NOTE_CHANGE, LEARNED_NOTE_MIN,
+    PROVISIONAL_UNTIL, SETTLE_WINDOW,
+};
+use crate::units::Bytes;
+
+impl Policy {
+    /// What finished tasks of earlier runs of the sweep showed (journal), to learn from
+    /// before starting: a resumed sweep admits as well as the run it resumes.
+    pub fn learn_from_history(&mut self, observations: &[(Vec<f64>, Observation)]) {
+        for (features, obs) in observations {
+            self.predictor.observe(features, *obs);
+        }
+        self.note_learned();
+    }
+
+    /// The peak the policy would predict for a task now.
+    pub fn predicted(&self, task: TaskId) -> Bytes {
+        match &self.tasks[task] {
+            TaskState::Running { predicted, .. } => *predicted,
+            TaskState::Done { peak, .. } => *peak,
+            _ => self
+                .model_prediction(task)
+                .unwrap_or_else(|| self.cold_guess(task)),
+        }
+    }
+
+    /// The model's prediction for a task, never below its lower bound; `None` when cold.
+    pub(super) fn model_prediction(&self, id: TaskId) -> Option<Bytes> {
+        let lb = self.aux[id].lower_bound.unwrap_or_default();
+        let model = match &self.provisional {
+            Some((p, _)) if self.predictor.observed() < PROVISIONAL_UNTIL => p,
+            _ => &self.predictor,
+        };
+        model.predict(&self.specs[id].features).map(|p| p.max(lb))
+    }
+
+    /// Early in a sweep, learns the peaks of running tasks that have settled as if they had
+    /// finished: a task that loads its data in a minute and then computes for an hour tells
+    /// what it needs long before it ends. What finishes replaces these guesses.
+    pub(super) fn learn_provisionally(&mut self, now: Duration) {
+        if self.predictor.observed() >= PROVISIONAL_UNTIL {
+            self.provisional = None;
+            return;
+        }
+        let settled: Vec<(TaskId, Bytes)> = self
+            .running_ids()
+            .filter(|&id| self.stopping(id).is_none() && self.is_settled(id, now))
+            .filter_map(|id| match &self.tasks[id] {
+                TaskState::Running { peak, .. } if *peak > Bytes::ZERO => Some((id, *peak)),
+                _ => None,
+            })
+            .collect();
+        let held = self.provisional.as_ref().map(|p| p.1.as_slice());
+        if held.unwrap_or_default() == settled.as_slice() {
+            return;
+        }
+        self.provisional = (!settled.is_empty()).then(|| {
+            let mut model = self.predictor.clone();
+            for &(id, peak) in &settled {
+                let obs = Observation {
+                    peak,
+                    duration: None,
+                    time_to_peak: None,
+                };
+                model.observe(&self.specs[id].features, obs);
+            }
+            (model, settled)
+        });
+        self.refresh_running_predictions();
+    }
+
+    /// The cold-start guess: the largest peak seen in this run plus the margin.
+    pub(super) fn cold_guess(&self, id: TaskId) -> Bytes {
+        let lb = self.aux[id].lower_bound.unwrap_or_default();
+        self.largest_seen.scale(1.0 + predict::MARGIN).max(lb)
+    }
+
+    /// Returns true if and only if nothing about the task's peak is known but its bound.
+    pub(super) fn is_cold(&self, id: TaskId) -> bool {
+        self.model_prediction(id).is_none()
+    }
+
+    /// Returns true if and only if the task's peak has not grown noticeably for a while.
+    pub(super) fn is_settled(&self, id: TaskId, now: Duration) -> bool {
+        // A paused task does not grow, which says nothing about its peak.
+        !self.is_paused(id) && now.saturating_sub(self.facts(id).grown_at) >= SETTLE_WINDOW
+    }
+
+    /// Re-predicts running tasks after the model learned something.
+    pub(super) fn refresh_running_predictions(&mut self) {
+        let ids: Vec<TaskId> = self.running_ids().collect();
+        for id in ids {
+            let Some(p) = self.model_prediction(id) else {
+                continue;
+            };
+            if let TaskState::Running {
+                peak,
+                predicted,
+                facts,
+                ..
+            } = &mut self.tasks[id]
+            {
+                *predicted = p.max(*peak);
+                facts.cold = false;
+            }
+        }
+    }
+
+    /// Emits LearnedPeak when the typical peak moved by more than 10% and 8 MiB.
+    pub(super) fn note_learned(&mut self) {
+        if self.predictor.observed() == 0 {
+            return;
+        }
+        let Some(t) = self.predictor.typical() else {
+            return;
+        };
+        // Relative and absolute: 1.4 → 1.6 MiB is not news worth a line.
+        let moved = self.noted_typical.is_none_or(|old| {
+            let change = (t.get() as f64 - old.get() as f64).abs();
+            change / old.get().max(1) as f64 > LEARNED_NOTE_CHANGE
+                && change >= LEARNED_NOTE_MIN as f64
+        }) && t.get() >= LEARNED_NOTE_MIN;
+        if moved {
+            self.noted_typical = Some(t);
+            self.actions
+                .push_back(Action::Note(Note::LearnedPeak { peak: t }));
+        }
+    }
+}
