@@ -17,7 +17,9 @@ pub mod script;
 use std::time::Duration;
 
 use anyhow::Result;
-use ramguard_core::policy::{Action, Config, Exit, ExitClass, Note, Policy, Sample, TaskId};
+use ramguard_core::policy::{
+    Action, Config, Ending, Exit, ExitClass, Note, Policy, Sample, TaskId,
+};
 use ramguard_core::Bytes;
 
 use crate::render::notes::Words;
@@ -33,8 +35,8 @@ pub struct Finished {
     pub class: ExitClass,
     pub requeued: bool,
     pub reason: String,
-    pub code: Option<i32>,
-    pub signal: Option<i32>,
+    /// How its process ended, as the executor saw it; `None` if no ending was seen.
+    pub ending: Option<Ending>,
     pub duration: Duration,
     pub peak: Bytes,
     pub peak_rss: Bytes,
@@ -47,6 +49,18 @@ pub struct Finished {
     pub peak_virt: Bytes,
     /// What became of the task's `/dev/shm` files.
     pub shm: shm::Settled,
+}
+
+impl Finished {
+    /// The exit code, if it exited.
+    pub fn code(&self) -> Option<i32> {
+        self.ending.and_then(Ending::code)
+    }
+
+    /// The signal that killed it, if one did.
+    pub fn signal(&self) -> Option<i32> {
+        self.ending.and_then(Ending::signal)
+    }
 }
 
 /// A snapshot for progress displays.

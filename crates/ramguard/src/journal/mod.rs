@@ -53,7 +53,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use ramguard_core::policy::ExitClass;
+use ramguard_core::policy::{Ending, ExitClass};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -293,12 +293,11 @@ pub struct AttemptEnd {
     pub shm_left: Option<String>,
     /// /dev/shm files ramguard removed after it, as JSON.
     pub shm_removed: Option<String>,
-    /// Exit class: the name of an [`ExitClass`] (`ExitClass::as_str`).
-    pub class: String,
-    /// Exit code, if it exited.
-    pub code: Option<i32>,
-    /// Terminating signal, if killed.
-    pub signal: Option<i32>,
+    /// Exit class, journaled as its stable name (`ExitClass::as_str`).
+    pub class: ExitClass,
+    /// How its process ended, as the executor saw it (journaled as the exit code and the
+    /// terminating signal); `None` if it never ran or no ending was seen.
+    pub ending: Option<Ending>,
     /// Human-readable reason.
     pub reason: String,
     /// True if the task goes back to the queue (a brake), not counting as a failure.
@@ -848,12 +847,6 @@ impl Journal {
     /// Journals how an attempt ended (in the current group) and moves its task to its next
     /// state: done → done; requeued → queued; interrupted → interrupted; otherwise failed.
     pub fn attempt_finished(&mut self, attempt_id: i64, end: &AttemptEnd) -> Result<()> {
-        if !ExitClass::ALL.iter().any(|c| c.as_str() == end.class) {
-            bail!(
-                "unknown exit class '{}' for attempt {attempt_id}",
-                end.class
-            );
-        }
         self.group()?;
         let shown = self.shown();
         if let Some(mut tl) = self.timelines.remove(&attempt_id) {
@@ -900,9 +893,9 @@ impl Journal {
                 to_i64(end.duration_ms),
                 to_i64(end.peak_rss),
                 end.peak_pss.map(to_i64),
-                end.class,
-                end.code,
-                end.signal,
+                end.class.as_str(),
+                end.ending.and_then(Ending::code),
+                end.ending.and_then(Ending::signal),
                 end.reason,
                 end.requeued,
                 result,
@@ -917,16 +910,16 @@ impl Journal {
             .with_context(|| format!("cannot write journal {shown}"))?;
         // One peak: the attempt's own measure; PSS or RSS only for callers that have none.
         let peak = to_i64(end.peak.unwrap_or(end.peak_pss.unwrap_or(end.peak_rss)));
-        let state = if end.class == "done" {
+        let state = if end.class == ExitClass::Done {
             TaskStateRow::Done
-        } else if end.class == "interrupted" {
+        } else if end.class == ExitClass::Interrupted {
             TaskStateRow::Interrupted
         } else if end.requeued {
             TaskStateRow::Queued
         } else {
             TaskStateRow::Failed
         };
-        let bound = matches!(end.class.as_str(), "braked" | "oom_killed");
+        let bound = matches!(end.class, ExitClass::Braked | ExitClass::OomKilled);
         self.conn
             .prepare_cached(
                 "UPDATE tasks SET state = ?2,

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use ramguard_core::policy::{Config, Exit, ExitClass, Policy, Sample, TaskId};
+use ramguard_core::policy::{Config, Ending, Exit, ExitClass, Policy, Sample, TaskId};
 use ramguard_core::Bytes;
 
 use super::board::{say, Ended, Flight, Names, Shared};
@@ -609,8 +609,9 @@ impl Executor for Cluster<'_> {
             class,
             requeued: v.requeued,
             reason,
-            code: exit.and_then(|x| x.code),
-            signal: exit.and_then(|x| x.signal),
+            // The task's own status, as the wrapper saw it (the policy's input may be a
+            // memory kill that the task itself saw as a SIGKILL).
+            ending: exit.map(|x| Ending::from_status(x.code, x.signal)),
             duration: Duration::from_millis(exit.map_or(p.t_ms, |x| x.duration_ms)),
             peak: v.peak,
             peak_rss: Bytes(p.peak_rss),

@@ -28,7 +28,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use ramguard_core::policy::{Config, Exit, ExitClass, Policy, Sample, StopReason, TaskId};
+use ramguard_core::policy::{Config, Ending, Exit, ExitClass, Policy, Sample, StopReason, TaskId};
 use ramguard_core::Bytes;
 use rustix::process::Signal;
 
@@ -83,7 +83,8 @@ struct Attempt {
     bus_reason: Option<String>,
     oom_kills_at_start: Option<u64>,
     spawn_error: Option<String>,
-    exit: Option<(Option<i32>, Option<i32>)>,
+    /// How it ended: the wait status when reaped, refined with the evidence once.
+    exit: Option<Ending>,
     leftovers: usize,
 }
 
@@ -177,9 +178,10 @@ impl Supervisor {
             match self.trees.task_of_root(reaped.pid) {
                 Some(task) => {
                     // Evidence first: leftovers (Python's resource tracker) may free /dev/shm.
-                    let bus = (reaped.signal == Some(7)).then(|| self.bus_evidence(now, task));
+                    let bus =
+                        (reaped.signal == Some(libc::SIGBUS)).then(|| self.bus_evidence(now, task));
                     if let Some(a) = self.running.get_mut(&task) {
-                        a.exit = Some((reaped.code, reaped.signal));
+                        a.exit = Some(Ending::from_status(reaped.code, reaped.signal));
                         // The kernel's high-water mark catches peaks between samples; it is
                         // one process's RSS (the largest of the tree), which the tree holds.
                         a.peak_rss = a.peak_rss.max(reaped.max_rss);
@@ -232,29 +234,34 @@ impl Supervisor {
         }
     }
 
-    /// Queues an exited attempt's ending, with its evidence, for the policy.
+    /// Works out an exited attempt's ending from its wait status and the evidence, once,
+    /// and queues it for the policy.
     fn finish(&mut self, now: Duration, task: TaskId) {
         let Some(a) = self.running.get(&task) else {
             return;
         };
-        let (code, signal) = a.exit.unwrap_or((None, None));
+        let status = a.exit.unwrap_or(Ending::Unknown);
         let (before, peak) = (a.oom_kills_at_start, a.peak);
-        let shm_full = signal == Some(7) && a.bus_reason.as_ref().is_some_and(|r| !r.is_empty());
-        // Only a SIGKILL can be the kernel's: read the counter only then.
-        let oom_delta = signal == Some(9)
-            && match (before, self.host.oom_kills(now)) {
-                (Some(before), Some(after)) => after > before,
-                _ => false,
-            };
-        let exit = Exit {
-            code,
-            signal,
-            oom_killed: oom_delta,
-            shm_full,
-            peak,
+        let ending = match status.signal() {
+            Some(libc::SIGBUS) if a.bus_reason.as_ref().is_some_and(|r| !r.is_empty()) => {
+                Ending::ShmFull
+            }
+            // Only a SIGKILL can be the kernel's: read the counter only then.
+            Some(libc::SIGKILL)
+                if matches!(
+                    (before, self.host.oom_kills(now)),
+                    (Some(before), Some(after)) if after > before
+                ) =>
+            {
+                Ending::OomKilled
+            }
+            _ => status,
         };
+        if let Some(a) = self.running.get_mut(&task) {
+            a.exit = Some(ending);
+        }
         self.trees.remove(task);
-        self.ended.push((task, exit));
+        self.ended.push((task, Exit { ending, peak }));
     }
 
     /// Measures host and trees; works out the next sampling interval.
@@ -362,7 +369,6 @@ impl Supervisor {
         if let Some(a) = &a {
             self.shm_expected = self.shm_expected.max(a.peak_dev_shm);
         }
-        let (code, signal) = a.as_ref().and_then(|a| a.exit).unwrap_or((None, None));
         let reason = match a.as_ref().and_then(|a| a.spawn_error.clone()) {
             Some(e) => e,
             None if v.class == ExitClass::ShmBus => a
@@ -377,8 +383,7 @@ impl Supervisor {
             class: v.class,
             requeued: v.requeued,
             reason,
-            code,
-            signal,
+            ending: a.as_ref().and_then(|a| a.exit),
             duration: a
                 .as_ref()
                 .map_or(Duration::ZERO, |a| now.saturating_sub(a.started)),
@@ -433,13 +438,11 @@ impl Supervisor {
                 // A command that cannot start is a failed attempt (exit 127 as a shell
                 // would say), not a reason to stop the sweep.
                 attempt_state.spawn_error = Some(format!("{e:#}"));
-                attempt_state.exit = Some((Some(127), None));
+                let ending = Ending::Exited { code: 127 };
+                attempt_state.exit = Some(ending);
                 self.running.insert(task, attempt_state);
                 Spawned::Failed(Exit {
-                    code: Some(127),
-                    signal: None,
-                    oom_killed: false,
-                    shm_full: false,
+                    ending,
                     peak: Bytes::ZERO,
                 })
             }
