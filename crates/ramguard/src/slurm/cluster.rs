@@ -6,7 +6,7 @@
 //! wrappers measured, `reap` asks `sacct` about every job in flight once per poll
 //! interval and turns each ended job into an [`Exit`] through [`verdict`]. Pause and resume
 //! do nothing: a job on another node cannot be paused from here, and its memory is its own
-//! `--mem`. It journals nothing; the sink does, from the shared [`Board`].
+//! `--mem`. It journals nothing; the sink does, from the shared [`Board`](super::board::Board).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

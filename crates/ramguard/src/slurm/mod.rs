@@ -3,10 +3,11 @@
 //! # Theory of operation
 //! The same pure [`Policy`] that drives the local supervisor decides here, through the same
 //! loop ([`crate::executor::drive`]), and the same journal records; only the acting
-//! differs: [`cluster::Cluster`] is the executor (sbatch, scancel, sacct), [`sink::SlurmSink`]
-//! journals and prints, and the two share the jobs on a [`board::Board`]. A `Start` becomes an `sbatch --parsable` job
-//! whose `--mem` is the predicted peak plus a margin, `Term`/`Kill` become `scancel`, and
-//! the exits fed back come from Slurm's accounting plus what the job's wrapper measured:
+//! differs: [`cluster::Cluster`] is the executor (sbatch, scancel, sacct),
+//! [`sink::SlurmSink`] journals and prints, and the two share the jobs on a
+//! [`board::Board`]. A `Start` becomes an `sbatch --parsable` job whose `--mem` is the
+//! predicted peak plus a margin, `Term`/`Kill` become `scancel`, and the exits fed back
+//! come from Slurm's accounting plus what the job's wrapper measured:
 //!
 //! - **Sizing.** `--mem` = predicted × (1 + [`MEM_MARGIN`]) + the wrapper's own overhead,
 //!   measured from finished jobs (the job's peak less the task's; [`DEFAULT_OVERHEAD`]

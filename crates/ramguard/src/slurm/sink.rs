@@ -4,7 +4,7 @@
 //! submitted, so a submitter that dies finds it again; the job's timeline (what its wrapper
 //! wrote) is copied into the journal about once a second and in full when it ends; every
 //! ending is journaled with Slurm's state beside the reason. The jobs themselves are on
-//! the shared [`Board`] the executor fills.
+//! the shared [`Board`](super::board::Board) the executor fills.
 
 use std::os::fd::OwnedFd;
 use std::time::Duration;
