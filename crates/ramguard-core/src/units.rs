@@ -87,7 +87,9 @@ impl std::iter::Sum for Bytes {
     }
 }
 
-/// Human form with binary units and at most one decimal: `512 B`, `1.5 GiB`, `300 MiB`.
+/// Human form with binary units and at most one decimal, dropped when it would be `.0`:
+/// `512 B`, `1.5 GiB`, `300 MiB`, `234.4 MiB`. This is ramguard's one byte formatter for
+/// people: every table, line and chart uses it (machine output keeps exact bytes).
 impl fmt::Display for Bytes {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let v = self.0;
@@ -102,13 +104,17 @@ impl fmt::Display for Bytes {
         } else {
             return f.pad(&format!("{v} B"));
         };
-        let x = v as f64 / div as f64;
         // `pad` honours width and alignment, so tables can right-align sizes.
-        if (x - x.round()).abs() < 0.05 {
-            f.pad(&format!("{:.0} {unit}", x.round()))
-        } else {
-            f.pad(&format!("{x:.1} {unit}"))
-        }
+        f.pad(&format!("{} {unit}", one_decimal(v as f64 / div as f64)))
+    }
+}
+
+/// `x` with at most one decimal, none when it would be `.0`: `1.5`, `234.4`, `2`.
+fn one_decimal(x: f64) -> String {
+    let text = format!("{x:.1}");
+    match text.strip_suffix(".0") {
+        Some(whole) => whole.to_string(),
+        None => text,
     }
 }
 
@@ -251,7 +257,9 @@ pub fn parse_duration(s: &str) -> Result<Duration, UnitError> {
     Ok(total)
 }
 
-/// Formats a duration compactly for people: `250ms`, `42s`, `3m05s`, `1h30m`.
+/// Formats a duration compactly for people: `250ms`, `1.5s`, `42.3s`, `3m05s`, `1h30m`,
+/// `3d04h` (under a minute at most one decimal, dropped when it would be `.0`, as sizes
+/// are). This is ramguard's one duration formatter for people.
 pub fn format_duration(d: Duration) -> String {
     let ms = d.as_millis();
     if ms < 1000 {
@@ -259,8 +267,9 @@ pub fn format_duration(d: Duration) -> String {
     }
     let s = d.as_secs();
     if s < 60 {
+        // Tenths, truncated: 59.99s must not read as "60s".
         let tenths = (ms % 1000) / 100;
-        return if tenths == 0 || s >= 10 {
+        return if tenths == 0 {
             format!("{s}s")
         } else {
             format!("{s}.{tenths}s")
@@ -269,7 +278,10 @@ pub fn format_duration(d: Duration) -> String {
     if s < 3600 {
         return format!("{}m{:02}s", s / 60, s % 60);
     }
-    format!("{}h{:02}m", s / 3600, (s % 3600) / 60)
+    if s < 86_400 {
+        return format!("{}h{:02}m", s / 3600, (s % 3600) / 60);
+    }
+    format!("{}d{:02}h", s / 86_400, (s % 86_400) / 3600)
 }
 
 #[cfg(test)]
@@ -346,6 +358,11 @@ mod tests {
         assert_eq!(Bytes(300 * MIB).to_string(), "300 MiB");
         assert_eq!(Bytes(3 * GIB / 2).to_string(), "1.5 GiB");
         assert_eq!(Bytes(200 * MIB).to_string(), "200 MiB");
+        // The decimal stays where it says something, and never reads ".0".
+        assert_eq!(Bytes(234 * MIB + 400 * KIB).to_string(), "234.4 MiB");
+        assert_eq!(Bytes(GIB + 10 * MIB).to_string(), "1 GiB");
+        assert_eq!(Bytes(1536).to_string(), "1.5 KiB");
+        assert_eq!(format!("{:>8}", Bytes(2 * GIB)), "   2 GiB");
     }
 
     #[test]
@@ -354,5 +371,12 @@ mod tests {
         assert_eq!(format_duration(Duration::from_millis(1500)), "1.5s");
         assert_eq!(format_duration(Duration::from_secs(185)), "3m05s");
         assert_eq!(format_duration(Duration::from_secs(5400)), "1h30m");
+        assert_eq!(format_duration(Duration::from_millis(12_300)), "12.3s");
+        assert_eq!(format_duration(Duration::from_millis(59_990)), "59.9s");
+        assert_eq!(format_duration(Duration::from_secs(42)), "42s");
+        assert_eq!(
+            format_duration(Duration::from_secs(3 * 86_400 + 4 * 3600)),
+            "3d04h"
+        );
     }
 }

@@ -11,6 +11,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+
+pub mod run;
 use ramguard_core::units::{parse_duration, SizeSpec};
 
 /// Makes memory-hungry parallel batch work finish.
@@ -33,7 +35,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a sweep: admit each task only when its predicted peak memory fits.
-    Run(Box<crate::commands::run::RunArgs>),
+    Run(Box<run::RunArgs>),
     /// Show a sweep's progress: counts by state, running tasks, learned peak, ETA.
     Status(crate::commands::status::StatusArgs),
     /// Export one row per task: params, state, peak, duration, exit class, result.

@@ -12,6 +12,7 @@ pub mod executor;
 pub mod journal;
 pub mod probe;
 pub mod render;
+pub mod settings;
 pub mod slurm;
 pub mod supervisor;
 pub mod sweep_file;

@@ -76,7 +76,7 @@ pub struct SweepOptions {
     /// `--retry-on`, as a list or a comma-separated string.
     pub retry_on: Option<ramguard_core::policy::recycle::RetryOn>,
     /// `--stop-signal`.
-    pub stop_signal: Option<crate::commands::run::restart::StopSignal>,
+    pub stop_signal: Option<crate::cli::run::StopSignal>,
 }
 
 /// Reads, parses and expands a sweep file; errors read "sweep.toml: line 3: ...".
@@ -512,10 +512,10 @@ impl Loader<'_> {
     fn stop_signal(
         &self,
         v: Option<Spanned<toml::Value>>,
-    ) -> Result<Option<crate::commands::run::restart::StopSignal>, SweepError> {
+    ) -> Result<Option<crate::cli::run::StopSignal>, SweepError> {
         let Some(v) = v else { return Ok(None) };
         let text = self.unit_text(&v, "stop_signal", "a signal name like \"INT\"")?;
-        crate::commands::run::restart::parse_stop_signal(&text)
+        crate::cli::run::parse_stop_signal(&text)
             .map(Some)
             .map_err(|e| self.err(v.span(), format!("options.stop_signal: {e}")))
     }
@@ -530,9 +530,13 @@ impl Loader<'_> {
         let Some(v) = v else { return Ok(None) };
         match v.get_ref() {
             toml::Value::Integer(n) if (min..=u32::MAX as i64).contains(n) => Ok(Some(*n)),
-            toml::Value::Integer(n) => Err(self.err(
+            toml::Value::Integer(n) if *n < min => Err(self.err(
                 v.span(),
                 format!("options.{key} = {n}: must be at least {min}"),
+            )),
+            toml::Value::Integer(n) => Err(self.err(
+                v.span(),
+                format!("options.{key} = {n}: must be at most {}", u32::MAX),
             )),
             other => Err(self.err(
                 v.span(),
@@ -649,6 +653,13 @@ mod tests {
     fn errors_without_a_file_name() {
         let err = parse("command = [\"x\"]\n\nrepeat = -1\n").unwrap_err();
         assert_eq!(err.to_string(), "line 3: repeat = -1: must be at least 1");
+        // Regression: a count too large said "must be at least 1".
+        let err =
+            parse("command = [\"x\"]\nrepeat = 1\n[options]\nrecycle = 99999999999\n").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "line 4: options.recycle = 99999999999: must be at most 4294967295"
+        );
         let err = parse("command = [\"x\", \"{a}\"]\n[grid]\n").unwrap_err();
         assert_eq!(
             err.to_string(),

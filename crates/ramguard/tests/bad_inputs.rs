@@ -71,6 +71,11 @@ fn fixture() -> Work {
         .execute_batch("CREATE TABLE t(x); INSERT INTO t VALUES (1);")
         .unwrap();
     std::fs::write(
+        p.join("recycle.toml"),
+        "command = [\"true\"]\nrepeat = 1\n[options]\ntask_mem = \"1G\"\nrecycle = 99999999999\n",
+    )
+    .unwrap();
+    std::fs::write(
         p.join("scalar.toml"),
         "command = [\"echo\", \"{lam}\"]\n[grid]\nlam = \"0,1e-10\"\n",
     )
@@ -215,6 +220,20 @@ fn every_bad_input_exits_2_with_one_line_and_changes_nothing() {
             "a SQLite file that is not a journal",
             vec!["run", "--journal", "other.db", "--", "true"],
         ),
+        // Issue 17's small bugs.
+        ("--estimate 0", vec!["run", "--estimate", "0", "--", "true"]),
+        (
+            "--retry-on without --retries",
+            vec!["run", "--retry-on", "timeout", "--", "true"],
+        ),
+        (
+            "--recycle 3 with a space",
+            vec!["run", "--task-mem", "1G", "--recycle", "3", "--", "true"],
+        ),
+        (
+            "a sweep file's recycle too large",
+            vec!["run", "recycle.toml"],
+        ),
         ("a missing sweep", vec!["results", "no-such-sweep"]),
         ("status of a missing sweep", vec!["status", "no-such-sweep"]),
     ];
@@ -247,4 +266,36 @@ fn every_bad_input_exits_2_with_one_line_and_changes_nothing() {
         }
     }
     assert!(failures.is_empty(), "journal {j}:\n{}", failures.join("\n"));
+}
+
+/// The errors of issue 17's small bugs say what to write instead.
+#[test]
+fn small_bugs_of_issue_17_say_what_to_write() {
+    let w = fixture();
+    let cases: [(&[&str], &[&str]); 4] = [
+        (
+            &["run", "--estimate", "0", "--", "true"],
+            &["--estimate must be more than 0"],
+        ),
+        (
+            &["run", "--retry-on", "timeout", "--", "true"],
+            &["--retry-on timeout", "--retries"],
+        ),
+        (
+            &["run", "--task-mem", "1G", "--recycle", "3", "--", "true"],
+            &["--recycle=3"],
+        ),
+        (
+            &["run", "recycle.toml"],
+            &["recycle = 99999999999: must be at most 4294967295"],
+        ),
+    ];
+    for (args, words) in cases {
+        let out = w.run(args);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        for word in words {
+            assert!(err.contains(word), "{args:?}: {err}");
+        }
+    }
 }

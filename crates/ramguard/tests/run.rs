@@ -1045,3 +1045,53 @@ fn a_rerun_with_new_values_learns_from_the_earlier_runs_tasks() {
         .unwrap_or_else(|| panic!("no prediction in MiB: {start}"));
     assert!((115.0..=180.0).contains(&mib), "{start}");
 }
+
+/// Regression (issue 17): a `--tasks` line with a redirection ran as `echo` with the words
+/// "a", ">", "f"; GNU parallel runs every line through a shell, and so does ramguard when
+/// a line needs one.
+#[test]
+fn a_tasks_line_with_shell_syntax_runs_through_a_shell() {
+    let w = Work::new();
+    std::fs::write(
+        w.path().join("tasks.txt"),
+        "echo one > out1.txt\necho two | tr a-z A-Z > out2.txt\necho plain\n",
+    )
+    .unwrap();
+    let out = w.run(&["run", "--progress", "none", "--tasks", "tasks.txt"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let read = |f: &str| std::fs::read_to_string(w.path().join(f)).unwrap_or_default();
+    assert_eq!(read("out1.txt"), "one\n");
+    assert_eq!(read("out2.txt"), "TWO\n");
+    // The dry run shows how each line runs.
+    let out = w.run(&["run", "--dry-run", "--tasks", "tasks.txt"]);
+    let text = stdout(&out);
+    assert!(text.contains("sh -c 'echo one > out1.txt'"), "{text}");
+    assert!(text.contains("  echo plain"), "{text}");
+}
+
+/// Regression (issue 17): the `results` table of a `:::` sweep showed each value twice,
+/// as the task (`1=150M`) and in the param column (`150M`).
+#[test]
+fn the_results_table_names_a_task_by_its_param_columns_once() {
+    let w = Work::new();
+    let out = w.run(&[
+        "run",
+        "--progress",
+        "none",
+        "--",
+        "echo",
+        "{}",
+        ":::",
+        "150M",
+        "300M",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = w.run(&["results", "--format", "table"]);
+    let text = stdout(&out);
+    assert!(!text.contains("1=150M"), "{text}");
+    assert_eq!(text.matches("150M").count(), 1, "{text}");
+    assert!(text.lines().next().unwrap().starts_with("1 "), "{text}");
+    // CSV keeps the exact identity key for machines.
+    let out = w.run(&["results", "--format", "csv"]);
+    assert!(stdout(&out).starts_with("task,"), "{}", stdout(&out));
+}

@@ -388,7 +388,9 @@ pub fn from_lines(
             if argv.is_empty() {
                 return Err(at("the command line is empty".into()));
             }
-            let argv = if shell {
+            // GNU parallel runs every line through a shell: a line that needs one (`echo a >
+            // f`, `a | b`, `$HOME`, `*.csv`) gets `sh -c`, a plain one runs as its words.
+            let argv = if shell || needs_shell(line) {
                 vec!["sh".into(), "-c".into(), line.to_string()]
             } else {
                 argv
@@ -403,6 +405,34 @@ pub fn from_lines(
         ));
     }
     Ok(out)
+}
+
+/// Returns true if and only if a command line means something else to a shell than as
+/// words: an unquoted redirection, pipe, list, subshell or glob (`> | & ; < ( ) * ?`), a
+/// `~` starting a word, or a `$` or backquote outside single quotes.
+pub fn needs_shell(line: &str) -> bool {
+    let (mut single, mut double, mut escaped) = (false, false, false);
+    let mut word_start = true;
+    for c in line.chars() {
+        if escaped {
+            escaped = false;
+            word_start = false;
+            continue;
+        }
+        match c {
+            '\\' if !single => escaped = true,
+            '\'' if !double => single = !single,
+            '"' if !single => double = !double,
+            '$' | '`' if !single => return true,
+            '|' | '&' | ';' | '<' | '>' | '(' | ')' | '*' | '?' if !single && !double => {
+                return true
+            }
+            '~' if word_start && !single && !double => return true,
+            _ => {}
+        }
+        word_start = c.is_whitespace() && !single && !double;
+    }
+    false
 }
 
 /// `n` tasks of one command; `{#}` is 1..=n and each task's identity is its number.
@@ -626,7 +656,7 @@ mod tests {
 
     #[test]
     fn lines_of_commands() {
-        let text = "# sweep\n\npython bt.py --years 1\n  python bt.py --name 'a b' --x \"$HOME\"\n";
+        let text = "# sweep\n\npython bt.py --years 1\n  python bt.py --name 'a b' --x '$HOME'\n";
         let tasks = from_lines(text, None, false).unwrap();
         assert_eq!(
             argvs(&tasks),
@@ -713,5 +743,17 @@ mod tests {
         assert_eq!(tasks[0].argv, s(&["sh", "-c", "echo 'a b' > out.txt"]));
         let tasks = from_lines("echo $HOME | wc\n", None, true).unwrap();
         assert_eq!(tasks[0].argv, s(&["sh", "-c", "echo $HOME | wc"]));
+    }
+
+    #[test]
+    fn a_task_line_with_shell_syntax_runs_through_sh_without_shell_mode() {
+        // Regression: `echo a > f` ran as `echo` with the words "a", ">", "f".
+        let text = "echo a > f\ncat x | wc -l\necho \"$HOME\"\nls *.csv\ncd ~/x\npython t.py --n 3\necho 'a > b' \"c;d\" e\\|f\n";
+        let tasks = from_lines(text, None, false).unwrap();
+        let via_sh: Vec<bool> = tasks.iter().map(|t| t.argv[0] == "sh").collect();
+        assert_eq!(via_sh, [true, true, true, true, true, false, false]);
+        assert_eq!(tasks[0].argv, s(&["sh", "-c", "echo a > f"]));
+        assert_eq!(tasks[6].argv, s(&["echo", "a > b", "c;d", "e|f"]));
+        assert!(!needs_shell("a~b --x=~"));
     }
 }

@@ -386,15 +386,15 @@ fn summary_text(
         _ => "ended".to_string(),
     };
     s.push_str(&format!(
-        "record  {} — {how} after {:.1} s{}\n",
+        "record  {} — {how} after {}{}\n",
         shell_words::join(&args.command),
-        duration_ms as f64 / 1000.0,
+        crate::journal::display::duration_ms(duration_ms),
         if interrupted { " (interrupted)" } else { "" }
     ));
     s.push_str(&format!(
-        "peak    {held_peak} held at {:.1} s by {} process(es): PSS {} (shared pages counted \
+        "peak    {held_peak} held at {} by {} process(es): PSS {} (shared pages counted \
          once), /dev/shm {}\n",
-        peak.t_ms as f64 / 1000.0,
+        crate::journal::display::duration_ms(peak.t_ms),
         peak.processes,
         peak.pss,
         peak.shm

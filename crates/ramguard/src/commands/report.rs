@@ -257,17 +257,17 @@ fn text(m: &model::Model) -> String {
     ));
     for l in &m.leaks {
         s.push_str(&format!(
-            "leak    {} (attempt {}{}): +{:.1} MiB/s since {:.1} s, {} at {:.1} s; {}\n",
+            "leak    {} (attempt {}{}): +{:.1} MiB/s since {}, {} at {}; {}\n",
             l.label,
             l.attempt,
             if l.running { ", running" } else { "" },
             l.leak.mib_per_sec(),
-            l.leak.since_ms as f64 / 1000.0,
+            duration_ms(l.leak.since_ms),
             l.leak.current,
-            l.leak.at_ms as f64 / 1000.0,
+            duration_ms(l.leak.at_ms),
             match l.to_cap_s {
-                Some(t) => format!("reaches its cap {t:.0} s later"),
-                None => format!("reaches the budget {:.0} s later", l.to_budget_s),
+                Some(t) => format!("reaches its cap {} later", secs(t)),
+                None => format!("reaches the budget {} later", secs(l.to_budget_s)),
             }
         ));
     }
@@ -346,10 +346,15 @@ pub fn leak_lines(leaks: &[RunningLeak]) -> String {
             l.leak.mib_per_sec(),
             l.leak.current,
             match l.to_cap_s {
-                Some(t) => format!("reaches its cap in {t:.0} s"),
-                None => format!("reaches the budget in {:.0} s", l.to_budget_s),
+                Some(t) => format!("reaches its cap in {}", secs(t)),
+                None => format!("reaches the budget in {}", secs(l.to_budget_s)),
             }
         ));
     }
     s
+}
+
+/// Seconds as the one duration formatter writes them (`45s`, `3m05s`).
+fn secs(t: f64) -> String {
+    duration_ms((t.max(0.0) * 1000.0) as u64)
 }

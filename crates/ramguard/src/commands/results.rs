@@ -287,7 +287,7 @@ fn flatten(rows: &[ResultRow], raw: bool, order: &[String]) -> (Vec<String>, Vec
     header.extend(fixed_names.iter().map(|s| s.to_string()));
     header.extend(result_cols.iter().cloned());
     let opt = |v: Option<String>| v.unwrap_or_default();
-    let cells = rows
+    let mut cells = rows
         .iter()
         .zip(flat)
         .map(|(r, (ps, rs))| {
@@ -343,7 +343,16 @@ fn flatten(rows: &[ResultRow], raw: bool, order: &[String]) -> (Vec<String>, Vec
             }
             c
         })
-        .collect();
+        .collect::<Vec<Vec<String>>>();
+    // A task whose params are all columns already is named by them: a `task` column would
+    // repeat them (`1=150M  150M`). Raw command lines keep it; CSV keeps the exact key.
+    let named_by_params = rows.iter().all(|r| r.params.is_object());
+    if !raw && named_by_params && !rows.is_empty() {
+        header.remove(0);
+        for row in &mut cells {
+            row.remove(0);
+        }
+    }
     (header, cells)
 }
 

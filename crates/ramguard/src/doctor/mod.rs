@@ -220,14 +220,9 @@ pub fn diagnose(root: &Root, ctx: &Context) -> Diagnosis {
     }
 }
 
-/// Formats an age compactly without spaces: `40s`, `7m`, `5h12m`, `3d4h`.
+/// Formats an age with the one duration formatter: `40s`, `7m05s`, `5h12m`, `3d04h`.
 pub fn age_text(secs: u64) -> String {
-    match secs {
-        0..=59 => format!("{secs}s"),
-        60..=3599 => format!("{}m", secs / 60),
-        3600..=86399 => format!("{}h{:02}m", secs / 3600, (secs % 3600) / 60),
-        _ => format!("{}d{}h", secs / 86400, (secs % 86400) / 3600),
-    }
+    ramguard_core::units::format_duration(std::time::Duration::from_secs(secs))
 }
 
 #[cfg(test)]
@@ -237,9 +232,9 @@ mod tests {
     #[test]
     fn ages_are_compact() {
         assert_eq!(age_text(40), "40s");
-        assert_eq!(age_text(7 * 60 + 5), "7m");
+        assert_eq!(age_text(7 * 60 + 5), "7m05s");
         assert_eq!(age_text(5 * 3600 + 12 * 60), "5h12m");
-        assert_eq!(age_text(3 * 86400 + 4 * 3600), "3d4h");
+        assert_eq!(age_text(3 * 86400 + 4 * 3600), "3d04h");
     }
 
     #[test]

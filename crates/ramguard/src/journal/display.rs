@@ -1,22 +1,10 @@
 //! Human formatting shared by `status`, `results` and `list`: sizes, durations, times,
 //! aligned tables and CSV quoting. Pure functions, no I/O.
 
-/// Formats bytes with a binary unit: `512 B`, `1.5 KiB`, `234 MiB`, `2.2 GiB`.
+/// Formats bytes for people: `512 B`, `1.5 KiB`, `234.4 MiB`, `2.2 GiB` (the one byte
+/// formatter, `Bytes`'s `Display`).
 pub fn bytes(b: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = b as f64;
-    let mut i = 0;
-    while v >= 1024.0 && i + 1 < UNITS.len() {
-        v /= 1024.0;
-        i += 1;
-    }
-    if i == 0 {
-        format!("{b} B")
-    } else if v < 10.0 {
-        format!("{v:.1} {}", UNITS[i])
-    } else {
-        format!("{v:.0} {}", UNITS[i])
-    }
+    ramguard_core::Bytes(b).to_string()
 }
 
 /// Formats an optional byte count, `-` when absent.
@@ -24,20 +12,10 @@ pub fn opt_bytes(b: Option<u64>) -> String {
     b.map_or_else(|| "-".to_string(), bytes)
 }
 
-/// Formats milliseconds compactly: `850ms`, `12.3s`, `4m05s`, `2h03m`, `3d04h`.
+/// Formats milliseconds for people: `850ms`, `12.3s`, `4m05s`, `2h03m`, `3d04h` (the one
+/// duration formatter, `units::format_duration`).
 pub fn duration_ms(ms: u64) -> String {
-    let s = ms / 1000;
-    if ms < 1000 {
-        format!("{ms}ms")
-    } else if s < 60 {
-        format!("{:.1}s", ms as f64 / 1000.0)
-    } else if s < 3600 {
-        format!("{}m{:02}s", s / 60, s % 60)
-    } else if s < 86_400 {
-        format!("{}h{:02}m", s / 3600, (s % 3600) / 60)
-    } else {
-        format!("{}d{:02}h", s / 86_400, (s % 86_400) / 3600)
-    }
+    ramguard_core::units::format_duration(std::time::Duration::from_millis(ms))
 }
 
 /// Formats a Unix time in milliseconds as UTC `2026-11-23 16:08:15`.
@@ -101,6 +79,12 @@ mod tests {
         assert_eq!(bytes(1536), "1.5 KiB");
         assert_eq!(bytes(234 * 1024 * 1024), "234 MiB");
         assert_eq!(bytes(2_362_232_012), "2.2 GiB");
+        // One rule with `Bytes`'s Display: this once said "234 MiB" where run said "234.4 MiB".
+        assert_eq!(
+            bytes(245_785_395),
+            ramguard_core::Bytes(245_785_395).to_string()
+        );
+        assert_eq!(bytes(245_785_395), "234.4 MiB");
     }
 
     #[test]
@@ -109,6 +93,7 @@ mod tests {
         assert_eq!(duration_ms(12_300), "12.3s");
         assert_eq!(duration_ms(245_000), "4m05s");
         assert_eq!(duration_ms(7_380_000), "2h03m");
+        assert_eq!(duration_ms(1_000), "1s");
     }
 
     #[test]

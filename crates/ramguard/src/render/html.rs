@@ -124,15 +124,15 @@ pub fn report(m: &Model) -> String {
         for l in &m.leaks {
             let _ = write!(
                 h,
-                "<tr><td>{}</td><td>{}{}</td><td>{:.1} MiB/s</td><td>{:.1} s</td><td>{}</td><td>{}</td><td>{:.0} s</td></tr>",
+                "<tr><td>{}</td><td>{}{}</td><td>{:.1} MiB/s</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 esc(&l.label),
                 l.attempt,
                 if l.running { " (running)" } else { "" },
                 l.leak.mib_per_sec(),
-                l.leak.since_ms as f64 / 1000.0,
+                duration_ms(l.leak.since_ms),
                 l.leak.current,
-                l.to_cap_s.map_or("-".into(), |t| format!("{t:.0} s")),
-                l.to_budget_s
+                l.to_cap_s.map_or("-".into(), secs),
+                secs(l.to_budget_s)
             );
         }
         h.push_str("</table>");
@@ -203,4 +203,9 @@ pub fn report(m: &Model) -> String {
     }
     h.push_str("<p class=\"muted\">Made by ramguard report. This page is self-contained: no script, no network.</p></body></html>\n");
     h
+}
+
+/// Seconds as the one duration formatter writes them (`45s`, `3m05s`).
+fn secs(t: f64) -> String {
+    duration_ms((t.max(0.0) * 1000.0) as u64)
 }

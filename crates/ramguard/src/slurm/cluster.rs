@@ -23,8 +23,9 @@ use super::job::{self, JobExit, JobSpec, Progress};
 use super::poll::{self, SlurmState};
 use super::{read_json, read_timeline, safe_name, submit, verdict};
 use super::{COLD_REQUEST, DEFAULT_OVERHEAD, EXIT_FILE_WAIT, MEM_MARGIN, TICK};
-use crate::commands::run::{RunArgs, Settings};
+use crate::cli::run::RunArgs;
 use crate::executor::{Executor, Finished, Load, Sampled, Spawned, Start, Stop, Verdict};
+use crate::settings::Settings;
 use crate::supervisor::spawn::Launch;
 use crate::supervisor::tree::TreeMemory;
 
@@ -247,14 +248,14 @@ impl<'a> Cluster<'a> {
     /// The `--mem` to ask for a task the policy predicts at `predicted`.
     fn mem_request(&self, task: TaskId, predicted: Bytes) -> Bytes {
         let base = if predicted == Bytes::ZERO {
-            self.settings.estimate.unwrap_or(COLD_REQUEST)
+            self.settings.policy.estimate.unwrap_or(COLD_REQUEST)
         } else {
             predicted
         };
         let base = base.max(self.escalate[task].unwrap_or_default());
         let overhead = self.overhead.unwrap_or(DEFAULT_OVERHEAD);
         let mut mem = base.scale(1.0 + MEM_MARGIN).saturating_add(overhead);
-        if let Some(cap) = self.settings.task_mem {
+        if let Some(cap) = self.settings.policy.task_cap {
             mem = mem.min(cap);
         }
         mem
@@ -262,7 +263,7 @@ impl<'a> Cluster<'a> {
 
     /// The job's time limit and whether the user set it (`--timeout`) or it was learned.
     fn time_limit(&self, task: TaskId, policy: &Policy) -> Option<(Duration, bool)> {
-        if let Some(t) = self.settings.timeout {
+        if let Some(t) = self.settings.policy.timeout {
             return Some((t, true));
         }
         if self.no_learned_time[task] {
@@ -447,7 +448,7 @@ impl<'a> Cluster<'a> {
             exit: exit.as_ref(),
             slurm_err: &slurm_err,
             timeline: &timeline,
-            task_mem: self.settings.task_mem,
+            task_mem: self.settings.policy.task_cap,
         });
         if let Some(need) = v.escalate_to {
             self.escalate[task] = Some(need);

@@ -49,28 +49,22 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use ramguard_core::policy::{Config, Policy};
+use ramguard_core::policy::Policy;
 use ramguard_core::tasks::TaskDef;
 use ramguard_core::Bytes;
 use serde_json::json;
 
-use crate::commands::run::{Progress as ProgressMode, RunArgs, Settings};
+use crate::cli::run::{Progress as ProgressMode, RunArgs};
 use crate::executor::RunEnd;
 use crate::journal::{Journal, MemSample, SweepHandle};
+use crate::settings::Settings;
 use crate::Outcome;
 
 use board::{absolute, say, Names, Shared};
 use cluster::Cluster;
 use sink::SlurmSink;
 
-/// Where tasks run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Executor {
-    /// On this machine, under ramguard's own supervisor.
-    Local,
-    /// Each task an `sbatch` job on a Slurm cluster.
-    Slurm,
-}
+pub use crate::cli::run::Executor;
 
 /// Share added to the predicted peak for `--mem`. The prediction already carries the
 /// policy's 10%; this covers the enforcer's view of RSS against ramguard's. Measured on
@@ -80,8 +74,7 @@ pub const MEM_MARGIN: f64 = 0.02;
 pub const DEFAULT_OVERHEAD: Bytes = Bytes(16 << 20);
 /// `--mem` for a job when nothing is known about its peak and no `--estimate` was given.
 pub const COLD_REQUEST: Bytes = Bytes(1 << 30);
-/// Jobs in flight without `-j`.
-pub const DEFAULT_IN_FLIGHT: usize = 32;
+pub use crate::settings::DEFAULT_IN_FLIGHT;
 /// Default interval between two `sacct` calls.
 pub const DEFAULT_POLL: Duration = Duration::from_secs(5);
 /// The supervisor's tick: progress files read, policy asked.
@@ -162,33 +155,6 @@ fn check_cluster(partition: Option<&str>) -> Result<()> {
     Ok(())
 }
 
-/// The policy's settings for a cluster: Slurm decides where a job fits, so the local
-/// host's memory is no limit; `--mem`, when given, bounds what the jobs in flight may hold
-/// together, and `-j` how many are in flight.
-pub fn policy_config(s: &Settings, args: &RunArgs) -> Config {
-    Config {
-        budget: if args.mem.is_some() {
-            s.budget
-        } else {
-            Bytes(u64::MAX / 4)
-        },
-        reserve: Bytes::ZERO,
-        brake_level: Bytes::ZERO,
-        hard_level: Bytes::ZERO,
-        max_jobs: args.jobs.map_or(DEFAULT_IN_FLIGHT, |_| s.jobs),
-        estimate: s.estimate,
-        task_cap: None,
-        // Slurm enforces the time limit (`--time`); pending time must not count.
-        timeout: None,
-        grace: s.grace,
-        retries: s.retries,
-        psi_full_pause: f64::INFINITY,
-        // Each memory kill asks for more by measurement; a task growing fast may need a
-        // few before one job holds its whole peak.
-        max_brakes: 6,
-    }
-}
-
 /// Everything `ramguard run` prepared: the journaled sweep, its tasks, the policy.
 #[derive(Debug)]
 pub struct SlurmRun<'a> {
@@ -244,7 +210,7 @@ pub fn run(r: SlurmRun) -> Result<Outcome> {
         handle: r.handle,
         board,
         thread_env: r.settings.thread_caps.env.clone(),
-        estimate: r.settings.estimate,
+        estimate: r.settings.policy.estimate,
         quiet,
         timelines_at: None,
         rows: Vec::new(),

@@ -61,23 +61,3 @@ impl ProgressLog {
         Some(Due { detail, line })
     }
 }
-
-/// The `--dry-run` line that says how unknown tasks will start: all `-j` at once when the
-/// memory tasks may hold (`room`: the budget, or less if the host has less above the
-/// reserve) holds `-j` tasks of a plausible size, else one first (the policy's cold start).
-pub fn cold_start_line(room: ramguard_core::Bytes, jobs: usize, estimate: bool) -> String {
-    use ramguard_core::policy::order::COLD_PLAUSIBLE;
-    if estimate {
-        return "start      as many as fit at --estimate each, up to -j".to_string();
-    }
-    let need = COLD_PLAUSIBLE.get().saturating_mul(jobs as u64);
-    if need <= room.get() {
-        format!(
-            "start      all {jobs} at once: {room} holds {jobs} tasks of {COLD_PLAUSIBLE} (no settle window)"
-        )
-    } else {
-        format!(
-            "start      one first, more as its peak settles: {room} does not hold {jobs} tasks of {COLD_PLAUSIBLE}"
-        )
-    }
-}

@@ -29,7 +29,7 @@ pub fn name(name: &str) -> Result<()> {
     if let Some(c) = name.chars().find(|c| c.is_control()) {
         bail!(
             "the sweep name {} contains the control character {}; hint: use a plain name",
-            super::text::escape(name),
+            crate::render::text::escape(name),
             c.escape_default()
         );
     }
@@ -43,9 +43,12 @@ pub fn name(name: &str) -> Result<()> {
 }
 
 /// Checks resolved settings a user could not mean: a task cap of zero kills every task.
-pub fn settings(task_mem: Option<ramguard_core::Bytes>) -> Result<()> {
-    if task_mem.is_some_and(|b| b.get() == 0) {
+pub fn settings(config: &ramguard_core::policy::Config) -> Result<()> {
+    if config.task_cap.is_some_and(|b| b.get() == 0) {
         bail!("--task-mem must be more than 0 (every task would be killed as over its cap)");
+    }
+    if config.estimate.is_some_and(|b| b.get() == 0) {
+        bail!("--estimate must be more than 0 (tasks assumed to need no memory would all be admitted at once); hint: leave it out and ramguard learns peaks as tasks finish");
     }
     Ok(())
 }
@@ -68,7 +71,7 @@ pub fn commands(tasks: &[TaskDef]) -> Result<()> {
             if a.contains('\0') {
                 bail!(
                     "task #{n}: argument {j} contains a NUL byte, which no command line can carry: {}",
-                    super::text::escape(&preview(a))
+                    crate::render::text::escape(&preview(a))
                 );
             }
             if a.len() + 1 > MAX_ARG_LEN {
@@ -76,7 +79,7 @@ pub fn commands(tasks: &[TaskDef]) -> Result<()> {
                     "task #{n}: argument {j} is {} bytes, over the kernel's limit of {} for one argument: {}",
                     a.len(),
                     MAX_ARG_LEN - 1,
-                    super::text::escape(&preview(a))
+                    crate::render::text::escape(&preview(a))
                 );
             }
         }
@@ -90,13 +93,13 @@ pub fn commands(tasks: &[TaskDef]) -> Result<()> {
             if find_program(program).is_none() && Path::new(program).is_file() {
                 bail!(
                     "task #{n}: command {} is not executable; hint: chmod +x it, or run it through its interpreter",
-                    super::text::escape(program)
+                    crate::render::text::escape(program)
                 );
             }
             if find_program(program).is_none() {
                 bail!(
                     "task #{n}: command {} not found{}; hint: check the spelling and PATH, or give its path",
-                    super::text::escape(program),
+                    crate::render::text::escape(program),
                     if program.contains('/') {
                         String::new()
                     } else {

@@ -1,0 +1,106 @@
+//! `run`'s plain progress output, snapshot-tested (insta). The sweep runs on the scripted
+//! executor (`--scripted FILE`, hidden: simulated time, no process started), so the lines
+//! are the same on every machine; everything else is the real `run` — settings, journal,
+//! sink, printer. Filters mask the wall-clock timestamps and the host's memory limit.
+
+mod common;
+
+use common::*;
+
+/// Runs `echo {} ::: a b c` with `--progress plain` on the scripted executor `script`
+/// (JSON), returning stderr with the exit code appended.
+fn plain_run(w: &Work, script: &str, flags: &[&str]) -> String {
+    std::fs::write(w.path().join("script.json"), script).unwrap();
+    let mut args = vec!["run", "--progress", "plain", "--scripted", "script.json"];
+    args.extend_from_slice(flags);
+    args.extend_from_slice(&["--", "echo", "{}", ":::", "a", "b", "c"]);
+    let out = w.run(&args);
+    format!("{}exit {:?}\n", stderr(&out), out.status.code())
+}
+
+macro_rules! snapshot {
+    ($name:expr, $text:expr) => {
+        insta::with_settings!({filters => vec![
+            (r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z ", "[TIME] "),
+            (r"\(limit [^)]* from [^)]*\)", "(limit [HOST])"),
+        ]}, {
+            insta::assert_snapshot!($name, $text);
+        });
+    };
+}
+
+#[test]
+fn every_task_done() {
+    let w = Work::new();
+    let script = r#"{ "capacity": "4G",
+        "tasks": { "1": [ {"peak": "200M", "ramp": "1s", "hold": "1s"} ],
+                   "2": [ {"peak": "300M", "ramp": "1s", "hold": "2s"} ],
+                   "3": [ {"peak": "250M", "ramp": "500ms", "hold": "1s"} ] } }"#;
+    let text = plain_run(&w, script, &["--mem", "2G", "-j", "2"]);
+    snapshot!("all_done", &text);
+    // The same script gives the same run, line for line.
+    let again = plain_run(&w, script, &["--mem", "2G", "-j", "2", "--fresh"]);
+    let strip = |t: &str| -> Vec<String> {
+        t.lines()
+            .map(|l| l.splitn(2, 'Z').last().unwrap_or(l).to_string())
+            .collect()
+    };
+    assert_eq!(strip(&text), strip(&again));
+}
+
+#[test]
+fn a_brake_requeues_the_newest_task_which_then_finishes() {
+    let w = Work::new();
+    let jump = r#"{"points": [["0s", "0"], ["150ms", "1200M"], ["3s", "1200M"]]}"#;
+    let script = format!(r#"{{ "capacity": "4G", "tasks": {{ "1": [{jump}], "2": [{jump}] }} }}"#);
+    let text = plain_run(&w, &script, &["--mem", "2G", "-j", "2"]);
+    assert!(text.contains("1 brake(s)"), "{text}");
+    snapshot!("brake_and_retry", &text);
+}
+
+#[test]
+fn a_task_over_its_cap_fails() {
+    let w = Work::new();
+    let script = r#"{ "capacity": "4G",
+        "tasks": { "2": [ {"peak": "600M", "ramp": "1s", "hold": "2s"} ] } }"#;
+    let text = plain_run(
+        &w,
+        script,
+        &["--mem", "2G", "-j", "2", "--task-mem", "400M"],
+    );
+    assert!(text.ends_with("exit Some(1)\n"), "{text}");
+    snapshot!("over_cap", &text);
+}
+
+#[test]
+fn a_task_is_paused_for_memory_and_resumed() {
+    let w = Work::new();
+    let script = r#"{ "capacity": "4G",
+        "tasks": { "1": [ {"peak": "500M", "ramp": "1s", "hold": "1s"} ],
+                   "2": [ {"peak": "700M", "ramp": "1s", "hold": "2s"} ],
+                   "3": [ {"peak": "300M", "ramp": "500ms", "hold": "1s"} ] } }"#;
+    let text = plain_run(&w, script, &["--mem", "2G", "-j", "2"]);
+    assert!(text.contains("1 pause(s)"), "{text}");
+    snapshot!("pause_resume", &text);
+}
+
+#[test]
+fn a_failing_task_is_retried_then_fails() {
+    let w = Work::new();
+    let script = r#"{ "capacity": "4G",
+        "tasks": { "2": [ {"peak": "100M", "ramp": "500ms", "hold": "500ms", "exit": 3} ] } }"#;
+    let text = plain_run(&w, script, &["--mem", "2G", "-j", "2", "--retries", "1"]);
+    assert!(text.ends_with("exit Some(1)\n"), "{text}");
+    snapshot!("failure_retried", &text);
+}
+
+#[test]
+fn ctrl_c_stops_the_running_tasks() {
+    let w = Work::new();
+    let script = r#"{ "capacity": "4G", "interrupt_at": ["1500ms"],
+        "tasks": { "1": [ {"peak": "200M", "ramp": "1s", "hold": "5s"} ],
+                   "2": [ {"peak": "200M", "ramp": "1s", "hold": "5s"} ] } }"#;
+    let text = plain_run(&w, script, &["--mem", "2G", "-j", "2"]);
+    assert!(text.ends_with("exit Some(130)\n"), "{text}");
+    snapshot!("interrupted", &text);
+}
