@@ -1471,7 +1471,8 @@ def main() -> int:
     ap.add_argument("--mix-tasks", type=int, default=16, help="tasks per mix")
     ap.add_argument("--no-ballast", action="store_true",
                     help="mixes section for development: ramguard only, no ballast, under --mem = target less "
-                         "its reserve, judged on an emulated MemAvailable (safe while others compile)")
+                         "its reserve, judged on target less the RSS of ramguard's process tree (safe while "
+                         "others compile)")
     ap.add_argument("--roomy-tasks", type=int, default=32, help="tasks in the roomy section")
     ap.add_argument("--roomy-jobs", type=int, default=8, help="N in the roomy section")
     ap.add_argument("--write-mixes", type=Path, metavar="PATH",
