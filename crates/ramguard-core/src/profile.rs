@@ -25,9 +25,12 @@ pub struct Proc {
     pub uss: Bytes,
     pub virt: Bytes,
     pub swap: Bytes,
-    /// PSS of its shared-memory pages (part of `pss`).
+    /// PSS of its shared-memory pages (part of `pss`); `None` on kernels before 5.13.
     #[serde(skip)]
-    pub pss_shmem: Bytes,
+    pub pss_shmem: Option<Bytes>,
+    /// RSS that may be shared (file-backed and shared memory), from `statm`.
+    #[serde(skip)]
+    pub shared: Bytes,
     /// Threads (`Threads:` of `/proc/PID/status`).
     pub threads: u32,
 }
@@ -60,10 +63,13 @@ impl Tick {
     pub fn of(t_ms: u64, procs: &[Proc], shm: Bytes) -> Tick {
         let sum = |f: fn(&Proc) -> Bytes| procs.iter().map(f).sum::<Bytes>();
         let pss = sum(|p| p.pss);
-        let mapped_shm = sum(|p| p.pss_shmem);
+        let pss_shmem = procs
+            .iter()
+            .try_fold(Bytes::ZERO, |total, p| Some(total + p.pss_shmem?));
+        let shared_max = procs.iter().map(|p| p.shared).max().unwrap_or_default();
         Tick {
             t_ms,
-            held: pss.saturating_add(shm.saturating_sub(mapped_shm)),
+            held: held(pss, pss_shmem, shm, shared_max),
             rss: sum(|p| p.rss),
             pss,
             uss: sum(|p| p.uss),
@@ -73,6 +79,28 @@ impl Tick {
             processes: procs.len(),
             threads: procs.iter().map(|p| p.threads).sum(),
         }
+    }
+}
+
+/// ramguard's one measure of what a tree holds, from exact figures (`ramguard run` refines
+/// its per-tick estimate with it; `record` reports it): PSS summed over the tree (every page
+/// once), with the shared-memory part replaced by the larger of what is mapped and what the
+/// tree's shm files hold (a file written with `write(2)` is memory no mapping shows).
+/// Without `Pss_Shmem` (kernels before 5.13) the shm files count beyond the largest shared
+/// RSS of one process.
+///
+/// PSS is read one process at a time, so while workers are still mapping a segment the
+/// shares do not add up: a parent read when it alone mapped 255 MiB of a 300 MiB segment and
+/// workers read after all four mapped it sum to 392 MiB. The mapped part is therefore capped
+/// at what the tree can hold at most: its shm files, or the largest shared RSS of one
+/// process if that is more (segments the tree did not create).
+pub fn held(pss: Bytes, pss_shmem: Option<Bytes>, shm: Bytes, shared_max: Bytes) -> Bytes {
+    match pss_shmem {
+        Some(read) => {
+            let mapped = read.min(shm.max(shared_max));
+            pss.saturating_sub(read) + mapped.max(shm)
+        }
+        None => pss + shm.saturating_sub(shared_max),
     }
 }
 
@@ -132,7 +160,8 @@ mod tests {
             uss: Bytes(pss - shmem),
             virt: Bytes(rss * 10),
             swap: Bytes::ZERO,
-            pss_shmem: Bytes(shmem),
+            pss_shmem: Some(Bytes(shmem)),
+            shared: Bytes(shmem),
             threads: 1,
         }
     }

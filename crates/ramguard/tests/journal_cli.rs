@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use ramguard::journal::{fingerprint, AttemptEnd, Journal, MemSample, NewTask, SweepSpec};
+use ramguard_core::policy::{Ending, ExitClass};
 use serde_json::{json, Value};
 
 fn ramguard(journal: &Path, args: &[&str]) -> Output {
@@ -59,13 +60,13 @@ fn end(class: &str, peak: u64, dur: u64, requeued: bool, result: Option<&str>) -
         peak_virt: None,
         shm_left: None,
         shm_removed: None,
-        class: class.into(),
-        code: match class {
-            "done" => Some(0),
-            "failed" => Some(3),
+        class: ExitClass::parse(class).expect("a known exit class"),
+        ending: match class {
+            "done" => Some(Ending::Exited { code: 0 }),
+            "failed" => Some(Ending::Exited { code: 3 }),
+            "braked" => Some(Ending::Signaled { signal: 15 }),
             _ => None,
         },
-        signal: (class == "braked").then_some(15),
         reason: match class {
             "done" => "exited 0".into(),
             "failed" => "exited with code 3".into(),

@@ -304,3 +304,32 @@ fn ctrl_c_stops_the_command_and_record_reports_what_it_saw_with_exit_130() {
     assert!(text.contains("(interrupted)"), "{text}");
     assert!(text.contains("peak    "), "{text}");
 }
+
+#[test]
+fn a_memfd_the_command_writes_is_held_as_run_counts_it() {
+    // 64 MiB written into a memfd and never mapped: no RSS and no file in /dev/shm, but
+    // memory all the same. `run` counts it (memory_truth's memfd test); record measures a
+    // tree by the same definition, so it must too (it used to report only python itself).
+    let work = Work::new();
+    let script = work.path().join("memfd.py");
+    std::fs::write(&script, include_str!("scripts/memfd_write.py")).unwrap();
+    let out = work.run(&[
+        "record",
+        "--json",
+        "--",
+        "python3",
+        script.to_str().unwrap(),
+        "64",
+        "0.5",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: Value = serde_json::from_str(&stdout(&out)).expect("one JSON object");
+    let held = mib(&v["peak"]["held"]);
+    let rss = mib(&v["peak"]["rss"]);
+    assert!(held >= 64.0, "held {held:.1} MiB, rss {rss:.1} MiB");
+    assert!(
+        rss < 64.0,
+        "the memfd is not resident in any mapping: rss {rss:.1} MiB"
+    );
+    assert!(mib(&v["peak"]["shm"]) >= 64.0, "{}", v["peak"]);
+}

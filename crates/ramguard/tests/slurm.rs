@@ -37,6 +37,14 @@ fn slurm_or_skip(test: &str) -> bool {
     false
 }
 
+/// A sweep name no other test run on the same cluster uses: the jobs are named after the
+/// sweep, and the tests find (and cancel) their jobs by the prefix `rg-<sweep>-`, so two
+/// checkouts testing at once on one cluster must not see each other's jobs (`t-states_42`
+/// is not matched by `rg-t-states-`).
+fn unique_sweep(base: &str) -> String {
+    format!("{base}_{}", std::process::id())
+}
+
 /// Jobs of this sweep still in Slurm's queue.
 fn queued(sweep: &str) -> Vec<String> {
     let out = Command::new("squeue")
@@ -138,7 +146,8 @@ fn a_sweep_through_slurm_sizes_jobs_from_peaks_and_escalates_an_underpredicted_t
         return;
     }
     let w = Work::new();
-    let sweep = "t-sizing";
+    let sweep = &unique_sweep("t-sizing");
+    let sweep = sweep.as_str();
     let _guard = JobsGuard(sweep.into());
     let hog = hog_script(w.path());
     let (path, sacct_log) = sacct_shim(w.path());
@@ -253,7 +262,8 @@ fn ctrl_c_cancels_the_jobs_in_flight_and_a_rerun_resumes() {
         return;
     }
     let w = Work::new();
-    let sweep = "t-ctrlc";
+    let sweep = &unique_sweep("t-ctrlc");
+    let sweep = sweep.as_str();
     let _guard = JobsGuard(sweep.into());
     let hog = hog_script(w.path());
     let hold = w.path().join("hold");
@@ -360,7 +370,8 @@ fn a_rerun_adopts_the_jobs_of_a_killed_submitter_instead_of_running_them_twice()
         return;
     }
     let w = Work::new();
-    let sweep = "t-adopt";
+    let sweep = &unique_sweep("t-adopt");
+    let sweep = sweep.as_str();
     let _guard = JobsGuard(sweep.into());
     let hog = hog_script(w.path());
     let run = |w: &Work| {
@@ -441,7 +452,8 @@ fn slurm_ends_map_to_exit_classes_a_foreign_scancel_and_a_timeout() {
         return;
     }
     let w = Work::new();
-    let sweep = "t-states";
+    let sweep = &unique_sweep("t-states");
+    let sweep = sweep.as_str();
     let _guard = JobsGuard(sweep.into());
     // `cancel` holds until the test cancels it; `slow` outlives its one-minute --time.
     let child = w
@@ -530,7 +542,8 @@ fn without_accounting_jobs_end_by_squeue_and_their_exit_files() {
         return;
     }
     let w = Work::new();
-    let sweep = "t-nosacct";
+    let sweep = &unique_sweep("t-nosacct");
+    let sweep = sweep.as_str();
     let _guard = JobsGuard(sweep.into());
     // A cluster without slurmdbd: sacct fails.
     let bin = w.path().join("shim");

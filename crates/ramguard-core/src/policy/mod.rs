@@ -46,8 +46,8 @@ mod verdict;
 
 pub use reason::{BrakeWhy, PauseWhy, Projection, Reason};
 pub use types::{
-    Action, AttemptFacts, BrakeCause, Config, Exit, ExitClass, Note, Sample, StopReason, Stopping,
-    TaskId, TaskSpec, TaskState,
+    Action, AttemptFacts, BrakeCause, Config, Ending, Exit, ExitClass, Note, Sample, StopReason,
+    Stopping, TaskId, TaskSpec, TaskState, SIGBUS, SIGKILL, SIGTERM,
 };
 
 use predict::Predictor;

@@ -231,7 +231,9 @@ impl Policy {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::{Action, Config, Exit, Sample, StopReason, TaskSpec, TaskState};
+    use crate::policy::{
+        Action, Config, Ending, Exit, Sample, StopReason, TaskSpec, TaskState, SIGTERM,
+    };
     use crate::units::Bytes;
 
     const MIB: u64 = 1 << 20;
@@ -278,10 +280,7 @@ mod tests {
 
     fn term_exit(peak: u64) -> Exit {
         Exit {
-            code: None,
-            signal: Some(15),
-            oom_killed: false,
-            shm_full: false,
+            ending: Ending::Signaled { signal: SIGTERM },
             peak: Bytes(peak * MIB),
         }
     }

@@ -20,7 +20,10 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::{Action, Config, Exit, ExitClass, Note, Policy, Sample, TaskId, TaskSpec, TaskState};
+use super::{
+    Action, Config, Ending, Exit, ExitClass, Note, Policy, Sample, TaskId, TaskSpec, TaskState,
+    SIGKILL, SIGTERM,
+};
 use crate::units::Bytes;
 
 /// How a scripted attempt ends when nobody stops it.
@@ -34,6 +37,18 @@ pub enum End {
     OomKilled,
     /// SIGBUS with /dev/shm full.
     ShmFull,
+}
+
+impl End {
+    /// How the executor reports this end.
+    pub fn ending(self) -> Ending {
+        match self {
+            End::Code(code) => Ending::Exited { code },
+            End::Signal(signal) => Ending::Signaled { signal },
+            End::OomKilled => Ending::OomKilled,
+            End::ShmFull => Ending::ShmFull,
+        }
+    }
 }
 
 /// One attempt's memory over time since its start, and how it ends.
@@ -410,34 +425,16 @@ impl Sim {
                 && run.kill_at.is_none_or(|k| k > run.exit_time());
             let last = run.script.memory_at(run.age(run.exit_time()));
             let peak = run.peak.max(last);
-            let mut exit = Exit {
-                code: None,
-                signal: None,
-                oom_killed: false,
-                shm_full: false,
-                peak,
-            };
-            if run.oom {
-                exit.signal = Some(9);
-                exit.oom_killed = true;
+            let ending = if run.oom {
+                Ending::OomKilled
             } else if run.kill_at.is_some_and(|k| k <= run.exit_time()) {
-                exit.signal = Some(9);
+                Ending::Signaled { signal: SIGKILL }
             } else if natural {
-                match run.script.end {
-                    End::Code(c) => exit.code = Some(c),
-                    End::Signal(s) => exit.signal = Some(s),
-                    End::OomKilled => {
-                        exit.signal = Some(9);
-                        exit.oom_killed = true;
-                    }
-                    End::ShmFull => {
-                        exit.signal = Some(7);
-                        exit.shm_full = true;
-                    }
-                }
+                run.script.end.ending()
             } else {
-                exit.signal = Some(15);
-            }
+                Ending::Signaled { signal: SIGTERM }
+            };
+            let exit = Exit { ending, peak };
             self.view_available = self.view_available.saturating_add(run.mem);
             self.view_mem.remove(&id);
             self.awaiting.insert(id, (run.started, run.paused_total));

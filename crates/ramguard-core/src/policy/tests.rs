@@ -69,10 +69,7 @@ fn started(actions: &[Action]) -> Vec<TaskId> {
 
 fn exit(code: i32, peak: u64) -> Exit {
     Exit {
-        code: Some(code),
-        signal: None,
-        oom_killed: false,
-        shm_full: false,
+        ending: Ending::Exited { code },
         peak: mib(peak),
     }
 }

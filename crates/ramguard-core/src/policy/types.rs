@@ -90,17 +90,65 @@ pub enum StopReason {
     MaxAge,
 }
 
-/// How a task's process ended, as the supervisor saw it (before the policy's verdict).
+/// SIGKILL on Linux: what the kernel's OOM killer sends, and ramguard's last word.
+pub const SIGKILL: i32 = 9;
+/// SIGBUS on Linux: what a process gets writing to a full `/dev/shm` mapping.
+pub const SIGBUS: i32 = 7;
+/// SIGTERM on Linux.
+pub const SIGTERM: i32 = 15;
+
+/// How an attempt's process ended, with the evidence the executor read right after it
+/// ended: produced once, by the executor, and judged by the policy
+/// ([`Policy::handle_exit`](super::Policy::handle_exit)). Each variant can only say what
+/// is possible: an exit has a code and no signal, an OOM kill is a SIGKILL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// Exited with this code (0: success; 127: the command could not be started).
+    Exited { code: i32 },
+    /// Killed by this signal, with no evidence of the kernel's OOM killer or a full
+    /// `/dev/shm` (ramguard's own TERM and KILL end here too).
+    Signaled { signal: i32 },
+    /// SIGKILL while the kernel's OOM-kill counter moved during the attempt.
+    OomKilled,
+    /// SIGBUS while `/dev/shm` was nearly full.
+    ShmFull,
+    /// Ended with neither an exit code nor a signal the executor could read.
+    Unknown,
+}
+
+impl Ending {
+    /// The ending of a wait status as `(code, signal)`, with no further evidence.
+    pub fn from_status(code: Option<i32>, signal: Option<i32>) -> Ending {
+        match (code, signal) {
+            (_, Some(signal)) => Ending::Signaled { signal },
+            (Some(code), None) => Ending::Exited { code },
+            (None, None) => Ending::Unknown,
+        }
+    }
+
+    /// The exit code, if it exited.
+    pub fn code(self) -> Option<i32> {
+        match self {
+            Ending::Exited { code } => Some(code),
+            _ => None,
+        }
+    }
+
+    /// The signal that killed it, if one did.
+    pub fn signal(self) -> Option<i32> {
+        match self {
+            Ending::Signaled { signal } => Some(signal),
+            Ending::OomKilled => Some(SIGKILL),
+            Ending::ShmFull => Some(SIGBUS),
+            Ending::Exited { .. } | Ending::Unknown => None,
+        }
+    }
+}
+
+/// How a task's process ended, as the executor saw it (before the policy's verdict).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Exit {
-    /// Exit code when it exited.
-    pub code: Option<i32>,
-    /// Signal number when a signal killed it.
-    pub signal: Option<i32>,
-    /// The kernel OOM-killed something in the task's tree during this attempt.
-    pub oom_killed: bool,
-    /// SIGBUS while `/dev/shm` was nearly full.
-    pub shm_full: bool,
+    pub ending: Ending,
     /// Highest memory of the tree seen during the attempt.
     pub peak: Bytes,
 }
@@ -145,6 +193,11 @@ impl ExitClass {
         ExitClass::Interrupted,
         ExitClass::MaxAge,
     ];
+
+    /// The class named `name` in the journal (the inverse of [`ExitClass::as_str`]).
+    pub fn parse(name: &str) -> Option<ExitClass> {
+        ExitClass::ALL.into_iter().find(|c| c.as_str() == name)
+    }
 
     /// The class's name in the journal and in JSON (its serde name).
     pub fn as_str(self) -> &'static str {

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use super::predict::Observation;
 use super::{
-    Action, BrakeWhy, Exit, ExitClass, Policy, Reason, StopReason, Stopping, TaskId, TaskState,
-    NEAR_PEAK,
+    Action, BrakeWhy, Ending, Exit, ExitClass, Policy, Reason, StopReason, Stopping, TaskId,
+    TaskState, NEAR_PEAK,
 };
 use crate::units::Bytes;
 
@@ -69,7 +69,7 @@ impl Policy {
                 let reason = Reason::Interrupted { during: None };
                 self.fail(task, ExitClass::Interrupted, reason)
             }
-            None if exit.code == Some(0) => {
+            None if exit.ending == Ending::Exited { code: 0 } => {
                 // Paused time is not the task's: learn what it takes to run.
                 let duration = now
                     .saturating_sub(started)
@@ -92,18 +92,21 @@ impl Policy {
                 self.refresh_running_predictions();
                 (ExitClass::Done, false, Reason::Done)
             }
-            None if exit.oom_killed => {
+            None if exit.ending == Ending::OomKilled => {
                 let why = Reason::OomKilled { peak };
                 self.brake_verdict(task, ExitClass::OomKilled, next, brakes, peak, why)
             }
-            None if exit.shm_full => {
+            None if exit.ending == Ending::ShmFull => {
                 self.retry_or_fail(task, ExitClass::ShmBus, next, brakes, Reason::ShmFull)
             }
             None => {
-                let (class, reason) = match (exit.signal, exit.code) {
-                    (Some(sig), _) => (ExitClass::Signaled, Reason::Signal(sig)),
-                    (None, Some(code)) => (ExitClass::Failed, Reason::ExitCode(code)),
-                    (None, None) => (ExitClass::Failed, Reason::NoStatus),
+                let (class, reason) = match exit.ending {
+                    Ending::Signaled { signal } => (ExitClass::Signaled, Reason::Signal(signal)),
+                    Ending::Exited { code } => (ExitClass::Failed, Reason::ExitCode(code)),
+                    // Judged above; listed so a new ending cannot slip past unjudged.
+                    Ending::OomKilled | Ending::ShmFull | Ending::Unknown => {
+                        (ExitClass::Failed, Reason::NoStatus)
+                    }
                 };
                 self.retry_or_fail(task, class, next, brakes, reason)
             }

@@ -17,7 +17,9 @@ pub mod script;
 use std::time::Duration;
 
 use anyhow::Result;
-use ramguard_core::policy::{Action, Config, Exit, ExitClass, Note, Policy, Sample, TaskId};
+use ramguard_core::policy::{
+    Action, Config, Ending, Exit, ExitClass, Note, Policy, Sample, TaskId,
+};
 use ramguard_core::Bytes;
 
 use crate::render::notes::Words;
@@ -33,8 +35,8 @@ pub struct Finished {
     pub class: ExitClass,
     pub requeued: bool,
     pub reason: String,
-    pub code: Option<i32>,
-    pub signal: Option<i32>,
+    /// How its process ended, as the executor saw it; `None` if no ending was seen.
+    pub ending: Option<Ending>,
     pub duration: Duration,
     pub peak: Bytes,
     pub peak_rss: Bytes,
@@ -47,6 +49,18 @@ pub struct Finished {
     pub peak_virt: Bytes,
     /// What became of the task's `/dev/shm` files.
     pub shm: shm::Settled,
+}
+
+impl Finished {
+    /// The exit code, if it exited.
+    pub fn code(&self) -> Option<i32> {
+        self.ending.and_then(Ending::code)
+    }
+
+    /// The signal that killed it, if one did.
+    pub fn signal(&self) -> Option<i32> {
+        self.ending.and_then(Ending::signal)
+    }
 }
 
 /// A snapshot for progress displays.
@@ -142,21 +156,27 @@ pub struct Verdict {
     pub peak: Bytes,
 }
 
+/// An attempt the policy admitted.
+#[derive(Debug, Clone, Copy)]
+pub struct Start<'a> {
+    pub task: TaskId,
+    pub attempt: u32,
+    /// The peak the policy expects; a cluster sizes the job's memory request from it.
+    pub predicted: Bytes,
+    /// Rises with start order, so that the kernel's OOM killer picks the brake's victim.
+    pub oom_score_adj: i32,
+    /// The policy as it stands, for executors that size a request from what it learned.
+    pub policy: &'a Policy,
+}
+
 /// What the drive loop needs from whatever runs tasks.
 pub trait Executor {
     /// Time since the run began, on the executor's clock.
     fn now(&self) -> Duration;
     /// How many interrupts (Ctrl-C, SIGTERM) have arrived so far.
-    fn interrupts(&self) -> usize;
-    /// Starts an attempt of `task` as `launch` says.
-    fn spawn(
-        &mut self,
-        now: Duration,
-        task: TaskId,
-        attempt: u32,
-        launch: Launch,
-        oom_score_adj: i32,
-    ) -> Result<Spawned>;
+    fn interrupts(&mut self) -> usize;
+    /// Starts the attempt the policy admitted, as `launch` says.
+    fn spawn(&mut self, now: Duration, start: &Start<'_>, launch: Launch) -> Result<Spawned>;
     /// Asks the task's whole tree to stop, or kills it.
     fn stop(&mut self, now: Duration, task: TaskId, how: Stop);
     /// Stops the task's tree where it is (it keeps its memory).
@@ -173,8 +193,9 @@ pub trait Executor {
     fn ended(&mut self, now: Duration, verdict: Verdict) -> Finished;
     /// Running attempts, what they hold, available headroom and how many are paused.
     fn load(&self) -> Load;
-    /// Sleeps until something happens (an exit, a signal) or `timeout` passes.
-    fn wait(&mut self, timeout: Duration);
+    /// Sends what was batched this pass (a cluster cancels all its jobs at once), then
+    /// sleeps until something happens (an exit, a signal) or `timeout` passes.
+    fn wait(&mut self, timeout: Duration) -> Result<()>;
 }
 
 /// What is running now, for the progress display.
@@ -253,7 +274,7 @@ fn drive_loop(
         if let Some(t) = sink.next_flush() {
             until = until.min(t);
         }
-        exec.wait(until.saturating_sub(now));
+        exec.wait(until.saturating_sub(now))?;
     }
 }
 
@@ -273,7 +294,14 @@ fn execute(
                 oom_score_adj,
             } => {
                 let launch = sink.launch(now, task, attempt)?;
-                match exec.spawn(now, task, attempt, launch, oom_score_adj)? {
+                let start = Start {
+                    task,
+                    attempt,
+                    predicted,
+                    oom_score_adj,
+                    policy,
+                };
+                match exec.spawn(now, &start, launch)? {
                     Spawned::Running { pid } => sink.started(now, task, attempt, pid, predicted)?,
                     Spawned::Failed(exit) => policy.handle_exit(now, task, &exit),
                 }

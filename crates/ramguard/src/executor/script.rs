@@ -14,12 +14,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use anyhow::Result;
-use ramguard_core::policy::{Config, Exit, Sample, TaskId};
+use ramguard_core::policy::{Config, Ending, Exit, Sample, TaskId, SIGKILL, SIGTERM};
 use ramguard_core::Bytes;
 
 pub use ramguard_core::policy::sim::{End, Script};
 
-use super::{Executor, Finished, Load, Sampled, Spawned, Stop, Verdict};
+use super::{Executor, Finished, Load, Sampled, Spawned, Start, Stop, Verdict};
 use crate::supervisor::spawn::Launch;
 use crate::supervisor::tree::TreeMemory;
 
@@ -59,7 +59,7 @@ struct Run {
     paused_since: Option<Duration>,
     paused_total: Duration,
     /// The ending, once it happened; the attempt stays here until the policy's verdict.
-    exit: Option<Exit>,
+    exit: Option<Ending>,
     /// Why it could not start.
     spawn_error: Option<String>,
 }
@@ -74,32 +74,20 @@ impl Run {
     }
 
     /// When the attempt ends and how, as things stand.
-    fn ending(&self) -> (Duration, Exit) {
-        let exit = |code, signal, oom_killed, shm_full| Exit {
-            code,
-            signal,
-            oom_killed,
-            shm_full,
-            peak: Bytes::ZERO,
-        };
-        let mut best = (Duration::MAX, exit(None, None, false, false));
+    fn ending(&self) -> (Duration, Ending) {
+        let mut best = (Duration::MAX, Ending::Unknown);
         if self.paused_since.is_none() {
             let natural = self.started + self.paused_total + self.script.length();
-            best = match self.script.end {
-                End::Code(c) => (natural, exit(Some(c), None, false, false)),
-                End::Signal(s) => (natural, exit(None, Some(s), false, false)),
-                End::OomKilled => (natural, exit(None, Some(9), true, false)),
-                End::ShmFull => (natural, exit(None, Some(7), false, true)),
-            };
+            best = (natural, self.script.end.ending());
             if let (Some(t), Some(d)) = (self.term_at, self.script.term_delay) {
                 if t + d < best.0 {
-                    best = (t + d, exit(None, Some(15), false, false));
+                    best = (t + d, Ending::Signaled { signal: SIGTERM });
                 }
             }
         }
         if let Some(k) = self.kill_at {
             if k <= best.0 {
-                best = (k, exit(None, Some(9), false, false));
+                best = (k, Ending::Signaled { signal: SIGKILL });
             }
         }
         best
@@ -193,18 +181,12 @@ impl Executor for Scripted {
         self.clock
     }
 
-    fn interrupts(&self) -> usize {
+    fn interrupts(&mut self) -> usize {
         self.interrupts.iter().filter(|&&t| t <= self.clock).count()
     }
 
-    fn spawn(
-        &mut self,
-        now: Duration,
-        task: TaskId,
-        attempt: u32,
-        launch: Launch,
-        _oom_score_adj: i32,
-    ) -> Result<Spawned> {
+    fn spawn(&mut self, now: Duration, start: &Start<'_>, launch: Launch) -> Result<Spawned> {
+        let (task, attempt) = (start.task, start.attempt);
         let k = self.spawns.entry(task).or_insert(0);
         let script = match self.scripts.get(&task) {
             Some(s) => s[(*k).min(s.len() - 1)].clone(),
@@ -224,17 +206,14 @@ impl Executor for Scripted {
             spawn_error: None,
         };
         if let Some(error) = self.unstartable.get(&task) {
-            let exit = Exit {
-                code: Some(127),
-                signal: None,
-                oom_killed: false,
-                shm_full: false,
-                peak: Bytes::ZERO,
-            };
+            let ending = Ending::Exited { code: 127 };
             run.spawn_error = Some(error.clone());
-            run.exit = Some(exit.clone());
+            run.exit = Some(ending);
             self.running.insert(task, run);
-            return Ok(Spawned::Failed(exit));
+            return Ok(Spawned::Failed(Exit {
+                ending,
+                peak: Bytes::ZERO,
+            }));
         }
         let pid = self.next_pid;
         self.next_pid += 1;
@@ -295,15 +274,15 @@ impl Executor for Scripted {
             if run.exit.is_some() {
                 continue;
             }
-            let (at, mut exit) = run.ending();
+            let (at, ending) = run.ending();
             if at > now {
                 continue;
             }
             run.peak = run.peak.max(run.peak_until(run.age(at)));
             run.current = Bytes::ZERO;
-            exit.peak = run.peak;
-            run.exit = Some(exit.clone());
-            ended.push((task, exit));
+            run.exit = Some(ending);
+            let peak = run.peak;
+            ended.push((task, Exit { ending, peak }));
         }
         Ok(ended)
     }
@@ -346,7 +325,6 @@ impl Executor for Scripted {
 
     fn ended(&mut self, now: Duration, v: Verdict) -> Finished {
         let run = self.running.remove(&v.task);
-        let exit = run.as_ref().and_then(|r| r.exit.clone());
         Finished {
             task: v.task,
             attempt: v.attempt,
@@ -356,8 +334,7 @@ impl Executor for Scripted {
                 .as_ref()
                 .and_then(|r| r.spawn_error.clone())
                 .unwrap_or(v.reason),
-            code: exit.as_ref().and_then(|e| e.code),
-            signal: exit.as_ref().and_then(|e| e.signal),
+            ending: run.as_ref().and_then(|r| r.exit),
             duration: run
                 .as_ref()
                 .map_or(Duration::ZERO, |r| now.saturating_sub(r.started)),
@@ -386,9 +363,9 @@ impl Executor for Scripted {
         }
     }
 
-    fn wait(&mut self, timeout: Duration) {
+    fn wait(&mut self, timeout: Duration) -> Result<()> {
         if self.running.values().any(|r| r.exit.is_some()) {
-            return;
+            return Ok(());
         }
         let mut until = self.clock + timeout.max(Duration::from_millis(1));
         for run in self.running.values() {
@@ -404,6 +381,7 @@ impl Executor for Scripted {
             "the scripted run did not finish within {SCRIPT_LIMIT:?} of simulated time"
         );
         self.clock = until;
+        Ok(())
     }
 }
 

@@ -1,8 +1,8 @@
 //! Writing attempts: their start, downsampled memory timelines, their end (with the task's
 //! state, peak and result), sweep events, and what finished attempts teach the policy.
 
-use anyhow::{bail, Context, Result};
-use ramguard_core::policy::ExitClass;
+use anyhow::{Context, Result};
+use ramguard_core::policy::{Ending, ExitClass};
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::timeline::Timeline;
@@ -131,12 +131,6 @@ impl Journal {
     /// Journals how an attempt ended (in the current group) and moves its task to its next
     /// state: done → done; requeued → queued; interrupted → interrupted; otherwise failed.
     pub fn attempt_finished(&mut self, attempt_id: i64, end: &AttemptEnd) -> Result<()> {
-        if !ExitClass::ALL.iter().any(|c| c.as_str() == end.class) {
-            bail!(
-                "unknown exit class '{}' for attempt {attempt_id}",
-                end.class
-            );
-        }
         self.group()?;
         let shown = self.shown();
         if let Some(mut tl) = self.timelines.remove(&attempt_id) {
@@ -183,9 +177,9 @@ impl Journal {
                 to_i64(end.duration_ms),
                 to_i64(end.peak_rss),
                 end.peak_pss.map(to_i64),
-                end.class,
-                end.code,
-                end.signal,
+                end.class.as_str(),
+                end.ending.and_then(Ending::code),
+                end.ending.and_then(Ending::signal),
                 end.reason,
                 end.requeued,
                 result,
@@ -200,16 +194,16 @@ impl Journal {
             .with_context(|| format!("cannot write journal {shown}"))?;
         // One peak: the attempt's own measure; PSS or RSS only for callers that have none.
         let peak = to_i64(end.peak.unwrap_or(end.peak_pss.unwrap_or(end.peak_rss)));
-        let state = if end.class == "done" {
+        let state = if end.class == ExitClass::Done {
             TaskStateRow::Done
-        } else if end.class == "interrupted" {
+        } else if end.class == ExitClass::Interrupted {
             TaskStateRow::Interrupted
         } else if end.requeued {
             TaskStateRow::Queued
         } else {
             TaskStateRow::Failed
         };
-        let bound = matches!(end.class.as_str(), "braked" | "oom_killed");
+        let bound = matches!(end.class, ExitClass::Braked | ExitClass::OomKilled);
         self.conn
             .prepare_cached(
                 "UPDATE tasks SET state = ?2,

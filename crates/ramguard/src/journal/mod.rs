@@ -62,6 +62,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use ramguard_core::policy::{Ending, ExitClass};
 use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -301,12 +302,11 @@ pub struct AttemptEnd {
     pub shm_left: Option<String>,
     /// /dev/shm files ramguard removed after it, as JSON.
     pub shm_removed: Option<String>,
-    /// Exit class: the name of an [`ExitClass`] (`ExitClass::as_str`).
-    pub class: String,
-    /// Exit code, if it exited.
-    pub code: Option<i32>,
-    /// Terminating signal, if killed.
-    pub signal: Option<i32>,
+    /// Exit class, journaled as its stable name (`ExitClass::as_str`).
+    pub class: ExitClass,
+    /// How its process ended, as the executor saw it (journaled as the exit code and the
+    /// terminating signal); `None` if it never ran or no ending was seen.
+    pub ending: Option<Ending>,
     /// Human-readable reason.
     pub reason: String,
     /// True if the task goes back to the queue (a brake), not counting as a failure.

@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use ramguard_core::policy::{Exit, ExitClass};
+use ramguard_core::policy::{Ending, Exit, ExitClass, SIGKILL, SIGTERM};
 use ramguard_core::units::format_duration;
 use ramguard_core::Bytes;
 
@@ -51,12 +51,16 @@ pub struct Verdict {
     pub drop_learned_time: bool,
 }
 
-fn killed(peak: Bytes, signal: i32, oom: bool) -> Exit {
+fn killed(peak: Bytes, signal: i32) -> Exit {
     Exit {
-        code: None,
-        signal: Some(signal),
-        oom_killed: oom,
-        shm_full: false,
+        ending: Ending::Signaled { signal },
+        peak,
+    }
+}
+
+fn oom_killed(peak: Bytes) -> Exit {
+    Exit {
+        ending: Ending::OomKilled,
         peak,
     }
 }
@@ -74,7 +78,7 @@ pub fn verdict(j: &JobEnd) -> Verdict {
     };
     let peak = Bytes(j.progress.peak);
     let mut v = Verdict {
-        exit: killed(peak, 9, false),
+        exit: killed(peak, SIGKILL),
         class: None,
         reason: None,
         escalate_to: None,
@@ -105,7 +109,7 @@ pub fn verdict(j: &JobEnd) -> Verdict {
                 String::new()
             }
         ));
-        v.exit = killed(peak, 9, true);
+        v.exit = oom_killed(peak);
         return v;
     }
     match &st.state {
@@ -118,7 +122,7 @@ pub fn verdict(j: &JobEnd) -> Verdict {
                     "ran past the time limit ramguard learned ({}); resubmitted without one",
                     submit::time_arg(t)
                 ));
-                v.exit = killed(peak, 9, true);
+                v.exit = oom_killed(peak);
             }
             _ => {
                 v.class = Some(ExitClass::TimedOut);
@@ -138,7 +142,7 @@ pub fn verdict(j: &JobEnd) -> Verdict {
                 "Slurm: {}; requeued (not the task's fault)",
                 st.state.name()
             ));
-            v.exit = killed(peak, 9, true);
+            v.exit = oom_killed(peak);
         }
         // A foreign scancel reads CANCELLED, or FAILED when the task died of the TERM
         // the wrapper passed on before Slurm marked the job.
@@ -146,19 +150,16 @@ pub fn verdict(j: &JobEnd) -> Verdict {
             && (st.state == SlurmState::Cancelled || j.exit.is_some_and(|e| e.stopped)) =>
         {
             v.reason = Some("cancelled outside ramguard (scancel)".to_string());
-            v.exit = killed(peak, 15, false);
+            v.exit = killed(peak, SIGTERM);
         }
         _ => match j.exit {
             Some(e) => {
                 v.exit = Exit {
-                    code: e.code,
-                    signal: e.signal,
-                    oom_killed: false,
-                    shm_full: false,
+                    ending: Ending::from_status(e.code, e.signal),
                     peak,
                 };
             }
-            None if j.cancelled => v.exit = killed(peak, 15, false),
+            None if j.cancelled => v.exit = killed(peak, SIGTERM),
             None => {
                 let why = j
                     .slurm_err
@@ -178,10 +179,9 @@ pub fn verdict(j: &JobEnd) -> Verdict {
                     }
                 ));
                 v.exit = Exit {
-                    code: st.code.filter(|&c| c != 0).or(Some(1)),
-                    signal: None,
-                    oom_killed: false,
-                    shm_full: false,
+                    ending: Ending::Exited {
+                        code: st.code.filter(|&c| c != 0).unwrap_or(1),
+                    },
                     peak,
                 };
             }
@@ -313,13 +313,13 @@ mod tests {
         let ok = job_exit(Some(0), None);
         let st = state("COMPLETED", 0, 0);
         let v = verdict(&end(&st, Some(&ok), ""));
-        assert_eq!(v.exit.code, Some(0));
+        assert_eq!(v.exit.ending.code(), Some(0));
         assert_eq!((v.class, v.reason), (None, None));
         let bad = job_exit(Some(3), None);
         let st = state("FAILED", 3, 0);
         let v = verdict(&end(&st, Some(&bad), ""));
-        assert_eq!(v.exit.code, Some(3));
-        assert!(!v.exit.oom_killed);
+        assert_eq!(v.exit.ending.code(), Some(3));
+        assert_ne!(v.exit.ending, Ending::OomKilled);
     }
 
     #[test]
@@ -329,7 +329,7 @@ mod tests {
         let mut e = end(&st, None, "");
         e.timeline = &plateau;
         let v = verdict(&e);
-        assert!(v.exit.oom_killed);
+        assert_eq!(v.exit.ending, Ending::OomKilled);
         assert_eq!(v.exit.peak, Bytes(200 << 20));
         assert_eq!(v.escalate_to, Some(Bytes(200 << 20)), "plateau: its peak");
         // No timeline: whether it was still growing is unknown, so 25% more.
@@ -339,7 +339,7 @@ mod tests {
         let st = state("FAILED", 0, 9);
         let err = "slurmstepd: error: StepId=9.batch exceeded memory limit (1 > 0), being killed\n";
         let v = verdict(&end(&st, None, err));
-        assert!(v.exit.oom_killed);
+        assert_eq!(v.exit.ending, Ending::OomKilled);
         assert!(v
             .reason
             .unwrap()
@@ -353,7 +353,7 @@ mod tests {
         e.task_mem = Some(Bytes(300 << 20));
         let v = verdict(&e);
         assert_eq!(v.class, Some(ExitClass::OverCap));
-        assert!(!v.exit.oom_killed);
+        assert_ne!(v.exit.ending, Ending::OomKilled);
         assert_eq!(v.escalate_to, None);
     }
 
@@ -364,13 +364,21 @@ mod tests {
         e.time = Some((Duration::from_secs(600), true));
         let v = verdict(&e);
         assert_eq!(v.class, Some(ExitClass::TimedOut));
-        assert!(!v.exit.oom_killed, "not requeued by the policy");
+        assert_ne!(
+            v.exit.ending,
+            Ending::OomKilled,
+            "not requeued by the policy"
+        );
         let reason = v.reason.unwrap();
         assert!(reason.contains("(--timeout) (Slurm: TIMEOUT)"), "{reason}");
         e.time = Some((Duration::from_secs(600), false));
         let v = verdict(&e);
         assert_eq!(v.class, Some(ExitClass::Braked));
-        assert!(v.exit.oom_killed, "requeued without spending a retry");
+        assert_eq!(
+            v.exit.ending,
+            Ending::OomKilled,
+            "requeued without spending a retry"
+        );
         assert!(v.drop_learned_time);
     }
 
@@ -392,7 +400,7 @@ mod tests {
             let st = state(s, 0, 0);
             let v = verdict(&end(&st, None, ""));
             assert_eq!(v.class, Some(ExitClass::Braked), "{s}");
-            assert!(v.exit.oom_killed, "{s}: requeued");
+            assert_eq!(v.exit.ending, Ending::OomKilled, "{s}: requeued");
             assert!(v.reason.unwrap().contains(s));
         }
     }
@@ -401,7 +409,7 @@ mod tests {
     fn cancellations_are_ramguards_or_someone_elses() {
         let st = state("CANCELLED by 0", 0, 15);
         let v = verdict(&end(&st, None, ""));
-        assert_eq!(v.exit.signal, Some(15));
+        assert_eq!(v.exit.ending.signal(), Some(15));
         assert_eq!(
             v.reason.as_deref(),
             Some("cancelled outside ramguard (scancel)")
@@ -418,11 +426,11 @@ mod tests {
         let mut e = end(&st, None, "");
         e.cancelled = true;
         let v = verdict(&e);
-        assert_eq!(v.exit.signal, Some(15));
+        assert_eq!(v.exit.ending.signal(), Some(15));
         assert_eq!(v.reason, None, "the policy names its own stop");
         // A memory message in a job ramguard cancelled is not a memory kill.
         e.slurm_err = "exceeded memory limit";
-        assert!(!verdict(&e).exit.oom_killed);
+        assert_ne!(verdict(&e).exit.ending, Ending::OomKilled);
     }
 
     #[test]
@@ -430,7 +438,7 @@ mod tests {
         let st = state("FAILED", 127, 0);
         let err = "/bin/sh: 2: exec: /gone/ramguard: not found\n";
         let v = verdict(&end(&st, None, err));
-        assert_eq!(v.exit.code, Some(127));
+        assert_eq!(v.exit.ending.code(), Some(127));
         let reason = v.reason.unwrap();
         assert!(reason.contains("Slurm: FAILED, exit 127:0"), "{reason}");
         assert!(reason.contains("/gone/ramguard: not found"), "{reason}");

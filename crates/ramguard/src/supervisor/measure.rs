@@ -27,10 +27,13 @@
 //! it is found by a scan of the tree's fds at the refinement rate ([`hidden_shm`]).
 //!
 //! This module only measures; it decides nothing and signals nothing. [`measure_set`] is the
-//! exact, slow measurement of any set of pids (for `record`).
+//! exact, slow measurement of any set of pids. The arithmetic of "held" is
+//! [`ramguard_core::profile::held`], the one definition `record` uses too (with
+//! [`hidden_shm`] for memfd and deleted files).
 
 use std::time::Duration;
 
+pub use ramguard_core::profile::held;
 use ramguard_core::Bytes;
 
 use crate::probe::process::{ProcReader, Statm};
@@ -152,26 +155,6 @@ pub fn hidden_shm(reader: &ProcReader, pids: &[u32]) -> Bytes {
     files.sort_unstable();
     files.dedup_by_key(|f| (f.0, f.1));
     files.iter().map(|f| f.2).sum()
-}
-
-/// The one measure from exact figures: PSS summed over the tree (every page once), with the
-/// shared-memory part replaced by the larger of what is mapped and what the task's shm files
-/// hold (a file written with `write(2)` is memory no mapping shows). Without `Pss_Shmem`
-/// (kernels before 5.13) the shm files count beyond the largest shared RSS of one process.
-///
-/// PSS is read one process at a time, so while workers are still mapping a segment the
-/// shares do not add up: a parent read when it alone mapped 255 MiB of a 300 MiB segment and
-/// workers read after all four mapped it sum to 392 MiB. The mapped part is therefore capped
-/// at what the tree can hold at most: the task's shm files, or the largest shared RSS of one
-/// process if that is more (segments the task did not create).
-pub fn held(pss: Bytes, pss_shmem: Option<Bytes>, shm: Bytes, shared_max: Bytes) -> Bytes {
-    match pss_shmem {
-        Some(read) => {
-            let mapped = read.min(shm.max(shared_max));
-            pss.saturating_sub(read) + mapped.max(shm)
-        }
-        None => pss + shm.saturating_sub(shared_max),
-    }
 }
 
 /// The fast estimate from `statm` alone: private memory summed, shared pages at least once

@@ -15,32 +15,31 @@
 //! the next sample, the policy's wake-up, a child's exit or a signal (a self-pipe written
 //! by the SIGCHLD/SIGINT/SIGTERM handlers).
 
+pub mod host;
 pub mod measure;
 pub mod pause;
 pub mod sentinel;
 pub mod shm;
 pub mod spawn;
 pub mod tree;
+mod wake;
 
 use std::collections::HashMap;
-use std::io::Read;
-use std::os::unix::net::UnixStream;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use ramguard_core::parse;
-use ramguard_core::policy::{Config, Exit, ExitClass, Policy, Sample, StopReason, TaskId};
+use ramguard_core::policy::{Config, Ending, Exit, ExitClass, Policy, Sample, StopReason, TaskId};
 use ramguard_core::Bytes;
 use rustix::process::Signal;
 
+pub use host::HostWatch;
 pub use spawn::{thread_caps, Launch, THREAD_VARS};
 use tree::Trees;
+use wake::Wake;
 
-use crate::executor::{Executor, Load, Sampled, Spawned, Stop, Verdict};
+use crate::executor::{Executor, Load, Sampled, Spawned, Start, Stop, Verdict};
 pub use crate::executor::{Finished, RunEnd, Sink, Snapshot};
-use crate::probe::{HostReport, MemoryWatch, Root};
+use crate::probe::Root;
 
 /// Fastest and slowest sampling intervals (DESIGN.md: 20 ms … 500 ms).
 const MIN_TICK: Duration = Duration::from_millis(20);
@@ -65,74 +64,6 @@ const LEFTOVER_GRACE: Duration = Duration::from_millis(300);
 /// How often process trees are walked for new descendants.
 const DISCOVER_EVERY: Duration = Duration::from_millis(200);
 
-/// Signals that wake the loop, counted.
-#[derive(Debug)]
-struct Wake {
-    reader: UnixStream,
-    interrupts: Arc<AtomicUsize>,
-    ids: Vec<signal_hook::SigId>,
-}
-
-impl Wake {
-    fn install() -> Result<Wake> {
-        let (reader, writer) = UnixStream::pair().context("cannot create the wake-up pipe")?;
-        writer.set_nonblocking(true)?;
-        reader.set_nonblocking(false)?;
-        let mut ids = Vec::new();
-        for sig in [
-            signal_hook::consts::SIGCHLD,
-            signal_hook::consts::SIGINT,
-            signal_hook::consts::SIGTERM,
-        ] {
-            ids.push(signal_hook::low_level::pipe::register(
-                sig,
-                writer.try_clone()?,
-            )?);
-        }
-        let interrupts = Arc::new(AtomicUsize::new(0));
-        for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-            let counter = Arc::clone(&interrupts);
-            // SAFETY: the handler only increments an atomic, which is async-signal-safe.
-            ids.push(unsafe {
-                signal_hook::low_level::register(sig, move || {
-                    counter.fetch_add(1, Ordering::SeqCst);
-                })
-            }?);
-        }
-        Ok(Wake {
-            reader,
-            interrupts,
-            ids,
-        })
-    }
-
-    /// Sleeps until a signal arrives or `timeout` passes; drains the pipe.
-    fn wait(&mut self, timeout: Duration) {
-        let timeout = timeout.max(Duration::from_millis(1));
-        let _ = self.reader.set_read_timeout(Some(timeout));
-        let mut buf = [0u8; 64];
-        if let Ok(n) = self.reader.read(&mut buf) {
-            if n > 0 {
-                let _ = self.reader.set_nonblocking(true);
-                while matches!(self.reader.read(&mut buf), Ok(n) if n > 0) {}
-                let _ = self.reader.set_nonblocking(false);
-            }
-        }
-    }
-
-    fn interrupts(&self) -> usize {
-        self.interrupts.load(Ordering::SeqCst)
-    }
-}
-
-impl Drop for Wake {
-    fn drop(&mut self) {
-        for id in self.ids.drain(..) {
-            signal_hook::low_level::unregister(id);
-        }
-    }
-}
-
 /// One attempt in flight.
 #[derive(Debug)]
 struct Attempt {
@@ -152,73 +83,9 @@ struct Attempt {
     bus_reason: Option<String>,
     oom_kills_at_start: Option<u64>,
     spawn_error: Option<String>,
-    exit: Option<(Option<i32>, Option<i32>)>,
+    /// How it ended: the wait status when reaped, refined with the evidence once.
+    exit: Option<Ending>,
     leftovers: usize,
-}
-
-/// Host facts the supervisor samples each tick.
-#[derive(Debug)]
-pub struct HostWatch {
-    memory: MemoryWatch,
-    root: Root,
-    psi_file: Option<String>,
-    shm_size: Option<Bytes>,
-    /// The last `oom_kill` reading and when: tasks started in one pass share it.
-    oom_read: Option<(Duration, Option<u64>)>,
-}
-
-impl HostWatch {
-    pub fn new(root: Root, report: &HostReport) -> HostWatch {
-        HostWatch {
-            memory: MemoryWatch::new(root.clone(), report),
-            psi_file: report.psi.as_ref().map(|p| p.source.file.clone()),
-            shm_size: report.shm.as_ref().map(|s| s.size),
-            root,
-            oom_read: None,
-        }
-    }
-
-    fn available(&mut self) -> Result<Bytes> {
-        Ok(self.memory.read()?.available)
-    }
-
-    fn psi_full(&self) -> Option<f64> {
-        let text = self.root.read_lenient(self.psi_file.as_deref()?)?;
-        parse::psi(&text).ok().map(|p| p.full_avg10)
-    }
-
-    /// The kernel's OOM-kill counter, read at most once per `now`.
-    fn oom_kills(&mut self, now: Duration) -> Option<u64> {
-        if let Some((at, value)) = self.oom_read {
-            if at == now {
-                return value;
-            }
-        }
-        let value = self
-            .root
-            .read_lenient("/proc/vmstat")
-            .and_then(|text| parse::key_value(&text, "oom_kill"));
-        self.oom_read = Some((now, value));
-        value
-    }
-
-    /// Free space in `/dev/shm` (one `statvfs`, about a microsecond), if it is mounted.
-    fn shm_free(&self) -> Option<Bytes> {
-        self.shm_size?;
-        let st = rustix::fs::statvfs(self.root.base().join("dev/shm")).ok()?;
-        Some(Bytes(st.f_bavail.saturating_mul(st.f_frsize)))
-    }
-
-    /// Returns true if and only if `/dev/shm` is at least 90% full.
-    fn shm_nearly_full(&self) -> bool {
-        let Some(size) = self.shm_size else {
-            return false;
-        };
-        let used = crate::probe::shm::usage(&self.root)
-            .map(|(u, _)| u)
-            .unwrap_or_default();
-        used.get() as f64 >= 0.9 * size.get() as f64
-    }
 }
 
 /// The local executor: runs each attempt as a process tree on this host.
@@ -311,14 +178,20 @@ impl Supervisor {
             match self.trees.task_of_root(reaped.pid) {
                 Some(task) => {
                     // Evidence first: leftovers (Python's resource tracker) may free /dev/shm.
-                    let bus = (reaped.signal == Some(7)).then(|| self.bus_evidence(now, task));
+                    let bus =
+                        (reaped.signal == Some(libc::SIGBUS)).then(|| self.bus_evidence(now, task));
                     if let Some(a) = self.running.get_mut(&task) {
-                        a.exit = Some((reaped.code, reaped.signal));
+                        a.exit = Some(Ending::from_status(reaped.code, reaped.signal));
                         // The kernel's high-water mark catches peaks between samples; it is
                         // one process's RSS (the largest of the tree), which the tree holds.
                         a.peak_rss = a.peak_rss.max(reaped.max_rss);
                         a.peak = a.peak.max(reaped.max_rss);
                         a.bus_reason = bus;
+                        // What admission expects a task to put in /dev/shm must not wait for
+                        // the verdict: a sample taken between this reap and the verdict sees
+                        // neither this attempt nor its use, and would let -j tasks start at
+                        // once (shm_room_for None) where only one fits.
+                        self.shm_expected = self.shm_expected.max(a.peak_dev_shm);
                     }
                     // No process outlives its task: what its root left behind (even
                     // reparented to us, in another session) is killed now, and reported.
@@ -361,29 +234,34 @@ impl Supervisor {
         }
     }
 
-    /// Queues an exited attempt's ending, with its evidence, for the policy.
+    /// Works out an exited attempt's ending from its wait status and the evidence, once,
+    /// and queues it for the policy.
     fn finish(&mut self, now: Duration, task: TaskId) {
         let Some(a) = self.running.get(&task) else {
             return;
         };
-        let (code, signal) = a.exit.unwrap_or((None, None));
+        let status = a.exit.unwrap_or(Ending::Unknown);
         let (before, peak) = (a.oom_kills_at_start, a.peak);
-        let shm_full = signal == Some(7) && a.bus_reason.as_ref().is_some_and(|r| !r.is_empty());
-        // Only a SIGKILL can be the kernel's: read the counter only then.
-        let oom_delta = signal == Some(9)
-            && match (before, self.host.oom_kills(now)) {
-                (Some(before), Some(after)) => after > before,
-                _ => false,
-            };
-        let exit = Exit {
-            code,
-            signal,
-            oom_killed: oom_delta,
-            shm_full,
-            peak,
+        let ending = match status.signal() {
+            Some(libc::SIGBUS) if a.bus_reason.as_ref().is_some_and(|r| !r.is_empty()) => {
+                Ending::ShmFull
+            }
+            // Only a SIGKILL can be the kernel's: read the counter only then.
+            Some(libc::SIGKILL)
+                if matches!(
+                    (before, self.host.oom_kills(now)),
+                    (Some(before), Some(after)) if after > before
+                ) =>
+            {
+                Ending::OomKilled
+            }
+            _ => status,
         };
+        if let Some(a) = self.running.get_mut(&task) {
+            a.exit = Some(ending);
+        }
         self.trees.remove(task);
-        self.ended.push((task, exit));
+        self.ended.push((task, Exit { ending, peak }));
     }
 
     /// Measures host and trees; works out the next sampling interval.
@@ -491,7 +369,6 @@ impl Supervisor {
         if let Some(a) = &a {
             self.shm_expected = self.shm_expected.max(a.peak_dev_shm);
         }
-        let (code, signal) = a.as_ref().and_then(|a| a.exit).unwrap_or((None, None));
         let reason = match a.as_ref().and_then(|a| a.spawn_error.clone()) {
             Some(e) => e,
             None if v.class == ExitClass::ShmBus => a
@@ -506,8 +383,7 @@ impl Supervisor {
             class: v.class,
             requeued: v.requeued,
             reason,
-            code,
-            signal,
+            ending: a.as_ref().and_then(|a| a.exit),
             duration: a
                 .as_ref()
                 .map_or(Duration::ZERO, |a| now.saturating_sub(a.started)),
@@ -562,13 +438,11 @@ impl Supervisor {
                 // A command that cannot start is a failed attempt (exit 127 as a shell
                 // would say), not a reason to stop the sweep.
                 attempt_state.spawn_error = Some(format!("{e:#}"));
-                attempt_state.exit = Some((Some(127), None));
+                let ending = Ending::Exited { code: 127 };
+                attempt_state.exit = Some(ending);
                 self.running.insert(task, attempt_state);
                 Spawned::Failed(Exit {
-                    code: Some(127),
-                    signal: None,
-                    oom_killed: false,
-                    shm_full: false,
+                    ending,
                     peak: Bytes::ZERO,
                 })
             }
@@ -619,19 +493,12 @@ impl Executor for Supervisor {
         self.start.elapsed()
     }
 
-    fn interrupts(&self) -> usize {
+    fn interrupts(&mut self) -> usize {
         self.wake.interrupts()
     }
 
-    fn spawn(
-        &mut self,
-        now: Duration,
-        task: TaskId,
-        _attempt: u32,
-        launch: Launch,
-        oom_score_adj: i32,
-    ) -> Result<Spawned> {
-        Ok(self.start_task(now, task, launch, oom_score_adj))
+    fn spawn(&mut self, now: Duration, start: &Start<'_>, launch: Launch) -> Result<Spawned> {
+        Ok(self.start_task(now, start.task, launch, start.oom_score_adj))
     }
 
     fn stop(&mut self, _now: Duration, task: TaskId, how: Stop) {
@@ -677,12 +544,12 @@ impl Executor for Supervisor {
         }
     }
 
-    fn wait(&mut self, timeout: Duration) {
+    fn wait(&mut self, timeout: Duration) -> Result<()> {
         // An attempt that ended without a child to reap (it could not start) is news now.
-        if self.running.values().any(|a| a.exit.is_some()) {
-            return;
+        if !self.running.values().any(|a| a.exit.is_some()) {
+            self.wake.wait(timeout);
         }
-        self.wake.wait(timeout);
+        Ok(())
     }
 }
 

@@ -1,6 +1,10 @@
 //! Measures one process tree per tick for `ramguard record`: every process's `statm`,
 //! `smaps_rollup` and command line, and the `/dev/shm` files the tree has open or mapped.
 //!
+//! What the tree holds is `ramguard_core::profile::held`, the definition `ramguard run` uses
+//! (`supervisor::measure`): PSS once, shm beyond its mappings, and the memfd and deleted
+//! `/dev/shm` files the tree holds open ([`measure::hidden_shm`]).
+//!
 //! The tree is every descendant of this process (ramguard is a child subreaper while it
 //! records, so a child that double-forks or calls setsid is still found: it is reparented
 //! here). A `/dev/shm` file once seen open or mapped by the tree stays the tree's while it
@@ -17,6 +21,7 @@ use ramguard_core::Bytes;
 
 use crate::probe::process::ProcReader;
 use crate::probe::Root;
+use crate::supervisor::measure;
 
 /// Where tmpfs shared memory lives.
 const SHM_DIR: &str = "/dev/shm/";
@@ -80,7 +85,10 @@ impl Sampler {
                 break;
             }
         }
-        let shm = self.shm_bytes();
+        // memfd files and deleted /dev/shm files held open count as the tree's shm, as in
+        // `ramguard run` (supervisor::measure: one definition of what a tree holds).
+        let pids: Vec<u32> = procs.iter().map(|p| p.pid).collect();
+        let shm = self.shm_bytes() + measure::hidden_shm(&self.reader, &pids);
         (Tick::of(t_ms, &procs, shm), procs)
     }
 
@@ -108,7 +116,8 @@ impl Sampler {
             uss: rollup.uss,
             virt: statm.virt,
             swap: rollup.swap_pss,
-            pss_shmem: rollup.pss_shmem.unwrap_or_default(),
+            pss_shmem: rollup.pss_shmem,
+            shared: statm.shared,
             threads: std::fs::read_to_string(format!("/proc/{pid}/status"))
                 .ok()
                 .and_then(|t| parse::status_field(&t, "Threads").and_then(|v| v.parse().ok()))

@@ -13,13 +13,15 @@ use ramguard_core::tasks::TaskDef;
 use ramguard_core::Bytes;
 use serde_json::json;
 
-use super::{host_trace, leak, logs, progress, restart};
+use super::{host_trace, leak, progress, restart};
+use crate::executor::{Finished, Sink, Snapshot};
 use crate::journal::{self, AttemptEnd, Journal, MemSample, SweepHandle};
+use crate::logs;
 use crate::render::notes::Words;
 use crate::render::printer::Printer;
 use crate::render::run::{self as lines, EndVerb, RunStats};
 use crate::settings::RestartSettings;
-use crate::supervisor::{self, tree::TreeMemory, Finished, Launch, Sink, Snapshot};
+use crate::supervisor::{self, tree::TreeMemory, Launch};
 
 /// The journal, the log pump and the printer behind the supervisor.
 #[derive(Debug)]
@@ -264,8 +266,7 @@ impl Sink for RunSink<'_> {
             class: ExitClass::Failed,
             requeued: false,
             reason: reason.to_string(),
-            code: None,
-            signal: None,
+            ending: None,
             duration: Duration::ZERO,
             peak: Bytes::ZERO,
             peak_rss: Bytes::ZERO,
@@ -366,9 +367,8 @@ impl RunSink<'_> {
                 peak_virt: Some(fin.peak_virt.get()),
                 shm_left: files_json(&fin.shm.left),
                 shm_removed: files_json(&fin.shm.removed),
-                class: class.to_string(),
-                code: fin.code,
-                signal: fin.signal,
+                class: fin.class,
+                ending: fin.ending,
                 reason: fin.reason.clone(),
                 requeued: fin.requeued,
                 result,
@@ -383,7 +383,7 @@ impl RunSink<'_> {
             },
         );
         if self.python_hint_due
-            && restart::unhandled_python_stop(&self.def(fin.task).argv, class, fin.signal)
+            && restart::unhandled_python_stop(&self.def(fin.task).argv, class, fin.signal())
             && self.restart.stop_signal.number() == 15
         {
             self.python_hint_due = false;

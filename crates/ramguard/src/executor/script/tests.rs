@@ -104,8 +104,8 @@ impl Sink for Recorder {
             fin.attempt,
             fin.class.as_str(),
             fin.requeued,
-            fin.code,
-            fin.signal,
+            fin.code(),
+            fin.signal(),
             fin.reason
         ));
         self.finished.push(fin.clone());
@@ -203,12 +203,12 @@ fn endings_are_classified_from_what_the_executor_saw() {
     let first = |task| sink.finished.iter().find(|f| f.task == task).unwrap();
     assert_eq!(first(0).class, ExitClass::Done);
     assert_eq!(
-        (first(1).class, first(1).code),
+        (first(1).class, first(1).code()),
         (ExitClass::Failed, Some(3))
     );
     assert_eq!(first(1).reason, "exit code 3");
     assert_eq!(
-        (first(2).class, first(2).signal),
+        (first(2).class, first(2).signal()),
         (ExitClass::Signaled, Some(11))
     );
     assert_eq!(first(3).class, ExitClass::OomKilled);
@@ -220,7 +220,7 @@ fn endings_are_classified_from_what_the_executor_saw() {
         sink.lines
     );
     assert_eq!(
-        (first(4).class, first(4).code),
+        (first(4).class, first(4).code()),
         (ExitClass::Failed, Some(127))
     );
     assert_eq!(
