@@ -77,3 +77,71 @@ proptest! {
         prop_assert!((got - leak).abs() / leak < 0.1, "slope {:.1} vs {:.1} MiB/s", got / MIB, leak / MIB);
     }
 }
+
+/// CI flake: a 3.1 GiB ramp with 2.7% noise, held 2.6 s and sampled every 500 ms, was
+/// flagged as a leak: six jittery points after the ramp's last sample lined up into a slope.
+#[test]
+fn a_noisy_plateau_whose_jitter_lines_up_is_not_a_leak() {
+    let pts = trace(
+        3115.0 * MIB,
+        4761,
+        0.0,
+        4761 + 2563,
+        500,
+        0.0267,
+        15688521392655887286,
+    );
+    assert_eq!(detect_leak(&pts), None);
+}
+
+/// CI flake: a ramp sampled once, at 90% of its height, then a steep climb whose noise
+/// (0.47% of a level that reaches 190 GiB) outweighed the ramp's kink: the split fell
+/// inside the climb and the leak was missed.
+#[test]
+fn a_climb_after_a_ramp_sampled_once_is_a_leak_despite_its_noise() {
+    let leak = 3253.9 * MIB;
+    let pts = trace(
+        1501.0 * MIB,
+        110,
+        leak,
+        110 + 58_000,
+        100,
+        0.0047,
+        9093541657736285191,
+    );
+    let found = detect_leak(&pts).expect("a leak");
+    assert!(
+        (found.bytes_per_sec - leak).abs() / leak < 0.1,
+        "{:.1} MiB/s",
+        found.mib_per_sec()
+    );
+}
+
+/// `report` missed a real leak (40 MiB/s for 6 s, journaled by `run`) about once in six
+/// runs: the last sample caught the task freeing its memory as it exited.
+#[test]
+fn a_leak_whose_last_sample_caught_the_exit_is_still_a_leak() {
+    let pts: &[(u64, u64)] = &[
+        (302, 57532416),
+        (587, 69754880),
+        (880, 82096128),
+        (1135, 92831744),
+        (1395, 103751680),
+        (1647, 113942528),
+        (2131, 134610944),
+        (2605, 154353664),
+        (3055, 173428736),
+        (3484, 191090688),
+        (3903, 208932864),
+        (4299, 225243136),
+        (4680, 241156096),
+        (5047, 256647168),
+        (5403, 271613952),
+        (5759, 286105600),
+        (6083, 300146688),
+        (6251, 153239552),
+    ];
+    let leak = detect_leak(pts).expect("a leak");
+    assert!((leak.mib_per_sec() - 40.0).abs() < 3.0, "{leak:?}");
+    assert_eq!(leak.at_ms, 6083, "the trend ends before the teardown");
+}

@@ -1,6 +1,8 @@
 //! What the user typed, as clap derive types. Nothing here probes the host or resolves a
 //! default: values stay as written (`80%` stays a share) until a command resolves them
-//! against what the probe found (ripgrep's low-level/high-level split).
+//! against what the probe found (ripgrep's low-level/high-level split). Nothing here
+//! imports a command: commands depend on `cli`, never the other way round (the table of
+//! subcommands, `commands::Cli`, lives beside the dispatch).
 //!
 //! Size and duration arguments are parsed here with the core's parsers, so a bad value is
 //! refused before anything runs, with a message naming the value and the accepted forms.
@@ -10,62 +12,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::Args;
 
 pub mod run;
 use ramguard_core::units::{parse_duration, SizeSpec};
-
-/// Makes memory-hungry parallel batch work finish.
-///
-/// ramguard admits a task only when its predicted peak fits in memory, brakes before the
-/// kernel's OOM killer strikes, journals every result so a rerun resumes, and explains what
-/// happened.
-#[derive(Debug, Parser)]
-#[command(
-    name = "ramguard",
-    version,
-    propagate_version = true,
-    max_term_width = 100
-)]
-pub struct Cli {
-    #[command(subcommand)]
-    pub command: Command,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum Command {
-    /// Run a sweep: admit each task only when its predicted peak memory fits.
-    Run(Box<run::RunArgs>),
-    /// Show a sweep's progress: counts by state, running tasks, learned peak, ETA.
-    Status(crate::commands::status::StatusArgs),
-    /// Export one row per task: params, state, peak, duration, exit class, result.
-    Results(crate::commands::results::ResultsArgs),
-    /// List the sweeps in the journal.
-    List(crate::commands::list::ListArgs),
-    /// Find what on this machine will hurt a memory-hungry batch, and say how to fix it.
-    Doctor(crate::commands::doctor::DoctorArgs),
-    /// Show the memory this process may use and where each figure comes from.
-    ///
-    /// Reports the effective memory limit (the smallest of RAM and every cgroup limit from
-    /// this process's cgroup up to the root), the headroom left under it, swap and zram,
-    /// /dev/shm, memory pressure (PSI) and usable CPUs.
-    Probe(ProbeArgs),
-    /// Run one command and profile its process tree's memory: peak, per process, VIRT vs
-    /// what is really held, /dev/shm, a chart (`--json` for the timeline).
-    Record(crate::commands::record::RecordArgs),
-    /// What happened in a sweep, why, and what to change: findings with fixes, key figures,
-    /// and with `--html` one self-contained page of charts.
-    Report(crate::commands::report::ReportArgs),
-    /// Replay a recorded sweep with another budget: predicted makespan, peak, brakes and
-    /// pauses, and a budget table for 4, 8, 16 and 32 GiB machines.
-    Plan(crate::commands::plan::PlanArgs),
-    /// Internal: kills a dead run's tasks (started by `ramguard run`).
-    #[command(name = "__sentinel", hide = true)]
-    Sentinel { nonce: String },
-    /// Internal: runs one task inside a Slurm job (submitted by `ramguard run --executor slurm`).
-    #[command(name = "__job", hide = true)]
-    Job { spec: PathBuf },
-}
 
 #[derive(Debug, Args)]
 pub struct ProbeArgs {
@@ -165,12 +115,6 @@ fn run_dash_tip(tip: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
-
-    #[test]
-    fn cli_is_well_formed() {
-        Cli::command().debug_assert();
-    }
 
     #[test]
     fn zero_interval_is_refused() {

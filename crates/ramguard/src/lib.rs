@@ -10,8 +10,10 @@ pub mod commands;
 pub mod doctor;
 pub mod executor;
 pub mod journal;
+pub mod logs;
 pub mod probe;
 pub mod render;
+pub mod report_model;
 pub mod settings;
 pub mod slurm;
 pub mod supervisor;
@@ -48,7 +50,7 @@ pub const EXIT_USAGE: u8 = 2;
 
 /// Runs ramguard with the process's arguments.
 pub fn main() -> ExitCode {
-    let args = match cli::Cli::try_parse() {
+    let args = match commands::Cli::try_parse() {
         Ok(args) => args,
         Err(e) => return cli::report_clap_error(e),
     };

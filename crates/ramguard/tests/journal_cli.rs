@@ -359,3 +359,69 @@ fn the_v1_fixture_reads_through_every_command() {
     assert!(csv.contains("result.sharpe"), "{csv}");
     stdout_ok(&ramguard(&p, &["list"]));
 }
+
+/// SHA-256 of a file, hex.
+fn sha256(path: &Path) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(std::fs::read(path).unwrap())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Reading an old journal must not upgrade it: a migrated file is refused by the older
+/// ramguard that wrote it. Only `run` (a writer) migrates.
+#[test]
+fn read_only_commands_leave_an_old_writable_journal_byte_identical() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("v1.db");
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/journals/v1.db"),
+        &p,
+    )
+    .unwrap();
+    let before = sha256(&p);
+    let commands: [&[&str]; 7] = [
+        &["status", "--json"],
+        &["status"],
+        &["results", "--format", "csv"],
+        &["list"],
+        &["report", "--json"],
+        &["report"],
+        &["plan", "--mem", "1G", "--json"],
+    ];
+    for args in commands {
+        let out = ramguard(&p, args);
+        stdout_ok(&out);
+        assert_eq!(
+            sha256(&p),
+            before,
+            "`ramguard {}` changed the journal",
+            args.join(" ")
+        );
+        let mut left: Vec<String> = std::fs::read_dir(d.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["v1.db"], "`ramguard {}` left files", args.join(" "));
+    }
+    let version = |p: &Path| -> i64 {
+        rusqlite::Connection::open(p)
+            .unwrap()
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap()
+    };
+    assert_eq!(version(&p), 1);
+    // A run is a writer: it upgrades the journal to today's schema.
+    let out = Command::new(env!("CARGO_BIN_EXE_ramguard"))
+        .args(["run", "--progress", "none", "--journal"])
+        .arg(&p)
+        .args(["--", "true"])
+        .current_dir(d.path())
+        .env_remove("RAMGUARD_JOURNAL")
+        .output()
+        .unwrap();
+    stdout_ok(&out);
+    assert_eq!(version(&p), i64::from(ramguard::journal::SCHEMA_VERSION));
+}

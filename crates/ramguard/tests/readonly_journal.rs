@@ -143,3 +143,31 @@ fn status_and_results_read_a_journal_on_a_read_only_mount() {
     assert!(stdout(&out).contains("2 done"), "{}", stdout(&out));
     assert!(stdout(&out).contains("done"), "{}", stdout(&out));
 }
+
+/// An old journal the user cannot write is read through a migrated copy in memory, as a
+/// writable one is: it used to be refused ("cannot be upgraded").
+#[test]
+fn an_old_journal_the_user_cannot_write_is_read_without_upgrading() {
+    let w = Work::new();
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/journals/v1.db"),
+        w.journal(),
+    )
+    .unwrap();
+    let dir = w.path();
+    let (dir_mode, file_mode) = if is_root() {
+        (0o755, 0o644)
+    } else {
+        (0o555, 0o444)
+    };
+    std::fs::set_permissions(w.journal(), std::fs::Permissions::from_mode(file_mode)).unwrap();
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(dir_mode)).unwrap();
+    let before = listing(dir);
+    let status = as_reader(&w, &["status", "--json"]);
+    let after = listing(dir);
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    assert_eq!(status.status.code(), Some(0), "status: {}", stderr(&status));
+    let v: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(v["counts"]["total"], 4, "{v}");
+    assert_eq!(before, after, "the folder changed");
+}

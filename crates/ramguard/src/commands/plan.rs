@@ -25,10 +25,10 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::cli::parse_size_spec;
-use crate::commands::report::model;
 use crate::journal::display::duration_ms;
 use crate::journal::report::{AttemptRow, TaskRow};
 use crate::journal::{self, Journal, MemSample};
+use crate::report_model as model;
 use crate::Outcome;
 
 /// Version of the `plan --json` output.
@@ -414,42 +414,8 @@ fn recorded(j: &Journal, sweep: &journal::read::SweepInfo) -> Result<Recorded> {
             scripts: vec![script],
         });
     }
-    let settings = &sweep.settings;
-    let bytes = |k: &str| {
-        settings
-            .get(k)
-            .and_then(serde_json::Value::as_u64)
-            .map(Bytes)
-    };
-    let secs = |k: &str| {
-        settings
-            .get(k)
-            .and_then(serde_json::Value::as_f64)
-            .map(Duration::from_secs_f64)
-    };
-    let recorded_budget = bytes("budget").unwrap_or_default();
-    let recorded_jobs = settings
-        .get("jobs")
-        .and_then(serde_json::Value::as_u64)
-        .unwrap_or(1)
-        .max(1) as usize;
-    let base = Config {
-        budget: recorded_budget,
-        reserve: bytes("reserve").unwrap_or_default(),
-        brake_level: bytes("brake_level").unwrap_or_default(),
-        hard_level: bytes("hard_level").unwrap_or_default(),
-        max_jobs: recorded_jobs,
-        estimate: bytes("estimate"),
-        task_cap: bytes("task_mem"),
-        timeout: secs("timeout"),
-        grace: secs("grace").unwrap_or(Duration::from_secs(10)),
-        retries: settings
-            .get("retries")
-            .and_then(serde_json::Value::as_u64)
-            .unwrap_or(0) as u32,
-        psi_full_pause: 10.0,
-        max_brakes: 3,
-    };
+    let base = crate::settings::recorded_policy(&sweep.settings);
+    let (recorded_budget, recorded_jobs) = (base.budget, base.max_jobs);
     let t0 = attempts
         .iter()
         .map(|a| a.started_unix_ms)

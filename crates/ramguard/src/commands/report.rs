@@ -8,7 +8,7 @@
 //! memory over time per lane against the budget, per-task timelines, peaks against each
 //! numeric parameter, waste and the findings.
 
-pub mod model;
+use crate::report_model as model;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -15,17 +15,16 @@ use std::io::Write;
 use anyhow::Result;
 
 use crate::cli::run::{Executor, RunArgs};
+use crate::executor::RunEnd;
 use crate::probe::{self, Root};
 use crate::render::printer::Printer;
 use crate::render::run::{self as lines, Summary};
 use crate::settings::{self, Settings};
-use crate::supervisor::RunEnd;
 use crate::Outcome;
 
 mod host_trace;
 mod leak;
 mod local;
-pub(crate) mod logs;
 mod naming;
 mod prepare;
 mod progress;
@@ -36,6 +35,7 @@ mod sweep;
 mod validate;
 
 pub fn run(args: &RunArgs) -> Result<Outcome> {
+    // What the user asked for: the tasks, and the settings resolved against this host.
     crate::slurm::check_args(args)?;
     let mut sweep = sweep::build(args)?;
     let root = Root::host();
@@ -48,54 +48,35 @@ pub fn run(args: &RunArgs) -> Result<Outcome> {
     if args.dry_run {
         return dry_run(args, &mut sweep, &settings);
     }
-
+    // The journal: the sweep's name, the lock, what is left to run, the policy.
     let prep = prepare::prepare(args, &mut sweep, &settings)?;
-    let total = sweep.tasks.len();
-    let (already_done, already_failed) = prep.already;
     if args.executor == Executor::Slurm {
-        return crate::slurm::run(crate::slurm::SlurmRun {
-            args,
-            settings: &settings,
-            sweep: &sweep.name,
-            journal_path: &prep.journal_path,
-            journal: prep.journal,
-            handle: prep.handle,
-            tasks: &sweep.tasks,
-            features: &prep.features,
-            todo: &prep.todo,
-            prior_attempts: prep.prior_attempts,
-            policy: prep.policy,
-            log_dir: &prep.log_dir,
-            already: prep.already,
-        });
+        return on_slurm(args, &sweep, &settings, prep);
     }
-
-    let printer = Printer::new(args.progress, total, already_done, settings.policy.budget);
-    if let Some((taken, other)) = &prep.name_taken {
-        printer.line(&format!(
-            "new sweep '{}': '{taken}' runs another command ({other}); see `ramguard list`",
-            sweep.name
-        ));
-    }
-    if let Some(w) = &settings.thread_caps.warning {
-        printer.line(&format!("warning: {w}"));
-    }
-    printer.line(&lines::opening_line(
+    // Execute here, then render the summary.
+    let printer = Printer::new(
+        args.progress,
+        sweep.tasks.len(),
+        prep.already.0,
+        settings.policy.budget,
+    );
+    for line in lines::opening(
         &sweep.name,
-        total,
-        prep.already,
-        prep.todo.len(),
+        sweep.tasks.len(),
+        (prep.already, prep.todo.len()),
+        prep.name_taken.as_ref(),
         &settings,
-    ));
-    let journal = prep.journal_path.display().to_string();
+    ) {
+        printer.line(&line);
+    }
+    let (already, journal) = (prep.already, prep.journal_path.display().to_string());
     let (stats, end, printer) =
         local::execute(args, &sweep, &settings, prep, (root, &report), printer)?;
-
     let summary = Summary {
         sweep: &sweep.name,
-        total,
-        done: already_done + stats.done,
-        failed: stats.failed + already_failed,
+        total: sweep.tasks.len(),
+        done: already.0 + stats.done,
+        failed: stats.failed + already.1,
         interrupted: end == RunEnd::Interrupted,
         stats: &stats,
         budget: settings.policy.budget,
@@ -109,12 +90,30 @@ pub fn run(args: &RunArgs) -> Result<Outcome> {
     for line in summary.lines() {
         printer.line(&line);
     }
-    Ok(if summary.interrupted {
-        Outcome::Interrupted
-    } else if summary.failed > 0 {
-        Outcome::SomeFailed
-    } else {
-        Outcome::Success
+    Ok(summary.outcome())
+}
+
+/// Hands the prepared sweep to the Slurm executor.
+fn on_slurm(
+    args: &RunArgs,
+    sweep: &sweep::Sweep,
+    settings: &Settings,
+    prep: prepare::Prepared,
+) -> Result<Outcome> {
+    crate::slurm::run(crate::slurm::SlurmRun {
+        args,
+        settings,
+        sweep: &sweep.name,
+        journal_path: &prep.journal_path,
+        journal: prep.journal,
+        handle: prep.handle,
+        tasks: &sweep.tasks,
+        features: &prep.features,
+        todo: &prep.todo,
+        prior_attempts: prep.prior_attempts,
+        policy: prep.policy,
+        log_dir: &prep.log_dir,
+        already: prep.already,
     })
 }
 

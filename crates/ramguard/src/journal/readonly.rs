@@ -5,7 +5,9 @@
 //! journal, so a plain read-only open fails with "attempt to write a readonly database" and
 //! the journal looked corrupt. Here the journal is opened `mode=ro` first (works when the
 //! `-shm` already exists and is readable: a run is going on, or the owner left it), then
-//! `immutable=1`, which reads the main file without locks or `-shm`. ramguard's runs
+//! `immutable=1`, which reads the main file without locks or `-shm`. With no `-wal` file
+//! there is nothing beyond the main file, so it is read `immutable=1` at once: a read
+//! creates no file beside the journal. ramguard's runs
 //! checkpoint the WAL into the main file when they close, so a finished sweep reads whole;
 //! commits of a run still going on may be missing from what is shown.
 
@@ -31,6 +33,13 @@ pub fn open(path: &Path) -> rusqlite::Result<Connection> {
         | OpenFlags::SQLITE_OPEN_URI
         | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let uri = |query: &str| format!("file:{}?{query}", encode(path));
+    // Without a `-wal` file the main file holds every commit: read it as it is, creating
+    // no `-wal`/`-shm` beside it (a read must leave the folder as it found it).
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    if !Path::new(&wal).exists() {
+        return Connection::open_with_flags(uri("mode=ro&immutable=1"), flags);
+    }
     let conn = Connection::open_with_flags(uri("mode=ro"), flags)?;
     if conn
         .query_row("SELECT count(*) FROM sqlite_master", [], |r| {

@@ -6,9 +6,9 @@ use std::fmt::Write as _;
 
 use ramguard_core::Bytes;
 
-use crate::commands::report::model::Model;
 use crate::journal::display::{duration_ms, unix_ms};
 use crate::render::svg::{self, class_colour, esc};
+use crate::report_model::Model;
 
 const STYLE: &str = "
 body{font-family:system-ui,-apple-system,'DejaVu Sans',sans-serif;margin:24px;color:#222;max-width:1100px}

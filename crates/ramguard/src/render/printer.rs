@@ -7,7 +7,7 @@ use std::io::{IsTerminal, Write};
 use ramguard_core::Bytes;
 
 use crate::cli::run::Progress;
-use crate::supervisor::Snapshot;
+use crate::executor::Snapshot;
 
 /// Returns true if and only if SIGHUP is ignored (ramguard was started under `nohup`).
 fn sighup_ignored() -> bool {

@@ -15,9 +15,9 @@ use serde_json::json;
 
 use super::notes::Words;
 use super::text;
+use crate::executor::{Finished, Snapshot};
 use crate::settings::{RestartSettings, Settings};
 use crate::supervisor::shm::TaskFile;
-use crate::supervisor::{Finished, Snapshot};
 
 /// What a run tallied for its summary.
 #[derive(Debug, Default)]
@@ -218,16 +218,26 @@ pub fn progress_message(s: &Snapshot, budget: Bytes) -> String {
     m
 }
 
-/// The first line of a run: what is resumed, or what starts and with which budget.
-pub fn opening_line(
+/// The first lines of a run: a derived name that had to move aside, a thread-cap
+/// warning, and what is resumed or what starts with which budget. `already` is (done,
+/// failed and left alone) before this run, `to_run` what this run will run.
+pub fn opening(
     sweep: &str,
     total: usize,
-    already: (usize, usize),
-    to_run: usize,
+    ((done, failed), to_run): ((usize, usize), usize),
+    name_taken: Option<&(String, String)>,
     s: &Settings,
-) -> String {
-    let (done, failed) = already;
-    if done > 0 || failed > 0 {
+) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some((taken, other)) = name_taken {
+        out.push(format!(
+            "new sweep '{sweep}': '{taken}' runs another command ({other}); see `ramguard list`"
+        ));
+    }
+    if let Some(w) = &s.thread_caps.warning {
+        out.push(format!("warning: {w}"));
+    }
+    out.push(if done > 0 || failed > 0 {
         format!(
             "resuming sweep '{sweep}': {done} of {total} done already{}; {to_run} to run",
             if failed > 0 {
@@ -241,7 +251,8 @@ pub fn opening_line(
             "sweep '{sweep}': {total} tasks, budget {}, -j {} (limit {} from {})",
             s.policy.budget, s.policy.max_jobs, s.effective_limit, s.limit_source
         )
-    }
+    });
+    out
 }
 
 /// How a run ended, for its summary.
@@ -262,6 +273,17 @@ pub struct Summary<'a> {
 const FAILURES_SHOWN: usize = 10;
 
 impl Summary<'_> {
+    /// The exit code's meaning: interrupted, some tasks failed, or all done.
+    pub fn outcome(&self) -> crate::Outcome {
+        if self.interrupted {
+            crate::Outcome::Interrupted
+        } else if self.failed > 0 {
+            crate::Outcome::SomeFailed
+        } else {
+            crate::Outcome::Success
+        }
+    }
+
     fn not_run(&self) -> usize {
         self.total.saturating_sub(self.done + self.failed)
     }
@@ -483,4 +505,74 @@ pub fn restarts_line(s: &RestartSettings, retries: u32) -> String {
         "{retry}; {recycle}; stop with SIG{} then KILL after the grace",
         s.stop_signal.name()
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_summary_counts_says_how_to_resume_and_maps_to_the_exit_code() {
+        let stats = RunStats {
+            done: 2,
+            failed: 1,
+            braked: 1,
+            pauses: 2,
+            paused: Duration::from_millis(1500),
+            failures: vec![("#3 x=1: exit code 3 (failed)".into(), "/nonexistent".into())],
+            ..RunStats::default()
+        };
+        let s = Summary {
+            sweep: "fit",
+            total: 5,
+            done: 2,
+            failed: 1,
+            interrupted: true,
+            stats: &stats,
+            budget: Bytes(1 << 30),
+            journal: "j.db".into(),
+        };
+        let lines = s.lines();
+        assert_eq!(
+            lines,
+            [
+                "failed #3 x=1: exit code 3 (failed) — it wrote nothing to stderr",
+                "2 of 5 done, 1 failed, 1 brake(s), 2 pause(s) (1.5s paused in all); \
+                 interrupted with 2 not done (rerun the same command to resume); \
+                 results: ramguard results fit",
+            ]
+        );
+        assert_eq!(s.outcome(), crate::Outcome::Interrupted);
+        assert_eq!(s.json()["not_run"], 2);
+    }
+
+    #[test]
+    fn a_start_line_never_says_predicted_0_b() {
+        let line = start_line("#1 a", 1, 1, 42, Bytes::ZERO);
+        assert_eq!(line, "start   #1 a  pid 42, nothing predicted yet");
+        let line = start_line("#1 a", 2, 3, 42, Bytes(3 << 29));
+        assert_eq!(line, "start   #1 a (attempt 3)  pid 42, predicted 1.5 GiB");
+    }
+
+    #[test]
+    fn end_verbs_line_up_and_recycling_names_its_restarts() {
+        assert_eq!(
+            EndVerb::of(ExitClass::OverCap, true, true),
+            EndVerb::Recycle
+        );
+        assert_eq!(EndVerb::of(ExitClass::OverCap, true, false), EndVerb::Retry);
+        assert_eq!(
+            EndVerb::of(ExitClass::Braked, true, false),
+            EndVerb::Requeue
+        );
+        assert_eq!(EndVerb::of(ExitClass::Failed, false, true), EndVerb::Failed);
+        for v in [
+            EndVerb::Done,
+            EndVerb::Requeue,
+            EndVerb::Stopped,
+            EndVerb::Retry,
+        ] {
+            assert_eq!(v.word().len(), 7);
+        }
+    }
 }

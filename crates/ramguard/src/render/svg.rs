@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 
 use ramguard_core::Bytes;
 
-use crate::commands::report::model::{Model, ParamPlot, TaskSeries};
+use crate::report_model::{Model, ParamPlot, TaskSeries};
 
 /// Width of every chart's plot area, in SVG units.
 const PLOT_W: f64 = 960.0;

@@ -35,6 +35,10 @@ pub const DEFAULT_IN_FLIGHT: usize = 32;
 
 /// `--grace` when neither the command line nor the sweep file gives one.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(10);
+/// Admission pauses while PSI `full avg10` is at or above this (percent).
+pub const PSI_FULL_PAUSE: f64 = 10.0;
+/// Brakes of one task before it runs alone (and fails if braked alone).
+pub const MAX_BRAKES: u32 = 3;
 
 /// The settings of one run, after resolving against the host.
 #[derive(Debug, Clone)]
@@ -154,8 +158,8 @@ pub fn resolve(args: &RunArgs, file: &SweepOptions, report: &HostReport) -> Resu
             timeout: args.timeout.or(file.timeout),
             grace: args.grace.or(file.grace).unwrap_or(DEFAULT_GRACE),
             retries,
-            psi_full_pause: 10.0,
-            max_brakes: 3,
+            psi_full_pause: PSI_FULL_PAUSE,
+            max_brakes: MAX_BRAKES,
         },
         threads,
         thread_caps,
@@ -212,5 +216,110 @@ impl Serialize for Settings {
             danger: &self.danger,
         }
         .serialize(s)
+    }
+}
+
+/// The policy's configuration as a sweep's journaled settings recorded it (the keys of
+/// [`Settings`]'s `Serialize`), for `plan`'s replay; a key an old journal lacks takes its
+/// default.
+pub fn recorded_policy(recorded: &serde_json::Value) -> Config {
+    let bytes = |k: &str| {
+        recorded
+            .get(k)
+            .and_then(serde_json::Value::as_u64)
+            .map(Bytes)
+    };
+    let secs = |k: &str| {
+        recorded
+            .get(k)
+            .and_then(serde_json::Value::as_f64)
+            .map(Duration::from_secs_f64)
+    };
+    let count = |k: &str| recorded.get(k).and_then(serde_json::Value::as_u64);
+    Config {
+        budget: bytes("budget").unwrap_or_default(),
+        reserve: bytes("reserve").unwrap_or_default(),
+        brake_level: bytes("brake_level").unwrap_or_default(),
+        hard_level: bytes("hard_level").unwrap_or_default(),
+        max_jobs: count("jobs").unwrap_or(1).max(1) as usize,
+        estimate: bytes("estimate"),
+        task_cap: bytes("task_mem"),
+        timeout: secs("timeout"),
+        grace: secs("grace").unwrap_or(DEFAULT_GRACE),
+        retries: count("retries").unwrap_or(0) as u32,
+        psi_full_pause: PSI_FULL_PAUSE,
+        max_brakes: MAX_BRAKES,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::probe::{self, Root};
+    use clap::Parser;
+
+    #[derive(clap::Parser)]
+    struct T {
+        #[command(flatten)]
+        run: RunArgs,
+    }
+
+    fn resolved(args: &[&str]) -> Settings {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../tests/fixtures/hosts/pi4-4gb-zram-no-psi");
+        let report = probe::report(&Root::at(dir).unwrap()).unwrap();
+        let t = T::try_parse_from(std::iter::once("t").chain(args.iter().copied())).unwrap();
+        resolve(&t.run, &SweepOptions::default(), &report).unwrap()
+    }
+
+    #[test]
+    fn mem_becomes_the_policys_budget_and_plan_reads_back_the_same_config() {
+        let s = resolved(&[
+            "--mem",
+            "2G",
+            "-j",
+            "3",
+            "--estimate",
+            "300M",
+            "--task-mem",
+            "1G",
+            "--timeout",
+            "90s",
+            "--grace",
+            "2s",
+            "--retries",
+            "2",
+        ]);
+        assert_eq!(s.policy.budget, Bytes(2 << 30));
+        assert_eq!(s.policy.max_jobs, 3);
+        let recorded = serde_json::to_value(&s).unwrap();
+        let back = recorded_policy(&recorded);
+        assert_eq!(format!("{back:?}"), format!("{:?}", s.policy));
+        // The journaled keys are a stable format.
+        for key in [
+            "budget",
+            "reserve",
+            "brake_level",
+            "hard_level",
+            "jobs",
+            "task_mem",
+        ] {
+            assert!(recorded.get(key).is_some(), "{key}: {recorded}");
+        }
+    }
+
+    #[test]
+    fn a_cluster_keeps_only_the_bounds_the_user_chose() {
+        let s = resolved(&["--estimate", "300M", "--task-mem", "1G"]);
+        let c = s.policy_for(Executor::Slurm);
+        assert_eq!(c.max_jobs, DEFAULT_IN_FLIGHT);
+        assert!(c.budget > Bytes(1 << 50), "{c:?}");
+        assert_eq!(
+            (c.task_cap, c.timeout, c.estimate),
+            (None, None, s.policy.estimate)
+        );
+        let s = resolved(&["--mem", "2G", "-j", "5"]);
+        let c = s.policy_for(Executor::Slurm);
+        assert_eq!((c.budget, c.max_jobs), (Bytes(2 << 30), 5));
     }
 }

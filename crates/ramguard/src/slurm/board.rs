@@ -94,7 +94,7 @@ impl Names<'_> {
     /// The name of task `i`'s job directories and log files: a hash of its identity, the
     /// same in every run (as the local run's logs), never its position.
     pub fn stem(&self, i: usize) -> String {
-        crate::commands::run::logs::file_stem(self.sweep, &self.tasks[i].key)
+        crate::logs::file_stem(self.sweep, &self.tasks[i].key)
     }
 
     /// The journal's attempt number of the policy's `attempt` of `task`.

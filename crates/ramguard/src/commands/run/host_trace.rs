@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use anyhow::Result;
 
+use crate::executor::Snapshot;
 use crate::journal::{Journal, SweepHandle};
-use crate::supervisor::{self, Snapshot};
+use crate::supervisor;
 
 /// Shortest time between two host samples.
 pub const MIN_STEP: Duration = Duration::from_millis(250);

@@ -10,13 +10,15 @@ use ramguard_core::policy::Policy;
 use super::prepare::Prepared;
 use super::sink::{absolute, RunSink};
 use super::sweep::Sweep;
-use super::{host_trace, leak, logs, progress};
+use super::{host_trace, leak, progress};
 use crate::cli::run::RunArgs;
+use crate::executor::RunEnd;
+use crate::logs;
 use crate::probe::{HostReport, Root};
 use crate::render::printer::Printer;
 use crate::render::run::RunStats;
 use crate::settings::Settings;
-use crate::supervisor::{HostWatch, RunEnd, Supervisor};
+use crate::supervisor::{HostWatch, Supervisor};
 
 /// Runs every task of `prep` under the local supervisor; returns what was tallied and how
 /// the run ended, and the printer for the closing lines. The logs are complete and the

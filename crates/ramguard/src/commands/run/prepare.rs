@@ -14,10 +14,10 @@ use ramguard_core::tasks::{self, TaskDef};
 use ramguard_core::Bytes;
 use serde_json::json;
 
-use super::logs;
 use super::sweep::{params_json, Sweep};
 use crate::cli::run::RunArgs;
 use crate::journal::{self, task_env::Ending, Journal, NewTask, SweepHandle, SweepSpec};
+use crate::logs;
 use crate::settings::Settings;
 use crate::supervisor;
 

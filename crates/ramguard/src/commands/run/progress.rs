@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use serde_json::json;
 
+use crate::executor::Snapshot;
 use crate::journal::progress::PROGRESS_EVERY_MS;
-use crate::supervisor::Snapshot;
 
 /// What was last journaled.
 #[derive(Debug, Default)]

@@ -13,13 +13,15 @@ use ramguard_core::tasks::TaskDef;
 use ramguard_core::Bytes;
 use serde_json::json;
 
-use super::{host_trace, leak, logs, progress, restart};
+use super::{host_trace, leak, progress, restart};
+use crate::executor::{Finished, Sink, Snapshot};
 use crate::journal::{self, AttemptEnd, Journal, MemSample, SweepHandle};
+use crate::logs;
 use crate::render::notes::Words;
 use crate::render::printer::Printer;
 use crate::render::run::{self as lines, EndVerb, RunStats};
 use crate::settings::RestartSettings;
-use crate::supervisor::{self, tree::TreeMemory, Finished, Launch, Sink, Snapshot};
+use crate::supervisor::{self, tree::TreeMemory, Launch};
 
 /// The journal, the log pump and the printer behind the supervisor.
 #[derive(Debug)]

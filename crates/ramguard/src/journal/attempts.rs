@@ -1,0 +1,271 @@
+//! Writing attempts: their start, downsampled memory timelines, their end (with the task's
+//! state, peak and result), sweep events, and what finished attempts teach the policy.
+
+use anyhow::{Context, Result};
+use ramguard_core::policy::{Ending, ExitClass};
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::timeline::Timeline;
+use super::{schema, to_i64, AttemptEnd, Journal, Learned, MemSample, SweepHandle, TaskStateRow};
+
+impl Journal {
+    /// Journals the start of an attempt (in the current group) and returns its id.
+    pub fn attempt_started(
+        &mut self,
+        sweep: &SweepHandle,
+        task_key: &str,
+        attempt: u32,
+        pid: u32,
+        started_unix_ms: i64,
+    ) -> Result<i64> {
+        self.group()?;
+        let task_id: i64 = match self.task_ids.get(&(sweep.id, task_key.to_string())) {
+            Some(&id) => id,
+            None => self
+                .conn
+                .prepare_cached("SELECT id FROM tasks WHERE sweep_id = ?1 AND key = ?2")?
+                .query_row(params![sweep.id, task_key], |r| r.get(0))
+                .optional()?
+                .with_context(|| {
+                    format!(
+                        "task '{task_key}' is not in sweep '{}' (call sync_tasks first)",
+                        sweep.name
+                    )
+                })?,
+        };
+        self.conn
+            .prepare_cached(
+                "INSERT INTO attempts (sweep_id, task_id, attempt, pid, supervisor_pid, started_unix_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![
+                sweep.id,
+                task_id,
+                attempt,
+                pid,
+                std::process::id(),
+                started_unix_ms
+            ])
+            .with_context(|| format!("cannot write journal {}", self.shown()))?;
+        let id = self.conn.last_insert_rowid();
+        self.conn
+            .prepare_cached(
+                "UPDATE tasks SET state = 'running', attempts = attempts + 1, last_attempt_id = ?2 WHERE id = ?1",
+            )?
+            .execute(params![task_id, id])?;
+        self.timelines.insert(id, Timeline::fresh());
+        self.attempt_tasks.insert(id, task_id);
+        Ok(id)
+    }
+
+    /// Adds memory samples to a running attempt's timeline (in the current group),
+    /// downsampled to at most [`timeline::MAX_POINTS`] rows.
+    pub fn add_samples(&mut self, attempt_id: i64, samples: &[MemSample]) -> Result<()> {
+        if samples.is_empty() {
+            return Ok(());
+        }
+        self.group()?;
+        let tl = self.timelines.entry(attempt_id).or_default();
+        for s in samples {
+            tl.push(*s);
+        }
+        Self::flush_timeline(&self.conn, attempt_id, tl)
+            .with_context(|| format!("cannot write journal {}", self.path.display()))
+    }
+
+    pub(super) fn flush_timeline(
+        conn: &Connection,
+        attempt_id: i64,
+        tl: &mut Timeline,
+    ) -> rusqlite::Result<()> {
+        let last = tl.last;
+        let (peak_rss, peak_pss) = (tl.peak_rss, tl.peak_pss);
+        let (peak_used, peak_shm, peak_virt) = (tl.peak_used, tl.peak_shm, tl.peak_virt);
+        let (replace, pts) = tl.take_unpersisted();
+        if replace {
+            conn.prepare_cached("DELETE FROM samples WHERE attempt_id = ?1")?
+                .execute([attempt_id])?;
+        }
+        let mut ins = conn.prepare_cached(
+            "INSERT INTO samples (attempt_id, t_ms, rss, pss, used, shm, virt)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )?;
+        for p in pts {
+            ins.execute(params![
+                attempt_id,
+                to_i64(p.t_ms),
+                to_i64(p.rss),
+                p.pss.map(to_i64),
+                p.used.map(to_i64),
+                p.shm.map(to_i64),
+                p.virt.map(to_i64)
+            ])?;
+        }
+        if let Some(l) = last {
+            conn.prepare_cached(
+                "UPDATE attempts SET last_t_ms = ?2, last_rss = ?3, last_pss = ?4,
+                   peak_rss = max(coalesce(peak_rss, 0), ?5),
+                   peak_pss = CASE WHEN ?6 IS NULL THEN peak_pss ELSE max(coalesce(peak_pss, 0), ?6) END,
+                   last_used = ?7,
+                   peak = CASE WHEN ?8 IS NULL THEN peak ELSE max(coalesce(peak, 0), ?8) END,
+                   peak_shm = CASE WHEN ?9 IS NULL THEN peak_shm ELSE max(coalesce(peak_shm, 0), ?9) END,
+                   peak_virt = CASE WHEN ?10 IS NULL THEN peak_virt ELSE max(coalesce(peak_virt, 0), ?10) END
+                 WHERE id = ?1 AND class IS NULL",
+            )?
+            .execute(params![
+                attempt_id,
+                to_i64(l.t_ms),
+                to_i64(l.rss),
+                l.pss.map(to_i64),
+                to_i64(peak_rss),
+                peak_pss.map(to_i64),
+                l.used.map(to_i64),
+                peak_used.map(to_i64),
+                peak_shm.map(to_i64),
+                peak_virt.map(to_i64)
+            ])?;
+        }
+        Ok(())
+    }
+
+    /// Journals how an attempt ended (in the current group) and moves its task to its next
+    /// state: done → done; requeued → queued; interrupted → interrupted; otherwise failed.
+    pub fn attempt_finished(&mut self, attempt_id: i64, end: &AttemptEnd) -> Result<()> {
+        self.group()?;
+        let shown = self.shown();
+        if let Some(mut tl) = self.timelines.remove(&attempt_id) {
+            tl.finish();
+            Self::flush_timeline(&self.conn, attempt_id, &mut tl)
+                .with_context(|| format!("cannot write journal {shown}"))?;
+        }
+        let (result, raw, warning) = match &end.result {
+            None => (None, None, None),
+            Some(text) => match serde_json::from_str::<serde_json::Value>(text) {
+                Ok(v) => (Some(v.to_string()), None, None),
+                Err(e) => (
+                    None,
+                    Some(text.clone()),
+                    Some(format!("result file is not valid JSON ({e}); kept as text")),
+                ),
+            },
+        };
+        let task_id: i64 = match self.attempt_tasks.remove(&attempt_id) {
+            Some(id) => id,
+            None => self
+                .conn
+                .prepare_cached("SELECT task_id FROM attempts WHERE id = ?1")?
+                .query_row([attempt_id], |r| r.get(0))
+                .optional()?
+                .with_context(|| format!("no attempt {attempt_id} in journal {shown}"))?,
+        };
+        self.conn
+            .prepare_cached(
+                "UPDATE attempts SET ended_unix_ms = ?2, duration_ms = ?3,
+                   peak_rss = max(coalesce(peak_rss, 0), ?4),
+                   peak_pss = CASE WHEN ?5 IS NULL THEN peak_pss ELSE max(coalesce(peak_pss, 0), ?5) END,
+                   class = ?6, code = ?7, signal = ?8, reason = ?9, requeued = ?10,
+                   result = ?11, result_raw = ?12, result_warning = ?13,
+                   peak = CASE WHEN ?14 IS NULL THEN peak ELSE max(coalesce(peak, 0), ?14) END,
+                   peak_shm = CASE WHEN ?15 IS NULL THEN peak_shm ELSE max(coalesce(peak_shm, 0), ?15) END,
+                   peak_virt = CASE WHEN ?16 IS NULL THEN peak_virt ELSE max(coalesce(peak_virt, 0), ?16) END,
+                   shm_left = ?17, shm_removed = ?18
+                 WHERE id = ?1",
+            )?
+            .execute(params![
+                attempt_id,
+                end.ended_unix_ms,
+                to_i64(end.duration_ms),
+                to_i64(end.peak_rss),
+                end.peak_pss.map(to_i64),
+                end.class.as_str(),
+                end.ending.and_then(Ending::code),
+                end.ending.and_then(Ending::signal),
+                end.reason,
+                end.requeued,
+                result,
+                raw,
+                warning,
+                end.peak.map(to_i64),
+                end.peak_shm.map(to_i64),
+                end.peak_virt.map(to_i64),
+                end.shm_left,
+                end.shm_removed
+            ])
+            .with_context(|| format!("cannot write journal {shown}"))?;
+        // One peak: the attempt's own measure; PSS or RSS only for callers that have none.
+        let peak = to_i64(end.peak.unwrap_or(end.peak_pss.unwrap_or(end.peak_rss)));
+        let state = if end.class == ExitClass::Done {
+            TaskStateRow::Done
+        } else if end.class == ExitClass::Interrupted {
+            TaskStateRow::Interrupted
+        } else if end.requeued {
+            TaskStateRow::Queued
+        } else {
+            TaskStateRow::Failed
+        };
+        let bound = matches!(end.class, ExitClass::Braked | ExitClass::OomKilled);
+        self.conn
+            .prepare_cached(
+                "UPDATE tasks SET state = ?2,
+                   peak = CASE WHEN ?2 = 'done' THEN ?3 ELSE peak END,
+                   lower_bound = CASE WHEN ?4 THEN max(coalesce(lower_bound, 0), ?3) ELSE lower_bound END
+                 WHERE id = ?1",
+            )?
+            .execute(params![task_id, state.as_str(), peak, bound])?;
+        Ok(())
+    }
+
+    /// Journals a sweep event (brake, pause, learned-peak change…) in the current group.
+    pub fn event(
+        &mut self,
+        sweep: &SweepHandle,
+        unix_ms: i64,
+        kind: &str,
+        detail: &serde_json::Value,
+    ) -> Result<()> {
+        self.group()?;
+        self.conn
+            .prepare_cached(
+                "INSERT INTO events (sweep_id, unix_ms, kind, detail) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![sweep.id, unix_ms, kind, detail.to_string()])
+            .with_context(|| format!("cannot write journal {}", self.shown()))?;
+        Ok(())
+    }
+
+    /// What the sweep's done tasks showed (peak, duration, time to peak), in task order, for
+    /// the policy to learn from.
+    pub fn learned_history(&mut self, sweep: &SweepHandle) -> Result<Vec<Learned>> {
+        // The time to peak is read off the attempt's timeline: its first sample at 95% of
+        // the peak (what the policy learns live; samples hold PSS where it was refreshed).
+        let mut st = self.conn.prepare_cached(
+            "SELECT t.key, t.peak, a.duration_ms,
+                    (SELECT min(s.t_ms) FROM samples s
+                      WHERE s.attempt_id = a.id AND coalesce(s.used, s.pss, s.rss) >= t.peak * 0.95)
+               FROM tasks t LEFT JOIN attempts a ON a.id = t.last_attempt_id
+              WHERE t.sweep_id = ?1 AND t.state = 'done' AND t.peak IS NOT NULL
+              ORDER BY t.seq",
+        )?;
+        let ms = |v: Option<i64>| v.and_then(|v| u64::try_from(v).ok());
+        let rows = st
+            .query_map([sweep.id], |r| {
+                Ok(Learned {
+                    key: r.get(0)?,
+                    peak: u64::try_from(r.get::<_, i64>(1)?).unwrap_or(0),
+                    duration_ms: ms(r.get(2)?),
+                    time_to_peak_ms: ms(r.get(3)?),
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .with_context(|| schema::corrupt_context(&self.shown()))?;
+        Ok(rows)
+    }
+
+    /// Test seam: caps the database size in pages, to provoke "disk full" on commit.
+    #[doc(hidden)]
+    pub fn limit_pages_for_tests(&mut self, pages: u64) -> Result<()> {
+        self.conn
+            .query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(()))?;
+        Ok(())
+    }
+}
