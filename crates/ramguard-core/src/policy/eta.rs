@@ -13,7 +13,6 @@
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use std::fmt;
 use std::time::Duration;
 
 use super::{Policy, TaskId};
@@ -23,7 +22,7 @@ use crate::units::Bytes;
 /// queue counts at their mean.
 pub const ETA_WINDOW: usize = 1024;
 
-/// Why fewer than `-j` tasks run while tasks wait.
+/// Why fewer than `-j` tasks run while tasks wait (worded by the binary).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Short {
     /// The next task does not fit in the room left beside the running tasks.
@@ -36,23 +35,6 @@ pub enum Short {
     Alone,
     /// The kernel reports memory pressure (PSI).
     Psi,
-}
-
-impl fmt::Display for Short {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Short::Memory { next, room } => {
-                write!(
-                    f,
-                    "waiting for memory (next needs {next}, {room} free for it)"
-                )
-            }
-            Short::Paused(n) => write!(f, "{n} paused for memory"),
-            Short::ColdStart => write!(f, "cold start (waiting for the first peaks to settle)"),
-            Short::Alone => write!(f, "a task braked repeatedly runs alone"),
-            Short::Psi => write!(f, "memory pressure (PSI)"),
-        }
-    }
 }
 
 impl Policy {

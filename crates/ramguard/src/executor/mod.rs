@@ -346,7 +346,7 @@ fn snapshot(policy: &Policy, exec: &dyn Executor, progress: &mut Progress) -> Sn
         .is_none_or(|p| now.saturating_sub(p.0) >= PROGRESS_EVERY);
     if stale {
         let eta = policy.eta(now);
-        let short = policy.short().map(ToString::to_string);
+        let short = policy.short().map(Words::words);
         *progress = Some((now, eta, short));
     }
     let (at, eta, short) = progress.clone().unwrap_or_default();

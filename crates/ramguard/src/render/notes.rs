@@ -7,6 +7,7 @@
 //! journal, and the one place a hint (`hint: raise --mem`) names the flag to change.
 //! Journal rows keep the words as they were written.
 
+use ramguard_core::policy::eta::Short;
 use ramguard_core::policy::{BrakeWhy, PauseWhy, Projection, Reason};
 use ramguard_core::units::format_duration;
 
@@ -91,6 +92,21 @@ impl Words for Projection {
     fn words(&self) -> String {
         let Projection { need, limit } = self;
         format!("running tasks would need {need} of the {limit} they may hold")
+    }
+}
+
+/// Why fewer than `-j` tasks run while tasks wait.
+impl Words for Short {
+    fn words(&self) -> String {
+        match self {
+            Short::Memory { next, room } => {
+                format!("waiting for memory (next needs {next}, {room} free for it)")
+            }
+            Short::Paused(n) => format!("{n} paused for memory"),
+            Short::ColdStart => "cold start (waiting for the first peaks to settle)".to_string(),
+            Short::Alone => "a task braked repeatedly runs alone".to_string(),
+            Short::Psi => "memory pressure (PSI)".to_string(),
+        }
     }
 }
 
@@ -205,6 +221,20 @@ mod tests {
         for (reason, want) in cases {
             assert_eq!(reason.words(), want, "{reason:?}");
         }
+    }
+
+    #[test]
+    fn why_fewer_run_reads_as_it_always_did() {
+        let memory = Short::Memory {
+            next: mib(1536),
+            room: mib(512),
+        };
+        assert_eq!(
+            memory.words(),
+            "waiting for memory (next needs 1.5 GiB, 512 MiB free for it)"
+        );
+        assert_eq!(Short::Paused(2).words(), "2 paused for memory");
+        assert_eq!(Short::Psi.words(), "memory pressure (PSI)");
     }
 
     #[test]

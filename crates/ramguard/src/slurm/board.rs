@@ -33,7 +33,7 @@ pub struct Board {
 }
 
 /// A job in flight.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct Flight {
     pub job: u64,
     pub journal_attempt: u32,

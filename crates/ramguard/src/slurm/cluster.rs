@@ -313,17 +313,12 @@ impl<'a> Cluster<'a> {
                 job,
                 journal_attempt: ja,
                 files_attempt: ja,
-                attempt_id: 0,
                 dir,
                 requested,
                 time,
                 learned_from: s.policy.predictor().observed(),
                 escalated: self.escalate[task].is_some(),
-                adopted: false,
-                journaled_t_ms: None,
-                progress: Progress::default(),
-                cancelled: false,
-                ended_seen: None,
+                ..Flight::default()
             },
         );
         Ok(job)
@@ -338,17 +333,11 @@ impl<'a> Cluster<'a> {
                 job: l.job,
                 journal_attempt: self.names.journal_attempt(s.task, s.attempt),
                 files_attempt: l.files_attempt,
-                attempt_id: 0,
                 dir: l.dir,
                 requested: l.requested,
-                time: None,
                 learned_from: s.policy.predictor().observed(),
-                escalated: false,
                 adopted: true,
-                journaled_t_ms: None,
-                progress: Progress::default(),
-                cancelled: false,
-                ended_seen: None,
+                ..Flight::default()
             },
         );
         l.job

@@ -280,3 +280,34 @@ fn the_same_script_gives_the_same_run() {
     assert_eq!(a.lines, b.lines);
     assert!(a.lines.len() >= 12, "{:#?}", a.lines);
 }
+
+#[test]
+fn a_second_ctrl_c_kills_tasks_that_ignore_the_first() {
+    // Both tasks ignore TERM; the grace is long. The first Ctrl-C asks them to stop, the
+    // second kills everything at once instead of waiting out the grace.
+    let cfg = Config {
+        estimate: Some(gib(0.5)),
+        grace: secs(30.0),
+        ..config()
+    };
+    let stubborn = || ramp(0.5, 1.0, 600.0).ignoring_term();
+    let mut exec = Scripted::new(gib(8.0))
+        .task(0, vec![stubborn()])
+        .task(1, vec![stubborn()])
+        .interrupt_at(secs(2.0))
+        .interrupt_at(secs(3.0));
+    let (end, sink) = run(cfg, &mut exec, 2);
+    assert_eq!(end, RunEnd::Interrupted);
+    let killed_all = exec
+        .told()
+        .iter()
+        .find(|(_, t)| *t == Told::KillAll)
+        .map(|(at, _)| *at);
+    assert_eq!(killed_all, Some(secs(3.0)), "{:#?}", exec.told());
+    for task in 0..2 {
+        let fin = sink.finished.iter().find(|f| f.task == task).unwrap();
+        assert_eq!(fin.class, ExitClass::Interrupted);
+        assert_eq!(fin.signal(), Some(9), "{:#?}", sink.lines);
+        assert_eq!(fin.duration, secs(3.0));
+    }
+}
