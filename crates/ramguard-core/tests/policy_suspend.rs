@@ -541,6 +541,27 @@ fn late_peaks_are_caught_before_the_danger_line() {
 }
 
 #[test]
+fn late_peaks_that_climb_in_half_a_second_after_a_quiet_stretch_are_caught() {
+    // The same four tasks, but the climb to 2.5 GiB takes 0.5 s (three together: 13.8 GiB/s
+    // on an ideal host). After 8 s of nothing growing, sampling that assumed one CPU's fill
+    // rate (1 GiB/s) was 500 ms apart and the three jumped past the danger line between two
+    // samples: simulated kernel OOM kills. The pace assumes what the CPUs the tasks run on
+    // can fault in (`policy::pace`), so the climb is seen while there is still room to act.
+    let (cfg, host) = small_machine(4);
+    let late = || {
+        let mut s = Script::ramp(gib(0.2), secs(0.5), secs(7.5), 0);
+        s.points.push((secs(8.5), gib(2.5)));
+        s.points.push((secs(9.5), gib(2.5)));
+        SimTask::new(s)
+    };
+    let (sim, report) = run_sampled(cfg, host, (0..4).map(|_| late()).collect());
+    assert_clean(&report);
+    all_done(&sim, 4);
+    assert_never_all_paused(&sim);
+    assert!(report.min_available > gib(0.25), "{}", report.min_available);
+}
+
+#[test]
 fn few_huge_tasks_never_hold_their_peaks_together() {
     // Three tasks of 3 GiB (75% of the machine) among five of 300 MiB, nothing known but
     // the task's index. No two huge ones may hold their peaks at once: whatever admission

@@ -35,6 +35,7 @@ pub mod eta;
 mod learn;
 pub mod levels;
 pub mod order;
+pub mod pace;
 pub mod predict;
 pub mod project;
 pub mod reason;

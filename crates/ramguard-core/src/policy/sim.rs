@@ -28,6 +28,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use super::pace::Pacer;
 use super::{
     Action, Config, Ending, Exit, ExitClass, Note, Policy, Sample, TaskId, TaskSpec, TaskState,
     SIGKILL, SIGTERM,
@@ -320,56 +321,11 @@ pub struct Sim {
     report: Report,
 }
 
-/// The supervisor's adaptive sampling, replayed: the interval is the time the faster of the
-/// seen and assumed fill rates needs to use up the headroom to the brake level or to the
-/// budget, halved, within 20 ms … 500 ms; 2 ms while measured growth would reach either
-/// within 100 ms (and 100 ms after). The supervisor's constants, `supervisor/mod.rs`.
-#[derive(Debug, Clone, Copy, Default)]
+/// The supervisor's adaptive sampling, replayed through the same rule (`policy::pace`).
+#[derive(Debug, Clone, Copy)]
 struct Adaptive {
-    fill_rate: f64,
-    fast_until: Duration,
-    last: Option<(Duration, Bytes, Bytes)>,
+    pacer: Option<Pacer>,
     next: Duration,
-}
-
-const MIN_TICK: Duration = Duration::from_millis(20);
-const MAX_TICK: Duration = Duration::from_millis(500);
-const FAST_TICK: Duration = Duration::from_millis(2);
-const FAST_HORIZON: f64 = 0.1;
-const FAST_HOLD: Duration = Duration::from_millis(100);
-const ASSUMED_FILL_RATE: f64 = (1u64 << 30) as f64;
-
-impl Adaptive {
-    /// Takes a sample into account and returns the interval until the next.
-    fn after(&mut self, now: Duration, available: Bytes, used: Bytes, cfg: &Config) -> Duration {
-        let headroom = available
-            .saturating_sub(cfg.brake_level)
-            .min(cfg.budget.saturating_sub(used));
-        if let Some((t0, a0, u0)) = self.last {
-            let dt = now.saturating_sub(t0).as_secs_f64();
-            if dt >= MIN_TICK.as_secs_f64() || (dt > 0.0 && now < self.fast_until) {
-                let host = a0.get().saturating_sub(available.get()) as f64 / dt;
-                let tasks = used.get().saturating_sub(u0.get()) as f64 / dt;
-                let rate = host.max(tasks);
-                if rate > 0.0 {
-                    self.fill_rate = self.fill_rate.max(rate) * 0.9 + ASSUMED_FILL_RATE * 0.1;
-                    if (headroom.get() as f64) < rate * FAST_HORIZON {
-                        self.fast_until = now + FAST_HOLD;
-                    }
-                }
-                self.last = Some((now, available, used));
-            }
-        } else {
-            self.last = Some((now, available, used));
-        }
-        let floor = if now < self.fast_until {
-            FAST_TICK
-        } else {
-            MIN_TICK
-        };
-        let secs = headroom.get() as f64 / self.fill_rate.max(ASSUMED_FILL_RATE) / 2.0;
-        Duration::from_secs_f64(secs.clamp(floor.as_secs_f64(), MAX_TICK.as_secs_f64()))
-    }
 }
 
 /// Simulated time after which [`Sim::drive`] gives up: the policy is stuck.
@@ -408,7 +364,10 @@ impl Sim {
     /// The same harness sampling as the supervisor does, instead of every 50 ms: from 500 ms
     /// apart while memory is far from the lines down to 2 ms while it races toward them.
     pub fn sampling_like_the_supervisor(mut self) -> Sim {
-        self.adaptive = Some(Adaptive::default());
+        self.adaptive = Some(Adaptive {
+            pacer: None,
+            next: Duration::ZERO,
+        });
         self
     }
 
@@ -644,8 +603,26 @@ impl Sim {
             self.log.push((self.now, action));
         }
         if let Some(mut a) = self.adaptive {
+            let cfg = self.policy.config();
             let used = self.runs.values().map(|r| r.mem).sum::<Bytes>();
-            a.next = a.after(self.now, available, used, self.policy.config());
+            let largest = self.runs.values().map(|r| r.mem).max().unwrap_or_default();
+            let cap_room = cfg
+                .task_cap
+                .map_or(Bytes(u64::MAX), |cap| cap.saturating_sub(largest));
+            let headroom = available
+                .saturating_sub(cfg.brake_level)
+                .min(cfg.budget.saturating_sub(used))
+                .min(cap_room);
+            // An ideal host lets every running task fill at once.
+            let jobs = u32::try_from(cfg.max_jobs).unwrap_or(u32::MAX);
+            let cpus = self
+                .host
+                .cpu
+                .map_or(jobs, |c| (c.cpus.ceil() as u32).min(jobs));
+            a.next = a
+                .pacer
+                .get_or_insert_with(|| Pacer::new(cpus))
+                .next(self.now, available, used, headroom);
             self.adaptive = Some(a);
         }
     }

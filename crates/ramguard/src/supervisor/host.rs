@@ -17,6 +17,8 @@ pub struct HostWatch {
     pub(super) root: Root,
     psi_file: Option<String>,
     pub(super) shm_size: Option<Bytes>,
+    /// CPUs the tasks can use: how fast they can fill memory together (`policy::pace`).
+    pub(super) cpus: u32,
     /// The last `oom_kill` reading and when: tasks started in one pass share it.
     oom_read: Option<(Duration, Option<u64>)>,
 }
@@ -27,6 +29,7 @@ impl HostWatch {
             memory: MemoryWatch::new(root.clone(), report),
             psi_file: report.psi.as_ref().map(|p| p.source.file.clone()),
             shm_size: report.shm.as_ref().map(|s| s.size),
+            cpus: report.cpus.usable,
             root,
             oom_read: None,
         }

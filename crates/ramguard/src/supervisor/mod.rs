@@ -28,6 +28,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use ramguard_core::policy::pace::Pacer;
 use ramguard_core::policy::{Config, Ending, Exit, ExitClass, Policy, Sample, StopReason, TaskId};
 use ramguard_core::Bytes;
 use rustix::process::Signal;
@@ -41,23 +42,6 @@ use crate::executor::{Executor, Load, Sampled, Spawned, Start, Stop, Verdict};
 pub use crate::executor::{Finished, RunEnd, Sink, Snapshot};
 use crate::probe::Root;
 
-/// Fastest and slowest sampling intervals (DESIGN.md: 20 ms … 500 ms).
-const MIN_TICK: Duration = Duration::from_millis(20);
-const MAX_TICK: Duration = Duration::from_millis(500);
-/// The floor while memory is seen filling fast enough to reach the brake level or the
-/// budget within [`FAST_HORIZON`]: at 2 GiB/s, 20 ms between samples lets a task overshoot
-/// by 40 MiB and delays the brake by 10 ms on average. A tick costs about 90 µs with 8
-/// tasks (4.3 % of a core at this rate), and this floor lasts only as long as the race (plus
-/// [`FAST_HOLD`]), so it costs nothing otherwise; a steady budget, however tight, never
-/// arms it.
-const FAST_TICK: Duration = Duration::from_millis(2);
-const FAST_HORIZON: Duration = Duration::from_millis(100);
-/// How long the fast floor outlives the last fast fill seen: tasks grow in steps (a 2 GiB/s
-/// allocation loop touches 20 MiB, then does nothing for 10 ms) and a brake needs its victim
-/// gone before it judges memory again.
-const FAST_HOLD: Duration = Duration::from_millis(100);
-/// The fill rate assumed when nothing faster was seen: 1 GiB/s.
-const ASSUMED_FILL_RATE: f64 = (1u64 << 30) as f64;
 /// How long processes left after a task's root exited get to finish after a TERM (Python's
 /// resource tracker unlinks leaked segments once the last worker is gone).
 const LEFTOVER_GRACE: Duration = Duration::from_millis(300);
@@ -101,13 +85,10 @@ pub struct Supervisor {
     wake: Wake,
     /// The last sample's time, host headroom and tasks' total.
     last_available: Option<(Duration, Bytes, Bytes)>,
-    /// The same at least [`MIN_TICK`] before: fill rates are measured over that window,
-    /// since over a 2 ms tick a task growing in steps reads as nothing or as a burst.
-    rate_base: Option<(Duration, Bytes, Bytes)>,
-    /// Until when the sampling floor is [`FAST_TICK`].
-    fast_until: Duration,
+    /// How often to sample (`policy::pace`, the rule the simulator replays); made at the
+    /// first sample, when `-j` is known.
+    pacer: Option<Pacer>,
     last_discover: Option<Duration>,
-    fill_rate: f64,
     /// The signal that asks a task to stop (`--stop-signal`); KILL follows after the grace.
     stop_signal: Signal,
     /// The tasks' `/dev/shm` files.
@@ -139,10 +120,8 @@ impl Supervisor {
             start: Instant::now(),
             wake: Wake::install()?,
             last_available: None,
-            rate_base: None,
-            fast_until: Duration::ZERO,
+            pacer: None,
             last_discover: None,
-            fill_rate: ASSUMED_FILL_RATE,
             shm: shm::ShmWatch::new(Root::host()),
             shm_cleanup: false,
             shm_expected: Bytes::ZERO,
@@ -330,35 +309,19 @@ impl Supervisor {
             .saturating_sub(cfg.brake_level)
             .min(cfg.budget.saturating_sub(used))
             .min(cap_room);
-        if let Some((t0, a0, u0)) = self.rate_base {
-            let dt = now.saturating_sub(t0).as_secs_f64();
-            if dt >= MIN_TICK.as_secs_f64() {
-                let host = a0.get().saturating_sub(available.get()) as f64 / dt;
-                let tasks = used.get().saturating_sub(u0.get()) as f64 / dt;
-                let rate = host.max(tasks);
-                if rate > 0.0 {
-                    self.fill_rate = self.fill_rate.max(rate) * 0.9 + ASSUMED_FILL_RATE * 0.1;
-                    // Measured (not assumed) growth that reaches the line soon.
-                    if (headroom.get() as f64) < rate * FAST_HORIZON.as_secs_f64() {
-                        self.fast_until = now + FAST_HOLD;
-                    }
-                }
-                self.rate_base = Some((now, available, used));
-            }
-        } else {
-            self.rate_base = Some((now, available, used));
-        }
         self.last_available = Some((now, available, used));
-        let floor = if now < self.fast_until {
-            FAST_TICK
-        } else {
-            MIN_TICK
-        };
-        let secs = headroom.get() as f64 / self.fill_rate.max(ASSUMED_FILL_RATE) / 2.0;
+        let cpus = self
+            .host
+            .cpus
+            .min(u32::try_from(cfg.max_jobs).unwrap_or(u32::MAX));
+        let next = self
+            .pacer
+            .get_or_insert_with(|| Pacer::new(cpus))
+            .next(now, available, used, headroom);
         Ok(Sampled {
             sample,
             trees,
-            next: Duration::from_secs_f64(secs.clamp(floor.as_secs_f64(), MAX_TICK.as_secs_f64())),
+            next,
         })
     }
 
