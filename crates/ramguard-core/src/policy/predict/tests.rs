@@ -1,0 +1,189 @@
+use super::*;
+
+const MB: u64 = 1_000_000;
+
+fn peak(p: u64) -> Observation {
+    Observation {
+        peak: Bytes(p),
+        duration: None,
+        time_to_peak: None,
+    }
+}
+
+#[test]
+fn estimate_until_measured_then_quantile_with_margin() {
+    let mut p = Predictor::new(Some(Bytes(500 * MB)));
+    assert_eq!(p.predict(&[]), Some(Bytes(500 * MB)));
+    p.observe(&[], peak(100 * MB));
+    p.observe(&[], peak(200 * MB));
+    assert_eq!(p.predict(&[]), Some(Bytes(220 * MB)));
+}
+
+#[test]
+fn unknown_without_estimate_or_data() {
+    let p = Predictor::new(None);
+    assert_eq!(p.predict(&[1.0]), None);
+    assert_eq!(p.duration(&[1.0]), None);
+    assert_eq!(p.time_to_peak(&[1.0]), None);
+}
+
+#[test]
+fn backtest_years_extrapolate_to_a_large_peak() {
+    // Seed 001: 1 year → 234 MB, 2 years → ~450 MB; 10 years must come out ≥ 2 GB.
+    let mut p = Predictor::new(None);
+    p.observe(&[1.0, 10.0], peak(234 * MB));
+    p.observe(&[2.0, 10.0], peak(452 * MB));
+    let ten = p.predict(&[10.0, 10.0]).unwrap();
+    assert!(ten.get() >= 2_200 * MB, "{ten}");
+    let one = p.predict(&[1.0, 10.0]).unwrap();
+    assert!(one.get() < 300 * MB, "{one}");
+    assert_eq!(p.peaks().fit().unwrap().features, vec![0]);
+}
+
+#[test]
+fn feature_that_explains_nothing_falls_back_to_quantile() {
+    let mut p = Predictor::new(None);
+    p.observe(&[1.0], peak(100 * MB));
+    p.observe(&[2.0], peak(100 * MB));
+    p.observe(&[3.0], peak(100 * MB));
+    assert!(p.peaks().fit().is_none());
+    assert_eq!(p.predict(&[50.0]), Some(Bytes(110 * MB)));
+}
+
+#[test]
+fn nan_features_are_ignored() {
+    let mut p = Predictor::new(None);
+    p.observe(&[f64::NAN], peak(100 * MB));
+    p.observe(&[f64::NAN], peak(300 * MB));
+    assert!(p.peaks().fit().is_none());
+    assert_eq!(p.predict(&[f64::NAN]), Some(Bytes(330 * MB)));
+}
+
+#[test]
+fn duration_of_years_times_symbols_needs_both_features() {
+    // duration = 2 s + 3 s per year + 5 s per symbol, over a 3 × 3 grid.
+    let mut m = Model::new(Side::Upper);
+    for years in [1.0, 2.0, 3.0] {
+        for symbols in [1.0, 4.0, 9.0] {
+            m.observe(&[years, 7.0, symbols], 2.0 + 3.0 * years + 5.0 * symbols);
+        }
+    }
+    let fit = m.fit().unwrap();
+    assert_eq!(fit.features, vec![2, 0], "{fit:?}");
+    assert!(fit.r2 > 0.999, "{fit:?}");
+    // Nine observations, three per coefficient: the fit's own deviations carry its
+    // uncertainty, and the margin shrinks to FIT_MARGIN.
+    let d = m.predict(&[10.0, 7.0, 2.0]).unwrap();
+    assert!((d - 42.0 * (1.0 + FIT_MARGIN)).abs() < 0.01, "{d}");
+}
+
+#[test]
+fn a_collinear_feature_adds_nothing() {
+    let mut m = Model::new(Side::Upper);
+    for x in 1..=9 {
+        let x = f64::from(x);
+        m.observe(&[x, 2.0 * x, (x * 7.0) % 5.0], 10.0 * x);
+    }
+    assert_eq!(m.fit().unwrap().features.len(), 1);
+}
+
+#[test]
+fn lower_side_errs_early() {
+    // Times to peak 4 s and 8 s at ramps 4 and 8: a ramp of 6 is predicted at 5.4 s.
+    let mut m = Model::new(Side::Lower);
+    m.observe(&[4.0], 4.0);
+    m.observe(&[8.0], 8.0);
+    let t = m.predict(&[6.0]).unwrap();
+    assert!((t - 5.4).abs() < 1e-9, "{t}");
+    // Without features: the low quantile, minus the margin.
+    let mut q = Model::new(Side::Lower);
+    for y in [3.0, 5.0, 9.0] {
+        q.observe(&[], y);
+    }
+    assert!((q.predict(&[]).unwrap() - 2.7).abs() < 1e-9);
+}
+
+#[test]
+fn one_leaking_task_does_not_spoil_the_fit() {
+    // Peaks follow --peak exactly, except one task that leaked to 6× its size.
+    let mut m = Model::new(Side::Upper);
+    for (i, size) in [100.0, 300.0, 200.0, 500.0, 400.0, 250.0, 350.0]
+        .iter()
+        .enumerate()
+    {
+        let y = if i == 3 { 6.0 * size } else { *size };
+        m.observe(&[*size], y);
+    }
+    let fit = m.fit().unwrap();
+    assert!((fit.slopes[0] - 1.0).abs() < 1e-9, "{fit:?}");
+    let p = m.predict(&[300.0]).unwrap();
+    assert!((p - 300.0 * (1.0 + FIT_MARGIN)).abs() < 1e-6, "{p}");
+    // The quantile still remembers it.
+    assert!(m.typical().unwrap() >= 3000.0);
+}
+
+#[test]
+fn a_rival_does_not_speak_far_beyond_the_values_it_was_fitted_on() {
+    // Features: --peak, --hold. Three tasks whose hold times happen to rise with their
+    // peaks: hold is a rival of peak. A task holding 8 s (far beyond 1.2–3.8 s) with a
+    // peak of 200 is predicted by its peak, not at the rival's extrapolation; one
+    // holding 4 s (within reach of what was seen) still gets the safer rival.
+    let mut m = Model::new(Side::Upper);
+    m.observe(&[1145.0, 2.35], 1145.0);
+    m.observe(&[2779.0, 3.83], 2779.0);
+    m.observe(&[278.0, 1.18], 278.0);
+    assert_eq!(m.rivals.len(), 1, "{:?}", m.rivals);
+    let far = m.predict(&[200.0, 8.0]).unwrap();
+    assert!(far < 300.0, "{far}");
+    let near = m.predict(&[200.0, 4.0]).unwrap();
+    assert!(near > 2000.0, "{near}");
+}
+
+#[test]
+fn a_seed_column_that_fits_two_points_by_chance_is_not_trusted() {
+    // Features: --peak as a size, --seed. Two points fit both perfectly.
+    let mut m = Model::new(Side::Upper);
+    m.observe(&[1500.0, 7.0], 1500.0);
+    m.observe(&[700.0, 3.0], 700.0);
+    // By --peak, a 100 MB task; by --seed 9, 1900. The safer wins.
+    assert!((m.predict(&[100.0, 9.0]).unwrap() - 1900.0 * 1.1).abs() < 1e-6);
+    // More tasks: the seed stops explaining anything, the size alone predicts.
+    for (size, seed) in [(300.0, 8.0), (1200.0, 1.0), (500.0, 6.0), (900.0, 2.0)] {
+        m.observe(&[size, seed], size);
+    }
+    assert!(m.rivals.is_empty(), "{:?}", m.rivals);
+    let p = m.predict(&[100.0, 9.0]).unwrap();
+    assert!((p - 100.0 * (1.0 + FIT_MARGIN)).abs() < 1e-6, "{p}");
+}
+
+#[test]
+fn many_observations_keep_the_quantile_on_the_safe_side_between_refits() {
+    let mut m = Model::new(Side::Upper);
+    for i in 0..1000 {
+        m.observe(&[], f64::from(i % 100));
+    }
+    // p90 is 89; values seen since the last refit may have pushed it up to 99.
+    let t = m.typical().unwrap();
+    assert!((89.0 * 1.1..=99.0 * 1.1 + 1e-9).contains(&t), "{t}");
+    // One huge value right after a refit counts at once, if only until the next.
+    m.observe(&[], 10_000.0);
+    assert!(m.typical().unwrap() >= 10_000.0);
+    for i in 0..100 {
+        m.observe(&[], f64::from(i % 100));
+    }
+    assert!(
+        m.typical().unwrap() <= 99.0 * 1.1 + 1e-9,
+        "{:?}",
+        m.typical()
+    );
+}
+
+#[test]
+fn solve_refuses_a_singular_system() {
+    assert_eq!(solve(vec![vec![1.0, 2.0, 3.0], vec![2.0, 4.0, 6.0]]), None);
+    let x = solve(vec![vec![2.0, 1.0, 5.0], vec![1.0, 3.0, 10.0]]).unwrap();
+    assert!(
+        (x[0] - 1.0).abs() < 1e-12 && (x[1] - 3.0).abs() < 1e-12,
+        "{x:?}"
+    );
+}
