@@ -104,3 +104,13 @@ fn ctrl_c_stops_the_running_tasks() {
     assert!(text.ends_with("exit Some(130)\n"), "{text}");
     snapshot!("interrupted", &text);
 }
+
+#[test]
+fn a_bad_script_is_refused_before_the_journal_is_touched() {
+    let w = Work::new();
+    std::fs::write(w.path().join("script.json"), r#"{ "capacity": "lots" }"#).unwrap();
+    let out = w.run(&["run", "--scripted", "script.json", "--", "true"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).starts_with("error: "), "{}", stderr(&out));
+    assert!(!w.journal().exists());
+}

@@ -45,6 +45,9 @@ pub fn run(args: &RunArgs) -> Result<Outcome> {
     validate::name(&sweep.name)?;
     validate::settings(&settings.policy)?;
     validate::commands(&sweep.tasks)?;
+    if let Some(script) = &args.scripted {
+        scripted::load(script, &[])?; // a bad script is refused before the journal is touched
+    }
     if args.dry_run {
         return dry_run(args, &mut sweep, &settings);
     }
