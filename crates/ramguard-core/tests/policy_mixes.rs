@@ -75,6 +75,7 @@ fn simulate(host: Host, tasks: Vec<SimTask>) -> (Sim, Report) {
         retries: 0,
         psi_full_pause: 10.0,
         max_brakes: 3,
+        pause: true,
     };
     let mut sim = Sim::new(cfg, host, tasks).sampling_like_the_supervisor();
     let report = sim.drive();

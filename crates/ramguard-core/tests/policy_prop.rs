@@ -72,9 +72,10 @@ fn config() -> impl Strategy<Value = Config> {
         prop::option::of(500u64..4000),
         prop::option::of(1u64..30),
         0u32..4,
+        any::<bool>(),
     )
         .prop_map(
-            |(jobs, estimate, retries, budget, cap, timeout, max_brakes)| Config {
+            |(jobs, estimate, retries, budget, cap, timeout, max_brakes, pause)| Config {
                 budget: mib(budget),
                 reserve: mib(256),
                 brake_level: mib(512),
@@ -87,6 +88,7 @@ fn config() -> impl Strategy<Value = Config> {
                 retries,
                 psi_full_pause: 40.0,
                 max_brakes,
+                pause,
             },
         )
 }

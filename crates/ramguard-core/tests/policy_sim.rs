@@ -47,6 +47,7 @@ fn config() -> Config {
         retries: 0,
         psi_full_pause: 40.0,
         max_brakes: 3,
+        pause: true,
     }
 }
 
@@ -290,6 +291,7 @@ fn task_too_big_to_ever_fit_fails_without_starting() {
 fn task_that_outgrows_the_budget_alone_fails_naming_its_size() {
     let cfg = Config {
         max_brakes: 1,
+        pause: true,
         ..config()
     };
     let (sim, report) = run(cfg, host(), vec![ramp(7.0, 7.0, 1.0)]);

@@ -41,6 +41,7 @@ fn config() -> Config {
         retries: 0,
         psi_full_pause: 40.0,
         max_brakes: 3,
+        pause: true,
     }
 }
 
@@ -179,6 +180,28 @@ fn suspend_then_resume_without_loss() {
         Action::Note(ramguard_core::policy::Note::TaskPaused { task: 1, why }) if why.need > why.limit
     )));
     assert!(report.paused_seconds > 3.0, "{}", report.paused_seconds);
+}
+
+#[test]
+fn with_pausing_off_the_same_sweep_brakes_instead_and_still_finishes() {
+    // `--no-pause`, for tasks that must not be stopped for a while: the growing task of
+    // `suspend_then_resume_without_loss` is braked and rerun alone instead of paused, and
+    // nothing is ever paused.
+    let cfg = Config {
+        estimate: Some(gib(1.0)),
+        pause: false,
+        ..config()
+    };
+    let tasks = vec![ramp(1.0, 1.0, 14.0), ramp(5.5, 10.0, 1.0)];
+    let (sim, report) = run(cfg, Host::new(gib(8.0)), tasks);
+    assert_clean(&report);
+    all_done(&sim, 2);
+    assert_eq!(report.pauses, 0);
+    assert!(sim
+        .log()
+        .iter()
+        .all(|(_, a)| !matches!(a, Action::Pause { .. })));
+    assert!(report.brakes >= 1, "{}", report.brakes);
 }
 
 #[test]

@@ -496,10 +496,13 @@ fn a_braked_shared_memory_task_leaves_no_segment_and_its_retry_can_create_it_aga
     let names: Vec<String> = (0..2).map(|i| unique(&format!("brake-{i}"))).collect();
     let _guards: Vec<ShmGuard> = names.iter().map(|n| ShmGuard::new(n)).collect();
     // Two tasks of 160 MiB of SharedMemory, both started at once (--estimate) under a
-    // 300 MiB budget: the newest is braked. Its retry creates the same segment name, which
-    // fails (FileExistsError) if the braked attempt's segment was left behind.
+    // 300 MiB budget: the newest is braked (`--no-pause`: pausing it instead, which the
+    // policy does when it catches the climb early enough, would leave nothing to test).
+    // Its retry creates the same segment name, which fails (FileExistsError) if the braked
+    // attempt's segment was left behind.
     let mut args = vec![
         "run",
+        "--no-pause",
         "--json",
         "--progress",
         "plain",

@@ -252,6 +252,7 @@ mod tests {
             retries: 0,
             psi_full_pause: 40.0,
             max_brakes: 3,
+            pause: true,
         }
     }
 

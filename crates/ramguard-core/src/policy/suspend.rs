@@ -77,7 +77,7 @@ impl Policy {
 
     /// Pauses, resumes or brakes a paused task as the module doc says; called per sample.
     pub(super) fn check_suspend(&mut self, now: Duration) {
-        if self.interrupted {
+        if self.interrupted || !self.config.pause {
             return;
         }
         let Some(limit) = self.limit() else { return };

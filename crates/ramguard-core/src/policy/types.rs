@@ -38,6 +38,9 @@ pub struct Config {
     pub psi_full_pause: f64,
     /// After this many brakes a task runs alone; if it is braked alone it fails.
     pub max_brakes: u32,
+    /// Pause (SIGSTOP) a growing task before braking when memory nears the limit
+    /// (`policy/suspend.rs`); false with `--no-pause`, or where the executor cannot pause.
+    pub pause: bool,
 }
 
 /// What the policy knows about a task before it runs.

@@ -98,6 +98,11 @@ pub struct RunArgs {
     #[arg(long, value_name = "SIZE", value_parser = parse_abs_size)]
     pub task_mem: Option<Bytes>,
 
+    /// Never pause (SIGSTOP) a task for memory: brake (stop and requeue) instead. For tasks
+    /// that must not be stopped for a while: network clients with timeouts, MPI ranks, GPU jobs.
+    #[arg(long)]
+    pub no_pause: bool,
+
     /// Also remove the /dev/shm files a task created and left behind when it ended by
     /// itself (files of tasks ramguard stops are always removed once no process holds them).
     #[arg(long)]

@@ -407,6 +407,12 @@ pub fn dry_run(
     for line in s.danger.describe() {
         writeln!(out, "{line}")?;
     }
+    let pause = if p.pause {
+        "a growing task is paused (SIGSTOP) as memory nears the limit, resumed when it fits"
+    } else {
+        "never (--no-pause): the brake stops and requeues instead"
+    };
+    writeln!(out, "pause      {pause}")?;
     writeln!(out, "jobs       {}", p.max_jobs)?;
     let room = p.budget.min(s.effective_limit.saturating_sub(p.reserve));
     let start = cold_start_line(room, p.max_jobs, p.estimate.is_some());

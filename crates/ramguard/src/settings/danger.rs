@@ -139,6 +139,7 @@ mod tests {
             retries: 0,
             psi_full_pause: 10.0,
             max_brakes: 3,
+            pause: true,
         };
         let mut host = Host::new(report.memory.total);
         host.external = (0..=24)

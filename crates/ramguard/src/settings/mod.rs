@@ -92,6 +92,9 @@ impl Settings {
                 // Each memory kill asks for more by measurement; a task growing fast may
                 // need a few before one job holds its whole peak.
                 max_brakes: 6,
+                // A job on another node cannot be paused from here (`scontrol suspend` is an
+                // operator's command): its memory is braked or capped instead.
+                pause: false,
                 ..self.policy.clone()
             },
         }
@@ -160,6 +163,7 @@ pub fn resolve(args: &RunArgs, file: &SweepOptions, report: &HostReport) -> Resu
             retries,
             psi_full_pause: PSI_FULL_PAUSE,
             max_brakes: MAX_BRAKES,
+            pause: !args.no_pause,
         },
         threads,
         thread_caps,
@@ -188,6 +192,7 @@ impl Serialize for Settings {
             timeout: Option<f64>,
             grace: f64,
             retries: u32,
+            pause: bool,
             threads: Option<u32>,
             thread_env: &'a BTreeMap<String, String>,
             #[serde(flatten)]
@@ -208,6 +213,7 @@ impl Serialize for Settings {
             timeout: p.timeout.map(|d| d.as_secs_f64()),
             grace: p.grace.as_secs_f64(),
             retries: p.retries,
+            pause: p.pause,
             threads: self.threads,
             thread_env: self.thread_env(),
             restart: &self.restart,
@@ -249,6 +255,10 @@ pub fn recorded_policy(recorded: &serde_json::Value) -> Config {
         retries: count("retries").unwrap_or(0) as u32,
         psi_full_pause: PSI_FULL_PAUSE,
         max_brakes: MAX_BRAKES,
+        pause: recorded
+            .get("pause")
+            .and_then(serde_json::Value::as_bool)
+            .unwrap_or(true),
     }
 }
 

@@ -37,6 +37,7 @@ fn config() -> Config {
         retries: 0,
         psi_full_pause: 40.0,
         max_brakes: 3,
+        pause: true,
     }
 }
 
