@@ -75,6 +75,8 @@ pub struct Snapshot {
     pub eta: Option<Duration>,
     /// Why fewer than `-j` tasks run while tasks wait.
     pub short: Option<String>,
+    /// Nothing runs and nothing is left to start: the sink commits everything now.
+    pub finished: bool,
 }
 
 /// Where the supervisor reports. Implemented by `ramguard run` over the journal and printer.
@@ -99,7 +101,7 @@ pub trait Sink {
     /// Something the policy noted (brake, pause, learned peak).
     fn note(&mut self, now: Duration, note: &Note) -> Result<()>;
     /// Makes what is due durable, then reports it. A sink may hold completions back for a
-    /// short group-commit window; it must commit everything when nothing is running.
+    /// short group-commit window; it must commit everything once `snapshot.finished`.
     fn flush(&mut self, now: Duration, snapshot: &Snapshot) -> Result<()>;
     /// When the sink next wants [`Sink::flush`] called even if nothing happens.
     fn next_flush(&self) -> Option<Duration> {
@@ -358,5 +360,6 @@ fn snapshot(policy: &Policy, exec: &dyn Executor, progress: &mut Progress) -> Sn
         paused: load.paused,
         eta: eta.map(|e| e.saturating_sub(now.saturating_sub(at))),
         short,
+        finished: load.running == 0 && policy.is_finished(),
     }
 }

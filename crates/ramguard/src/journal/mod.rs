@@ -18,12 +18,18 @@
 //!   `commit` returns Ok, so the supervisor reports a completion only after that. Another
 //!   writer on the same file (a supervisor of another sweep) waits while a group is open
 //!   (busy timeout [`BUSY_TIMEOUT`]), so callers commit at least every few hundred ms.
-//! - **Durability**: `journal_mode=WAL`, `synchronous=FULL`. Each commit fsyncs the WAL.
+//! - **Durability**: `journal_mode=WAL`; [`Journal::commit`] fsyncs the WAL (the connection
+//!   runs at `synchronous=NORMAL` and each `commit` ends with one small group at FULL).
 //!   A process crash (SIGKILL, panic, OOM kill of ramguard itself) loses only the group not
 //!   yet committed; a power cut or kernel crash loses the same and nothing more, because the
 //!   WAL is on disk before `commit` returns. (With `synchronous=NORMAL` a power cut could
 //!   also lose the last committed groups, which would break "reported means durable".)
 //!   Group commits keep the fsync cost per group, not per task: see the report's figures.
+//!   [`Journal::commit_for_crash`] is the cheaper step between: committed without an fsync,
+//!   so a crash of ramguard loses nothing of it (the WAL is in the page cache) but a power
+//!   cut might; the next [`Journal::commit`] fsyncs the WAL and with it everything before.
+//!   `run` uses it before starting a task (a finished task must not rerun because the next
+//!   start crashed ramguard) and prints a completion only after a full commit.
 //! - **Interrupted work**: an attempt row with no exit class is running. When its supervisor
 //!   is gone (we hold the sweep lock, so it must be), [`Journal::recover_interrupted`] closes
 //!   it as `interrupted`, makes its task rerun, and returns its pid for the caller to kill.
@@ -329,6 +335,8 @@ pub struct Journal {
     task_ids: HashMap<(i64, String), i64>,
     /// The task row of every attempt started through this handle and not yet finished.
     attempt_tasks: HashMap<i64, i64>,
+    /// Groups were committed for a crash only since the last fsync of the WAL.
+    unsynced: bool,
 }
 
 /// Converts a byte count or duration for storage (SQLite integers are i64).
@@ -358,6 +366,7 @@ impl Journal {
             timelines: HashMap::new(),
             task_ids: HashMap::new(),
             attempt_tasks: HashMap::new(),
+            unsynced: false,
         }
     }
 
@@ -385,6 +394,39 @@ impl Journal {
     /// Makes everything written since the last commit durable; on failure (disk full, I/O
     /// error) the group is rolled back and the error returned.
     pub fn commit(&mut self) -> Result<()> {
+        self.end_group()?;
+        if !self.unsynced {
+            return Ok(());
+        }
+        // The connection runs at synchronous=NORMAL (commits without an fsync); one more
+        // group at FULL fsyncs the WAL, which covers every frame written before it.
+        let shown = self.shown();
+        self.conn
+            .execute_batch("PRAGMA synchronous=FULL")
+            .with_context(|| format!("cannot configure journal {shown}"))?;
+        let synced = self.group().and_then(|()| {
+            self.conn
+                .prepare_cached("UPDATE sweeps SET updated_unix_ms = updated_unix_ms WHERE id = (SELECT min(id) FROM sweeps)")
+                .and_then(|mut st| st.execute([]))
+                .with_context(|| format!("cannot write journal {shown}"))?;
+            self.end_group()
+        });
+        let normal = self.conn.execute_batch("PRAGMA synchronous=NORMAL");
+        synced?;
+        normal.with_context(|| format!("cannot configure journal {shown}"))?;
+        self.unsynced = false;
+        Ok(())
+    }
+
+    /// Ends the current group so that a crash of this process loses none of it, without
+    /// waiting for the disk (no fsync): a power cut may still lose it until the next
+    /// [`Journal::commit`]. Errors as [`Journal::commit`].
+    pub fn commit_for_crash(&mut self) -> Result<()> {
+        self.end_group()
+    }
+
+    /// Commits the current group at synchronous=NORMAL (no fsync).
+    fn end_group(&mut self) -> Result<()> {
         if !self.in_group {
             return Ok(());
         }
@@ -402,6 +444,7 @@ impl Journal {
                 )
             });
         }
+        self.unsynced = true;
         Ok(())
     }
 

@@ -73,7 +73,7 @@ impl Journal {
         if !mode.eq_ignore_ascii_case("wal") {
             bail!("journal {shown} cannot use WAL mode (got '{mode}'); hint: put it on a local filesystem");
         }
-        conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")
+        conn.execute_batch("PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;")
             .with_context(|| format!("cannot configure journal {shown}"))?;
         schema::migrate(&mut conn, &shown)?;
         Ok(Journal::with_conn(conn, path))

@@ -54,6 +54,7 @@ pub(crate) fn execute(
         samples: HashMap::new(),
         last_commit: Duration::ZERO,
         completions_pending: false,
+        uncommitted: false,
         leaks: leak::Leaks::new(settings.policy.budget, settings.policy.task_cap),
         host_trace: host_trace::HostTrace::default(),
     };

@@ -58,6 +58,9 @@ pub(crate) struct RunSink<'a> {
     /// When the journal was last committed, and whether completions wait to be reported.
     pub(crate) last_commit: Duration,
     pub(crate) completions_pending: bool,
+    /// Completions written to the open group and not committed at all yet (not even
+    /// [`Journal::commit_for_crash`]): the next start commits them first.
+    pub(crate) uncommitted: bool,
     /// Leak watches of the running attempts.
     pub(crate) leaks: leak::Leaks,
     /// When the host's available memory was last journaled.
@@ -89,6 +92,11 @@ impl Timeline {
 
 /// Starts and samples are committed at least this often, so `status` sees them.
 const BACKGROUND_COMMIT: Duration = Duration::from_secs(1);
+/// Completions are committed (and then printed) at most this often: one fsync per tick cost
+/// 1–1.5 ms on the loop that starts the next tasks, a third of the time of a sweep of 1,000
+/// one-millisecond tasks. A task's line waits at most this long, and a crash in between
+/// reruns those tasks, as it always did for a group not yet committed.
+const COMPLETION_COMMIT: Duration = Duration::from_millis(50);
 
 impl RunSink<'_> {
     fn def(&self, task: TaskId) -> &TaskDef {
@@ -117,10 +125,18 @@ impl RunSink<'_> {
 
 impl Sink for RunSink<'_> {
     fn launch(&mut self, now: Duration, task: TaskId, attempt: u32) -> Result<Launch> {
-        // A finished task must be durable before anything new starts: a crash right after
-        // this start must not make the rerun repeat it.
-        if self.completions_pending {
+        // A finished task must be committed before anything new starts: a start is when
+        // memory is riskiest, and a crash then must not make the rerun repeat it. Within
+        // the group-commit window that commit does not wait for the disk (an fsync before
+        // every start cost a third of a sweep of one-millisecond tasks), and the completion
+        // is printed after the next full commit; otherwise it is a full commit, printed now.
+        if self.completions_pending && now.saturating_sub(self.last_commit) >= COMPLETION_COMMIT {
             self.commit(now)?;
+        } else if self.uncommitted {
+            self.journal.commit_for_crash().context(
+                "cannot commit to the journal (disk full?); stopped: what was committed is kept, rerun to resume",
+            )?;
+            self.uncommitted = false;
         }
         let (stdout, stderr, result) = self.files(task, attempt);
         // A result file from an earlier run (before --fresh) must not pass for this one's.
@@ -280,7 +296,12 @@ impl Sink for RunSink<'_> {
     }
 
     fn next_flush(&self) -> Option<Duration> {
-        Some(self.last_commit + BACKGROUND_COMMIT)
+        let every = if self.completions_pending {
+            COMPLETION_COMMIT
+        } else {
+            BACKGROUND_COMMIT
+        };
+        Some(self.last_commit + every)
     }
 
     fn note(&mut self, _now: Duration, note: &Note) -> Result<()> {
@@ -326,9 +347,14 @@ impl Sink for RunSink<'_> {
         self.host_trace
             .sample(&mut self.journal, &self.handle, now, snapshot)?;
         let since = now.saturating_sub(self.last_commit);
-        // Completions of one tick share a commit; starts and samples ride along, or go
-        // in the background commit so that `status` sees them.
-        if self.completions_pending || since >= BACKGROUND_COMMIT || snapshot.running == 0 {
+        // Completions share a commit (at most one per COMPLETION_COMMIT); starts and
+        // samples ride along, or go in the background commit so that `status` sees them.
+        let due = if self.completions_pending {
+            COMPLETION_COMMIT
+        } else {
+            BACKGROUND_COMMIT
+        };
+        if since >= due || snapshot.finished {
             self.commit(now)?;
         }
         self.stats.peak_used = self.stats.peak_used.max(snapshot.used);
@@ -347,6 +373,7 @@ impl RunSink<'_> {
         )?;
         self.last_commit = now;
         self.completions_pending = false;
+        self.uncommitted = false;
         for line in self.pending.drain(..) {
             self.printer.event(&line);
         }
@@ -430,6 +457,7 @@ impl RunSink<'_> {
             self.stats.shm_left.push((label, fin.shm.left.clone()));
         }
         self.completions_pending = true;
+        self.uncommitted = true;
         Ok(())
     }
 }
