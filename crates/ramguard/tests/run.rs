@@ -60,7 +60,7 @@ fn a_small_sweep_runs_every_task_once_and_records_it() {
     // Plain progress: one timestamped line per start and finish.
     let err = stderr(&out);
     assert_eq!(
-        err.lines().filter(|l| l.contains(" start ")).count(),
+        err.lines().filter(|l| l.contains(" start   #")).count(),
         3,
         "{err}"
     );
@@ -440,7 +440,7 @@ fn after_sigkill_the_rerun_runs_exactly_what_is_not_done() {
     let mut lines = BufReader::new(guard.0.stderr.take().unwrap()).lines();
     loop {
         let line = lines.next().expect("ramguard ended early").unwrap();
-        if line.contains(" start ") && line.contains(" c") {
+        if line.contains(" start   #") && line.contains(" c") {
             if let Some(rest) = line.split(" pid ").nth(1) {
                 pids.0
                     .push(rest.split(',').next().unwrap().trim().parse().unwrap());
@@ -654,7 +654,7 @@ fn a_rerun_with_new_values_learns_from_the_earlier_runs_tasks() {
     let log = run(&["120M"]);
     let start = log
         .lines()
-        .find(|l| l.contains(" start "))
+        .find(|l| l.contains(" start   #"))
         .unwrap_or_else(|| panic!("{log}"));
     // The peaks of 100M and 150M fit a line: 120M is predicted about 124 MiB plus margin.
     let mib: f64 = start
