@@ -192,7 +192,13 @@ impl Sink for RunSink<'_> {
             self.journal.attempt_threads(id, &self.threads_applied)?;
         }
         let line = lines::start_line(&self.label(task), attempt, a, pid, predicted);
-        self.printer.event(&line);
+        // Behind lines that wait for a commit, so that a retry never prints its start
+        // before the end of the attempt it retries.
+        if self.pending.is_empty() {
+            self.printer.event(&line);
+        } else {
+            self.pending.push(line);
+        }
         Ok(())
     }
 
