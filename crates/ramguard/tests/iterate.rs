@@ -5,6 +5,7 @@
 mod common;
 
 use std::io::{BufRead, BufReader, Write};
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -681,7 +682,17 @@ fn tasks_inherit_nohup_and_nothing_else() {
             c.arg(common::ramguard_bin());
             c
         } else {
-            Command::new(common::ramguard_bin())
+            let mut c = Command::new(common::ramguard_bin());
+            // Started normally, whatever this test process inherited (a CI runner under
+            // nohup ignores SIGHUP, and so would everything it starts).
+            // SAFETY: signal() is async-signal-safe; nothing else runs in the child.
+            unsafe {
+                c.pre_exec(|| {
+                    libc::signal(libc::SIGHUP, libc::SIG_DFL);
+                    Ok(())
+                });
+            }
+            c
         };
         let out = c
             .current_dir(w.path())
