@@ -399,13 +399,19 @@ impl LeakWatch {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     const MIB: u64 = 1 << 20;
 
     /// A ramp to `peak` over `ramp_ms`, then `leak` bytes/s, sampled every `step` ms.
-    fn trace(peak: u64, ramp_ms: u64, leak: u64, until_ms: u64, step: u64) -> Vec<(u64, u64)> {
+    pub(in crate::findings) fn trace(
+        peak: u64,
+        ramp_ms: u64,
+        leak: u64,
+        until_ms: u64,
+        step: u64,
+    ) -> Vec<(u64, u64)> {
         (1..=until_ms / step)
             .map(|i| {
                 let t = i * step;

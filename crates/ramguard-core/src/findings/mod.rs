@@ -403,20 +403,7 @@ mod tests {
 
     const MIB: u64 = 1 << 20;
 
-    /// A ramp to `peak` over `ramp_ms`, then `leak` bytes/s, sampled every `step` ms.
-    fn trace(peak: u64, ramp_ms: u64, leak: u64, until_ms: u64, step: u64) -> Vec<(u64, u64)> {
-        (1..=until_ms / step)
-            .map(|i| {
-                let t = i * step;
-                let m = if t < ramp_ms {
-                    peak * t / ramp_ms
-                } else {
-                    peak + leak * (t - ramp_ms) / 1000
-                };
-                (t, m)
-            })
-            .collect()
-    }
+    use super::leak::tests::trace;
 
     fn task(label: &str, peak: u64, leak: Option<Leak>) -> TaskFacts {
         TaskFacts {

@@ -12,6 +12,7 @@
 
 use std::time::Duration;
 
+use super::Config;
 use crate::Bytes;
 
 /// Fastest and slowest ordinary sampling intervals (DESIGN.md: 20 ms … 500 ms).
@@ -33,6 +34,21 @@ pub const FAST_HOLD: Duration = Duration::from_millis(100);
 /// What one CPU can fault in when a task touches fresh memory as fast as it can: 2 GiB/s
 /// (page faults plus zeroing, measured 2–4 GiB/s per core on current x86 and arm64).
 pub const FILL_PER_CPU: f64 = 2.0 * (1u64 << 30) as f64;
+
+/// The headroom the next sample must come before: memory fills from either side — the
+/// host's available memory falling toward the brake level, or the tasks' total rising toward
+/// `--mem` (on a big machine the budget binds long before the host) — and a task filling
+/// toward `--task-mem` (a /dev/shm file grows as fast as it is written) is sampled as
+/// closely as one filling toward the budget. `largest` is the largest task's memory.
+pub fn headroom(cfg: &Config, available: Bytes, used: Bytes, largest: Bytes) -> Bytes {
+    let cap_room = cfg
+        .task_cap
+        .map_or(Bytes(u64::MAX), |cap| cap.saturating_sub(largest));
+    available
+        .saturating_sub(cfg.brake_level)
+        .min(cfg.budget.saturating_sub(used))
+        .min(cap_room)
+}
 
 /// The sampling rule's state: the fill rate seen and the window it is measured over.
 #[derive(Debug, Clone, Copy)]

@@ -28,7 +28,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::pace::Pacer;
+use super::pace::{self, Pacer};
 use super::{
     Action, Config, Ending, Exit, ExitClass, Note, Policy, Sample, TaskId, TaskState, SIGKILL,
     SIGTERM,
@@ -417,13 +417,7 @@ impl Sim {
             let cfg = self.policy.config();
             let used = self.runs.values().map(|r| r.mem).sum::<Bytes>();
             let largest = self.runs.values().map(|r| r.mem).max().unwrap_or_default();
-            let cap_room = cfg
-                .task_cap
-                .map_or(Bytes(u64::MAX), |cap| cap.saturating_sub(largest));
-            let headroom = available
-                .saturating_sub(cfg.brake_level)
-                .min(cfg.budget.saturating_sub(used))
-                .min(cap_room);
+            let headroom = pace::headroom(cfg, available, used, largest);
             // An ideal host lets every running task fill at once.
             let jobs = u32::try_from(cfg.max_jobs).unwrap_or(u32::MAX);
             let cpus = self

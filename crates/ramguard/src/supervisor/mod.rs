@@ -28,7 +28,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use ramguard_core::policy::pace::Pacer;
+use ramguard_core::policy::pace::{self, Pacer};
 use ramguard_core::policy::{Config, Ending, Exit, ExitClass, Policy, Sample, StopReason, TaskId};
 use ramguard_core::Bytes;
 use rustix::process::Signal;
@@ -296,19 +296,8 @@ impl Supervisor {
             }),
             shm_free: self.host.shm_free(),
         };
-        // Adaptive interval: the time the faster of the seen and assumed fill rates needs
-        // to use up the headroom to the brake level or to the budget, halved.
-        // Memory fills from either side: the host's headroom falling, or the tasks' total
-        // rising toward `--mem` (on a big machine the budget binds long before the host).
-        // A task filling toward `--task-mem` (a /dev/shm file grows as fast as it is
-        // written) is sampled as closely as one filling toward the budget.
-        let cap_room = cfg
-            .task_cap
-            .map_or(Bytes(u64::MAX), |cap| cap.saturating_sub(largest));
-        let headroom = available
-            .saturating_sub(cfg.brake_level)
-            .min(cfg.budget.saturating_sub(used))
-            .min(cap_room);
+        // Adaptive interval (`policy::pace`, the rule the simulator replays).
+        let headroom = pace::headroom(cfg, available, used, largest);
         self.last_available = Some((now, available, used));
         let cpus = self
             .host
