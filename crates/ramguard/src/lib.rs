@@ -18,6 +18,7 @@ pub mod settings;
 pub mod slurm;
 pub mod supervisor;
 pub mod sweep_file;
+pub mod words;
 
 use std::io::Write;
 use std::process::ExitCode;

@@ -1,6 +1,6 @@
 //! Why things happened, as data: the policy states the facts (sizes, limits, durations,
 //! what caused what) and the binary chooses the words, flag names and hints
-//! (`ramguard::render::notes`). The journal keeps the words as they were written, so a
+//! (`ramguard::words`). The journal keeps the words as they were written, so a
 //! wording change never rewrites history, and the core never names a command-line flag.
 
 use std::time::Duration;

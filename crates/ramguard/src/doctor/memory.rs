@@ -9,6 +9,7 @@ use ramguard_core::limits::SourceKind;
 use ramguard_core::Bytes;
 
 use super::{ev, read, Checkup, Context, Severity};
+pub use crate::probe::daemons::{auxv_page_size, tree_page_size};
 use crate::probe::{HostReport, Root};
 
 /// The thread-count variables BLAS, OpenMP and friends read: the list `run` sets.
@@ -335,33 +336,6 @@ fn threads(ctx: &Context, host: Option<&HostReport>, c: &mut Checkup) {
         ],
         "ramguard run sets them to 1 per task (`--threads N` to change); elsewhere `export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1` before starting the pool",
     );
-}
-
-/// The page size a captured tree states: `KernelPageSize` in `proc/self/smaps`, or
-/// `AT_PAGESZ` in `proc/self/auxv`; `None` when it says neither.
-pub fn tree_page_size(root: &Root) -> Option<u64> {
-    if let Ok(t) = read(root, "/proc/self/smaps") {
-        if let Some(kib) = t.lines().find_map(|l| {
-            let rest = l.strip_prefix("KernelPageSize:")?;
-            rest.split_whitespace().next()?.parse::<u64>().ok()
-        }) {
-            return Some(kib * 1024);
-        }
-    }
-    let auxv = std::fs::read(root.path("/proc/self/auxv")).ok()?;
-    auxv_page_size(&auxv)
-}
-
-/// Finds `AT_PAGESZ` (6) in a native-endian 64-bit auxiliary vector.
-pub fn auxv_page_size(bytes: &[u8]) -> Option<u64> {
-    const AT_PAGESZ: u64 = 6;
-    let word = |c: &[u8]| u64::from_ne_bytes(c.try_into().unwrap_or([0; 8]));
-    bytes
-        .chunks_exact(16)
-        .map(|p| (word(&p[..8]), word(&p[8..])))
-        .take_while(|(k, _)| *k != 0)
-        .find(|(k, _)| *k == AT_PAGESZ)
-        .map(|(_, v)| v)
 }
 
 /// The environment in a captured tree's `proc/self/environ`, when present.

@@ -8,7 +8,7 @@
 //! not root) make the answer uncertain, and the finding says so. Under `--root` the tree's
 //! own `proc/` is scanned the same way, by path only.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
 use std::time::UNIX_EPOCH;
 
@@ -86,114 +86,7 @@ fn size(h: &HostReport, s: &crate::probe::host::ShmReport, c: &mut Checkup) {
     }
 }
 
-/// What the process scan saw: every held name and (device, inode), and how many processes
-/// could not be read.
-#[derive(Debug, Default)]
-pub struct Holders {
-    pub names: HashSet<String>,
-    pub inodes: HashSet<(u64, u64)>,
-    pub scanned: usize,
-    pub unreadable: usize,
-}
-
-/// Scans `/proc/*/maps` and `/proc/*/fd/*` under `root` for `/dev/shm` users.
-pub fn scan_holders(root: &Root) -> Holders {
-    let mut h = Holders::default();
-    let Ok(dir) = std::fs::read_dir(root.path("/proc")) else {
-        return h;
-    };
-    for entry in dir.flatten() {
-        let name = entry.file_name();
-        let Some(pid) = name
-            .to_str()
-            .filter(|s| s.bytes().all(|b| b.is_ascii_digit()))
-        else {
-            continue;
-        };
-        h.scanned += 1;
-        let mut blind = false;
-        match std::fs::read_to_string(root.path(&format!("/proc/{pid}/maps"))) {
-            Ok(text) => {
-                for (name, dev, ino) in maps_shm(&text) {
-                    if let Some(n) = name {
-                        h.names.insert(n);
-                    }
-                    h.inodes.insert((dev, ino));
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => blind = true,
-            Err(_) => {}
-        }
-        match std::fs::read_dir(root.path(&format!("/proc/{pid}/fd"))) {
-            Ok(fds) => {
-                for fd in fds.flatten() {
-                    if let Ok(target) = std::fs::read_link(fd.path()) {
-                        if let Some(n) = shm_name(&target.to_string_lossy()) {
-                            h.names.insert(n);
-                        }
-                    }
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => blind = true,
-            Err(_) => {}
-        }
-        if blind {
-            h.unreadable += 1;
-        }
-    }
-    h
-}
-
-/// The segment name in a path `/dev/shm/NAME` (no deeper directories, not deleted).
-fn shm_name(path: &str) -> Option<String> {
-    let rest = path.strip_prefix("/dev/shm/")?;
-    if rest.is_empty() || rest.contains('/') || rest.ends_with(" (deleted)") {
-        return None;
-    }
-    Some(rest.to_string())
-}
-
-/// The `/dev/shm` mappings in a maps file: (name if the path says, device, inode). Device is
-/// encoded as the kernel's `st_dev` (`major:minor` in hex in the file).
-pub fn maps_shm(text: &str) -> Vec<(Option<String>, u64, u64)> {
-    let mut out = Vec::new();
-    for line in text.lines() {
-        // addr perms offset dev inode path
-        let mut it = line.splitn(6, ' ');
-        let (_, _, _, dev, ino) = (it.next(), it.next(), it.next(), it.next(), it.next());
-        let path = it.next().map(str::trim_start).unwrap_or("");
-        let (Some(dev), Some(ino)) = (dev, ino) else {
-            continue;
-        };
-        let Ok(ino) = ino.parse::<u64>() else {
-            continue;
-        };
-        let name = shm_name(path);
-        // A deleted segment ("/dev/shm/x (deleted)") keeps its inode but has no name.
-        if name.is_none() && !path.starts_with("/dev/shm/") {
-            continue;
-        }
-        let dev = dev
-            .split_once(':')
-            .and_then(|(ma, mi)| {
-                Some(makedev(
-                    u64::from_str_radix(ma, 16).ok()?,
-                    u64::from_str_radix(mi, 16).ok()?,
-                ))
-            })
-            .unwrap_or(0);
-        out.push((name, dev, ino));
-    }
-    out
-}
-
-/// The kernel's `st_dev` encoding of a major and minor number (glibc's `makedev`).
-fn makedev(major: u64, minor: u64) -> u64 {
-    ((major & 0xfffff000) << 32)
-        | ((major & 0xfff) << 8)
-        | ((minor & 0xffffff00) << 12)
-        | (minor & 0xff)
-}
+pub use crate::probe::shm::{maps_shm, scan_holders, Holders};
 
 fn leaked(root: &Root, ctx: &Context, c: &mut Checkup) {
     let files = match crate::probe::shm::files(root) {
@@ -311,6 +204,7 @@ fn passwd(root: &Root) -> HashMap<u32, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::probe::shm::{makedev, shm_name};
 
     #[test]
     fn maps_lines_name_shm_segments() {

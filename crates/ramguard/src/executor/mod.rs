@@ -12,6 +12,7 @@
 //! only the order of things: reap → sample → feed the policy → execute its actions →
 //! flush the sink (the journal's group commit happens before anything is printed) → wait.
 
+pub mod attempt;
 pub mod script;
 
 use std::time::Duration;
@@ -22,10 +23,9 @@ use ramguard_core::policy::{
 };
 use ramguard_core::Bytes;
 
-use crate::render::notes::Words;
-use crate::supervisor::shm;
-use crate::supervisor::spawn::Launch;
-use crate::supervisor::tree::TreeMemory;
+pub use attempt::{Launch, Settled, TaskFile, TreeMemory};
+
+use crate::words::Words;
 
 /// A task attempt that ended, with everything the journal and the printer need.
 #[derive(Debug, Clone)]
@@ -48,7 +48,7 @@ pub struct Finished {
     /// The largest summed virtual size (not memory; recorded because users confuse them).
     pub peak_virt: Bytes,
     /// What became of the task's `/dev/shm` files.
-    pub shm: shm::Settled,
+    pub shm: Settled,
 }
 
 impl Finished {

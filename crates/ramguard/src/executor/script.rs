@@ -20,8 +20,8 @@ use ramguard_core::Bytes;
 pub use ramguard_core::policy::sim::{End, Script};
 
 use super::{Executor, Finished, Load, Sampled, Spawned, Start, Stop, Verdict};
-use crate::supervisor::spawn::Launch;
-use crate::supervisor::tree::TreeMemory;
+use crate::executor::attempt::Launch;
+use crate::executor::attempt::TreeMemory;
 
 /// Simulated time after which [`Scripted::wait`] gives up: the run is stuck.
 pub const SCRIPT_LIMIT: Duration = Duration::from_secs(24 * 3600);

@@ -4,6 +4,7 @@
 //! All reads go through a [`Root`] so tests point it at captured fixture trees. Parsing and
 //! the arithmetic of limits live in `ramguard-core`; this module only opens files.
 
+pub mod daemons;
 pub mod host;
 pub mod killers;
 pub mod process;

@@ -3,7 +3,6 @@
 //! (SVG, one self-contained HTML page); none of them reads the journal or the host.
 
 pub mod html;
-pub mod notes;
 pub mod printer;
 pub mod run;
 pub mod svg;

@@ -13,11 +13,11 @@ use ramguard_core::units::format_duration;
 use ramguard_core::Bytes;
 use serde_json::json;
 
-use super::notes::Words;
 use super::text;
 use crate::executor::{Finished, Snapshot};
 use crate::settings::{RestartSettings, Settings};
 use crate::supervisor::shm::TaskFile;
+use crate::words::Words;
 
 /// What a run tallied for its summary.
 #[derive(Debug, Default)]

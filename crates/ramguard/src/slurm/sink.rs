@@ -19,10 +19,10 @@ use super::board::{say, Flight, Names, Shared};
 use super::{job, read_timeline, submit};
 use crate::executor::{Finished, Sink, Snapshot};
 use crate::journal::{AttemptEnd, Journal, MemSample, SweepHandle};
-use crate::render::notes::Words;
 use crate::supervisor::spawn::Launch;
 use crate::supervisor::tree::TreeMemory;
 use crate::supervisor::unix_ms;
+use crate::words::Words;
 
 /// Finished tasks after which a job's size counts as learned, for the ratio summary.
 const WARMUP: usize = 3;

@@ -51,23 +51,7 @@ pub fn refine_step(held: Bytes) -> Bytes {
     Bytes(held.get() / 8).max(REFINE_STEP_MIN)
 }
 
-/// Memory of one task's tree at one sample.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct TreeMemory {
-    /// The one measure: private pages, shared pages once, plus the task's shm files.
-    pub used: Bytes,
-    /// Summed RSS of the tree's processes (overcounts shared pages).
-    pub rss: Bytes,
-    /// Summed PSS at the last refinement, for trees of several processes.
-    pub pss: Option<Bytes>,
-    /// Allocated bytes of the `/dev/shm` files the task created.
-    pub shm: Bytes,
-    /// Summed virtual size: address space, not memory (seed 001).
-    pub virt: Bytes,
-    /// Summed swap at the last refinement.
-    pub swap: Option<Bytes>,
-    pub processes: usize,
-}
+pub use crate::executor::attempt::TreeMemory;
 
 /// One process's memory, measured exactly.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]

@@ -49,21 +49,7 @@ struct Seen {
     appeared_with: Vec<TaskId>,
 }
 
-/// A task's file, as reported when the task ends.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct TaskFile {
-    pub name: String,
-    pub allocated: Bytes,
-}
-
-/// What became of a finished task's files.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Settled {
-    /// Removed by ramguard.
-    pub removed: Vec<TaskFile>,
-    /// Left in place: the task ended by itself, or a live process still holds them.
-    pub left: Vec<TaskFile>,
-}
+pub use crate::executor::attempt::{Settled, TaskFile};
 
 /// Watches `/dev/shm` for the running tasks.
 #[derive(Debug)]
@@ -241,7 +227,7 @@ impl ShmWatch {
         if mine.is_empty() {
             return out;
         }
-        let holders = remove.then(|| crate::doctor::shm::scan_holders(&self.root));
+        let holders = remove.then(|| crate::probe::shm::scan_holders(&self.root));
         for (name, inode) in mine {
             let path = self.dir.join(&name);
             let Ok(meta) = std::fs::metadata(&path) else {

@@ -19,7 +19,7 @@
 
 use std::ffi::{CString, OsStr, OsString};
 use std::fs::File;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::OnceLock;
@@ -41,17 +41,7 @@ pub const THREAD_VARS: &[&str] = &[
     "JULIA_NUM_THREADS",
 ];
 
-/// Everything needed to start one attempt.
-#[derive(Debug)]
-pub struct Launch {
-    pub argv: Vec<String>,
-    /// Extra environment, applied after the thread caps.
-    pub env: Vec<(String, String)>,
-    /// Where the attempt's stdout and stderr go (a file, or a pipe to the log pump). The
-    /// caller closes its copies when the `Launch` is dropped, after [`spawn`].
-    pub stdout: OwnedFd,
-    pub stderr: OwnedFd,
-}
+pub use crate::executor::attempt::Launch;
 
 /// The thread caps of a run: every variable of [`THREAD_VARS`] and the value a task sees.
 ///

@@ -17,11 +17,11 @@ use super::{host_trace, leak, progress, restart};
 use crate::executor::{Finished, Sink, Snapshot};
 use crate::journal::{self, AttemptEnd, Journal, MemSample, SweepHandle};
 use crate::logs;
-use crate::render::notes::Words;
 use crate::render::printer::Printer;
 use crate::render::run::{self as lines, EndVerb, RunStats};
 use crate::settings::RestartSettings;
 use crate::supervisor::{self, tree::TreeMemory, Launch};
+use crate::words::Words;
 
 /// The journal, the log pump and the printer behind the supervisor.
 #[derive(Debug)]

@@ -8,9 +8,9 @@ use ramguard_core::policy::{Config, ExitClass, Note, Policy, TaskId, TaskSpec};
 use ramguard_core::Bytes;
 
 use super::{End, Script, Scripted, Told};
+use crate::executor::attempt::Launch;
+use crate::executor::attempt::TreeMemory;
 use crate::executor::{drive, Finished, RunEnd, Sink, Snapshot, Stop};
-use crate::supervisor::spawn::Launch;
-use crate::supervisor::tree::TreeMemory;
 
 const GIB: f64 = (1u64 << 30) as f64;
 

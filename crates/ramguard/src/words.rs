@@ -4,7 +4,9 @@
 //! The pure policy (`ramguard_core::policy::reason`) states facts — sizes, limits,
 //! durations, what caused what — and never names a flag. This is the one place that turns
 //! them into the lines a person reads in progress output, `status`, `results` and the
-//! journal, and the one place a hint (`hint: raise --mem`) names the flag to change.
+//! journal, and the one place a hint (`hint: raise --mem`) names the flag to change. It
+//! sits beside `render` (not in it) because the executor's loop words the verdicts it hands
+//! to the journal, and render already depends on the executor's types.
 //! Journal rows keep the words as they were written.
 
 use ramguard_core::policy::eta::Short;
