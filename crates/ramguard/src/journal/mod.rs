@@ -19,11 +19,11 @@
 //!   writer on the same file (a supervisor of another sweep) waits while a group is open
 //!   (busy timeout [`BUSY_TIMEOUT`]), so callers commit at least every few hundred ms.
 //! - **Durability**: `journal_mode=WAL`; [`Journal::commit`] fsyncs the WAL (the connection
-//!   runs at `synchronous=NORMAL` and each `commit` ends with one small group at FULL).
+//!   runs at `synchronous=NORMAL`; `commit` syncs the `-wal` file's data itself).
 //!   A process crash (SIGKILL, panic, OOM kill of ramguard itself) loses only the group not
 //!   yet committed; a power cut or kernel crash loses the same and nothing more, because the
-//!   WAL is on disk before `commit` returns. (With `synchronous=NORMAL` a power cut could
-//!   also lose the last committed groups, which would break "reported means durable".)
+//!   WAL is on disk before `commit` returns. (`synchronous=NORMAL` alone would let a power
+//!   cut lose the last committed groups, which would break "reported means durable".)
 //!   Group commits keep the fsync cost per group, not per task: see the report's figures.
 //!   [`Journal::commit_for_crash`] is the cheaper step between: committed without an fsync,
 //!   so a crash of ramguard loses nothing of it (the WAL is in the page cache) but a power
@@ -398,22 +398,25 @@ impl Journal {
         if !self.unsynced {
             return Ok(());
         }
-        // The connection runs at synchronous=NORMAL (commits without an fsync); one more
-        // group at FULL fsyncs the WAL, which covers every frame written before it.
-        let shown = self.shown();
-        self.conn
-            .execute_batch("PRAGMA synchronous=FULL")
-            .with_context(|| format!("cannot configure journal {shown}"))?;
-        let synced = self.group().and_then(|()| {
-            self.conn
-                .prepare_cached("UPDATE sweeps SET updated_unix_ms = updated_unix_ms WHERE id = (SELECT min(id) FROM sweeps)")
-                .and_then(|mut st| st.execute([]))
-                .with_context(|| format!("cannot write journal {shown}"))?;
-            self.end_group()
-        });
-        let normal = self.conn.execute_batch("PRAGMA synchronous=NORMAL");
-        synced?;
-        normal.with_context(|| format!("cannot configure journal {shown}"))?;
+        // The connection runs at synchronous=NORMAL: a commit reaches the WAL file but not
+        // the disk. Syncing the WAL file makes every frame in it durable, which is what a
+        // commit at FULL would have done (sync_data on any descriptor of the file).
+        let mut wal = self.path.clone().into_os_string();
+        wal.push("-wal");
+        match std::fs::File::open(&wal) {
+            Ok(f) => f.sync_data().with_context(|| {
+                format!(
+                    "cannot commit to journal {} (disk full?); the last results were not saved",
+                    self.shown()
+                )
+            })?,
+            // No WAL: a checkpoint moved everything into the database, and at NORMAL a
+            // checkpoint syncs it.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(e).with_context(|| format!("cannot sync journal {}", self.shown()))
+            }
+        }
         self.unsynced = false;
         Ok(())
     }
