@@ -241,6 +241,15 @@ fn all_paused_never_deadlocks() {
     // Task 1, the oldest paused, runs again the instant task 0 ends.
     let resumed = times_of(&sim, |a| matches!(a, Action::Resume { task: 1 }));
     assert!(resumed.contains(&secs(6.0)), "{resumed:?}");
+    // Task 2's brake says why: it waited longer than it ran (not "memory was needed").
+    let v = verdicts(&sim, 2);
+    assert!(
+        matches!(
+            &v[0].2,
+            Reason::Braked { why: BrakeWhy::WaitedLongerThanItRan { waited, ran }, .. } if waited > ran
+        ),
+        "{v:?}"
+    );
 }
 
 #[test]

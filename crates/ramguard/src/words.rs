@@ -72,6 +72,11 @@ impl Words for BrakeWhy {
             BrakeWhy::PausedNeeded(Projection { need, limit }) => format!(
                 "paused while the running tasks needed its memory ({need} of the {limit} they may hold)"
             ),
+            BrakeWhy::WaitedLongerThanItRan { waited, ran } => format!(
+                "paused {} after running {}: cheaper to redo than to keep its memory from the others",
+                format_duration(*waited),
+                format_duration(*ran)
+            ),
         }
     }
 }
@@ -268,6 +273,14 @@ mod tests {
         assert_eq!(
             BrakeWhy::PausedNeeded(squeeze).words(),
             "paused while the running tasks needed its memory (5.5 GiB of the 5 GiB they may hold)"
+        );
+        assert_eq!(
+            BrakeWhy::WaitedLongerThanItRan {
+                waited: Duration::from_secs(3),
+                ran: Duration::from_millis(1500),
+            }
+            .words(),
+            "paused 3s after running 1.5s: cheaper to redo than to keep its memory from the others"
         );
         assert_eq!(
             BrakeWhy::OverBudget {

@@ -52,6 +52,9 @@ pub enum BrakeWhy {
     OverBudget { held: Bytes, budget: Bytes },
     /// The task was paused, and the running tasks needed its memory.
     PausedNeeded(Projection),
+    /// The newest of several paused tasks had waited longer than it ran: redoing its work
+    /// costs less than keeping its memory from the others.
+    WaitedLongerThanItRan { waited: Duration, ran: Duration },
 }
 
 /// Why admission is paused.

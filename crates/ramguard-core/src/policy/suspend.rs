@@ -128,7 +128,7 @@ impl Policy {
                     .map(|id| self.current(id).get() as f64)
                     .sum();
                 if held >= limit * (1.0 - APPROACH) {
-                    self.brake_paused(now, &paused, projected, limit);
+                    self.brake_paused(now, &paused, needed(projected, limit));
                 }
                 return;
             };
@@ -158,7 +158,7 @@ impl Policy {
         if held > limit && growing && !braking {
             // Memory must come back: what runs grows past the reserve while paused tasks
             // hold memory.
-            self.brake_paused(now, &paused, held, limit);
+            self.brake_paused(now, &paused, needed(held, limit));
             return;
         }
         // Resume the oldest paused tasks while the projection with them fits, or memory in
@@ -183,14 +183,15 @@ impl Policy {
             let ran = self.elapsed_running(*newest, now);
             let waited = now.saturating_sub(self.facts(*newest).paused_since.unwrap_or(now));
             if waited > ran.max(SETTLE_WINDOW) && !braking {
-                self.brake_paused(now, waiting, held, limit);
+                let why = BrakeWhy::WaitedLongerThanItRan { waited, ran };
+                self.brake_paused(now, waiting, why);
             }
         }
     }
 
     /// Brakes the newest paused task (once per response): the running tasks need the
     /// memory it holds.
-    fn brake_paused(&mut self, now: Duration, paused: &[TaskId], need: f64, limit: f64) {
+    fn brake_paused(&mut self, now: Duration, paused: &[TaskId], why: BrakeWhy) {
         let braking = self
             .running_ids()
             .any(|id| matches!(self.stopping(id), Some((StopReason::Brake, _))));
@@ -198,10 +199,6 @@ impl Policy {
         let Some(victim) = newest.filter(|_| !braking) else {
             return;
         };
-        let why = BrakeWhy::PausedNeeded(Projection {
-            need: Bytes(need.max(0.0) as u64),
-            limit: Bytes(limit.max(0.0) as u64),
-        });
         let cause = BrakeCause {
             why: why.clone(),
             alone: false,
@@ -356,4 +353,13 @@ impl Policy {
         self.actions.push_back(Action::Resume { task: id });
         Some(lasted)
     }
+}
+
+/// Why a paused task is braked when the running tasks need `need` of the `limit` they may
+/// hold.
+fn needed(need: f64, limit: f64) -> BrakeWhy {
+    BrakeWhy::PausedNeeded(Projection {
+        need: Bytes(need.max(0.0) as u64),
+        limit: Bytes(limit.max(0.0) as u64),
+    })
 }
