@@ -210,18 +210,12 @@ fn environment(extra: &[(String, String)]) -> Result<CStrings> {
 
 /// The paths `execve` tries, as `execvp` would: the program itself if it names a path, else
 /// the program in every `PATH` directory (an empty entry is the current directory).
-///
-/// The first candidate that is an executable regular file goes first: `execvp` would skip
-/// every one before it (missing, a directory, not executable) and run it, and the child —
-/// during which the parent is suspended — then makes one `execve` instead of one per `PATH`
-/// entry (nine on a pyenv machine). The others follow in order, so a file that changes
-/// between this look and the exec still gets `execvp`'s answer.
 fn candidates(program: &str, path: Option<&OsStr>) -> Result<CStrings> {
     if program.contains('/') {
         return cstrings(std::iter::once(program.as_bytes()));
     }
     let path = path.unwrap_or(OsStr::new("/usr/local/bin:/usr/bin:/bin"));
-    let mut joined: Vec<Vec<u8>> = path
+    let joined: Vec<Vec<u8>> = path
         .as_bytes()
         .split(|b| *b == b':')
         .map(|dir| {
@@ -232,27 +226,12 @@ fn candidates(program: &str, path: Option<&OsStr>) -> Result<CStrings> {
             }
         })
         .collect();
-    if let Some(i) = joined.iter().position(|p| runnable(p)) {
-        let first = joined.remove(i);
-        joined.insert(0, first);
-    }
     cstrings(joined.iter().map(Vec::as_slice))
-}
-
-/// Returns true if and only if `path` is a regular file we may execute.
-fn runnable(path: &[u8]) -> bool {
-    let path = std::path::Path::new(OsStr::from_bytes(path));
-    path.metadata().is_ok_and(|m| m.is_file())
-        && rustix::fs::access(path, rustix::fs::Access::EXEC_OK).is_ok()
 }
 
 /// What the child reads (all prepared by the parent) and the word it reports failure in.
 struct ChildArgs<'a> {
     candidates: &'a [*const libc::c_char],
-    /// The signals with a handler of ours (or SIGPIPE ignored by Rust's runtime), which the
-    /// child resets to their default before exec; found by the parent, so the child (during
-    /// which the parent is suspended) makes a handful of calls instead of 64 lookups.
-    reset: &'a [libc::c_int],
     argv: *const *const libc::c_char,
     /// `["sh", <script>, argv[1..], NULL]` with slot 1 left for the child to fill: a file
     /// without a `#!` line (ENOEXEC) runs under `/bin/sh`, as `execvp` does.
@@ -287,10 +266,8 @@ fn clone_exec(
     sh_argv.push(SH_NAME.as_ptr());
     sh_argv.push(std::ptr::null());
     sh_argv.extend_from_slice(&argv.ptrs[1..]);
-    let reset = signals_to_reset();
     let args = ChildArgs {
         candidates: &candidates.ptrs[..candidates.ptrs.len() - 1],
-        reset: &reset,
         argv: argv.ptrs.as_ptr(),
         sh_argv: sh_argv.as_mut_ptr(),
         envp: envp.ptrs.as_ptr(),
@@ -340,24 +317,6 @@ fn clone_exec(
     Ok(pid as u32)
 }
 
-/// The signals whose disposition a task must not inherit: our handlers live in memory the
-/// child shares until it execs, so none may run there. Ignored signals stay ignored across
-/// exec as with any spawn, except SIGPIPE, which Rust's runtime ignores for itself (std's
-/// Command resets it too).
-fn signals_to_reset() -> Vec<libc::c_int> {
-    (1..NSIG)
-        .filter(|&sig| {
-            // SAFETY: an all-zero sigaction is a valid out-value; a null new action only reads.
-            let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
-            if unsafe { libc::sigaction(sig, std::ptr::null(), &mut old) } != 0 {
-                return false;
-            }
-            old.sa_sigaction != libc::SIG_DFL
-                && (old.sa_sigaction != libc::SIG_IGN || sig == libc::SIGPIPE)
-        })
-        .collect()
-}
-
 fn unsafe_zeroed_sigset() -> libc::sigset_t {
     // SAFETY: sigset_t is a plain C struct for which all-zero is a valid (empty) value.
     unsafe { std::mem::zeroed() }
@@ -377,11 +336,21 @@ extern "C" fn child(arg: *mut libc::c_void) -> libc::c_int {
     let errno = || unsafe { *libc::__errno_location() };
     // SAFETY: every call below is a thin wrapper over a system call, with valid arguments.
     unsafe {
-        // Our handlers live in memory we share: none may run here (`signals_to_reset`).
-        for &sig in args.reset {
-            let mut dfl: libc::sigaction = std::mem::zeroed();
-            dfl.sa_sigaction = libc::SIG_DFL;
-            libc::sigaction(sig, &dfl, std::ptr::null_mut());
+        // Our handlers live in memory we share: none may run here. Ignored signals stay
+        // ignored across exec as with any spawn, except SIGPIPE, which Rust's runtime
+        // ignores for itself (std's Command resets it too).
+        for sig in 1..NSIG {
+            let mut old: libc::sigaction = std::mem::zeroed();
+            if libc::sigaction(sig, std::ptr::null(), &mut old) != 0 {
+                continue;
+            }
+            if old.sa_sigaction != libc::SIG_DFL
+                && (old.sa_sigaction != libc::SIG_IGN || sig == libc::SIGPIPE)
+            {
+                let mut dfl: libc::sigaction = std::mem::zeroed();
+                dfl.sa_sigaction = libc::SIG_DFL;
+                libc::sigaction(sig, &dfl, std::ptr::null_mut());
+            }
         }
         // The task's root is the subreaper of its own tree (the setting survives exec): an
         // orphan anywhere below it — double fork, setsid, empty environment — is
