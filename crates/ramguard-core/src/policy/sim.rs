@@ -135,7 +135,7 @@ pub struct Sim {
 /// The supervisor's adaptive sampling, replayed through the same rule (`policy::pace`).
 #[derive(Debug, Clone, Copy)]
 struct Adaptive {
-    pacer: Option<Pacer>,
+    pacer: Pacer,
     next: Duration,
 }
 
@@ -175,8 +175,14 @@ impl Sim {
     /// The same harness sampling as the supervisor does, instead of every 50 ms: from 500 ms
     /// apart while memory is far from the lines down to 2 ms while it races toward them.
     pub fn sampling_like_the_supervisor(mut self) -> Sim {
+        // An ideal host lets every running task fill at once.
+        let jobs = u32::try_from(self.policy.config().max_jobs).unwrap_or(u32::MAX);
+        let cpus = self
+            .host
+            .cpu
+            .map_or(jobs, |c| (c.cpus.ceil() as u32).min(jobs));
         self.adaptive = Some(Adaptive {
-            pacer: None,
+            pacer: Pacer::new(cpus),
             next: Duration::ZERO,
         });
         self
@@ -418,16 +424,7 @@ impl Sim {
             let used = self.runs.values().map(|r| r.mem).sum::<Bytes>();
             let largest = self.runs.values().map(|r| r.mem).max().unwrap_or_default();
             let headroom = pace::headroom(cfg, available, used, largest);
-            // An ideal host lets every running task fill at once.
-            let jobs = u32::try_from(cfg.max_jobs).unwrap_or(u32::MAX);
-            let cpus = self
-                .host
-                .cpu
-                .map_or(jobs, |c| (c.cpus.ceil() as u32).min(jobs));
-            a.next = a
-                .pacer
-                .get_or_insert_with(|| Pacer::new(cpus))
-                .next(self.now, available, used, headroom);
+            a.next = a.pacer.next(self.now, available, used, headroom);
             self.adaptive = Some(a);
         }
     }
