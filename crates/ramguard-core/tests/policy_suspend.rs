@@ -5,6 +5,10 @@
 //! invariants (start only when it fits, one final verdict per task, pause only a running
 //! task, resume only a paused one).
 
+mod common;
+
+use common::*;
+
 use std::collections::BTreeSet;
 use std::time::Duration;
 
@@ -16,55 +20,11 @@ use ramguard_core::policy::{
 };
 use ramguard_core::Bytes;
 
-const GIB: f64 = (1u64 << 30) as f64;
-
-fn gib(x: f64) -> Bytes {
-    Bytes((x * GIB) as u64)
-}
-
-fn secs(x: f64) -> Duration {
-    Duration::from_secs_f64(x)
-}
-
-/// An 8 GiB host with a 6 GiB budget, -j 8, brake at 512 MiB, no estimate.
-fn config() -> Config {
-    Config {
-        budget: gib(6.0),
-        reserve: gib(0.25),
-        brake_level: gib(0.5),
-        hard_level: gib(0.125),
-        max_jobs: 8,
-        estimate: None,
-        task_cap: None,
-        timeout: None,
-        grace: secs(5.0),
-        retries: 0,
-        psi_full_pause: 40.0,
-        max_brakes: 3,
-        pause: true,
-    }
-}
-
-fn ramp(peak: f64, ramp_s: f64, hold_s: f64) -> SimTask {
-    SimTask::new(Script::ramp(gib(peak), secs(ramp_s), secs(hold_s), 0))
-}
-
 /// Like [`run`], sampling as the supervisor does (down to 2 ms while memory races).
 fn run_sampled(config: Config, host: Host, tasks: Vec<SimTask>) -> (Sim, Report) {
     let mut sim = Sim::new(config, host, tasks).sampling_like_the_supervisor();
     let report = sim.drive();
     (sim, report)
-}
-
-fn run(config: Config, host: Host, tasks: Vec<SimTask>) -> (Sim, Report) {
-    let mut sim = Sim::new(config, host, tasks);
-    let report = sim.drive();
-    (sim, report)
-}
-
-fn assert_clean(report: &Report) {
-    assert!(report.violations.is_empty(), "{:#?}", report.violations);
-    assert_eq!(report.kernel_oom_kills, 0, "simulated kernel OOM kill");
 }
 
 fn starts(sim: &Sim) -> Vec<(Duration, TaskId)> {
@@ -83,32 +43,6 @@ fn times_of(sim: &Sim, want: impl Fn(&Action) -> bool) -> Vec<Duration> {
         .filter(|(_, a)| want(a))
         .map(|(t, _)| *t)
         .collect()
-}
-
-fn verdicts(sim: &Sim, task: TaskId) -> Vec<(ExitClass, bool, Reason)> {
-    sim.log()
-        .iter()
-        .filter_map(|(_, a)| match a {
-            Action::Finished {
-                task: t,
-                class,
-                requeued,
-                reason,
-                ..
-            } if *t == task => Some((*class, *requeued, reason.clone())),
-            _ => None,
-        })
-        .collect()
-}
-
-fn all_done(sim: &Sim, n: usize) {
-    for id in 0..n {
-        assert!(
-            matches!(sim.policy().state(id), TaskState::Done { .. }),
-            "task {id}: {:?}",
-            sim.policy().state(id)
-        );
-    }
 }
 
 /// Replays the action log and fails if, once the actions of one instant are done, tasks

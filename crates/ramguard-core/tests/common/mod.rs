@@ -1,5 +1,6 @@
-//! Helpers shared by the policy scenario tests (`policy_sim.rs`, `policy_verdicts.rs`):
-//! an 8 GiB host, a default configuration, ramps, and readers of the action log.
+//! Helpers shared by the policy scenario tests (`policy_sim.rs`, `policy_verdicts.rs`,
+//! `policy_suspend.rs`): an 8 GiB host, a default configuration, ramps, and readers of
+//! the action log.
 
 #![allow(dead_code)] // each test binary uses some of them
 
