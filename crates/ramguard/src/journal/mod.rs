@@ -404,12 +404,7 @@ impl Journal {
         let mut wal = self.path.clone().into_os_string();
         wal.push("-wal");
         match std::fs::File::open(&wal) {
-            Ok(f) => f.sync_data().with_context(|| {
-                format!(
-                    "cannot commit to journal {} (disk full?); the last results were not saved",
-                    self.shown()
-                )
-            })?,
+            Ok(f) => f.sync_data().with_context(|| self.commit_failed())?,
             // No WAL: a checkpoint moved everything into the database, and at NORMAL a
             // checkpoint syncs it.
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -440,15 +435,17 @@ impl Journal {
             .and_then(|mut st| st.execute([]));
         if let Err(e) = committed {
             let _ = self.conn.execute_batch("ROLLBACK");
-            return Err(e).with_context(|| {
-                format!(
-                    "cannot commit to journal {} (disk full?); the last results were not saved",
-                    self.shown()
-                )
-            });
+            return Err(e).with_context(|| self.commit_failed());
         }
         self.unsynced = true;
         Ok(())
+    }
+
+    fn commit_failed(&self) -> String {
+        format!(
+            "cannot commit to journal {} (disk full?); the last results were not saved",
+            self.shown()
+        )
     }
 
     /// Abandons the current group, if any.

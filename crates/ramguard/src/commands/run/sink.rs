@@ -90,12 +90,18 @@ impl Timeline {
     }
 }
 
+/// What a failed commit stops the run with.
+const COMMIT_FAILED: &str =
+    "cannot commit to the journal (disk full?); stopped: what was committed is kept, rerun to resume";
+
 /// Starts and samples are committed at least this often, so `status` sees them.
 const BACKGROUND_COMMIT: Duration = Duration::from_secs(1);
-/// Completions are committed (and then printed) at most this often: one fsync per tick cost
-/// 1–1.5 ms on the loop that starts the next tasks, a third of the time of a sweep of 1,000
-/// one-millisecond tasks. A task's line waits at most this long, and a crash in between
-/// reruns those tasks, as it always did for a group not yet committed.
+/// Completions are made durable (and then printed) at most this often: one fsync per tick
+/// cost 1–1.5 ms on the loop that starts the next tasks, a third of the time of a sweep of
+/// 1,000 one-millisecond tasks. A task's line waits at most this long. Before any start they
+/// are committed for a crash ([`Journal::commit_for_crash`]); a completion followed by no
+/// start waits in the open group, and a crash then reruns it, as for any group not yet
+/// committed.
 const COMPLETION_COMMIT: Duration = Duration::from_millis(50);
 
 impl RunSink<'_> {
@@ -133,9 +139,7 @@ impl Sink for RunSink<'_> {
         if self.completions_pending && now.saturating_sub(self.last_commit) >= COMPLETION_COMMIT {
             self.commit(now)?;
         } else if self.uncommitted {
-            self.journal.commit_for_crash().context(
-                "cannot commit to the journal (disk full?); stopped: what was committed is kept, rerun to resume",
-            )?;
+            self.journal.commit_for_crash().context(COMMIT_FAILED)?;
             self.uncommitted = false;
         }
         let (stdout, stderr, result) = self.files(task, attempt);
@@ -374,9 +378,7 @@ impl RunSink<'_> {
     /// Commits the journal, then prints what waited for it.
     fn commit(&mut self, now: Duration) -> Result<()> {
         // Durable first, then reported.
-        self.journal.commit().context(
-            "cannot commit to the journal (disk full?); stopped: what was committed is kept, rerun to resume",
-        )?;
+        self.journal.commit().context(COMMIT_FAILED)?;
         self.last_commit = now;
         self.completions_pending = false;
         self.uncommitted = false;
