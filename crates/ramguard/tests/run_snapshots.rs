@@ -95,6 +95,20 @@ fn a_failing_task_is_retried_then_fails() {
 }
 
 #[test]
+fn a_retry_started_within_the_commit_window_prints_after_the_attempt_it_retries() {
+    // b fails 20 ms after a's completion was committed: its retry starts inside the 50 ms
+    // window in which completions wait for their durable commit. The retry's start line
+    // must still come after b's own "retry" line, not before it.
+    let w = Work::new();
+    let script = r#"{ "capacity": "4G",
+        "tasks": { "2": [ {"peak": "10M", "ramp": "60ms", "hold": "60ms", "exit": 3} ] } }"#;
+    let text = plain_run(&w, script, &["--mem", "2G", "-j", "2", "--retries", "1"]);
+    let retry = text.find("retry   #2 b").expect(&text);
+    let restart = text.find("start   #2 b (attempt 2)").expect(&text);
+    assert!(retry < restart, "{text}");
+}
+
+#[test]
 fn ctrl_c_stops_the_running_tasks() {
     let w = Work::new();
     let script = r#"{ "capacity": "4G", "interrupt_at": ["1500ms"],
