@@ -528,8 +528,19 @@ fn dry_run_prints_tasks_and_settings_and_writes_nothing() {
         "{text}"
     );
     assert!(text.contains("budget     1 GiB"), "{text}");
+    assert!(
+        text.contains("pause      a growing task is paused"),
+        "{text}"
+    );
     assert!(!w.journal().exists());
     assert!(!w.path().join(".ramguard").exists());
+    // --no-pause says so before anything runs.
+    let out = w.run(&["run", "--dry-run", "--no-pause", "--", "true"]);
+    assert!(
+        stdout(&out).contains("pause      never (--no-pause)"),
+        "{}",
+        stdout(&out)
+    );
 }
 
 #[test]
