@@ -9,7 +9,7 @@ use ramguard_core::limits::SourceKind;
 use ramguard_core::Bytes;
 
 use super::{ev, read, Checkup, Context, Severity};
-pub use crate::probe::daemons::{auxv_page_size, tree_page_size};
+pub use crate::probe::pages::{auxv_page_size, tree_page_size};
 use crate::probe::{HostReport, Root};
 
 /// The thread-count variables BLAS, OpenMP and friends read: the list `run` sets.

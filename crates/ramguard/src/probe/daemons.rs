@@ -1,7 +1,7 @@
-//! What the host says about the daemons that kill processes when memory runs low, and its
-//! page size: which processes run (`/proc/*/comm`), a watchdog.conf value, earlyoom's
-//! thresholds. `run` takes its danger line from them (`probe/killers.rs`) and `doctor`
-//! reports them (`doctor/daemons.rs`).
+//! What the host says about the daemons that kill processes when memory runs low: which
+//! processes run (`/proc/*/comm`), a watchdog.conf value, earlyoom's thresholds. `run`
+//! takes its danger line from them (`probe/killers.rs`) and `doctor` reports them
+//! (`doctor/daemons.rs`).
 
 use std::collections::BTreeMap;
 
@@ -86,31 +86,4 @@ pub fn earlyoom_thresholds(args: &str) -> Vec<(String, String)> {
         out.push((what.to_string(), value));
     }
     out
-}
-
-/// The page size a captured tree states: `KernelPageSize` in `proc/self/smaps`, or
-/// `AT_PAGESZ` in `proc/self/auxv`; `None` when it says neither.
-pub fn tree_page_size(root: &Root) -> Option<u64> {
-    if let Ok(t) = std::fs::read_to_string(root.path("/proc/self/smaps")) {
-        if let Some(kib) = t.lines().find_map(|l| {
-            let rest = l.strip_prefix("KernelPageSize:")?;
-            rest.split_whitespace().next()?.parse::<u64>().ok()
-        }) {
-            return Some(kib * 1024);
-        }
-    }
-    let auxv = std::fs::read(root.path("/proc/self/auxv")).ok()?;
-    auxv_page_size(&auxv)
-}
-
-/// Finds `AT_PAGESZ` (6) in a native-endian 64-bit auxiliary vector.
-pub fn auxv_page_size(bytes: &[u8]) -> Option<u64> {
-    const AT_PAGESZ: u64 = 6;
-    let word = |c: &[u8]| u64::from_ne_bytes(c.try_into().unwrap_or([0; 8]));
-    bytes
-        .chunks_exact(16)
-        .map(|p| (word(&p[..8]), word(&p[8..])))
-        .take_while(|(k, _)| *k != 0)
-        .find(|(k, _)| *k == AT_PAGESZ)
-        .map(|(_, v)| v)
 }

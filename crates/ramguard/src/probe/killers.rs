@@ -17,7 +17,8 @@ use ramguard_core::units::parse_size;
 use ramguard_core::Bytes;
 
 use super::Root;
-use crate::probe::daemons::{conf_value, earlyoom_thresholds, running, tree_page_size};
+use crate::probe::daemons::{conf_value, earlyoom_thresholds, running};
+use crate::probe::pages::tree_page_size;
 
 /// Page sizes a captured tree may use when it does not say which.
 const CANDIDATE_PAGES: [u64; 2] = [4096, 16384];

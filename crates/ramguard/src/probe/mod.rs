@@ -7,6 +7,7 @@
 pub mod daemons;
 pub mod host;
 pub mod killers;
+pub mod pages;
 pub mod process;
 mod root;
 pub mod shm;
