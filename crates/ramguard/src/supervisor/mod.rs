@@ -16,6 +16,7 @@
 //! by the SIGCHLD/SIGINT/SIGTERM handlers).
 
 pub mod host;
+mod latency;
 pub mod measure;
 pub mod pause;
 pub mod sentinel;
@@ -108,6 +109,8 @@ impl Supervisor {
     pub fn new(host: HostWatch) -> Result<Supervisor> {
         rustix::process::set_child_subreaper(Some(rustix::process::getpid()))
             .context("cannot become a child subreaper (prctl PR_SET_CHILD_SUBREAPER)")?;
+        // The loop's thread runs as soon as it is woken, not behind the tasks it refills.
+        latency::shorten_slice();
         let nonce = format!("{}-{}", std::process::id(), unix_ms());
         let sentinel = sentinel::Sentinel::start(&nonce)?;
         let mut trees = Trees::new(nonce);
@@ -210,6 +213,10 @@ impl Supervisor {
                 }
                 None => self.trees.forget_pid(reaped.pid),
             }
+        }
+        // Reaped roots leave the sentinel's list now, before their pids can be reused.
+        if let Some(s) = &mut self.sentinel {
+            s.flush();
         }
     }
 
@@ -497,6 +504,10 @@ impl Executor for Supervisor {
     }
 
     fn wait(&mut self, timeout: Duration) -> Result<()> {
+        // Roots started this pass are announced once, before the sleep.
+        if let Some(s) = &mut self.sentinel {
+            s.flush();
+        }
         // An attempt that ended without a child to reap (it could not start) is news now.
         if !self.running.values().any(|a| a.exit.is_some()) {
             self.wake.wait(timeout);

@@ -6,6 +6,13 @@
 //! when a task's root starts and `-PID` once it has reaped it. When the pipe reaches
 //! end-of-file — ramguard exited, normally or by SIGKILL — the sentinel sweeps and exits.
 //!
+//! The lines are sent in batches ([`Sentinel::flush`]): a write per line woke the sentinel
+//! (and let it preempt ramguard) several times per task, a tenth of ramguard's own time on a
+//! sweep of trivial tasks. The supervisor flushes `-PID` lines as soon as a batch of reaps is
+//! done (a pid the sentinel still believed in could be reused by then) and `+PID` lines
+//! before it sleeps; a root started and not yet announced when ramguard dies carries this
+//! run's token, which the sweep looks for anyway.
+//!
 //! The sweep does not need the tasks' cooperation. Every task root is the subreaper of its own
 //! tree (see `spawn.rs`) and, unlike with `PR_SET_PDEATHSIG`, is not killed by the kernel when
 //! ramguard dies, so the whole tree — daemons that double-forked, called `setsid` or cleared
@@ -34,6 +41,8 @@ pub struct Sentinel {
     child: Child,
     stdin: Option<ChildStdin>,
     nonce: String,
+    /// Lines not written yet.
+    pending: Vec<u8>,
 }
 
 impl Sentinel {
@@ -53,6 +62,7 @@ impl Sentinel {
             child,
             stdin,
             nonce: nonce.to_string(),
+            pending: Vec::new(),
         })
     }
 
@@ -68,16 +78,29 @@ impl Sentinel {
         self.child.id()
     }
 
-    /// Tells the sentinel a task root started (`true`) or was reaped (`false`).
+    /// Tells the sentinel a task root started (`true`) or was reaped (`false`), at the next
+    /// [`Sentinel::flush`].
     pub fn track(&mut self, pid: u32, running: bool) {
-        if let Some(stdin) = &mut self.stdin {
+        if self.stdin.is_some() {
             let sign = if running { '+' } else { '-' };
-            let _ = writeln!(stdin, "{sign}{pid}");
+            let _ = writeln!(self.pending, "{sign}{pid}");
         }
+    }
+
+    /// Sends the lines tracked since the last flush, in one write.
+    pub fn flush(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        if let Some(stdin) = &mut self.stdin {
+            let _ = stdin.write_all(&self.pending);
+        }
+        self.pending.clear();
     }
 
     /// Closes the pipe and waits for the sentinel's sweep to finish.
     pub fn finish(mut self) {
+        self.flush();
         self.stdin.take();
         let _ = self.child.wait();
     }
@@ -85,6 +108,8 @@ impl Sentinel {
 
 impl Drop for Sentinel {
     fn drop(&mut self) {
+        // A reaped pid the sentinel still believed in would be swept, whoever has it now.
+        self.flush();
         self.stdin.take();
     }
 }

@@ -242,6 +242,9 @@ struct ChildArgs<'a> {
     parent: libc::pid_t,
     /// The errno of the step that failed; 0 if the child exec'd.
     error: AtomicI32,
+    /// The scheduling attributes the task runs with, when ramguard's own thread has a
+    /// shorter slice than a task should inherit (`latency.rs`).
+    sched: Option<&'a libc::sched_attr>,
 }
 
 /// The shell that runs a script without a `#!` line, and the name it is given.
@@ -275,6 +278,7 @@ fn clone_exec(
         // SAFETY: getpid has no preconditions.
         parent: unsafe { libc::getpid() },
         error: AtomicI32::new(0),
+        sched: super::latency::task_attr(),
     };
     let stack = Stack::new()?;
     let mut all: libc::sigset_t = unsafe_zeroed_sigset();
@@ -378,6 +382,11 @@ extern "C" fn child(arg: *mut libc::c_void) -> libc::c_int {
         let mut empty = unsafe_zeroed_sigset();
         libc::sigemptyset(&mut empty);
         libc::pthread_sigmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+        // Up to here the child ran with ramguard's short slice, so it reached exec soon;
+        // the task itself gets the default one. A refusal is no reason not to run it.
+        if let Some(attr) = args.sched {
+            super::latency::set_attr(attr);
+        }
         // As execvp: a missing candidate tries the next; a found one that cannot run is
         // remembered (EACCES) unless a later one runs.
         let mut reported = libc::ENOENT;
