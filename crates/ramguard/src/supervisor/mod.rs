@@ -156,7 +156,14 @@ impl Supervisor {
 
     /// Reaps every exited child; task roots' endings are queued for the policy.
     fn reap_children(&mut self, now: Duration) {
-        while let Some(reaped) = reap_one() {
+        // Every exit first, then one read of ramguard's children for the whole batch: the
+        // kernel reparents a root's orphans before the root can be reaped.
+        let batch: Vec<Reaped> = std::iter::from_fn(reap_one).collect();
+        if batch.is_empty() {
+            return;
+        }
+        self.trees.snapshot_children();
+        for reaped in batch {
             match self.trees.task_of_root(reaped.pid) {
                 Some(task) => {
                     // Evidence first: leftovers (Python's resource tracker) may free /dev/shm.
@@ -214,6 +221,7 @@ impl Supervisor {
                 None => self.trees.forget_pid(reaped.pid),
             }
         }
+        self.trees.forget_children_snapshot();
         // Reaped roots leave the sentinel's list now, before their pids can be reused.
         if let Some(s) = &mut self.sentinel {
             s.flush();

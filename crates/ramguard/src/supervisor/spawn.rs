@@ -191,21 +191,44 @@ fn cstrings<'a>(items: impl Iterator<Item = &'a [u8]>) -> Result<CStrings> {
 }
 
 /// ramguard's own environment with `extra` applied on top (later entries win).
-fn environment(extra: &[(String, String)]) -> Result<CStrings> {
-    // Read once: ramguard never changes its own environment after it starts.
-    static BASE: OnceLock<Vec<(OsString, OsString)>> = OnceLock::new();
-    let base = BASE.get_or_init(|| std::env::vars_os().collect());
+fn environment(extra: &[(String, String)]) -> Result<Env> {
+    // Read and encoded once: ramguard never changes its own environment after it starts,
+    // and a sweep of trivial tasks spawns thousands of times.
+    static BASE: OnceLock<Vec<(OsString, CString)>> = OnceLock::new();
+    let base = BASE.get_or_init(|| {
+        std::env::vars_os()
+            .filter_map(|(k, v)| {
+                let entry = CString::new([k.as_bytes(), b"=", v.as_bytes()].concat()).ok()?;
+                Some((k, entry))
+            })
+            .collect()
+    });
     let overridden = |k: &OsStr| extra.iter().any(|(e, _)| OsStr::new(e) == k);
-    let mut entries: Vec<Vec<u8>> = Vec::with_capacity(base.len() + extra.len());
-    for (k, v) in base.iter().filter(|(k, _)| !overridden(k)) {
-        entries.push([k.as_bytes(), b"=", v.as_bytes()].concat());
-    }
+    let mut ptrs: Vec<*const libc::c_char> = Vec::with_capacity(base.len() + extra.len() + 1);
+    ptrs.extend(
+        base.iter()
+            .filter(|(k, _)| !overridden(k))
+            .map(|(_, entry)| entry.as_ptr()),
+    );
+    let mut owned = Vec::with_capacity(extra.len());
     for (i, (k, v)) in extra.iter().enumerate() {
         if !extra[i + 1..].iter().any(|(later, _)| later == k) {
-            entries.push([k.as_bytes(), b"=", v.as_bytes()].concat());
+            owned.push(CString::new([k.as_bytes(), b"=", v.as_bytes()].concat())?);
         }
     }
-    cstrings(entries.iter().map(Vec::as_slice))
+    ptrs.extend(owned.iter().map(|c| c.as_ptr()));
+    ptrs.push(std::ptr::null());
+    Ok(Env {
+        _owned: owned,
+        ptrs,
+    })
+}
+
+/// An environment for `execve`: ramguard's own entries (kept for the whole run) and the
+/// task's, with the null-terminated pointer array.
+struct Env {
+    _owned: Vec<CString>,
+    ptrs: Vec<*const libc::c_char>,
 }
 
 /// The paths `execve` tries, as `execvp` would: the program itself if it names a path, else
@@ -261,7 +284,7 @@ const CHILD_STACK: usize = 64 * 1024;
 fn clone_exec(
     candidates: &CStrings,
     argv: &CStrings,
-    envp: &CStrings,
+    envp: &Env,
     fds: [RawFd; 3],
 ) -> std::io::Result<u32> {
     // ["sh", slot for the script, the task's arguments after its program, NULL].
@@ -280,7 +303,15 @@ fn clone_exec(
         error: AtomicI32::new(0),
         sched: super::latency::task_attr(),
     };
-    let stack = Stack::new()?;
+    // One stack per spawning thread, reused: the child is done with it when clone returns
+    // (mapping and unmapping one per spawn cost a TLB shootdown across our threads each).
+    thread_local! {
+        static STACK: std::cell::RefCell<Option<Stack>> = const { std::cell::RefCell::new(None) };
+    }
+    let stack = match STACK.with(|s| s.borrow_mut().take()) {
+        Some(stack) => stack,
+        None => Stack::new()?,
+    };
     let mut all: libc::sigset_t = unsafe_zeroed_sigset();
     let mut old: libc::sigset_t = unsafe_zeroed_sigset();
     // SAFETY: both sets are valid for the calls; blocking every signal means none of our
@@ -305,7 +336,7 @@ fn clone_exec(
     unsafe {
         libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
     }
-    drop(stack);
+    STACK.with(|s| *s.borrow_mut() = Some(stack));
     if pid < 0 {
         return Err(clone_error);
     }
@@ -556,7 +587,13 @@ mod tests {
             ("RG_T".into(), "2".into()),
         ])
         .unwrap();
-        let vars: Vec<&[u8]> = env._owned.iter().map(|s| s.as_bytes()).collect();
+        let n = env.ptrs.len() - 1;
+        assert_eq!(env.ptrs[n], std::ptr::null());
+        let vars: Vec<&[u8]> = env.ptrs[..n]
+            .iter()
+            // SAFETY: every pointer but the last is a live NUL-terminated entry.
+            .map(|&p| unsafe { std::ffi::CStr::from_ptr(p) }.to_bytes())
+            .collect();
         assert_eq!(vars.iter().filter(|v| v.starts_with(b"PATH=")).count(), 1);
         assert!(vars.contains(&&b"PATH=/x"[..]));
         assert!(vars.contains(&&b"RG_T=2"[..]));

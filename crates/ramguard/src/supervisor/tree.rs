@@ -71,6 +71,8 @@ pub struct Trees {
     owner: HashMap<u32, TaskId>,
     /// Children of ramguard that are not tasks' processes (the sentinel).
     spared: BTreeSet<u32>,
+    /// ramguard's children read once for a batch of reaped roots ([`Trees::snapshot_children`]).
+    children_snapshot: Option<Vec<u32>>,
 }
 
 impl Trees {
@@ -82,6 +84,7 @@ impl Trees {
             tasks: HashMap::new(),
             owner: HashMap::new(),
             spared: BTreeSet::new(),
+            children_snapshot: None,
         }
     }
 
@@ -241,10 +244,26 @@ impl Trees {
         n + self.walk(task)
     }
 
+    /// Reads ramguard's children once for the roots just reaped (their orphans are among
+    /// them already), until [`Trees::forget_children_snapshot`]: one read per batch of
+    /// exits rather than one per exit.
+    pub fn snapshot_children(&mut self) {
+        self.children_snapshot = None;
+        self.children_snapshot = Some(self.my_children());
+    }
+
+    /// Reads ramguard's children afresh from now on.
+    pub fn forget_children_snapshot(&mut self) {
+        self.children_snapshot = None;
+    }
+
     /// ramguard's children. Orphans go to the thread that spawned their task's root, which
     /// is the supervisor's own thread: one read of `/proc/thread-self/children` (a few
     /// microseconds per reaped task) instead of every thread's file.
     fn my_children(&self) -> Vec<u32> {
+        if let Some(children) = &self.children_snapshot {
+            return children.clone();
+        }
         match std::fs::read_to_string("/proc/thread-self/children") {
             Ok(text) => text
                 .split_whitespace()
