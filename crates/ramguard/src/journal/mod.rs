@@ -337,6 +337,9 @@ pub struct Journal {
     attempt_tasks: HashMap<i64, i64>,
     /// Groups were committed for a crash only since the last fsync of the WAL.
     unsynced: bool,
+    /// Tasks whose attempt started in the open group and whose row does not say so yet
+    /// (task row id → attempt row id): see [`Journal::mark_running`].
+    running_marks: HashMap<i64, i64>,
 }
 
 /// Converts a byte count or duration for storage (SQLite integers are i64).
@@ -367,6 +370,7 @@ impl Journal {
             task_ids: HashMap::new(),
             attempt_tasks: HashMap::new(),
             unsynced: false,
+            running_marks: HashMap::new(),
         }
     }
 
@@ -429,11 +433,13 @@ impl Journal {
             return Ok(());
         }
         self.in_group = false;
-        let committed = self
-            .conn
-            .prepare_cached("COMMIT")
-            .and_then(|mut st| st.execute([]));
+        let committed = self.mark_running().and_then(|()| {
+            self.conn
+                .prepare_cached("COMMIT")
+                .and_then(|mut st| st.execute([]))
+        });
         if let Err(e) = committed {
+            self.running_marks.clear();
             let _ = self.conn.execute_batch("ROLLBACK");
             return Err(e).with_context(|| self.commit_failed());
         }
@@ -450,6 +456,7 @@ impl Journal {
 
     /// Abandons the current group, if any.
     pub fn rollback(&mut self) {
+        self.running_marks.clear();
         if self.in_group {
             self.in_group = false;
             let _ = self.conn.execute_batch("ROLLBACK");
