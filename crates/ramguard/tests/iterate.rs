@@ -127,6 +127,33 @@ fn two_task_files_of_one_script_in_one_directory_both_run() {
 }
 
 #[test]
+fn a_task_file_spelled_another_way_resumes_its_sweep() {
+    let w = work();
+    std::fs::write(
+        w.path().join("a.tasks"),
+        "python3 train.py --lam 1\npython3 train.py --lam 2\n",
+    )
+    .unwrap();
+    std::fs::create_dir(w.path().join("sub")).unwrap();
+    let first = ok(&w, &["--tasks", "./a.tasks"]);
+    assert_eq!(starts(&first), 2, "{first}");
+    let absolute = w.path().join("a.tasks");
+    // Regression: each spelling was a new sweep (train-2, train-3) and ran everything again.
+    for spelling in ["a.tasks", absolute.to_str().unwrap(), "sub/../a.tasks"] {
+        let again = ok(&w, &["--tasks", spelling]);
+        assert_eq!(starts(&again), 0, "{spelling}: {again}");
+        assert!(
+            again.contains("resuming sweep 'train': 2 of 2 done"),
+            "{spelling}: {again}"
+        );
+    }
+    assert_eq!(
+        list_names(&w),
+        [("train".to_string(), "tasks from a.tasks".to_string())]
+    );
+}
+
+#[test]
 fn grids_of_one_script_coexist_grow_shrink_and_reorder() {
     let w = work();
     let grid = |values: &str| -> Vec<String> {

@@ -155,11 +155,7 @@ pub(crate) fn build(args: &RunArgs) -> Result<Sweep> {
         // Raw command lines have no template: the file they come from is the sweep.
         None => format!(
             "tasks from {}",
-            args.tasks.as_deref().map_or("-".into(), |f| Path::new(f)
-                .components()
-                .collect::<PathBuf>()
-                .display()
-                .to_string())
+            args.tasks.as_deref().map_or("-".into(), task_file_identity)
         ),
     };
     let chosen = args.name.is_some();
@@ -176,6 +172,26 @@ pub(crate) fn build(args: &RunArgs) -> Result<Sweep> {
         order,
         sweep_file::SweepOptions::default(),
     )
+}
+
+/// How a task file names its sweep: the same file however it is spelled (`tasks.txt`,
+/// `./tasks.txt`, its absolute path, through a symlinked directory), so that a rerun
+/// resumes. Relative to the working directory when the file is under it (what journals
+/// before this rule recorded for the usual spelling), else its canonical absolute path;
+/// `-` (stdin) and a path that cannot be resolved are kept as typed, normalised.
+fn task_file_identity(file: &str) -> String {
+    let typed = || Path::new(file).components().collect::<PathBuf>();
+    if file == "-" {
+        return file.to_string();
+    }
+    let Ok(real) = std::fs::canonicalize(file) else {
+        return typed().display().to_string();
+    };
+    let under_cwd = std::env::current_dir()
+        .and_then(std::fs::canonicalize)
+        .ok()
+        .and_then(|cwd| real.strip_prefix(cwd).ok().map(Path::to_path_buf));
+    under_cwd.unwrap_or(real).display().to_string()
 }
 
 /// Param names (without `#`) in the order the template uses them, if given, then in order
