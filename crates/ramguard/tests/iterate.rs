@@ -697,6 +697,54 @@ fn an_empty_stdin_runs_a_lone_command_once_and_refuses_placeholders() {
     assert_eq!(list_names(&w).len(), 1, "the refusal wrote nothing");
 }
 
+/// A pipe on stdin that stays open and silent (a notebook, a CI step) would hang a lone
+/// command without a word: ramguard says what it waits for, and goes on when it closes.
+#[test]
+fn a_silent_open_stdin_is_named_and_closing_it_runs_the_command() {
+    let w = work();
+    let mut c = w.ramguard();
+    c.args([
+        "run",
+        "--progress",
+        "plain",
+        "--",
+        "python3",
+        "train.py",
+        "--once",
+    ])
+    .stdin(Stdio::piped())
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped());
+    let mut child = ChildGuard(c.spawn().unwrap());
+    let input = child.0.stdin.take().unwrap();
+    let stderr = child.0.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let first = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("ramguard said nothing while it waited on stdin");
+    assert!(
+        first.starts_with("ramguard: waiting for the tasks' values on stdin")
+            && first.contains("< /dev/null"),
+        "{first}"
+    );
+    drop(input);
+    assert!(
+        wait_until(Duration::from_secs(30), || matches!(
+            child.0.try_wait(),
+            Ok(Some(_))
+        )),
+        "closing stdin did not let the run go on"
+    );
+    let rest: Vec<String> = rx.try_iter().collect();
+    assert_eq!(child.0.wait().unwrap().code(), Some(0), "{rest:?}");
+    assert_eq!(argv_lines(&results(&w, &[])), ["--once"]);
+}
+
 /// Under `nohup` (SIGHUP ignored) tasks keep ignoring SIGHUP, as they did before ramguard
 /// handled it; started normally they get the default disposition, not ramguard's handler.
 #[test]

@@ -4,6 +4,8 @@
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::RecvTimeoutError;
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use ramguard_core::tasks::{self, TaskDef, Template};
@@ -224,6 +226,27 @@ fn stdin_has_data() -> bool {
     })
 }
 
+/// How long reading stdin may block before ramguard says what it is waiting for.
+const STDIN_QUIET: Duration = Duration::from_secs(2);
+
+/// Says once on stderr, if stdin has given no end after [`STDIN_QUIET`], that ramguard is
+/// reading it: a pipe nobody writes to or closes (a notebook, a CI step, `cmd | ramguard`
+/// where `cmd` waits) otherwise hangs the run without a word. Dropping the guard ends the
+/// watch.
+fn stdin_wait_notice() -> std::sync::mpsc::Sender<()> {
+    let (done, finished) = std::sync::mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        if finished.recv_timeout(STDIN_QUIET) == Err(RecvTimeoutError::Timeout) {
+            eprintln!(
+                "ramguard: waiting for the tasks' values on stdin, a pipe still open; close it \
+                 (end the writer, or Ctrl-D) to go on, or give `< /dev/null` to run a lone \
+                 command once"
+            );
+        }
+    });
+    done
+}
+
 /// Reads the values of every `::::` file (`-` is stdin) and names each source for errors.
 fn read_inputs(inputs: &[tasks::Input]) -> Result<Vec<tasks::ValueList>> {
     let mut n_typed = 0;
@@ -280,10 +303,13 @@ fn finish_sweep(
 
 fn read_tasks_file(file: &str) -> Result<String> {
     if file == "-" {
+        let waiting = stdin_wait_notice();
         let mut s = String::new();
-        std::io::stdin()
+        let read = std::io::stdin()
             .read_to_string(&mut s)
-            .context("cannot read tasks from stdin")?;
+            .context("cannot read tasks from stdin");
+        drop(waiting);
+        read?;
         return Ok(s);
     }
     std::fs::read_to_string(file).with_context(|| format!("cannot read tasks file {file}"))
