@@ -17,6 +17,11 @@ would achieve, so that ramguard's figure can be read against what is possible:
   peak -10%), still with perfect knowledge otherwise.
 
 Pure arithmetic, runs in a second: `python3 bench/packing_bounds.py [--seed 2 --target 4G]`.
+
+`--issue12` does the same for issue 12's mixes (`sweep_bench.py --issue12`'s generator, 16
+tasks, the seeds of `bench/mixes.json`), one row per mix and the median, so that its
+target of 1.35x the lower bound can be read against what knowing everything in advance
+buys (`python3 bench/packing_bounds.py --issue12`, about a second).
 """
 
 from __future__ import annotations
@@ -78,6 +83,43 @@ def greedy(tasks, usable: float, cap: int, curves: bool, peak_m=1.0, dur_m=1.0, 
     return t
 
 
+def issue12(a) -> int:
+    """One row per issue-12 mix: what clairvoyant greedy schedules reach (module doc)."""
+    import statistics
+    usable = a.target - a.floor
+    limit = a.target - max(a.target // 10, 512 * MIB)  # ramguard's limit (policy::levels)
+    big = limit / 2
+
+    def big_first(tasks):
+        return sorted(tasks, key=lambda t: (t.final_peak <= big, -t.duration))
+
+    columns = [
+        ("exact curves", lambda t: greedy(t, usable, a.cap, True)),
+        ("exact curves, big and long first", lambda t: greedy(big_first(t), usable, a.cap, True)),
+        (f"exact curves in ramguard's limit ({sb.fmt_size(limit)})", lambda t: greedy(t, limit, a.cap, True)),
+        ("the same, margins 3%", lambda t: greedy(t, limit, a.cap, True, 1.03, 1.03, 0.97)),
+        ("the same, margins 10%", lambda t: greedy(t, limit, a.cap, True, 1.1, 1.1, 0.9)),
+        ("exact peaks reserved all life", lambda t: greedy(t, usable, a.cap, False)),
+    ]
+    print(f"Issue 12's mixes: {a.tasks12} tasks, usable {sb.fmt_size(usable)} (target less the "
+          f"referee's floor), cap {a.cap}; each cell is makespan ÷ the mix's lower bound.\n")
+    print("| mix | bound | " + " | ".join(name for name, _ in columns) + " |")
+    print("| --- | --- | " + " | ".join("---" for _ in columns) + " |")
+    ratios: list[list[float]] = [[] for _ in columns]
+    for mix, seeds in (("ramp", range(1, 7)), ("big", range(1, 5)), ("leak", range(1, 4))):
+        for seed in seeds:
+            tasks = sb.make_mix(mix, seed, a.tasks12, a.target)
+            lb = sb.lower_bound(tasks, usable, a.cap)["bound"]
+            cells = []
+            for i, (_, schedule) in enumerate(columns):
+                r = schedule(tasks) / lb
+                ratios[i].append(r)
+                cells.append(f"{r:.2f}×")
+            print(f"| {mix} seed {seed} | {lb:.1f} s | " + " | ".join(cells) + " |")
+    print("| **median** | | " + " | ".join(f"**{statistics.median(r):.2f}×**" for r in ratios) + " |")
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seed", type=int, default=2)
@@ -87,7 +129,11 @@ def main() -> int:
     ap.add_argument("--reserve", default="410M", type=sb.parse_size,
                     help="ramguard's default reserve at --mem 4G (10%%)")
     ap.add_argument("--cap", type=int, default=8)
+    ap.add_argument("--issue12", action="store_true", help="issue 12's mixes, one row each")
+    ap.add_argument("--tasks12", type=int, default=16, help="tasks per issue-12 mix")
     a = ap.parse_args()
+    if a.issue12:
+        return issue12(a)
     tasks = sb.make_tasks(a.seed, a.tasks, int(1.5 * (1 << 30)), (2.0, 15.0))
     usable = a.target - a.floor
     lb = sb.lower_bound(tasks, usable, a.cap)

@@ -127,6 +127,33 @@ fn two_task_files_of_one_script_in_one_directory_both_run() {
 }
 
 #[test]
+fn a_task_file_spelled_another_way_resumes_its_sweep() {
+    let w = work();
+    std::fs::write(
+        w.path().join("a.tasks"),
+        "python3 train.py --lam 1\npython3 train.py --lam 2\n",
+    )
+    .unwrap();
+    std::fs::create_dir(w.path().join("sub")).unwrap();
+    let first = ok(&w, &["--tasks", "./a.tasks"]);
+    assert_eq!(starts(&first), 2, "{first}");
+    let absolute = w.path().join("a.tasks");
+    // Regression: each spelling was a new sweep (train-2, train-3) and ran everything again.
+    for spelling in ["a.tasks", absolute.to_str().unwrap(), "sub/../a.tasks"] {
+        let again = ok(&w, &["--tasks", spelling]);
+        assert_eq!(starts(&again), 0, "{spelling}: {again}");
+        assert!(
+            again.contains("resuming sweep 'train': 2 of 2 done"),
+            "{spelling}: {again}"
+        );
+    }
+    assert_eq!(
+        list_names(&w),
+        [("train".to_string(), "tasks from a.tasks".to_string())]
+    );
+}
+
+#[test]
 fn grids_of_one_script_coexist_grow_shrink_and_reorder() {
     let w = work();
     let grid = |values: &str| -> Vec<String> {
@@ -668,6 +695,54 @@ fn an_empty_stdin_runs_a_lone_command_once_and_refuses_placeholders() {
         "error: no tasks: stdin is empty; give values on stdin, or after `:::` or `::::`"
     );
     assert_eq!(list_names(&w).len(), 1, "the refusal wrote nothing");
+}
+
+/// A pipe on stdin that stays open and silent (a notebook, a CI step) would hang a lone
+/// command without a word: ramguard says what it waits for, and goes on when it closes.
+#[test]
+fn a_silent_open_stdin_is_named_and_closing_it_runs_the_command() {
+    let w = work();
+    let mut c = w.ramguard();
+    c.args([
+        "run",
+        "--progress",
+        "plain",
+        "--",
+        "python3",
+        "train.py",
+        "--once",
+    ])
+    .stdin(Stdio::piped())
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped());
+    let mut child = ChildGuard(c.spawn().unwrap());
+    let input = child.0.stdin.take().unwrap();
+    let stderr = child.0.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let first = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("ramguard said nothing while it waited on stdin");
+    assert!(
+        first.starts_with("ramguard: waiting for the tasks' values on stdin")
+            && first.contains("< /dev/null"),
+        "{first}"
+    );
+    drop(input);
+    assert!(
+        wait_until(Duration::from_secs(30), || matches!(
+            child.0.try_wait(),
+            Ok(Some(_))
+        )),
+        "closing stdin did not let the run go on"
+    );
+    let rest: Vec<String> = rx.try_iter().collect();
+    assert_eq!(child.0.wait().unwrap().code(), Some(0), "{rest:?}");
+    assert_eq!(argv_lines(&results(&w, &[])), ["--once"]);
 }
 
 /// Under `nohup` (SIGHUP ignored) tasks keep ignoring SIGHUP, as they did before ramguard

@@ -198,11 +198,13 @@ impl Policy {
                 self.requeue(id, next, brakes);
                 return (class, true, reason);
             }
+            // Past the limit the task is too big rather than leaking; `--retries` with
+            // `--retry-on over-cap` still gets its say.
             let reason = Reason::NotRecycled {
                 cause: Box::new(reason),
                 limit,
             };
-            return self.fail(id, class, reason);
+            return self.retry_or_fail(id, class, next, brakes, reason);
         }
         self.retry_or_fail(id, class, next, brakes, reason)
     }
@@ -368,6 +370,29 @@ mod tests {
         .with_restarts(Restarts::new(None, None, retry));
         assert!(one_cycle(&mut p, secs(0)).1, "the one retry");
         assert!(!one_cycle(&mut p, secs(5)).1, "retries spent");
+    }
+
+    #[test]
+    fn past_the_recycle_limit_retry_on_over_cap_spends_the_retries() {
+        let retry: RetryOn = "over-cap".parse().unwrap();
+        let mut p = Policy::new(
+            Config {
+                retries: 1,
+                ..config(100)
+            },
+            vec![TaskSpec::default()],
+        )
+        .with_restarts(Restarts::new(Some(1), None, retry));
+        assert!(matches!(
+            one_cycle(&mut p, secs(0)),
+            (_, true, Reason::Recycled { .. })
+        ));
+        // Regression: past the limit it failed at once, its retry never used.
+        let (class, requeued, reason) = one_cycle(&mut p, secs(5));
+        assert_eq!((class, requeued), (ExitClass::OverCap, true), "{reason:?}");
+        assert!(matches!(reason, Reason::NotRecycled { limit: 1, .. }));
+        assert!(!one_cycle(&mut p, secs(10)).1, "retries spent");
+        assert!(p.is_finished());
     }
 
     proptest::proptest! {

@@ -223,7 +223,8 @@ pub struct RestartArgs {
     /// Restart a task stopped at its cap (`--task-mem`) or age (`--max-age`) instead of
     /// failing it, as a watchdog restarts a leaking worker; restarts spend no `--retries`.
     /// N (written `--recycle=N`) is the most restarts of one task per minute (a task that
-    /// hits its cap faster is too big, not leaking, and fails) [default: 5].
+    /// hits its cap faster is too big, not leaking, and fails, or is retried if
+    /// `--retry-on over-cap` covers it) [default: 5].
     #[arg(long, value_name = "N", num_args = 0..=1, require_equals = true,
           default_missing_value = "5", value_parser = clap::value_parser!(u32).range(1..))]
     pub recycle: Option<u32>,

@@ -4,6 +4,8 @@
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::RecvTimeoutError;
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use ramguard_core::tasks::{self, TaskDef, Template};
@@ -155,11 +157,7 @@ pub(crate) fn build(args: &RunArgs) -> Result<Sweep> {
         // Raw command lines have no template: the file they come from is the sweep.
         None => format!(
             "tasks from {}",
-            args.tasks.as_deref().map_or("-".into(), |f| Path::new(f)
-                .components()
-                .collect::<PathBuf>()
-                .display()
-                .to_string())
+            args.tasks.as_deref().map_or("-".into(), task_file_identity)
         ),
     };
     let chosen = args.name.is_some();
@@ -176,6 +174,26 @@ pub(crate) fn build(args: &RunArgs) -> Result<Sweep> {
         order,
         sweep_file::SweepOptions::default(),
     )
+}
+
+/// How a task file names its sweep: the same file however it is spelled (`tasks.txt`,
+/// `./tasks.txt`, its absolute path, through a symlinked directory), so that a rerun
+/// resumes. Relative to the working directory when the file is under it (what journals
+/// before this rule recorded for the usual spelling), else its canonical absolute path;
+/// `-` (stdin) and a path that cannot be resolved are kept as typed, normalised.
+fn task_file_identity(file: &str) -> String {
+    let typed = || Path::new(file).components().collect::<PathBuf>();
+    if file == "-" {
+        return file.to_string();
+    }
+    let Ok(real) = std::fs::canonicalize(file) else {
+        return typed().display().to_string();
+    };
+    let under_cwd = std::env::current_dir()
+        .and_then(std::fs::canonicalize)
+        .ok()
+        .and_then(|cwd| real.strip_prefix(cwd).ok().map(Path::to_path_buf));
+    under_cwd.unwrap_or(real).display().to_string()
 }
 
 /// Param names (without `#`) in the order the template uses them, if given, then in order
@@ -206,6 +224,27 @@ fn stdin_has_data() -> bool {
             FileType::Fifo | FileType::RegularFile
         )
     })
+}
+
+/// How long reading stdin may block before ramguard says what it is waiting for.
+const STDIN_QUIET: Duration = Duration::from_secs(2);
+
+/// Says once on stderr, if stdin has given no end after [`STDIN_QUIET`], that ramguard is
+/// reading it: a pipe nobody writes to or closes (a notebook, a CI step, `cmd | ramguard`
+/// where `cmd` waits) otherwise hangs the run without a word. Dropping the guard ends the
+/// watch.
+fn stdin_wait_notice() -> std::sync::mpsc::Sender<()> {
+    let (done, finished) = std::sync::mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        if finished.recv_timeout(STDIN_QUIET) == Err(RecvTimeoutError::Timeout) {
+            eprintln!(
+                "ramguard: waiting for the tasks' values on stdin, a pipe still open; close it \
+                 (end the writer, or Ctrl-D) to go on, or give `< /dev/null` to run a lone \
+                 command once"
+            );
+        }
+    });
+    done
 }
 
 /// Reads the values of every `::::` file (`-` is stdin) and names each source for errors.
@@ -264,10 +303,13 @@ fn finish_sweep(
 
 fn read_tasks_file(file: &str) -> Result<String> {
     if file == "-" {
+        let waiting = stdin_wait_notice();
         let mut s = String::new();
-        std::io::stdin()
+        let read = std::io::stdin()
             .read_to_string(&mut s)
-            .context("cannot read tasks from stdin")?;
+            .context("cannot read tasks from stdin");
+        drop(waiting);
+        read?;
         return Ok(s);
     }
     std::fs::read_to_string(file).with_context(|| format!("cannot read tasks file {file}"))
