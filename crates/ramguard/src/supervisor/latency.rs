@@ -6,26 +6,26 @@
 //! the same priority: measured on 2 CPUs running 1,000 trivial tasks at `-j 8`, it spent a
 //! third of the sweep woken but not running (0.24 s of 0.68 s, `perf sched timehist`), and
 //! every slot it had not refilled meanwhile stood empty. Linux's EEVDF scheduler (6.12+)
-//! lets a thread ask for a shorter slice (`sched_setattr` with `sched_runtime` under
-//! SCHED_OTHER, no privilege needed): it gets an earlier deadline, so its wake-up preempts
-//! the running task, and it still gets no more CPU than its fair share. Nothing else
-//! changes: the same policy, the same nice value, the same weight. Older kernels ignore the
-//! field; a refusal is ignored too (it only costs speed).
+//! lets a thread ask for a shorter slice (`sched_setattr` with `sched_runtime` under a
+//! fair policy, no privilege needed): it gets an earlier deadline, so its wake-up can
+//! preempt the running task, and it still gets no more CPU than its fair share. Nothing
+//! else changes: the same policy, the same nice value, the same weight. Older kernels
+//! ignore the field; a refusal is ignored too (it only costs speed).
 //!
-//! A child inherits its parent's slice: [`spawn`](super::spawn) gives the task the default
-//! slice back ([`task_attr`]) just before it execs, so tasks run exactly as they would
-//! without ramguard. A user who set ramguard's scheduling policy (`chrt`: batch, idle,
-//! real-time) keeps it and its tasks inherit it as before: only a SCHED_OTHER thread is
-//! changed. (The kernel does not say whether a SCHED_OTHER slice was chosen or is the
-//! default; a custom slice set on ramguard itself is not passed on to its tasks.)
+//! A child inherits the slice of the thread that spawned it: [`spawn`](super::spawn) calls
+//! [`default_slice`] in the child just before it execs, which keeps whatever policy and
+//! nice value the child inherited (a `renice` or `chrt` of ramguard still reaches its
+//! tasks) and only gives back the kernel's default slice, so tasks run as they would
+//! without ramguard. A thread under a policy the user chose (batch, idle, real-time) is
+//! left alone.
 
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// The slice asked for: the shortest the kernel grants (it clamps to 0.1–100 ms).
 const SLICE_NS: u64 = 100_000;
 
-/// The attributes a task gets back before it execs, once the supervisor's slice is short.
-static TASK_ATTR: OnceLock<libc::sched_attr> = OnceLock::new();
+/// Some thread of ramguard was given a short slice: its children must drop it.
+static SHORTENED: AtomicBool = AtomicBool::new(false);
 
 /// Asks for a short slice for the calling thread (the supervisor's loop). Returns true if
 /// and only if the kernel took it.
@@ -39,25 +39,37 @@ pub fn shorten_slice() -> bool {
     }
     let short = libc::sched_attr {
         sched_runtime: SLICE_NS,
-        sched_flags: 0,
+        sched_flags: current.sched_flags & libc::SCHED_FLAG_RESET_ON_FORK as u64,
         ..current
     };
     if set_attr(&short) != 0 {
         return false;
     }
-    // A zero runtime is the kernel's default slice.
-    let _ = TASK_ATTR.set(libc::sched_attr {
-        sched_flags: 0,
-        sched_runtime: 0,
-        ..current
-    });
+    SHORTENED.store(true, Ordering::Release);
     true
 }
 
-/// What a task's process sets before it execs (ramguard's policy and nice value, the
-/// default slice), if ramguard's slice was shortened.
-pub fn task_attr() -> Option<&'static libc::sched_attr> {
-    TASK_ATTR.get()
+/// Returns true if and only if tasks must be given the default slice back before they
+/// exec ([`default_slice`]).
+pub fn shortened() -> bool {
+    SHORTENED.load(Ordering::Acquire)
+}
+
+/// Gives the calling thread the kernel's default slice, keeping its policy and nice value
+/// (a fair policy only). Makes system calls and nothing else, so a `CLONE_VM` child may
+/// call it before it execs.
+pub fn default_slice() {
+    let Some(mut attr) = get_attr() else {
+        return;
+    };
+    let fair = [libc::SCHED_OTHER, libc::SCHED_BATCH, libc::SCHED_IDLE];
+    if !fair.iter().any(|&p| attr.sched_policy == p as u32) {
+        return;
+    }
+    // A zero runtime is the default slice.
+    attr.sched_runtime = 0;
+    attr.sched_flags &= libc::SCHED_FLAG_RESET_ON_FORK as u64;
+    set_attr(&attr);
 }
 
 /// The calling thread's scheduling attributes.
@@ -70,9 +82,8 @@ fn get_attr() -> Option<libc::sched_attr> {
     (r == 0).then_some(attr)
 }
 
-/// Sets the calling thread's scheduling attributes; 0 on success. Only makes a system
-/// call, so a `CLONE_VM` child may call it before it execs.
-pub fn set_attr(attr: &libc::sched_attr) -> libc::c_long {
+/// Sets the calling thread's scheduling attributes; 0 on success.
+fn set_attr(attr: &libc::sched_attr) -> libc::c_long {
     let mut attr = *attr;
     attr.size = std::mem::size_of::<libc::sched_attr>() as u32;
     // SAFETY: the pointer is valid for reads for the duration of the call.
@@ -84,18 +95,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_shortened_slice_is_undone_by_the_attributes_tasks_get() {
+    fn a_shortened_slice_is_undone_keeping_policy_and_nice() {
         // On a thread of its own: the slice is per thread.
         std::thread::spawn(|| {
             let before = get_attr().expect("sched_getattr works on Linux");
             if !shorten_slice() {
-                return; // a user-chosen policy or an older kernel: nothing changed
+                return; // a user-chosen policy: nothing changed
             }
             let short = get_attr().unwrap();
             assert_eq!(short.sched_runtime, SLICE_NS);
             assert_eq!(short.sched_nice, before.sched_nice);
-            // What a child gets back: the default slice, which this thread had before.
-            assert_eq!(set_attr(task_attr().unwrap()), 0);
+            assert!(shortened());
+            default_slice();
             let after = get_attr().unwrap();
             assert_eq!(after.sched_runtime, before.sched_runtime);
             assert_eq!(after.sched_policy, before.sched_policy);

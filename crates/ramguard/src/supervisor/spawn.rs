@@ -265,9 +265,9 @@ struct ChildArgs<'a> {
     parent: libc::pid_t,
     /// The errno of the step that failed; 0 if the child exec'd.
     error: AtomicI32,
-    /// The scheduling attributes the task runs with, when ramguard's own thread has a
-    /// shorter slice than a task should inherit (`latency.rs`).
-    sched: Option<&'a libc::sched_attr>,
+    /// ramguard's thread has a shorter scheduler slice than a task should inherit
+    /// (`latency.rs`): the child takes the default one back before it execs.
+    default_slice: bool,
 }
 
 /// The shell that runs a script without a `#!` line, and the name it is given.
@@ -301,7 +301,7 @@ fn clone_exec(
         // SAFETY: getpid has no preconditions.
         parent: unsafe { libc::getpid() },
         error: AtomicI32::new(0),
-        sched: super::latency::task_attr(),
+        default_slice: super::latency::shortened(),
     };
     // One stack per spawning thread, reused: the child is done with it when clone returns
     // (mapping and unmapping one per spawn cost a TLB shootdown across our threads each).
@@ -415,8 +415,8 @@ extern "C" fn child(arg: *mut libc::c_void) -> libc::c_int {
         libc::pthread_sigmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
         // Up to here the child ran with ramguard's short slice, so it reached exec soon;
         // the task itself gets the default one. A refusal is no reason not to run it.
-        if let Some(attr) = args.sched {
-            super::latency::set_attr(attr);
+        if args.default_slice {
+            super::latency::default_slice();
         }
         // As execvp: a missing candidate tries the next; a found one that cannot run is
         // remembered (EACCES) unless a later one runs.
