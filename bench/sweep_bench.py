@@ -61,6 +61,7 @@ import datetime as dt
 import json
 import os
 import random
+import resource
 import shlex
 import shutil
 import signal
@@ -1100,14 +1101,23 @@ def section_overhead(args, parallel: str | None, rg_ok: bool, workdir: Path, raw
     args_file = d / "args.txt"
     args_file.write_text("".join(f"{i}\n" for i in range(n_tasks)))
     runs: dict[str, list[float]] = {}
+    # CPU seconds (user + system) of the contender and everything it reaped (its tasks):
+    # on a machine with fewer CPUs than N, the wall time follows it.
+    cpu: dict[str, list[float]] = {}
     notes: dict[str, str] = {}
+
+    def children_cpu() -> float:
+        r = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return r.ru_utime + r.ru_stime
 
     def timed(name: str, cmd: list[str], stdin: Path | None, env=None) -> float | None:
         with open(stdin or os.devnull, "rb") as si, open(d / "stderr.txt", "ab") as se:
+            c0 = children_cpu()
             t0 = time.monotonic()
             p = start_contender(cmd, d, stdin=si, stderr=se, env=env)
             code, timed_out = finish_contender(p, timeout_s=args.overhead_timeout)
             el = time.monotonic() - t0
+            cpu.setdefault(name, []).append(children_cpu() - c0)
         if code != 0:
             notes[name] = f"exit {code}" + (" (timed out)" if timed_out else "")
             return None
@@ -1141,19 +1151,24 @@ def section_overhead(args, parallel: str | None, rg_ok: bool, workdir: Path, raw
         log(f"overhead rep {rep + 1}/{reps}: " + ", ".join(
             f"{k} {v[-1]:.2f}s" if v[-1] is not None else f"{k} failed" for k, v in runs.items()))
     base = statistics.median(x for x in runs[f"xargs -P {jobs}"] if x is not None)
+    base_cpu = statistics.median(cpu[f"xargs -P {jobs}"])
     rows, rawrows = [], []
     for name, ts in runs.items():
         ok = [x for x in ts if x is not None]
         med = statistics.median(ok) if ok else None
+        med_cpu = statistics.median(cpu[name]) if cpu.get(name) else None
         rows.append([f"`{name}`", fmt_s(med, 2), f"{med / base:.2f}×" if med else "-",
-                     f"{med / n_tasks * 1000:.2f} ms" if med else "-", notes.get(name, "")])
+                     f"{med / n_tasks * 1000:.2f} ms" if med else "-",
+                     f"{fmt_s(med_cpu, 2)} ({med_cpu / base_cpu:.2f}×)" if med_cpu and base_cpu else "-",
+                     notes.get(name, "")])
         rawrows.append({"contender": name, "runs_s": ts, "median_s": med, "ratio": med / base if med else None,
-                        "notes": notes.get(name, "")})
+                        "cpu_s": cpu.get(name), "median_cpu_s": med_cpu, "notes": notes.get(name, "")})
     raw["overhead"] = {"tasks": n_tasks, "jobs": jobs, "reps": reps, "rows": rawrows}
     return "\n".join([
         f"## Overhead: {n_tasks} trivial tasks (`true <i>`), N = {jobs}\n",
-        f"Median of {reps} run(s); ratio against `xargs -P {jobs}`. No ballast.\n",
-        table(["runner", "wall time", "÷ xargs", "per task", "notes"], rows),
+        f"Median of {reps} run(s); ratio against `xargs -P {jobs}`. No ballast. CPU: user + system "
+        f"seconds of the runner and the tasks it reaped (ratio against xargs's).\n",
+        table(["runner", "wall time", "÷ xargs", "per task", "CPU", "notes"], rows),
     ])
 
 
