@@ -52,24 +52,6 @@ fn python() -> &'static str {
     "python3"
 }
 
-fn summary(out: &std::process::Output) -> Value {
-    let text = stdout(out);
-    let last = text
-        .lines()
-        .last()
-        .unwrap_or_else(|| panic!("no JSON summary; stderr: {}", stderr(out)));
-    serde_json::from_str(last).unwrap()
-}
-
-fn results_json(w: &Work, extra: &[&str]) -> Vec<Value> {
-    let mut args = vec!["results", "--format", "json"];
-    args.extend_from_slice(extra);
-    let out = w.run(&args);
-    assert!(out.status.success(), "results failed: {}", stderr(&out));
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    v["tasks"].as_array().cloned().unwrap_or_default()
-}
-
 /// The size in a progress line's "peak 347.4 MiB", in bytes.
 fn peak_in_line(line: &str) -> f64 {
     let rest = line.split("peak ").nth(1).expect("a peak in the line");

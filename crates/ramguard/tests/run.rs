@@ -9,23 +9,6 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::*;
-use serde_json::Value;
-
-fn summary(out: &std::process::Output) -> Value {
-    let text = stdout(out);
-    let last = text
-        .lines()
-        .last()
-        .unwrap_or_else(|| panic!("no JSON summary; stderr: {}", stderr(out)));
-    serde_json::from_str(last).unwrap()
-}
-
-fn results_json(w: &Work) -> Vec<Value> {
-    let out = w.run(&["results", "--format", "json"]);
-    assert!(out.status.success(), "results failed: {}", stderr(&out));
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    v["tasks"].as_array().cloned().unwrap_or_default()
-}
 
 #[test]
 fn a_small_sweep_runs_every_task_once_and_records_it() {
@@ -230,7 +213,7 @@ fn timeout_sends_term_then_kill_after_the_grace_to_the_whole_tree() {
     );
     let took = started.elapsed();
     assert!(took < Duration::from_secs(8), "took {took:?}");
-    let tasks = results_json(&w);
+    let tasks = results_json(&w, &[]);
     assert_eq!(tasks[0]["exit"], "timed_out", "{tasks:?}");
 }
 
@@ -473,7 +456,7 @@ fn after_sigkill_the_rerun_runs_exactly_what_is_not_done() {
         ["a", "b", "c", "c", "d"],
         "a finished task ran twice, or one never ran"
     );
-    let tasks = results_json(&w);
+    let tasks = results_json(&w, &[]);
     assert_eq!(tasks.len(), 4);
     for t in &tasks {
         assert_eq!(t["state"], "done", "{t}");

@@ -8,23 +8,6 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::*;
-use serde_json::Value;
-
-fn summary(out: &std::process::Output) -> Value {
-    let text = stdout(out);
-    let last = text
-        .lines()
-        .last()
-        .unwrap_or_else(|| panic!("no JSON summary; stderr: {}", stderr(out)));
-    serde_json::from_str(last).unwrap()
-}
-
-fn results_json(w: &Work) -> Vec<Value> {
-    let out = w.run(&["results", "--format", "json"]);
-    assert!(out.status.success(), "results failed: {}", stderr(&out));
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    v["tasks"].as_array().cloned().unwrap_or_default()
-}
 
 /// Waits for a guarded child and collects its output; the guard still kills it on panic.
 fn wait_output(mut guard: ChildGuard) -> std::process::Output {
@@ -90,7 +73,7 @@ fn a_task_over_its_cap_fails_as_over_cap_and_leaves_no_process() {
     assert!(started.elapsed() < Duration::from_secs(10));
     let err = stderr(&out);
     assert!(err.contains("over_cap"), "{err}");
-    let tasks = results_json(&w);
+    let tasks = results_json(&w, &[]);
     assert_eq!(tasks[0]["exit"], "over_cap", "{tasks:?}");
 }
 
@@ -286,7 +269,7 @@ fn an_unexpectedly_large_task_is_paused_until_room_returns_and_completes() {
         s["pauses"].as_u64().unwrap() >= 1,
         "nothing was paused\n{err}"
     );
-    let tasks = results_json(&w);
+    let tasks = results_json(&w, &[]);
     let big = tasks
         .iter()
         .find(|t| t["params"].to_string().contains("--leak"))

@@ -78,14 +78,6 @@ impl Drop for JobsGuard {
     }
 }
 
-fn summary(out: &std::process::Output) -> Value {
-    let text = stdout(out);
-    let line = text.lines().last().unwrap_or_else(|| {
-        panic!("no JSON summary on stdout; stderr: {}", stderr(out));
-    });
-    serde_json::from_str(line).unwrap()
-}
-
 fn results(w: &Work, sweep: &str) -> Vec<Value> {
     let out = w.run(&["results", sweep, "--format", "json"]);
     assert!(out.status.success(), "results failed: {}", stderr(&out));

@@ -8,23 +8,6 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::*;
-use serde_json::Value;
-
-fn summary(out: &std::process::Output) -> Value {
-    let text = stdout(out);
-    let last = text
-        .lines()
-        .last()
-        .unwrap_or_else(|| panic!("no JSON summary; stderr: {}", stderr(out)));
-    serde_json::from_str(last).unwrap()
-}
-
-fn results_json(w: &Work) -> Vec<Value> {
-    let out = w.run(&["results", "--format", "json"]);
-    assert!(out.status.success(), "results failed: {}", stderr(&out));
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    v["tasks"].as_array().cloned().unwrap_or_default()
-}
 
 /// Writes a shell script that appends what ramguard told it to `env.log`, then runs `body`.
 fn script(w: &Work, body: &str) -> PathBuf {
@@ -98,7 +81,7 @@ fn a_leaking_worker_is_recycled_at_its_cap_several_times_then_finishes() {
         assert!(line.contains("previous=over_cap"), "{log:?}");
         assert!(line.contains("over the per-task cap 48 MiB"), "{log:?}");
     }
-    let tasks = results_json(&w);
+    let tasks = results_json(&w, &[]);
     assert_eq!(tasks[0]["attempts"], 4, "{tasks:?}");
     assert_eq!(tasks[0]["state"], "done");
 }
@@ -354,7 +337,7 @@ fn stop_signal_int_reaches_the_task_which_may_clean_up() {
         "the task never saw SIGINT"
     );
     assert!(env_log(&w)[0].contains("stop=INT"));
-    let tasks = results_json(&w);
+    let tasks = results_json(&w, &[]);
     assert_eq!(tasks[0]["exit"], "timed_out", "{tasks:?}");
 }
 
@@ -430,7 +413,7 @@ fn an_exported_omp_num_threads_reaches_every_thread_variable() {
         );
     }
     // The values applied are recorded per task.
-    let tasks = results_json(&w);
+    let tasks = results_json(&w, &[]);
     let threads = &tasks[0]["threads"];
     for v in VARS {
         assert_eq!(threads[v], "3", "{threads}");

@@ -145,3 +145,23 @@ pub fn only_file(dir: &Path, suffix: &str) -> PathBuf {
     );
     found.into_iter().next().unwrap()
 }
+
+/// The JSON summary `run --progress json` prints as its last line of stdout.
+pub fn summary(out: &Output) -> serde_json::Value {
+    let text = stdout(out);
+    let last = text
+        .lines()
+        .last()
+        .unwrap_or_else(|| panic!("no JSON summary; stderr: {}", stderr(out)));
+    serde_json::from_str(last).unwrap()
+}
+
+/// The tasks of `ramguard results --format json EXTRA…` in the work directory.
+pub fn results_json(w: &Work, extra: &[&str]) -> Vec<serde_json::Value> {
+    let mut args = vec!["results", "--format", "json"];
+    args.extend_from_slice(extra);
+    let out = w.run(&args);
+    assert!(out.status.success(), "results failed: {}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["tasks"].as_array().cloned().unwrap_or_default()
+}
