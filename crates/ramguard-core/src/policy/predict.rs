@@ -20,7 +20,14 @@
 //!    years *and* symbols, a trial's with epochs and folds. With few observations many
 //!    features fit by chance (two points fit any column, `--seed` included): every single
 //!    feature within [`RIVAL_GAP`] of the best is kept as a rival and the safest of their
-//!    predictions is taken; chance fits drop out as observations accumulate. A rival speaks
+//!    predictions is taken; chance fits drop out as observations accumulate. A rival must
+//!    also leave no more than [`RIVAL_UNEXPLAINED`] times what the best leaves unexplained
+//!    (plus [`RIVAL_NOISE`]): beside an exact fit, a near one is chance. With two
+//!    observations, where every feature fits exactly, only lines that pass near the origin
+//!    ([`ORIGIN`]) are believed when there are any: memory grows with a size from near
+//!    nothing, and the wildest chance line is otherwise the safest (40 simulated mixes,
+//!    27 never tuned on, whichever order the features come in: median 1.99 → 1.96× the
+//!    lower bound, mean 2.02 → 1.98×, worst 2.43 → 2.38×). A rival speaks
 //!    only for a task whose value of its feature lies within the range it was fitted on,
 //!    widened by that range's width on each side: three tasks whose hold times of 1.2–3.8 s
 //!    happened to follow their peaks predicted a 200 MiB task holding 8 s at 7.6 GiB, and it
@@ -68,6 +75,15 @@ pub const FIT_MARGIN: f64 = 0.03;
 pub const MIN_DURATIONS: usize = 3;
 /// A point this many residual deviations from the fit of the others is left out of it.
 pub const OUTLIER: f64 = 5.0;
+/// With two observations, a line whose value at 0 lies within this share of the mean value
+/// seen counts as through the origin (see `through_the_origin`).
+pub const ORIGIN: f64 = 0.5;
+/// A rival may leave at most this many times the best fit's unexplained share (1 − R²)
+/// unexplained, plus [`RIVAL_NOISE`]: against three points exactly on a line, a feature
+/// with R² 0.988 is no rival (it predicted a 200 MiB task at 3 GiB, which then ran alone).
+pub const RIVAL_UNEXPLAINED: f64 = 4.0;
+/// The unexplained share any rival may have beyond [`RIVAL_UNEXPLAINED`]'s.
+pub const RIVAL_NOISE: f64 = 0.005;
 
 /// Which way a prediction errs when unsure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -413,13 +429,19 @@ fn best_fit(obs: &[(Vec<f64>, f64)]) -> (Option<Fit>, Vec<Fit>) {
         .filter(|fit| fit.r2 >= MIN_R2)
         .collect();
     singles.sort_by(|a, b| b.r2.total_cmp(&a.r2));
+    if obs.len() < 3 {
+        singles = through_the_origin(obs, singles);
+    }
     let Some(mut best) = singles.first().cloned() else {
         return (None, Vec::new());
     };
     let rivals: Vec<Fit> = singles
         .into_iter()
         .skip(1)
-        .take_while(|fit| fit.r2 >= best.r2 - RIVAL_GAP)
+        .take_while(|fit| {
+            fit.r2 >= best.r2 - RIVAL_GAP
+                && 1.0 - fit.r2 <= RIVAL_UNEXPLAINED * (1.0 - best.r2) + RIVAL_NOISE
+        })
         .collect();
     while best.features.len() < MAX_FEATURES && best.r2 < 1.0 - 1e-9 {
         let mut better: Option<Fit> = None;
@@ -445,6 +467,27 @@ fn best_fit(obs: &[(Vec<f64>, f64)]) -> (Option<Fit>, Vec<Fit>) {
         }
     }
     (robust(obs, best), rivals)
+}
+
+/// With two observations every feature that differs fits them exactly, and the safest of
+/// those lines is usually the wildest extrapolation of a feature that has nothing to do
+/// with memory (`--hold 1.49` → 2.6 GiB and `--hold 1.68` → 154 MiB predicted 7.7 GiB for
+/// `--hold 1.11`). What memory does follow grows with a size from near nothing: the lines
+/// whose value at 0 is small against what was seen (within [`ORIGIN`] of the mean) are
+/// kept, nearest the origin first; if none is, all of them are.
+fn through_the_origin(obs: &[(Vec<f64>, f64)], singles: Vec<Fit>) -> Vec<Fit> {
+    let mean = obs.iter().map(|o| o.1.abs()).sum::<f64>() / obs.len().max(1) as f64;
+    let off = |f: &Fit| f.intercept.abs() / mean.max(f64::MIN_POSITIVE);
+    let mut near: Vec<Fit> = singles
+        .iter()
+        .filter(|f| off(f) <= ORIGIN)
+        .cloned()
+        .collect();
+    if near.is_empty() {
+        return singles;
+    }
+    near.sort_by(|a, b| off(a).total_cmp(&off(b)));
+    near
 }
 
 fn adjusted_r2(r2: f64, n: usize, k: usize) -> f64 {
