@@ -105,11 +105,12 @@ def ladder_holds(running: list[list], usable: float) -> bool:
     return True
 
 
-def ladder(tasks, usable: float, cap: int, step: float = 0.05, share: float = 0.1) -> float:
-    """Makespan of a clairvoyant scheduler that overcommits with pausing instead of timing:
-    a task starts while the banker's test holds with it able to reach `share` of its ramp,
-    and each step a task advances only if the test and the memory still hold (oldest first),
-    else it waits paused, keeping what it holds."""
+def stepped(tasks, cap: int, admits, may_advance, step: float = 0.05, stuck=None) -> float:
+    """Makespan of a clairvoyant scheduler that may pause: each step it starts the queued
+    tasks `admits(running, task, t)` allows (in order, up to `cap`), then advances each
+    running task by `step` (oldest first) unless `may_advance(running)` says no once it
+    has, in which case that task waits paused this step, keeping what it holds. If no task
+    advanced, `stuck(queue, running)` may undo the deadlock (a brake)."""
     queue = list(tasks)
     running: list[list] = []
     t = 0.0
@@ -117,53 +118,52 @@ def ladder(tasks, usable: float, cap: int, step: float = 0.05, share: float = 0.
         for task in list(queue):
             if len(running) >= cap:
                 break
-            ahead = running + [[task, task.ramp * share]]
-            now_held = sum(mem_after(o, p) for o, p in ahead)
-            if ladder_holds(running + [[task, 0.0]], usable) and ladder_holds(ahead, usable) \
-                    and now_held <= usable:
-                queue.remove(task)
-                running.append([task, 0.0])
-        for r in running:
-            before = r[1]
-            r[1] = min(before + step, r[0].duration)
-            if not ladder_holds(running, usable) or sum(mem_after(o, p) for o, p in running) > usable + 1:
-                r[1] = before  # paused this step
-        running = [r for r in running if r[1] < r[0].duration - 1e-9]
-        t += step
-    return t
-
-
-def overcommit(tasks, usable: float, cap: int, factor: float, step: float = 0.05) -> float:
-    """Makespan of the exact-curves greedy admitting while the projection stays within
-    `factor` × usable memory, then pausing: each step a task advances (oldest first) only if
-    the memory actually held stays within usable; if none can, the newest is killed and
-    requeued (a brake)."""
-    queue = list(tasks)
-    running: list[list] = []
-    t = 0.0
-    while queue or running:
-        for task in list(queue):
-            if len(running) >= cap:
-                break
-            curves = [(t - p, t - p + o.ramp, t + o.duration - p, o.final_peak) for o, p in running]
-            curves.append((t, t + task.ramp, 1e18, task.final_peak))
-            held = sum(mem_after(o, p) for o, p in running)
-            if fits(curves, usable * factor, t) and held + 0.1 * task.peak <= usable:
+            if admits(running, task, t):
                 queue.remove(task)
                 running.append([task, 0.0])
         moved = False
         for r in running:
             before = r[1]
             r[1] = min(before + step, r[0].duration)
-            if sum(mem_after(o, p) for o, p in running) > usable:
-                r[1] = before
-            else:
+            if may_advance(running):
                 moved = True
-        if running and not moved:
-            queue.insert(0, running.pop()[0])
+            else:
+                r[1] = before
+        if running and not moved and stuck:
+            stuck(queue, running)
         running = [r for r in running if r[1] < r[0].duration - 1e-9]
         t += step
     return t
+
+
+def held_now(running: list[list]) -> float:
+    return sum(mem_after(o, p) for o, p in running)
+
+
+def ladder(tasks, usable: float, cap: int, share: float = 0.1) -> float:
+    """Overcommit with pausing instead of timing: a task starts while the banker's test
+    holds with it able to reach `share` of its ramp; a task advances only while the test
+    and the memory still hold, else it waits paused."""
+    def admits(running, task, _t):
+        ahead = running + [[task, task.ramp * share]]
+        return (ladder_holds(running + [[task, 0.0]], usable) and ladder_holds(ahead, usable)
+                and held_now(ahead) <= usable)
+    return stepped(tasks, cap, admits,
+                   lambda running: ladder_holds(running, usable) and held_now(running) <= usable + 1)
+
+
+def overcommit(tasks, usable: float, cap: int, factor: float) -> float:
+    """The exact-curves greedy admitting while the projection stays within `factor` ×
+    usable memory, then pausing: a task advances only while the memory actually held stays
+    within usable; if none can, the newest is killed and requeued (a brake)."""
+    def admits(running, task, t):
+        curves = [(t - p, t - p + o.ramp, t + o.duration - p, o.final_peak) for o, p in running]
+        curves.append((t, t + task.ramp, 1e18, task.final_peak))
+        return fits(curves, usable * factor, t) and held_now(running) + 0.1 * task.peak <= usable
+
+    def brake(queue, running):
+        queue.insert(0, running.pop()[0])
+    return stepped(tasks, cap, admits, lambda running: held_now(running) <= usable, stuck=brake)
 
 
 def issue12(a) -> int:
