@@ -354,35 +354,32 @@ mod tests {
         assert!(!one_cycle(&mut p, secs(70)).1);
     }
 
-    #[test]
-    fn without_recycle_a_capped_task_fails_unless_retry_on_covers_it() {
-        let mut p = Policy::new(config(100), vec![TaskSpec::default()]);
-        assert!(!one_cycle(&mut p, secs(0)).1);
-
+    /// One task capped at 100 MiB, `--retries 1 --retry-on over-cap`, and `--recycle=N`.
+    fn one_retry_on_over_cap(recycle: Option<u32>) -> Policy {
         let retry: RetryOn = "over-cap".parse().unwrap();
-        let mut p = Policy::new(
+        Policy::new(
             Config {
                 retries: 1,
                 ..config(100)
             },
             vec![TaskSpec::default()],
         )
-        .with_restarts(Restarts::new(None, None, retry));
+        .with_restarts(Restarts::new(recycle, None, retry))
+    }
+
+    #[test]
+    fn without_recycle_a_capped_task_fails_unless_retry_on_covers_it() {
+        let mut p = Policy::new(config(100), vec![TaskSpec::default()]);
+        assert!(!one_cycle(&mut p, secs(0)).1);
+
+        let mut p = one_retry_on_over_cap(None);
         assert!(one_cycle(&mut p, secs(0)).1, "the one retry");
         assert!(!one_cycle(&mut p, secs(5)).1, "retries spent");
     }
 
     #[test]
     fn past_the_recycle_limit_retry_on_over_cap_spends_the_retries() {
-        let retry: RetryOn = "over-cap".parse().unwrap();
-        let mut p = Policy::new(
-            Config {
-                retries: 1,
-                ..config(100)
-            },
-            vec![TaskSpec::default()],
-        )
-        .with_restarts(Restarts::new(Some(1), None, retry));
+        let mut p = one_retry_on_over_cap(Some(1));
         assert!(matches!(
             one_cycle(&mut p, secs(0)),
             (_, true, Reason::Recycled { .. })
