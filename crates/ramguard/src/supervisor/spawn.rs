@@ -172,7 +172,9 @@ fn dev_null() -> Result<&'static File> {
     Ok(NULL.get_or_init(|| f))
 }
 
-/// NUL-terminated strings and the null-terminated pointer array `execve` takes.
+/// NUL-terminated strings and the null-terminated pointer array `execve` takes. `_owned`
+/// holds the strings made for this spawn; the array may also point at strings that live for
+/// the whole run (ramguard's own environment, see [`environment`]).
 struct CStrings {
     _owned: Vec<CString>,
     ptrs: Vec<*const libc::c_char>,
@@ -191,7 +193,7 @@ fn cstrings<'a>(items: impl Iterator<Item = &'a [u8]>) -> Result<CStrings> {
 }
 
 /// ramguard's own environment with `extra` applied on top (later entries win).
-fn environment(extra: &[(String, String)]) -> Result<Env> {
+fn environment(extra: &[(String, String)]) -> Result<CStrings> {
     // Read and encoded once: ramguard never changes its own environment after it starts,
     // and a sweep of trivial tasks spawns thousands of times.
     static BASE: OnceLock<Vec<(OsString, CString)>> = OnceLock::new();
@@ -218,17 +220,10 @@ fn environment(extra: &[(String, String)]) -> Result<Env> {
     }
     ptrs.extend(owned.iter().map(|c| c.as_ptr()));
     ptrs.push(std::ptr::null());
-    Ok(Env {
+    Ok(CStrings {
         _owned: owned,
         ptrs,
     })
-}
-
-/// An environment for `execve`: ramguard's own entries (kept for the whole run) and the
-/// task's, with the null-terminated pointer array.
-struct Env {
-    _owned: Vec<CString>,
-    ptrs: Vec<*const libc::c_char>,
 }
 
 /// The paths `execve` tries, as `execvp` would: the program itself if it names a path, else
@@ -284,7 +279,7 @@ const CHILD_STACK: usize = 64 * 1024;
 fn clone_exec(
     candidates: &CStrings,
     argv: &CStrings,
-    envp: &Env,
+    envp: &CStrings,
     fds: [RawFd; 3],
 ) -> std::io::Result<u32> {
     // ["sh", slot for the script, the task's arguments after its program, NULL].
