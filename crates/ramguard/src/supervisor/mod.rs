@@ -162,7 +162,7 @@ impl Supervisor {
         if batch.is_empty() {
             return;
         }
-        self.trees.snapshot_children();
+        let children = self.trees.my_children();
         for reaped in batch {
             match self.trees.task_of_root(reaped.pid) {
                 Some(task) => {
@@ -187,10 +187,10 @@ impl Supervisor {
                     // Leftovers of a task with shm files first get a grace to clean up
                     // (Python's resource tracker; the loop waits for it, so only then).
                     if self.shm.allocated(task) > Bytes::ZERO {
-                        self.trees.adopt_orphans(task);
+                        self.trees.adopt_orphans(task, &children);
                         shm::stop_leftovers(&mut self.trees, task, LEFTOVER_GRACE);
                     }
-                    let leftovers = self.trees.kill_leftovers(task);
+                    let leftovers = self.trees.kill_leftovers(task, &children);
                     if let Some(s) = &mut self.sentinel {
                         s.track(reaped.pid, false);
                     }
@@ -221,7 +221,6 @@ impl Supervisor {
                 None => self.trees.forget_pid(reaped.pid),
             }
         }
-        self.trees.forget_children_snapshot();
         // Reaped roots leave the sentinel's list now, before their pids can be reused.
         if let Some(s) = &mut self.sentinel {
             s.flush();

@@ -71,8 +71,6 @@ pub struct Trees {
     owner: HashMap<u32, TaskId>,
     /// Children of ramguard that are not tasks' processes (the sentinel).
     spared: BTreeSet<u32>,
-    /// ramguard's children read once for a batch of reaped roots ([`Trees::snapshot_children`]).
-    children_snapshot: Option<Vec<u32>>,
 }
 
 impl Trees {
@@ -84,7 +82,6 @@ impl Trees {
             tasks: HashMap::new(),
             owner: HashMap::new(),
             spared: BTreeSet::new(),
-            children_snapshot: None,
         }
     }
 
@@ -227,13 +224,15 @@ impl Trees {
 
     /// Gives the task every child of ramguard no task owns: called when the task's root has
     /// been reaped, when the kernel has just reparented the root's live children to us.
-    /// Returns how many processes were adopted.
-    pub fn adopt_orphans(&mut self, task: TaskId) -> usize {
+    /// `children` is [`Trees::my_children`], read once after a batch of reaps (the kernel
+    /// reparents a root's orphans before the root can be reaped). Returns how many
+    /// processes were adopted.
+    pub fn adopt_orphans(&mut self, task: TaskId, children: &[u32]) -> usize {
         if !self.tasks.contains_key(&task) {
             return 0;
         }
         let mut n = 0;
-        for pid in self.my_children() {
+        for &pid in children {
             if self.owner.contains_key(&pid) || self.spared.contains(&pid) || helper(pid) {
                 continue;
             }
@@ -244,26 +243,10 @@ impl Trees {
         n + self.walk(task)
     }
 
-    /// Reads ramguard's children once for the roots just reaped (their orphans are among
-    /// them already), until [`Trees::forget_children_snapshot`]: one read per batch of
-    /// exits rather than one per exit.
-    pub fn snapshot_children(&mut self) {
-        self.children_snapshot = None;
-        self.children_snapshot = Some(self.my_children());
-    }
-
-    /// Reads ramguard's children afresh from now on.
-    pub fn forget_children_snapshot(&mut self) {
-        self.children_snapshot = None;
-    }
-
     /// ramguard's children. Orphans go to the thread that spawned their task's root, which
     /// is the supervisor's own thread: one read of `/proc/thread-self/children` (a few
     /// microseconds per reaped task) instead of every thread's file.
-    fn my_children(&self) -> Vec<u32> {
-        if let Some(children) = &self.children_snapshot {
-            return children.clone();
-        }
+    pub fn my_children(&self) -> Vec<u32> {
         match std::fs::read_to_string("/proc/thread-self/children") {
             Ok(text) => text
                 .split_whitespace()
@@ -360,10 +343,11 @@ impl Trees {
             .count()
     }
 
-    /// Kills whatever of the task's tree outlived its root (the root itself is reaped).
-    /// Returns how many live processes were killed.
-    pub fn kill_leftovers(&mut self, task: TaskId) -> usize {
-        self.adopt_orphans(task);
+    /// Kills whatever of the task's tree outlived its root (the root itself is reaped),
+    /// its orphans among `children` included ([`Trees::adopt_orphans`]). Returns how many
+    /// live processes were killed.
+    pub fn kill_leftovers(&mut self, task: TaskId, children: &[u32]) -> usize {
+        self.adopt_orphans(task, children);
         if self.others(task) == 0 {
             return 0;
         }
