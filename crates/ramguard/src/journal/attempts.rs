@@ -52,11 +52,7 @@ impl Journal {
         if let Some(earlier) = self.running_marks.insert(task_id, id) {
             // Another attempt of the task started in this group and never ended here
             // (it cannot be: attempts of one task do not overlap); count it all the same.
-            self.conn
-                .prepare_cached(
-                    "UPDATE tasks SET state = 'running', attempts = attempts + 1, last_attempt_id = ?2 WHERE id = ?1",
-                )?
-                .execute(params![task_id, earlier])?;
+            self.set_running(task_id, earlier)?;
         }
         self.timelines.insert(id, Timeline::fresh());
         self.attempt_tasks.insert(id, task_id);
@@ -285,15 +281,21 @@ impl Journal {
         if self.running_marks.is_empty() {
             return Ok(());
         }
-        let mut st = self.conn.prepare_cached(
-            "UPDATE tasks SET state = 'running', attempts = attempts + 1, last_attempt_id = ?2 WHERE id = ?1",
-        )?;
         for (&task_id, &attempt_id) in &self.running_marks {
-            st.execute(params![task_id, attempt_id])?;
+            self.set_running(task_id, attempt_id)?;
         }
-        drop(st);
         self.running_marks.clear();
         Ok(())
+    }
+
+    /// Marks a task running with one more attempt, the given one last.
+    fn set_running(&self, task_id: i64, attempt_id: i64) -> rusqlite::Result<()> {
+        self.conn
+            .prepare_cached(
+                "UPDATE tasks SET state = 'running', attempts = attempts + 1, last_attempt_id = ?2 WHERE id = ?1",
+            )?
+            .execute(params![task_id, attempt_id])
+            .map(drop)
     }
 
     /// Test seam: caps the database size in pages, to provoke "disk full" on commit.
