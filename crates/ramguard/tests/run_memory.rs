@@ -234,10 +234,19 @@ fn an_unexpectedly_large_task_is_paused_until_room_returns_and_completes() {
     // ~250 MiB while it holds. No parameter predicts that. Beside the fifth small task it
     // would cross the 300 MiB budget: it is paused (SIGSTOP) before that, resumed when the
     // small task ends, and completes; the brake (kill and rerun) is not needed.
+    // The five small lines differ only in the order of their flags: with a numeric feature
+    // that varies (`--stdout-lines {i}` once), the learned durations ordered the leaking
+    // task, whose value is missing, first by chance, and then it was the oldest running
+    // task, which is never paused.
     let h = hog.to_str().unwrap();
-    let mut lines: Vec<String> = (1..=5)
-        .map(|i| format!("{h} --peak 60M --ramp 1s --hold 2s --stdout-lines {i}"))
-        .collect();
+    let flags = [
+        "--peak 60M --ramp 1s --hold 2s",
+        "--peak 60M --hold 2s --ramp 1s",
+        "--ramp 1s --peak 60M --hold 2s",
+        "--ramp 1s --hold 2s --peak 60M",
+        "--hold 2s --peak 60M --ramp 1s",
+    ];
+    let mut lines: Vec<String> = flags.iter().map(|f| format!("{h} {f}")).collect();
     lines.push(format!(
         "{h} --peak 60M --ramp 1s --hold 2s --leak 95M --verbose"
     ));
