@@ -297,7 +297,8 @@ pub fn findings(f: &SweepFacts) -> Vec<Finding> {
             kind: "cautious_admission",
             severity: Severity::Info,
             title: format!(
-                "fewer than -j {} ran {:.0}% of the time although the budget was never near full",
+                "fewer than -j {} ran {:.0}% of the time until the last task started, although the \
+                 budget was never near full",
                 f.jobs,
                 f.memory_bound_share * 100.0
             ),
@@ -318,7 +319,8 @@ pub fn findings(f: &SweepFacts) -> Vec<Finding> {
             kind: "budget_binding",
             severity: Severity::Warning,
             title: format!(
-                "memory held tasks back {:.0}% of the time: fewer than -j {} could run",
+                "memory held tasks back {:.0}% of the time until the last task started: fewer than \
+                 -j {} could run",
                 f.memory_bound_share * 100.0,
                 f.jobs
             ),

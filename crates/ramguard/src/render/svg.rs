@@ -158,12 +158,25 @@ pub fn gantt(m: &Model) -> String {
             secs_label(b as f64)
         );
     }
-    let _ = write!(
-        out,
-        r#"<text x="4" y="{}" font-size="11">lane 1</text><text x="4" y="{}" font-size="11">lane {lanes}</text>"#,
-        top + lane_h.max(11.0) - 1.0,
-        top + plot_h - 1.0
-    );
+    // Every lane is named when its row is tall enough for the text; else the first and last.
+    let named: Vec<usize> = if lane_h >= 11.0 {
+        (1..=lanes).collect()
+    } else {
+        vec![1, lanes]
+    };
+    for lane in named {
+        let y = if lane_h >= 11.0 {
+            top + (lane as f64 - 0.5) * lane_h + 4.0
+        } else if lane == 1 {
+            top + 10.0
+        } else {
+            top + plot_h - 1.0
+        };
+        let _ = write!(
+            out,
+            r#"<text class="lane" x="4" y="{y:.1}" font-size="11">lane {lane}</text>"#
+        );
+    }
     time_axis(&mut out, span, top + plot_h + 2.0);
     out.push_str("</svg>");
     out
