@@ -117,6 +117,30 @@ fn suspend_then_resume_without_loss() {
 }
 
 #[test]
+fn of_two_tasks_started_together_the_growing_one_is_paused_even_if_admitted_first() {
+    // The same pair in the other order: the task that keeps growing is admitted first, in
+    // the same instant as the one that settles. It is the one paused; the other is not
+    // braked in its place.
+    let cfg = Config {
+        estimate: Some(gib(1.0)),
+        ..config()
+    };
+    let tasks = vec![ramp(5.5, 10.0, 1.0), ramp(1.0, 1.0, 14.0)];
+    let (sim, report) = run(cfg, Host::new(gib(8.0)), tasks);
+    assert_clean(&report);
+    all_done(&sim, 2);
+    let s = starts(&sim);
+    assert_eq!(s, [(secs(0.0), 0), (secs(0.0), 1)], "started together");
+    assert_eq!(report.brakes, 0, "{:?}", sim.log());
+    assert_eq!(verdicts(&sim, 1), [(ExitClass::Done, false, Reason::Done)]);
+    let paused = times_of(&sim, |a| matches!(a, Action::Pause { task: 0 }));
+    let resumed = times_of(&sim, |a| matches!(a, Action::Resume { task: 0 }));
+    assert_eq!(paused.len(), 1, "{paused:?}");
+    assert_eq!(resumed, [secs(15.0)], "resumed when task 1 ended");
+    assert_never_all_paused(&sim);
+}
+
+#[test]
 fn with_pausing_off_the_same_sweep_brakes_instead_and_still_finishes() {
     // `--no-pause`, for tasks that must not be stopped for a while: the growing task of
     // `suspend_then_resume_without_loss` is braked and rerun alone instead of paused, and
