@@ -74,10 +74,7 @@ pub fn report_clap_error(e: clap::Error) -> ExitCode {
         }
         _ => {
             let rendered = e.render().to_string();
-            let first = rendered
-                .lines()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or("error: invalid arguments");
+            let first = error_line(&rendered);
             let mut stderr = std::io::stderr().lock();
             let _ = writeln!(stderr, "{first}");
             // Clap's own tip ("a similar argument exists") is worth keeping; usage is not.
@@ -96,6 +93,23 @@ pub fn report_clap_error(e: clap::Error) -> ExitCode {
             ExitCode::from(crate::EXIT_USAGE)
         }
     }
+}
+
+/// The one line of a rendered clap error: its first line, with the indented list that
+/// follows a line ending in ':' (the missing arguments) joined onto it.
+fn error_line(rendered: &str) -> String {
+    let mut lines = rendered.lines().skip_while(|l| l.trim().is_empty());
+    let Some(first) = lines.next() else {
+        return "error: invalid arguments".into();
+    };
+    if !first.trim_end().ends_with(':') {
+        return first.to_string();
+    }
+    let listed: Vec<&str> = lines
+        .take_while(|l| l.starts_with(' ') && !l.trim().is_empty())
+        .map(str::trim)
+        .collect();
+    format!("{} {}", first.trim_end(), listed.join(", "))
 }
 
 /// For `ramguard run`, a replacement for clap's "to pass '-1' as a value, use '-- -1'".

@@ -236,6 +236,8 @@ fn every_bad_input_exits_2_with_one_line_and_changes_nothing() {
         ),
         ("a missing sweep", vec!["results", "no-such-sweep"]),
         ("status of a missing sweep", vec!["status", "no-such-sweep"]),
+        // The line names what is missing (it once ended at "were not provided:").
+        ("plan without --mem", vec!["plan", "base"]),
     ];
     let before = snapshot(w.path());
     assert!(before.contains_key("journal.db"), "{before:?}");
@@ -244,7 +246,9 @@ fn every_bad_input_exits_2_with_one_line_and_changes_nothing() {
         let out = w.run(args);
         let err = stderr(&out);
         let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
-        let one_line = lines.first().is_some_and(|l| l.starts_with("error: "))
+        let one_line = lines
+            .first()
+            .is_some_and(|l| l.starts_with("error: ") && !l.trim_end().ends_with(':'))
             && lines.len() <= 2
             && lines.get(1).is_none_or(|l| l.starts_with("hint: "));
         if out.status.code() != Some(2) || !one_line {
