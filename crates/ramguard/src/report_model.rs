@@ -43,6 +43,8 @@ pub struct AttemptView {
     pub peak: Option<u64>,
     /// Row of the Gantt: lanes never hold two attempts at once.
     pub lane: usize,
+    /// When the attempt's tree was paused, (start, end) in ms since the sweep's first start.
+    pub paused: Vec<(u64, u64)>,
 }
 
 /// A task's memory timeline worth showing on its own.
@@ -105,6 +107,8 @@ pub struct Model {
     pub host_available: Vec<Option<u64>>,
     /// Admission pauses, (start, end) in ms since the first start.
     pub pauses: Vec<(u64, u64)>,
+    /// Time tasks spent paused (their trees stopped), summed over the sweep.
+    pub paused_ms: u64,
     /// Brakes, ms since the first start.
     pub brakes: Vec<u64>,
     pub series: Vec<TaskSeries>,
@@ -308,8 +312,11 @@ pub fn build(journal: &Journal, sweep: SweepInfo, host: &HostSide) -> Result<Mod
             reason: a.reason.clone().unwrap_or_default(),
             peak: a.peak,
             lane,
+            paused: Vec::new(),
         })
         .collect();
+    let mut attempts = attempts;
+    mark_pauses(&mut attempts, &events, t0);
     let index: HashMap<i64, usize> = attempts
         .iter()
         .enumerate()
@@ -436,6 +443,7 @@ pub fn build(journal: &Journal, sweep: SweepInfo, host: &HostSide) -> Result<Mod
         pauses.push((s, span_ms));
     }
     let n_pauses = events.iter().filter(|e| e.kind == "paused").count() as u64;
+    let task_pauses = crate::journal::progress::summarize(&events);
 
     let mut classes: HashMap<String, u64> = HashMap::new();
     let (mut wasted, mut total) = (0.0, 0.0);
@@ -497,6 +505,7 @@ pub fn build(journal: &Journal, sweep: SweepInfo, host: &HostSide) -> Result<Mod
         max_running: lanes,
         memory_bound_share,
         pauses: n_pauses,
+        task_pauses: task_pauses.pauses,
         brakes: brakes.len() as u64,
         oom_kills: classes
             .iter()
@@ -523,6 +532,7 @@ pub fn build(journal: &Journal, sweep: SweepInfo, host: &HostSide) -> Result<Mod
         total_mem,
         host_available,
         pauses,
+        paused_ms: task_pauses.paused_ms,
         brakes,
         series,
         leaks,
@@ -592,6 +602,71 @@ fn param_plots(tasks: &[TaskRow]) -> Vec<ParamPlot> {
         plots.push(ParamPlot { name, unit, points });
     }
     plots
+}
+
+/// Puts each task pause (a `task_paused` event, until its `task_resumed` or the attempt's
+/// end) on the attempt of that task that was running then.
+fn mark_pauses(attempts: &mut [AttemptView], events: &[EventRow], t0: i64) {
+    let mut open: HashMap<String, u64> = HashMap::new();
+    let mut closed: Vec<(String, u64, u64)> = Vec::new();
+    for e in events {
+        let Some(key) = e.detail.get("task").and_then(|v| v.as_str()) else {
+            continue;
+        };
+        let t = (e.unix_ms - t0).max(0) as u64;
+        match e.kind.as_str() {
+            "task_paused" => {
+                open.insert(key.to_string(), t);
+            }
+            "task_resumed" => {
+                if let Some(s) = open.remove(key) {
+                    closed.push((key.to_string(), s, t));
+                }
+            }
+            _ => {}
+        }
+    }
+    closed.extend(open.into_iter().map(|(k, s)| (k, s, u64::MAX)));
+    for (key, s, e) in closed {
+        if let Some(a) = attempts
+            .iter_mut()
+            .find(|a| a.key == key && a.start_ms <= s && s <= a.end_ms)
+        {
+            a.paused.push((s, e.min(a.end_ms)));
+        }
+    }
+}
+
+impl Model {
+    /// The waste line of the text and HTML reports: time lost, brakes, and pauses (tasks
+    /// paused near the limit, with their time; admission pauses when there were any).
+    pub fn waste_line(&self) -> String {
+        let mut s = format!(
+            "{:.1} task-seconds lost to brakes, kills, caps and timeouts ({:.0}% of {:.1}); \
+             {} brake(s), {} pause(s)",
+            self.wasted_secs,
+            if self.total_secs > 0.0 {
+                self.wasted_secs / self.total_secs * 100.0
+            } else {
+                0.0
+            },
+            self.total_secs,
+            self.brakes.len(),
+            self.facts.task_pauses,
+        );
+        if self.facts.task_pauses > 0 {
+            s.push_str(&format!(
+                " ({} paused in all)",
+                ramguard_core::units::format_duration(std::time::Duration::from_millis(
+                    self.paused_ms
+                ))
+            ));
+        }
+        if self.facts.pauses > 0 {
+            s.push_str(&format!(", {} admission pause(s)", self.facts.pauses));
+        }
+        s
+    }
 }
 
 #[cfg(test)]

@@ -301,6 +301,31 @@ fn an_unexpectedly_large_task_is_paused_until_room_returns_and_completes() {
         line.is_some_and(|l| l.contains(" pause(s), ") && l.contains("paused in all")),
         "{text}"
     );
+    // So does `report` (it once counted only admission pauses, and said 0).
+    let report = w.run(&["report", "--json"]);
+    let r: serde_json::Value = serde_json::from_slice(&report.stdout).unwrap();
+    assert_eq!(r["waste"]["pauses"], s["pauses"], "{}", r["waste"]);
+    assert!(
+        r["waste"]["paused_ms"].as_u64().unwrap() > 0,
+        "{}",
+        r["waste"]
+    );
+    let text = String::from_utf8_lossy(&w.run(&["report"]).stdout).into_owned();
+    assert!(
+        text.contains(" pause(s) (") && text.contains("paused in all)"),
+        "{text}"
+    );
+    // The HTML Gantt pales the paused stretch of the leaking task's bar.
+    let html = w.path().join("r.html");
+    assert!(w
+        .run(&["report", "--html", html.to_str().unwrap()])
+        .status
+        .success());
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(
+        page.contains(r#"<rect class="paused""#),
+        "no paused stretch in the Gantt"
+    );
 }
 
 #[test]

@@ -80,8 +80,10 @@ pub struct SweepFacts {
     pub max_running: usize,
     /// Share of the time tasks waited in the queue while fewer than `-j` ran (0…1).
     pub memory_bound_share: f64,
-    /// Admission pauses journaled.
+    /// Admission pauses journaled (pressure stall: no new task started for a while).
     pub pauses: u64,
+    /// Tasks paused (their trees stopped) because memory neared the limit.
+    pub task_pauses: u64,
     /// Brakes journaled.
     pub brakes: u64,
     /// Attempts the kernel OOM-killed.
@@ -229,7 +231,7 @@ pub fn findings(f: &SweepFacts) -> Vec<Finding> {
                  timeouts",
                 f.wasted_secs
             ),
-            evidence: format!("{} brake(s), {} pause(s)", f.brakes, f.pauses),
+            evidence: format!("{} brake(s), {} task pause(s)", f.brakes, f.task_pauses),
             fix: if f.brakes > 0 {
                 "brakes mean tasks were admitted on a prediction that proved too small: give \
                  --estimate for the first tasks, or lower -j"
@@ -260,6 +262,7 @@ pub fn findings(f: &SweepFacts) -> Vec<Finding> {
         && f.memory_bound_share < ALWAYS_BINDING
         && peak_share < NOT_BINDING
         && f.pauses == 0
+        && f.task_pauses == 0
         && f.brakes == 0
         && f.tasks.len() > f.jobs
     {
@@ -443,6 +446,31 @@ mod tests {
     }
 
     #[test]
+    fn a_budget_that_paused_tasks_is_not_called_never_limiting() {
+        // -j always full and the budget far from full on the samples, but tasks were
+        // paused as memory neared the limit: the budget did limit the sweep.
+        let facts = SweepFacts {
+            budget: Bytes(4096 * MIB),
+            jobs: 2,
+            cpus: 2,
+            tasks: (0..4)
+                .map(|i| task(&format!("t{i}"), 500 * MIB, None))
+                .collect(),
+            peak_used: Bytes(1000 * MIB),
+            max_running: 2,
+            memory_bound_share: 0.1,
+            ..SweepFacts::default()
+        };
+        let kinds = |f: &SweepFacts| -> Vec<&str> { findings(f).iter().map(|x| x.kind).collect() };
+        assert!(kinds(&facts).contains(&"budget_not_binding"));
+        let paused = SweepFacts {
+            task_pauses: 2,
+            ..facts
+        };
+        assert!(!kinds(&paused).contains(&"budget_not_binding"));
+    }
+
+    #[test]
     fn findings_name_a_binding_budget_threads_and_shm_leftovers() {
         let facts = SweepFacts {
             budget: Bytes(1024 * MIB),
@@ -454,6 +482,7 @@ mod tests {
             max_running: 2,
             memory_bound_share: 0.8,
             pauses: 3,
+            task_pauses: 0,
             shm_leftovers: vec![("psm_1".into(), Bytes(10 * MIB))],
             ..SweepFacts::default()
         };

@@ -193,7 +193,9 @@ fn to_json(m: &model::Model) -> serde_json::Value {
             "task_seconds": m.wasted_secs,
             "of_total_task_seconds": m.total_secs,
             "brakes": m.brakes.len(),
-            "pauses": m.facts.pauses,
+            "pauses": m.facts.task_pauses,
+            "paused_ms": m.paused_ms,
+            "admission_pauses": m.facts.pauses,
         },
         "leaks": m.leaks,
         "findings": m.findings,
@@ -247,14 +249,7 @@ fn text(m: &model::Model) -> String {
             .collect::<Vec<_>>()
             .join(", ")
     ));
-    s.push_str(&format!(
-        "waste   {:.1} task-seconds lost to brakes, kills, caps and timeouts ({:.0}% of {:.1}); {} brake(s), {} pause(s)\n",
-        m.wasted_secs,
-        if m.total_secs > 0.0 { m.wasted_secs / m.total_secs * 100.0 } else { 0.0 },
-        m.total_secs,
-        m.brakes.len(),
-        m.facts.pauses
-    ));
+    s.push_str(&format!("waste   {}\n", m.waste_line()));
     for l in &m.leaks {
         s.push_str(&format!(
             "leak    {} (attempt {}{}): +{:.1} MiB/s since {}, {} at {}; {}\n",

@@ -90,17 +90,7 @@ pub fn report(m: &Model) -> String {
             .collect::<Vec<_>>()
             .join(", "),
     );
-    row(
-        "waste",
-        format!(
-            "{:.1} task-seconds lost to brakes, kills, caps and timeouts ({:.0}% of {:.1}); {} brake(s), {} pause(s)",
-            m.wasted_secs,
-            if m.total_secs > 0.0 { m.wasted_secs / m.total_secs * 100.0 } else { 0.0 },
-            m.total_secs,
-            m.brakes.len(),
-            m.facts.pauses
-        ),
-    );
+    row("waste", m.waste_line());
     h.push_str("</table>");
 
     // Findings.

@@ -68,8 +68,8 @@ fn time_axis(out: &mut String, span_ms: f64, y: f64) {
     }
 }
 
-/// The Gantt of attempts: one row per lane, bars coloured by exit class, admission pauses
-/// shaded, brakes marked.
+/// The Gantt of attempts: one row per lane, bars coloured by exit class and paled where the
+/// task was paused, admission pauses shaded, brakes marked.
 pub fn gantt(m: &Model) -> String {
     let lanes = m.lanes.max(1);
     let lane_h = (420.0 / lanes as f64).clamp(3.0, 22.0);
@@ -147,6 +147,22 @@ pub fn gantt(m: &Model) -> String {
         }
         if let Some(p) = pending {
             flush(&mut out, p);
+        }
+        // Where a task's tree was paused, its bar is paled.
+        for &i in idx.iter() {
+            let a = &m.attempts[i];
+            for &(s, e) in &a.paused {
+                let _ = write!(
+                    out,
+                    r##"<rect class="paused" x="{:.1}" y="{:.1}" width="{:.1}" height="{:.1}" fill="#fff" opacity="0.6"><title>{} paused {}</title></rect>"##,
+                    x_of(s),
+                    y + 0.5,
+                    (x_of(e) - x_of(s)).max(0.8),
+                    (lane_h - 1.0).max(1.0),
+                    esc(&a.label),
+                    secs_label(e.saturating_sub(s) as f64)
+                );
+            }
         }
     }
     for &b in &m.brakes {
