@@ -141,6 +141,30 @@ fn of_two_tasks_started_together_the_growing_one_is_paused_even_if_admitted_firs
 }
 
 #[test]
+fn with_a_task_cap_unknown_tasks_reserve_at_most_the_cap_and_start_together() {
+    // --mem 1 GiB, -j 4, --task-mem 200 MiB: no task lives above 200 MiB, so four unknown
+    // tasks fit from the start (the 1 GiB cold guess let one start alone), and tasks that
+    // fill fast are not paused for growth they cannot have past the cap.
+    let cfg = Config {
+        budget: gib(1.0),
+        max_jobs: 4,
+        task_cap: Some(gib(0.2)),
+        ..config()
+    };
+    let tasks = (0..8).map(|_| ramp(0.15, 0.1, 1.0)).collect();
+    let (sim, report) = run_sampled(cfg, Host::new(gib(8.0)), tasks);
+    assert_clean(&report);
+    all_done(&sim, 8);
+    let first: Vec<TaskId> = starts(&sim)
+        .into_iter()
+        .filter(|&(t, _)| t == Duration::ZERO)
+        .map(|(_, id)| id)
+        .collect();
+    assert_eq!(first, [0, 1, 2, 3], "{:?}", sim.log());
+    assert_eq!((report.brakes, report.pauses), (0, 0), "{:?}", sim.log());
+}
+
+#[test]
 fn with_pausing_off_the_same_sweep_brakes_instead_and_still_finishes() {
     // `--no-pause`, for tasks that must not be stopped for a while: the growing task of
     // `suspend_then_resume_without_loss` is braked and rerun alone instead of paused, and

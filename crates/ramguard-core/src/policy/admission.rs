@@ -145,7 +145,9 @@ impl Policy {
             let horizon = RUNAWAY_HORIZON.as_secs_f64();
             return Some(Curve {
                 now: current.get() as f64,
-                peak: current.get() as f64 + rate * horizon,
+                peak: self
+                    .within_cap_f(current.get() as f64 + rate * horizon)
+                    .max(current.get() as f64),
                 ramp: horizon,
                 end: None,
             });

@@ -82,7 +82,23 @@ impl Policy {
             Some((p, settled)) if self.provisional_is_current(p, settled) => p,
             _ => &self.predictor,
         };
-        model.predict(&self.specs[id].features).map(|p| p.max(lb))
+        model
+            .predict(&self.specs[id].features)
+            .map(|p| self.within_cap(p.max(lb)))
+    }
+
+    /// A peak to reserve, never above `--task-mem`: a task is stopped there, so memory
+    /// reserved beyond it is never used (a prediction extrapolated to 3 GiB for a task
+    /// capped at 1 GiB kept two others waiting for nothing).
+    pub(super) fn within_cap(&self, peak: Bytes) -> Bytes {
+        self.config.task_cap.map_or(peak, |cap| peak.min(cap))
+    }
+
+    /// [`Policy::within_cap`] for projected bytes.
+    pub(super) fn within_cap_f(&self, bytes: f64) -> f64 {
+        self.config
+            .task_cap
+            .map_or(bytes, |cap| bytes.min(cap.get() as f64))
     }
 
     /// Early in a sweep, learns the peaks of running tasks that have settled as if they had
@@ -141,7 +157,7 @@ impl Policy {
     /// The cold-start guess: the largest peak seen in this run plus the margin.
     pub(super) fn cold_guess(&self, id: TaskId) -> Bytes {
         let lb = self.aux[id].lower_bound.unwrap_or_default();
-        self.largest_seen.scale(1.0 + predict::MARGIN).max(lb)
+        self.within_cap(self.largest_seen.scale(1.0 + predict::MARGIN).max(lb))
     }
 
     /// Returns true if and only if nothing about the task's peak is known but its bound.

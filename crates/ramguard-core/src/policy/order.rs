@@ -33,7 +33,8 @@ use super::{predict, Policy, TaskId, BACKFILL_WINDOW};
 use crate::units::Bytes;
 
 /// The peak an unknown task is assumed to reach when judging whether memory is plentiful:
-/// most Python sweep tasks in the stories peak between 0.2 and 2 GiB.
+/// most Python sweep tasks in the stories peak between 0.2 and 2 GiB. Never more than
+/// `--task-mem`: no task lives above it.
 pub const COLD_PLAUSIBLE: Bytes = Bytes(1 << 30);
 
 /// How many unknown tasks of a plausible size `each` start together in `room` (module doc):
@@ -100,8 +101,10 @@ impl Policy {
     }
 
     fn plausible_cold_size(&self) -> Bytes {
-        self.largest_seen
-            .scale(1.0 + predict::MARGIN)
-            .max(COLD_PLAUSIBLE)
+        self.within_cap(
+            self.largest_seen
+                .scale(1.0 + predict::MARGIN)
+                .max(COLD_PLAUSIBLE),
+        )
     }
 }

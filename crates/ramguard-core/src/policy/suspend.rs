@@ -244,7 +244,9 @@ impl Policy {
                 false => self.growth_rate(id, now),
             };
             if let Some(rate) = rate {
-                soon += rate * horizon;
+                // No task grows past --task-mem: it is stopped there.
+                let grown = self.within_cap_f(current + rate * horizon).max(current);
+                soon += grown - current;
                 // Growth within a learned prediction was reserved at admission; an unknown
                 // or runaway task is projected to keep its pace.
                 if self.facts(id).cold
@@ -252,7 +254,7 @@ impl Policy {
                         .model_prediction(id)
                         .is_none_or(|p| current > p.get() as f64)
                 {
-                    curve.peak = curve.peak.max(current + rate * horizon);
+                    curve.peak = curve.peak.max(grown);
                 }
             }
             curves.push(curve);

@@ -94,7 +94,8 @@ pub struct RunArgs {
     pub estimate: Option<Bytes>,
 
     /// Kill a task whose memory exceeds SIZE (failed: over cap). A task's memory is what
-    /// its process tree holds (shared pages once) plus the /dev/shm files it created.
+    /// its process tree holds (shared pages once) plus the /dev/shm files it created. No
+    /// task is assumed to need more than SIZE, so the first tasks start together sooner.
     #[arg(long, value_name = "SIZE", value_parser = parse_abs_size)]
     pub task_mem: Option<Bytes>,
 
