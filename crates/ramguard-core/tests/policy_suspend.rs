@@ -78,25 +78,47 @@ fn assert_never_all_paused(sim: &Sim) {
     }
 }
 
+/// Two tasks estimated at 1 GiB on an 8 GiB host: one settles at 1 GiB for 15 s, the one at
+/// index `grower` keeps growing toward 5.5 GiB. Checks that the grower, not the other, is
+/// paused once and resumed when the other ends, with nothing braked.
+fn grower_paused_until_the_other_ends(grower: TaskId) -> (Sim, Report) {
+    let cfg = Config {
+        estimate: Some(gib(1.0)),
+        ..config()
+    };
+    let mut tasks = vec![ramp(1.0, 1.0, 14.0), ramp(5.5, 10.0, 1.0)];
+    if grower == 0 {
+        tasks.reverse();
+    }
+    let (sim, report) = run(cfg, Host::new(gib(8.0)), tasks);
+    assert_clean(&report);
+    all_done(&sim, 2);
+    assert_eq!(report.brakes, 0, "{:?}", sim.log());
+    for task in 0..2 {
+        assert_eq!(
+            verdicts(&sim, task),
+            [(ExitClass::Done, false, Reason::Done)]
+        );
+    }
+    let paused = times_of(
+        &sim,
+        |a| matches!(a, Action::Pause { task } if *task == grower),
+    );
+    let resumed = times_of(
+        &sim,
+        |a| matches!(a, Action::Resume { task } if *task == grower),
+    );
+    assert_eq!(paused.len(), 1, "{paused:?}");
+    assert_eq!(resumed, [secs(15.0)], "resumed when the other ended");
+    (sim, report)
+}
+
 #[test]
 fn suspend_then_resume_without_loss() {
     // Task 0 settles at 1 GiB; task 1, estimated like it at 1 GiB, keeps growing toward
     // 5.5 GiB. Before anything is braked, task 1 is paused (it is the newest and still
     // growing) and resumed when task 0 ends: one attempt, none of its work redone.
-    let cfg = Config {
-        estimate: Some(gib(1.0)),
-        ..config()
-    };
-    let tasks = vec![ramp(1.0, 1.0, 14.0), ramp(5.5, 10.0, 1.0)];
-    let (sim, report) = run(cfg, Host::new(gib(8.0)), tasks);
-    assert_clean(&report);
-    all_done(&sim, 2);
-    assert_eq!(report.brakes, 0);
-    assert_eq!(verdicts(&sim, 1), [(ExitClass::Done, false, Reason::Done)]);
-    let paused = times_of(&sim, |a| matches!(a, Action::Pause { task: 1 }));
-    let resumed = times_of(&sim, |a| matches!(a, Action::Resume { task: 1 }));
-    assert_eq!(paused.len(), 1, "{paused:?}");
-    assert_eq!(resumed, [secs(15.0)], "resumed when task 0 ended");
+    let (sim, report) = grower_paused_until_the_other_ends(1);
     // The task's own time excludes the pause: it learned a 11 s task, not its wall time.
     let TaskState::Done { duration, peak } = sim.policy().state(1) else {
         unreachable!()
@@ -121,22 +143,9 @@ fn of_two_tasks_started_together_the_growing_one_is_paused_even_if_admitted_firs
     // The same pair in the other order: the task that keeps growing is admitted first, in
     // the same instant as the one that settles. It is the one paused; the other is not
     // braked in its place.
-    let cfg = Config {
-        estimate: Some(gib(1.0)),
-        ..config()
-    };
-    let tasks = vec![ramp(5.5, 10.0, 1.0), ramp(1.0, 1.0, 14.0)];
-    let (sim, report) = run(cfg, Host::new(gib(8.0)), tasks);
-    assert_clean(&report);
-    all_done(&sim, 2);
+    let (sim, _) = grower_paused_until_the_other_ends(0);
     let s = starts(&sim);
     assert_eq!(s, [(secs(0.0), 0), (secs(0.0), 1)], "started together");
-    assert_eq!(report.brakes, 0, "{:?}", sim.log());
-    assert_eq!(verdicts(&sim, 1), [(ExitClass::Done, false, Reason::Done)]);
-    let paused = times_of(&sim, |a| matches!(a, Action::Pause { task: 0 }));
-    let resumed = times_of(&sim, |a| matches!(a, Action::Resume { task: 0 }));
-    assert_eq!(paused.len(), 1, "{paused:?}");
-    assert_eq!(resumed, [secs(15.0)], "resumed when task 1 ended");
     assert_never_all_paused(&sim);
 }
 
