@@ -340,11 +340,17 @@ fn scarce_memory_still_starts_unknown_tasks_cautiously() {
 
 /// A backtest sweep of 1..10 years, queued shortest first: peaks 0.23 GiB and run time
 /// 10 s per year (seed 001's numbers), so two of the largest never fit together in 4 GiB.
-fn backtests() -> Vec<SimTask> {
+/// Backtests of 1..10 years; `per_task`: with their years as a feature, else with nothing
+/// that tells them apart (so that nothing can be learned per task, even from their run).
+fn backtests(per_task: bool) -> Vec<SimTask> {
     (1..=10)
         .map(|y| {
             let y = y as f64;
-            ramp(0.23 * y, 1.0, 10.0 * y - 1.0).features(vec![y])
+            let t = ramp(0.23 * y, 1.0, 10.0 * y - 1.0);
+            match per_task {
+                true => t.features(vec![y]),
+                false => t,
+            }
         })
         .collect()
 }
@@ -371,7 +377,7 @@ fn backtest_run(per_task: bool) -> (Sim, Report) {
         max_jobs: 4,
         ..config()
     };
-    let mut sim = Sim::new(cfg, Host::new(gib(8.0)), backtests());
+    let mut sim = Sim::new(cfg, Host::new(gib(8.0)), backtests(per_task));
     sim.policy_mut()
         .learn_from_history(&backtest_history(per_task));
     let report = sim.drive();
@@ -405,6 +411,47 @@ fn lpt_ordering_with_learned_predictions() {
 }
 
 #[test]
+fn the_lookahead_orders_the_queue_by_playing_it_ahead() {
+    // Four tasks (peak GiB, seconds) under a 10.5 GiB limit, everything learned from an
+    // earlier run: (6, 6), (3, 5), (8, 5), (2, 7). The rule (big first, then longest)
+    // starts the 6 GiB task beside the 2 GiB one, then the 8 GiB task at 6 s, and leaves
+    // the 3 GiB one alone at the end: 16 s. Played ahead, starting the 8 GiB task first
+    // lets the 6 GiB and 3 GiB ones share the rest: 12 s.
+    let tasks: Vec<SimTask> = [(6.0, 6.0), (3.0, 5.0), (8.0, 5.0), (2.0, 7.0)]
+        .iter()
+        .map(|&(p, d)| ramp(p, 0.0, d).features(vec![p, d]))
+        .collect();
+    let mut history = Vec::new();
+    for p in [1.0, 4.0, 7.0] {
+        for d in [2.0, 4.0, 8.0] {
+            let obs = Observation {
+                peak: gib(p),
+                duration: Some(secs(d)),
+                time_to_peak: Some(Duration::ZERO),
+            };
+            history.push((vec![p, d], obs));
+        }
+    }
+    let cfg = Config {
+        budget: gib(10.5),
+        max_jobs: 4,
+        ..config()
+    };
+    let mut sim = Sim::new(cfg, Host::new(gib(16.0)), tasks);
+    sim.policy_mut().learn_from_history(&history);
+    let report = sim.drive();
+    assert_clean(&report);
+    all_done(&sim, 4);
+    let order: Vec<TaskId> = starts(&sim).iter().map(|s| s.1).collect();
+    assert_eq!(order[0], 2, "the 8 GiB task starts first: {order:?}");
+    let makespan = report.makespan.as_secs_f64();
+    assert!(
+        makespan < 13.0,
+        "{makespan} s (the rule's order takes 16 s)"
+    );
+}
+
+#[test]
 fn eta_is_unknown_until_durations_are_learned_then_tracks_the_skewed_sweep() {
     // Nothing learned: no ETA (the bar used to say "eta 0s").
     let cfg = Config {
@@ -412,13 +459,13 @@ fn eta_is_unknown_until_durations_are_learned_then_tracks_the_skewed_sweep() {
         max_jobs: 4,
         ..config()
     };
-    let mut cold = Sim::new(cfg.clone(), Host::new(gib(8.0)), backtests());
+    let mut cold = Sim::new(cfg.clone(), Host::new(gib(8.0)), backtests(true));
     cold.step();
     assert_eq!(cold.policy().eta(cold.now()), None);
     // With durations learned per task, the ETA at the start is within a third of the
     // makespan on this skewed sweep (a mean of finished durations times the tasks left
     // over -j was 2-4 times too low).
-    let mut sim = Sim::new(cfg, Host::new(gib(8.0)), backtests());
+    let mut sim = Sim::new(cfg, Host::new(gib(8.0)), backtests(true));
     sim.policy_mut().learn_from_history(&backtest_history(true));
     sim.step();
     let eta = sim.policy().eta(sim.now()).expect("an ETA");

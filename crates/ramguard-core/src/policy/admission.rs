@@ -285,7 +285,7 @@ impl Policy {
             let partly = cold_running < self.cold_slots();
             // Backfill looks this deep into the queue at most: with a full machine, every
             // tick would otherwise predict every queued task. Longest expected first.
-            let queued: Vec<TaskId> = self.candidates();
+            let queued: Vec<TaskId> = self.candidates(now);
             let Some(&head) = queued.first() else {
                 self.set_stalled(false);
                 return;

@@ -34,6 +34,7 @@ mod brake;
 pub mod eta;
 mod learn;
 pub mod levels;
+pub mod lookahead;
 pub mod order;
 pub mod pace;
 pub mod predict;
@@ -134,6 +135,9 @@ pub struct Policy {
     restarts: recycle::Restarts,
     /// Why fewer than `max_jobs` tasks run while tasks wait, as of the last admission.
     short: Option<eta::Short>,
+    /// How many observations the model held when [`lookahead`] last ordered the queue, and
+    /// the head of that order.
+    plan: Option<(usize, Vec<TaskId>)>,
 }
 
 impl Policy {
@@ -181,6 +185,7 @@ impl Policy {
             recheck,
             restarts: recycle::Restarts::default(),
             short: None,
+            plan: None,
         }
     }
 

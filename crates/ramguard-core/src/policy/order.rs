@@ -10,6 +10,9 @@
 //! 1.96× the lower bound; `ramp` seed 2 ran its three big tasks one after another at the
 //! end, 2.10 → 1.95×). Without a per-task fit every task is predicted alike and the queue
 //! order stands.
+//! Once every waiting task's peak and duration are predicted, the
+//! [`lookahead`](super::lookahead) may take them in another order: the one that ends
+//! soonest when the rest of the sweep is replayed on the predictions.
 //!
 //! **Plentiful.** With nothing known about the tasks, the budget is plentiful when it holds
 //! `-j` tasks at [`COLD_PLAUSIBLE`] each (or at the largest peak seen, with the margin, if
@@ -29,6 +32,8 @@
 //! median of 2.14× to 1.98× the lower bound, with 5 brakes instead of 25. A task larger than
 //! the plausible size is paused, and braked if the others need its memory.
 
+use std::time::Duration;
+
 use super::{predict, Policy, TaskId, BACKFILL_WINDOW};
 use crate::units::Bytes;
 
@@ -45,8 +50,36 @@ pub fn cold_slots(room: Bytes, each: Bytes, jobs: usize) -> usize {
 }
 
 impl Policy {
-    /// The queued tasks admission looks at, best first (module doc).
-    pub(super) fn candidates(&self) -> Vec<TaskId> {
+    /// The queued tasks admission looks at, best first (module doc), in the order the
+    /// [`lookahead`](super::lookahead) planned once everything waiting is predicted. The
+    /// plan is made again when the model has learned a quarter more than when it was made
+    /// (on every observation early on); in between, its order stands for the tasks still
+    /// waiting, the rule's order behind them.
+    pub(super) fn candidates(&mut self, now: Duration) -> Vec<TaskId> {
+        let ids = self.ruled_candidates();
+        let provisional = self.provisional.as_ref().map_or(0, |p| p.0.observed());
+        let learned = self.predictor.observed() + provisional;
+        if let Some((at, order)) = &self.plan {
+            if learned < (*at + 1).max(at.saturating_mul(5) / 4) {
+                let planned: Vec<TaskId> = order
+                    .iter()
+                    .copied()
+                    .filter(|id| self.queued.contains(id))
+                    .collect();
+                if !planned.is_empty() {
+                    let rest = ids.iter().copied().filter(|id| !planned.contains(id));
+                    return planned.iter().copied().chain(rest).collect();
+                }
+            }
+        }
+        let order = self.planned_order(now, ids);
+        let depth = order.len().min(super::lookahead::DEPTH);
+        self.plan = Some((learned, order[..depth].to_vec()));
+        order
+    }
+
+    /// The queued tasks in the order of the module doc's rule.
+    fn ruled_candidates(&self) -> Vec<TaskId> {
         let mut ids: Vec<TaskId> = self.queued.iter().copied().take(BACKFILL_WINDOW).collect();
         let per_task_peaks = self.predictor.peaks().fit().is_some();
         if !self.predictor.per_task_durations() && !per_task_peaks {
