@@ -1586,6 +1586,10 @@ def main() -> int:
     print(text)
     args.out_dir.mkdir(parents=True, exist_ok=True)
     stamp = started.strftime("%Y%m%d-%H%M")
+    # Two runs started in the same minute must not overwrite each other's results.
+    base, n = stamp, 2
+    while (args.out_dir / f"results-{stamp}.md").exists():
+        stamp, n = f"{base}-{n}", n + 1
     (args.out_dir / f"results-{stamp}.md").write_text(text)
     (args.out_dir / f"results-{stamp}.json").write_text(json.dumps(raw, indent=2, default=str))
     log(f"wrote {args.out_dir}/results-{stamp}.md and .json")
