@@ -37,30 +37,34 @@ pub const GAIN: f64 = 0.01;
 /// best so far stands.
 pub const BUDGET: u64 = 400_000;
 
-/// A task in the replay: times in seconds from now.
+/// A task in the replay: its projected curve as seen when it starts, `start` seconds from
+/// now; its end is known.
 #[derive(Debug, Clone, Copy)]
 struct Planned {
     start: f64,
-    held: f64,
-    peak: f64,
-    peak_at: f64,
-    end: f64,
+    curve: Curve,
 }
 
 impl Planned {
-    /// The task's projected curve as seen from `t`.
-    fn curve(&self, t: f64) -> Curve {
-        let held = if t >= self.peak_at || self.peak_at <= self.start {
-            self.peak
-        } else {
-            self.held + (self.peak - self.held) * ((t - self.start) / (self.peak_at - self.start))
-        };
+    /// The task's projected curve as seen from `t`, not before its start.
+    fn seen_from(&self, t: f64) -> Curve {
+        let dt = t - self.start;
         Curve {
-            now: held,
-            peak: self.peak,
-            ramp: (self.peak_at - t).max(0.0),
-            end: Some(self.end - t),
+            now: self.curve.at(dt),
+            peak: self.curve.peak,
+            ramp: (self.curve.ramp - dt).max(0.0),
+            end: self.curve.end.map(|e| e - dt),
         }
+    }
+
+    /// When it ends, in seconds from now.
+    fn end(&self) -> f64 {
+        self.start + self.curve.end.unwrap_or(f64::INFINITY)
+    }
+
+    /// When it reaches its peak, in seconds from now.
+    fn peak_at(&self) -> f64 {
+        self.start + self.curve.ramp
     }
 }
 
@@ -78,20 +82,22 @@ struct Waiting {
 fn replay(running: &[Planned], order: &[Waiting], limit: f64, jobs: usize, work: &mut u64) -> f64 {
     let mut active: Vec<Planned> = running.to_vec();
     let mut pending: Vec<Waiting> = order.to_vec();
-    let mut last = active.iter().map(|p| p.end).fold(0.0, f64::max);
+    let mut last = active.iter().map(Planned::end).fold(0.0, f64::max);
     let mut t = 0.0;
     while !pending.is_empty() {
-        active.retain(|p| p.end > t);
+        active.retain(|p| p.end() > t);
         let mut i = 0;
         while i < pending.len() && active.len() < jobs {
             let w = pending[i];
-            let mut curves: Vec<Curve> = active.iter().map(|p| p.curve(t)).collect();
-            curves.push(Curve {
+            // A newcomer is judged as never ending, as admission judges it.
+            let newcomer = Curve {
                 now: 0.0,
                 peak: w.peak,
                 ramp: w.to_peak,
                 end: None,
-            });
+            };
+            let mut curves: Vec<Curve> = active.iter().map(|p| p.seen_from(t)).collect();
+            curves.push(newcomer);
             *work += (curves.len() * (2 * curves.len() + 1)) as u64;
             if *work > BUDGET {
                 return f64::INFINITY;
@@ -99,10 +105,10 @@ fn replay(running: &[Planned], order: &[Waiting], limit: f64, jobs: usize, work:
             if active.is_empty() || project::highest(&curves) <= limit {
                 active.push(Planned {
                     start: t,
-                    held: 0.0,
-                    peak: w.peak,
-                    peak_at: t + w.to_peak,
-                    end: t + w.duration,
+                    curve: Curve {
+                        end: Some(w.duration),
+                        ..newcomer
+                    },
                 });
                 last = f64::max(last, t + w.duration);
                 pending.remove(i);
@@ -113,7 +119,7 @@ fn replay(running: &[Planned], order: &[Waiting], limit: f64, jobs: usize, work:
         // The next moment the projection changes: an end, or a ramp reaching its peak.
         let next = active
             .iter()
-            .flat_map(|p| [p.end, p.peak_at])
+            .flat_map(|p| [p.end(), p.peak_at()])
             .filter(|&x| x > t)
             .fold(f64::INFINITY, f64::min);
         if !next.is_finite() {
@@ -139,15 +145,12 @@ impl Policy {
             let Some(c) = self.curve(now, id) else {
                 return ids;
             };
-            let Some(end) = c.end else {
+            if c.end.is_none() {
                 return ids; // a task with no expected end: nothing to plan around
-            };
+            }
             running.push(Planned {
                 start: 0.0,
-                held: c.now,
-                peak: c.peak.max(c.now),
-                peak_at: c.ramp,
-                end,
+                curve: c,
             });
         }
         let depth = ids.len().min(DEPTH);
@@ -261,10 +264,12 @@ mod tests {
         // that end.
         let running = Planned {
             start: 0.0,
-            held: 8.0 * GIB,
-            peak: 8.0 * GIB,
-            peak_at: 0.0,
-            end: 4.0,
+            curve: Curve {
+                now: 8.0 * GIB,
+                peak: 8.0 * GIB,
+                ramp: 0.0,
+                end: Some(4.0),
+            },
         };
         let ramping = Waiting {
             peak: 6.0 * GIB,
