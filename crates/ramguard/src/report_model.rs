@@ -297,7 +297,7 @@ pub fn build(journal: &Journal, sweep: SweepInfo, host: &HostSide) -> Result<Mod
         .collect();
     let span_ms = spans.iter().map(|s| s.1).max().unwrap_or(0).max(1);
     let (lane_of, lanes) = assign_lanes(&spans);
-    let attempts: Vec<AttemptView> = rows
+    let mut attempts: Vec<AttemptView> = rows
         .iter()
         .zip(&spans)
         .zip(&lane_of)
@@ -315,7 +315,6 @@ pub fn build(journal: &Journal, sweep: SweepInfo, host: &HostSide) -> Result<Mod
             paused: Vec::new(),
         })
         .collect();
-    let mut attempts = attempts;
     mark_pauses(&mut attempts, &events, t0);
     let index: HashMap<i64, usize> = attempts
         .iter()

@@ -174,20 +174,16 @@ pub fn gantt(m: &Model) -> String {
             secs_label(b as f64)
         );
     }
-    // Every lane is named when its row is tall enough for the text; else the first and last.
-    let named: Vec<usize> = if lane_h >= 11.0 {
-        (1..=lanes).collect()
+    // Every lane is named, mid-row, when its row is tall enough for the text; else the
+    // first and last, at the plot's top and bottom.
+    let named: Vec<(usize, f64)> = if lane_h >= 11.0 {
+        (1..=lanes)
+            .map(|lane| (lane, top + (lane as f64 - 0.5) * lane_h + 4.0))
+            .collect()
     } else {
-        vec![1, lanes]
+        vec![(1, top + 10.0), (lanes, top + plot_h - 1.0)]
     };
-    for lane in named {
-        let y = if lane_h >= 11.0 {
-            top + (lane as f64 - 0.5) * lane_h + 4.0
-        } else if lane == 1 {
-            top + 10.0
-        } else {
-            top + plot_h - 1.0
-        };
+    for (lane, y) in named {
         let _ = write!(
             out,
             r#"<text class="lane" x="4" y="{y:.1}" font-size="11">lane {lane}</text>"#
