@@ -326,6 +326,10 @@ fn an_unexpectedly_large_task_is_paused_until_room_returns_and_completes() {
         page.contains(r#"<rect class="paused""#),
         "no paused stretch in the Gantt"
     );
+    assert!(
+        page.contains("task paused (its bar paled)"),
+        "the Gantt's legend lacks the paused stretch"
+    );
 }
 
 #[test]

@@ -148,7 +148,7 @@ pub fn report(m: &Model) -> String {
             class_colour(class)
         );
     }
-    h.push_str("<span><i style=\"background:#999;opacity:.4\"></i>admission paused</span><span><i style=\"background:#d62728;width:2px\"></i>brake</span></div>");
+    h.push_str("<span><i style=\"background:#4c9a2a;opacity:.4\"></i>task paused (its bar paled)</span><span><i style=\"background:#999;opacity:.4\"></i>admission paused</span><span><i style=\"background:#d62728;width:2px\"></i>brake</span></div>");
     h.push_str(&svg::gantt(m));
 
     // Memory.
