@@ -3,7 +3,8 @@
 #   1. build the wheel the way `pip install .` does (maturin from PyPI, `bindings = "bin"`),
 #   2. install it into a fresh venv and check `ramguard --version` is that venv's binary,
 #   3. pip-install optuna from PyPI and run examples/optuna/run.sh (one process per trial)
-#      and worker.sh (Optuna's worker mode): 0 trials left RUNNING, at least one brake.
+#      and worker.sh (Optuna's worker mode): 0 trials left RUNNING, and in run.sh ramguard
+#      stepped in at least once (a pause or a brake: which lever it pulls depends on timing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -42,15 +43,15 @@ echo "$got from $tmp/venv/bin/ramguard"
 
 echo "== optuna examples (optuna from PyPI)"
 "$tmp/venv/bin/pip" install -q optuna
-check() { # NAME LAST_JSON_LINE MIN_BRAKES
+check() { # NAME LAST_JSON_LINE MIN_STEPS (pauses + brakes)
   "$tmp/venv/bin/python" - "$1" "$2" "$3" <<'PY'
 import json, sys
-name, line, min_brakes = sys.argv[1], sys.argv[2], int(sys.argv[3])
+name, line, min_steps = sys.argv[1], sys.argv[2], int(sys.argv[3])
 s = json.loads(line)
 print(f"{name}: {line}")
-assert set(s) == {"requested", "complete", "fail", "running", "brakes"}, s
+assert set(s) == {"requested", "complete", "fail", "running", "brakes", "pauses"}, s
 assert s["running"] == 0, f"{name}: {s['running']} trial(s) left RUNNING"
-assert s["brakes"] >= min_brakes, f"{name}: the budget never made the brake fire"
+assert s["brakes"] + s["pauses"] >= min_steps, f"{name}: the budget never made ramguard pause or brake a trial"
 assert s["complete"] >= 1 and s["complete"] + s["fail"] == s["requested"], s
 PY
 }
@@ -60,6 +61,6 @@ WORK="$tmp/per-trial" examples/optuna/run.sh >"$tmp/run.out" 2>"$tmp/run.err" \
 check "examples/optuna/run.sh" "$(tail -n 1 "$tmp/run.out")" 1 || { cat "$tmp/run.err" >&2; exit 1; }
 WORK="$tmp/workers" examples/optuna/worker.sh >"$tmp/worker.out" 2>"$tmp/worker.err" \
   || { cat "$tmp/worker.err" >&2; exit 1; }
-# Worker mode draws unseeded parameters (as Optuna's example does): a brake is likely, not
+# Worker mode draws unseeded parameters (as Optuna's example does): a pause is likely, not
 # certain, so only the RUNNING count is a hard check there.
 check "examples/optuna/worker.sh" "$(tail -n 1 "$tmp/worker.out")" 0 || { cat "$tmp/worker.err" >&2; exit 1; }

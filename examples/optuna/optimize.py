@@ -6,7 +6,7 @@ append one JSON line per trial to a tasks file, and run `ramguard run --tasks` o
 journal makes every round run only the new lines. After the round, every trial that
 ramguard could not finish (over its cap, failed, or braked too often) is told FAIL, with
 ramguard's reason as a user attribute: no trial stays RUNNING. The last line printed is
-one JSON object: {"requested", "complete", "fail", "running", "brakes"}.
+one JSON object: {"requested", "complete", "fail", "running", "brakes", "pauses"}.
 """
 
 import argparse
@@ -45,7 +45,7 @@ def main() -> int:
         load_if_exists=True,
     )
 
-    brakes = 0
+    brakes = pauses = 0
     asked = {}
     for _ in range(a.rounds):
         with open(tasks_file, "a") as f:
@@ -85,6 +85,7 @@ def main() -> int:
             return run.returncode
         summary = json.loads(run.stdout.strip().splitlines()[-1])
         brakes += summary.get("braked", 0)
+        pauses += summary.get("pauses", 0)
         fail_what_ramguard_gave_up_on(study, asked, a.ramguard, journal)
 
     counts = {s: 0 for s in ("COMPLETE", "FAIL", "RUNNING")}
@@ -100,6 +101,7 @@ def main() -> int:
         "fail": counts["FAIL"],
         "running": counts["RUNNING"],
         "brakes": brakes,
+        "pauses": pauses,
     }))
     return 0
 

@@ -6,10 +6,10 @@
 #   RAMGUARD=target/release/ramguard PYTHON=.venv/bin/python examples/optuna/run.sh
 #
 # `--estimate 96M` is deliberately low, so that the first round starts four trials at once
-# and the brake has to stop some (a user would leave it out: ramguard then starts one trial
+# and ramguard has to pause or brake some (a user would leave it out: ramguard then starts one trial
 # and learns). Later rounds admit by the peaks learned from `mem_mib`. `--task-mem 300M`
 # fails the largest trials as over cap. The last line is one JSON object:
-#   {"requested": N, "complete": C, "fail": F, "running": R, "brakes": B}
+#   {"requested": N, "complete": C, "fail": F, "running": R, "brakes": B, "pauses": P}
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 python="${PYTHON:-python3}"

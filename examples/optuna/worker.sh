@@ -27,5 +27,6 @@ study = optuna.load_study(study_name="ramguard-workers",
 states = [t.state.name for t in study.get_trials(deepcopy=False)]
 print(json.dumps({"requested": len(states), "complete": states.count("COMPLETE"),
                   "fail": states.count("FAIL"), "running": states.count("RUNNING"),
-                  "brakes": json.loads(sys.argv[2])["braked"]}))
+                  "brakes": json.loads(sys.argv[2])["braked"],
+                  "pauses": json.loads(sys.argv[2])["pauses"]}))
 PY
