@@ -479,6 +479,42 @@ fn eta_is_unknown_until_durations_are_learned_then_tracks_the_skewed_sweep() {
 }
 
 #[test]
+fn eta_counts_the_slots_the_waiting_tasks_fill_not_the_largest_tasks_seen() {
+    // Learned: seven 0.5 GiB tasks and three of 3.5 GiB, 4 s each. Waiting: eight small
+    // and one big. The typical peak (a high quantile) is the big one's: the ETA said one
+    // task at a time, 36 s, for a sweep that runs four small ones at once and ends in 12 s.
+    let cfg = Config {
+        budget: gib(4.0),
+        max_jobs: 4,
+        ..config()
+    };
+    let task = |p: f64| ramp(p, 0.0, 4.0).features(vec![p]);
+    let mut tasks: Vec<SimTask> = (0..8).map(|_| task(0.5)).collect();
+    tasks.push(task(3.5));
+    let seen = |p: f64| {
+        let obs = Observation {
+            peak: gib(p),
+            duration: Some(secs(4.0)),
+            time_to_peak: Some(Duration::ZERO),
+        };
+        (vec![p], obs)
+    };
+    let mut history: Vec<_> = (0..7).map(|_| seen(0.5)).collect();
+    history.extend((0..3).map(|_| seen(3.5)));
+    let mut sim = Sim::new(cfg, Host::new(gib(8.0)), tasks);
+    sim.policy_mut().learn_from_history(&history);
+    sim.step();
+    let eta = sim.policy().eta(sim.now()).expect("an ETA");
+    let report = sim.drive();
+    assert_clean(&report);
+    let (e, m) = (eta.as_secs_f64(), report.makespan.as_secs_f64());
+    assert!(
+        e >= m * 0.67 && e <= m * 1.5,
+        "eta {e:.1} s, makespan {m:.1} s"
+    );
+}
+
+#[test]
 fn the_policy_says_why_fewer_than_jobs_run() {
     // Two tasks of 5 GiB learned from history: one runs, the other waits for memory.
     let cfg = config();
