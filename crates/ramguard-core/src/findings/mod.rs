@@ -355,24 +355,46 @@ pub fn findings(f: &SweepFacts) -> Vec<Finding> {
                 .into(),
             tasks: Vec::new(),
         }),
-        Some(t) if f.cpus > 0 && t as usize * f.jobs > f.cpus as usize * 2 => out.push(Finding {
+        // One thread per task already: the tasks themselves outnumber the CPUs. Each then
+        // runs slower and holds its memory longer, which only pays when tasks wait on I/O.
+        Some(1) if f.cpus > 0 && f.max_running > f.cpus as usize * 2 => out.push(Finding {
             kind: "threads",
             severity: Severity::Warning,
             title: format!(
-                "threads oversubscribe the CPUs: -j {} × --threads {t} on {} CPUs",
+                "more tasks than CPUs: -j {} single-threaded tasks on {} CPUs",
                 f.jobs, f.cpus
             ),
             evidence: format!(
-                "{} threads compete for {} CPUs; every thread's buffers cost memory too",
-                t as usize * f.jobs,
-                f.cpus
+                "up to {} tasks ran at once and shared {} CPUs: each ran slower and held its \
+                 memory longer",
+                f.max_running, f.cpus
             ),
             fix: format!(
-                "use --threads 1 (or -j {} with --threads {t})",
-                (f.cpus / t).max(1)
+                "use -j {} unless the tasks mostly wait on disk or network",
+                f.cpus
             ),
             tasks: Vec::new(),
         }),
+        Some(t) if t > 1 && f.cpus > 0 && t as usize * f.jobs > f.cpus as usize * 2 => {
+            out.push(Finding {
+                kind: "threads",
+                severity: Severity::Warning,
+                title: format!(
+                    "threads oversubscribe the CPUs: -j {} × --threads {t} on {} CPUs",
+                    f.jobs, f.cpus
+                ),
+                evidence: format!(
+                    "{} threads compete for {} CPUs; every thread's buffers cost memory too",
+                    t as usize * f.jobs,
+                    f.cpus
+                ),
+                fix: format!(
+                    "use --threads 1 (or -j {} with --threads {t})",
+                    (f.cpus / t).max(1)
+                ),
+                tasks: Vec::new(),
+            })
+        }
         _ => {}
     }
     if !f.shm_leftovers.is_empty() {
@@ -488,5 +510,25 @@ mod tests {
         };
         let kinds: Vec<&str> = findings(&facts).iter().map(|x| x.kind).collect();
         assert_eq!(kinds, ["budget_binding", "threads", "shm_leftovers"]);
+    }
+
+    #[test]
+    fn single_threaded_tasks_on_too_few_cpus_are_told_to_lower_j_not_to_set_threads_1() {
+        // The report said "use --threads 1" to a sweep that already ran with --threads 1.
+        let facts = |threads, max_running| SweepFacts {
+            jobs: 8,
+            threads: Some(threads),
+            cpus: 2,
+            max_running,
+            ..SweepFacts::default()
+        };
+        let threads = |f: &SweepFacts| findings(f).into_iter().find(|x| x.kind == "threads");
+        let one = threads(&facts(1, 5)).expect("5 tasks on 2 CPUs");
+        assert!(one.title.contains("more tasks than CPUs"), "{}", one.title);
+        assert_eq!(one.fix, "use -j 2 unless the tasks mostly wait on disk or network");
+        // Memory let only 3 run at once: nothing was oversubscribed.
+        assert!(threads(&facts(1, 3)).is_none());
+        let four = threads(&facts(4, 3)).expect("8 × 4 threads on 2 CPUs");
+        assert!(four.fix.starts_with("use --threads 1"), "{}", four.fix);
     }
 }
