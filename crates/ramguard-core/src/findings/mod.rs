@@ -525,7 +525,10 @@ mod tests {
         let threads = |f: &SweepFacts| findings(f).into_iter().find(|x| x.kind == "threads");
         let one = threads(&facts(1, 5)).expect("5 tasks on 2 CPUs");
         assert!(one.title.contains("more tasks than CPUs"), "{}", one.title);
-        assert_eq!(one.fix, "use -j 2 unless the tasks mostly wait on disk or network");
+        assert_eq!(
+            one.fix,
+            "use -j 2 unless the tasks mostly wait on disk or network"
+        );
         // Memory let only 3 run at once: nothing was oversubscribed.
         assert!(threads(&facts(1, 3)).is_none());
         let four = threads(&facts(4, 3)).expect("8 × 4 threads on 2 CPUs");
