@@ -559,32 +559,57 @@ fn fit_rows(rows: &[(Vec<f64>, f64)], features: &[usize]) -> Option<Fit> {
         return None;
     }
     let n = rows.len() as f64;
-    // Centre the columns: the intercept drops out and the system stays well conditioned.
+    // Centre the columns (the intercept drops out) and scale each to unit deviation: a
+    // feature in the millions beside one in the units otherwise looks singular to the
+    // solver (its pivot test compares every column with the largest), and the smaller was
+    // never combined with the larger.
     let mean_x: Vec<f64> = (0..k)
         .map(|j| rows.iter().map(|r| r.0[j]).sum::<f64>() / n)
         .collect();
+    let sd_x: Vec<f64> = (0..k)
+        .map(|j| {
+            (rows
+                .iter()
+                .map(|r| (r.0[j] - mean_x[j]).powi(2))
+                .sum::<f64>()
+                / n)
+                .sqrt()
+        })
+        .collect();
+    if sd_x.iter().any(|&sd| !(sd > 0.0 && sd.is_finite())) {
+        return None; // a constant feature explains nothing
+    }
+    let z = |xs: &[f64], j: usize| (xs[j] - mean_x[j]) / sd_x[j];
     let mean_y = rows.iter().map(|r| r.1).sum::<f64>() / n;
     let mut a = vec![vec![0.0; k + 1]; k];
     for (xs, y) in rows {
-        for i in 0..k {
-            let xi = xs[i] - mean_x[i];
-            for j in 0..k {
-                a[i][j] += xi * (xs[j] - mean_x[j]);
+        let zs: Vec<f64> = (0..k).map(|j| z(xs, j)).collect();
+        for (row, xi) in a.iter_mut().zip(&zs) {
+            for (cell, xj) in row.iter_mut().zip(&zs) {
+                *cell += xi * xj;
             }
-            a[i][k] += xi * (y - mean_y);
+            row[k] += xi * (y - mean_y);
         }
     }
-    // The inverse of the cross products, column by column, for the leverage.
+    // The inverse of the cross products, column by column, for the leverage (back in the
+    // features' own units).
     let inverse: Vec<Vec<f64>> = (0..k)
         .map(|j| {
             let mut e = a.clone();
             for (i, row) in e.iter_mut().enumerate() {
                 row[k] = if i == j { 1.0 } else { 0.0 };
             }
-            solve(e)
+            let column = solve(e)?;
+            Some(
+                column
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| v / (sd_x[i] * sd_x[j]))
+                    .collect(),
+            )
         })
         .collect::<Option<_>>()?;
-    let slopes = solve(a)?;
+    let slopes: Vec<f64> = solve(a)?.iter().zip(&sd_x).map(|(b, sd)| b / sd).collect();
     let intercept = mean_y - slopes.iter().zip(&mean_x).map(|(b, m)| b * m).sum::<f64>();
     let mut fit = Fit {
         features: features.to_vec(),

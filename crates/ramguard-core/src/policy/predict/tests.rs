@@ -261,3 +261,28 @@ fn solve_refuses_a_singular_system() {
         "{x:?}"
     );
 }
+
+#[test]
+fn two_features_of_very_different_scales_are_combined() {
+    // Memory grows with --rows (millions) and with --epochs (a handful): y = 40 B a row
+    // plus 20 MB an epoch (--rows alone explains 93%). The singularity test compared each
+    // pivot with the largest cross product, so a feature in the units (variance ~1) beside
+    // one in the millions (variance ~10¹⁴) counted as a combination of the other, and
+    // --epochs was never added.
+    let mut m = Model::new(Side::Upper);
+    let rows = [
+        1e6, 4e6, 2e6, 8e6, 3e6, 6e6, 5e6, 7e6, 2.5e6, 9e6, 1.5e6, 4.5e6,
+    ];
+    let epochs = [1.0, 3.0, 5.0, 2.0, 4.0, 1.0, 3.0, 5.0, 2.0, 4.0, 3.0, 1.0];
+    let y = |r: f64, e: f64| 40.0 * r + 2e7 * e;
+    for (&r, &e) in rows.iter().zip(&epochs) {
+        m.observe(&[r, e], y(r, e));
+    }
+    let fit = m.fit().unwrap();
+    let mut features = fit.features.clone();
+    features.sort_unstable();
+    assert_eq!(features, [0, 1], "{fit:?}");
+    let p = m.predict(&[5e6, 6.0]).unwrap();
+    let want = y(5e6, 6.0) * (1.0 + FIT_MARGIN);
+    assert!((p / want - 1.0).abs() < 1e-3, "{p} against {want}");
+}
