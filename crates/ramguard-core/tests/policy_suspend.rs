@@ -13,6 +13,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use ramguard_core::policy::eta::Short;
+use ramguard_core::policy::levels::levels;
 use ramguard_core::policy::predict::Observation;
 use ramguard_core::policy::sim::{Host, Report, Script, Sim, SimTask};
 use ramguard_core::policy::{
@@ -693,4 +694,34 @@ fn few_huge_tasks_never_hold_their_peaks_together() {
     assert!(report.brakes <= 5, "{}", report.brakes);
     // Serial huge tasks take 12 s; the small ones fit beside them.
     assert!(report.makespan < secs(24.0), "{:?}", report.makespan);
+}
+
+#[test]
+fn of_tasks_started_together_the_fastest_grower_is_paused_not_the_one_at_its_peak() {
+    // The first three tasks of the simulated `ramp` mix, seed 10, started together (cold)
+    // on a 4 GiB machine: task 0 climbs to 1.47 GiB in 3.4 s, task 1 to 2.69 GiB in 5.2 s,
+    // task 2 to 0.43 GiB in 1.6 s. As memory nears the limit, task 2 (admitted last, so
+    // "newest") was paused at its peak: that stopped no growth, task 1 was paused as well,
+    // and task 2 was braked for waiting longer than it ran. Pausing the fastest grower of
+    // tasks started in the same instant lets task 2 finish.
+    let l = levels(gib(4.0), None, None);
+    let cfg = Config {
+        budget: gib(4.0),
+        reserve: l.reserve,
+        brake_level: l.brake,
+        hard_level: l.hard,
+        ..config()
+    };
+    let tasks = vec![
+        ramp(1.47, 3.4, 3.4),
+        ramp(2.69, 5.2, 1.5),
+        ramp(0.43, 1.6, 1.0),
+    ];
+    let (sim, report) = run_sampled(cfg, Host::new(gib(4.0)), tasks);
+    assert_clean(&report);
+    all_done(&sim, 3);
+    let paused = |task| !times_of(&sim, |a| *a == Action::Pause { task }).is_empty();
+    assert!(!paused(2), "{:?}", sim.log());
+    assert!(paused(1), "{:?}", sim.log());
+    assert_eq!(report.brakes, 0, "{:?}", sim.log());
 }
