@@ -516,6 +516,62 @@ fn eta_counts_the_slots_the_waiting_tasks_fill_not_the_largest_tasks_seen() {
 }
 
 #[test]
+fn eta_never_counts_a_task_shorter_than_any_seen() {
+    // A real `ramp` seed 10 run (features --ramp, --hold and the task's index --result):
+    // the first three tasks to finish ran 6.85, 4.61 and 2.05 s (paused time excluded) and
+    // happened to be tasks 0, 1 and 2, so the best fit of duration was on the index (R²
+    // 0.9985), and the thirteen waiting tasks were predicted at 0 s or less: the bar said
+    // "eta 186ms" for 20 s of work. The ETA is still low on such a chance fit (7.3 s here
+    // for 14.7 s; it was 0.1 s), but no task counts as shorter than the shortest seen.
+    let cfg = Config {
+        budget: gib(8.0),
+        max_jobs: 4,
+        ..config()
+    };
+    let waiting = [
+        (4.52, 2.31),
+        (2.70, 2.37),
+        (3.24, 3.06),
+        (0.78, 0.73),
+        (1.41, 0.68),
+        (2.36, 1.16),
+        (2.21, 1.00),
+        (3.27, 3.25),
+        (2.22, 2.53),
+        (3.54, 2.05),
+        (1.48, 1.34),
+        (1.50, 0.53),
+        (3.23, 2.79),
+    ];
+    let tasks: Vec<SimTask> = waiting
+        .iter()
+        .enumerate()
+        .map(|(i, &(r, h))| ramp(0.2, r, h).features(vec![r, h, (i + 3) as f64]))
+        .collect();
+    let history: Vec<_> = [(3.41, 3.37, 6.85), (5.16, 1.50, 4.61), (1.64, 1.02, 2.05)]
+        .iter()
+        .enumerate()
+        .map(|(i, &(r, h, d))| {
+            let obs = Observation {
+                peak: gib(0.2),
+                duration: Some(secs(d)),
+                time_to_peak: Some(secs(r)),
+            };
+            (vec![r, h, i as f64], obs)
+        })
+        .collect();
+    let mut sim = Sim::new(cfg, Host::new(gib(16.0)), tasks);
+    sim.policy_mut().learn_from_history(&history);
+    sim.step();
+    let eta = sim.policy().eta(sim.now()).expect("an ETA");
+    let report = sim.drive();
+    assert_clean(&report);
+    let (e, m) = (eta.as_secs_f64(), report.makespan.as_secs_f64());
+    println!("eta at start {e:.1} s, makespan {m:.1} s");
+    assert!(e >= m / 3.0, "eta {e:.1} s, makespan {m:.1} s");
+}
+
+#[test]
 fn the_policy_says_why_fewer_than_jobs_run() {
     // Two tasks of 5 GiB learned from history: one runs, the other waits for memory.
     let cfg = config();

@@ -3,14 +3,16 @@
 //!
 //! **ETA.** From what is known, never from a mean of what finished: each running task's
 //! predicted duration less what it has run (paused time excluded), each queued task's own
-//! predicted duration (per task from its features, see [`super::predict`]), laid out on as
-//! many slots as run at once (list scheduling: the next task goes to the slot that frees
-//! first). The slots are `-j`, fewer when the limit holds fewer tasks at the mean predicted
-//! peak of the waiting tasks, and never fewer than run now. (At the typical peak, a high
-//! quantile, three big tasks among ten made the ETA run every task one at a time: 36–40 s
-//! for a sweep that ends in 12 s. On the 40 simulated mixes, sampled once a second, the ETA
-//! is off by a median factor of 1.23, 2.04 at the 90th percentile; 1.28 and 2.17 before.) `None` ("unknown") until durations have
-//! been learned ([`super::predict::MIN_DURATIONS`] finished tasks, or the journal's).
+//! predicted duration (per task from its features, see [`super::predict`]; never below the
+//! shortest duration seen, less the margin), laid out on as many slots as run at once
+//! (list scheduling: the next task goes to the slot that frees first). The slots are `-j`,
+//! fewer when the limit holds fewer tasks at the mean predicted peak of the waiting tasks,
+//! and never fewer than run now. (At the typical peak, a high quantile, three big tasks
+//! among ten made the ETA run every task one at a time: 36–40 s for a sweep that ends in
+//! 12 s. On the 40 simulated mixes, sampled once a second, the ETA is off by a median
+//! factor of 1.23, 2.04 at the 90th percentile; 1.28 and 2.17 before.) `None` ("unknown")
+//! until durations have been learned ([`super::predict::MIN_DURATIONS`] finished tasks, or
+//! the journal's).
 //!
 //! **Why fewer than `-j`.** Admission records why it stopped while tasks wait ([`Short`]).
 
@@ -78,9 +80,21 @@ impl Policy {
     /// When the sweep should end, as an offset from `now`; `None` until durations have
     /// been learned.
     pub fn eta(&self, now: Duration) -> Option<Duration> {
-        let duration = |id: TaskId| self.predictor.duration(&self.specs[id].features);
         // No basis: nothing learned about durations.
         self.predictor.duration(&[])?;
+        // A fit through the first few durations may fall toward zero beyond them (three
+        // tasks whose durations happened to fall with their index predicted the next
+        // thirteen at 0 s: "eta 186ms" for 20 s of work); no task is counted shorter than
+        // the shortest seen, less the margin.
+        let floor = self
+            .predictor
+            .shortest_duration()
+            .map_or(Duration::ZERO, |d| d.mul_f64(1.0 - super::predict::MARGIN));
+        let duration = |id: TaskId| {
+            self.predictor
+                .duration(&self.specs[id].features)
+                .map(|d| d.max(floor))
+        };
         let mut slots: BinaryHeap<Reverse<Duration>> = BinaryHeap::new();
         for id in self.running_ids() {
             let ran = self.elapsed(id, now);

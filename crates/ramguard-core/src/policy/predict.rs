@@ -300,6 +300,11 @@ impl Model {
         }
     }
 
+    /// The smallest value learned; `None` while nothing is.
+    pub fn least(&self) -> Option<f64> {
+        self.observations.iter().map(|o| o.1).reduce(f64::min)
+    }
+
     fn extreme(&self, pick: fn(f64, f64) -> f64) -> f64 {
         self.observations
             .iter()
@@ -391,6 +396,11 @@ impl Predictor {
             return None;
         }
         self.duration.predict(features).map(to_duration)
+    }
+
+    /// The shortest duration learned; `None` while none is.
+    pub fn shortest_duration(&self) -> Option<Duration> {
+        self.duration.least().map(to_duration)
     }
 
     /// Returns true if and only if durations are learned and predicted per task from its
