@@ -452,6 +452,25 @@ fn the_lookahead_orders_the_queue_by_playing_it_ahead() {
     );
 }
 
+/// The ETA one step into a sweep whose history is known, and the makespan it then takes
+/// (seconds); the run is checked clean.
+fn eta_and_makespan(
+    config: Config,
+    host: Host,
+    tasks: Vec<SimTask>,
+    history: &[(Vec<f64>, Observation)],
+) -> (f64, f64) {
+    let mut sim = Sim::new(config, host, tasks);
+    sim.policy_mut().learn_from_history(history);
+    sim.step();
+    let eta = sim.policy().eta(sim.now()).expect("an ETA");
+    let report = sim.drive();
+    assert_clean(&report);
+    let (e, m) = (eta.as_secs_f64(), report.makespan.as_secs_f64());
+    println!("eta at start {e:.1} s, makespan {m:.1} s");
+    (e, m)
+}
+
 #[test]
 fn eta_is_unknown_until_durations_are_learned_then_tracks_the_skewed_sweep() {
     // Nothing learned: no ETA (the bar used to say "eta 0s").
@@ -466,13 +485,8 @@ fn eta_is_unknown_until_durations_are_learned_then_tracks_the_skewed_sweep() {
     // With durations learned per task, the ETA at the start is within a third of the
     // makespan on this skewed sweep (a mean of finished durations times the tasks left
     // over -j was 2-4 times too low).
-    let mut sim = Sim::new(cfg, Host::new(gib(8.0)), backtests(true));
-    sim.policy_mut().learn_from_history(&backtest_history(true));
-    sim.step();
-    let eta = sim.policy().eta(sim.now()).expect("an ETA");
-    let report = sim.drive();
-    let (e, m) = (eta.as_secs_f64(), report.makespan.as_secs_f64());
-    println!("eta at start {e:.1} s, makespan {m:.1} s");
+    let history = backtest_history(true);
+    let (e, m) = eta_and_makespan(cfg, Host::new(gib(8.0)), backtests(true), &history);
     assert!(
         e >= m * 0.67 && e <= m * 1.5,
         "eta {e:.1} s, makespan {m:.1} s"
@@ -502,13 +516,7 @@ fn eta_counts_the_slots_the_waiting_tasks_fill_not_the_largest_tasks_seen() {
     };
     let mut history: Vec<_> = (0..7).map(|_| seen(0.5)).collect();
     history.extend((0..3).map(|_| seen(3.5)));
-    let mut sim = Sim::new(cfg, Host::new(gib(8.0)), tasks);
-    sim.policy_mut().learn_from_history(&history);
-    sim.step();
-    let eta = sim.policy().eta(sim.now()).expect("an ETA");
-    let report = sim.drive();
-    assert_clean(&report);
-    let (e, m) = (eta.as_secs_f64(), report.makespan.as_secs_f64());
+    let (e, m) = eta_and_makespan(cfg, Host::new(gib(8.0)), tasks, &history);
     assert!(
         e >= m * 0.67 && e <= m * 1.5,
         "eta {e:.1} s, makespan {m:.1} s"
@@ -560,14 +568,7 @@ fn eta_never_counts_a_task_shorter_than_any_seen() {
             (vec![r, h, i as f64], obs)
         })
         .collect();
-    let mut sim = Sim::new(cfg, Host::new(gib(16.0)), tasks);
-    sim.policy_mut().learn_from_history(&history);
-    sim.step();
-    let eta = sim.policy().eta(sim.now()).expect("an ETA");
-    let report = sim.drive();
-    assert_clean(&report);
-    let (e, m) = (eta.as_secs_f64(), report.makespan.as_secs_f64());
-    println!("eta at start {e:.1} s, makespan {m:.1} s");
+    let (e, m) = eta_and_makespan(cfg, Host::new(gib(16.0)), tasks, &history);
     assert!(e >= m / 3.0, "eta {e:.1} s, makespan {m:.1} s");
 }
 
