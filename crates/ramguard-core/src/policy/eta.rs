@@ -97,21 +97,20 @@ impl Policy {
         };
         let mut slots: BinaryHeap<Reverse<Duration>> = BinaryHeap::new();
         for id in self.running_ids() {
-            let ran = self.elapsed(id, now);
+            let ran = self.elapsed_running(id, now);
             let d = duration(id).unwrap_or_default();
             slots.push(Reverse(d.saturating_sub(ran)));
         }
         let jobs = self.config.max_jobs.max(1);
         // How many run at once on average: the limit over the mean predicted peak of what
         // waits (the typical peak, a high quantile, for a task with no prediction of its own).
-        let waiting: Vec<Bytes> = self
+        let (sum, count) = self
             .queued
             .iter()
             .take(ETA_WINDOW)
             .filter_map(|&id| self.model_prediction(id).or(self.predictor.typical()))
-            .collect();
-        let mean =
-            waiting.iter().map(|b| b.get() as f64).sum::<f64>() / waiting.len().max(1) as f64;
+            .fold((0.0, 0usize), |(sum, n), p| (sum + p.get() as f64, n + 1));
+        let mean = sum / count.max(1) as f64;
         let fit = match (mean, self.limit()) {
             (p, Some(limit)) if p >= 1.0 => (limit.max(0) as f64 / p) as usize,
             _ => jobs,
@@ -135,15 +134,5 @@ impl Policy {
             end += (known / counted) * rest as u32 / width as u32;
         }
         Some(end)
-    }
-
-    /// How long a running task has run, paused time excluded.
-    fn elapsed(&self, id: TaskId, now: Duration) -> Duration {
-        match &self.tasks[id] {
-            super::TaskState::Running { started, .. } => now
-                .saturating_sub(*started)
-                .saturating_sub(self.paused_for(id, now)),
-            _ => Duration::ZERO,
-        }
     }
 }

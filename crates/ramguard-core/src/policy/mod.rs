@@ -344,9 +344,8 @@ impl Policy {
                 }
                 Some(_) => {}
                 None => {
-                    let started = match &self.tasks[id] {
-                        TaskState::Running { started, .. } => *started,
-                        _ => continue,
+                    let Some(started) = self.started_at(id) else {
+                        continue;
                     };
                     // Paused time does not count toward --timeout.
                     let started = started + self.paused_for(id, now);

@@ -302,7 +302,7 @@ impl Model {
 
     /// The smallest value learned; `None` while nothing is.
     pub fn least(&self) -> Option<f64> {
-        self.observations.iter().map(|o| o.1).reduce(f64::min)
+        (!self.observations.is_empty()).then(|| self.extreme(f64::min))
     }
 
     fn extreme(&self, pick: fn(f64, f64) -> f64) -> f64 {

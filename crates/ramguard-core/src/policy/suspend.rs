@@ -122,12 +122,10 @@ impl Policy {
                 .rev()
                 .filter_map(|&id| self.growth_rate(id, now).map(|r| (id, r)))
                 .collect();
-            // Newest first; of tasks started in the same instant, the fastest grower.
-            let started = |id: TaskId| match &self.tasks[id] {
-                TaskState::Running { started, .. } => *started,
-                _ => Duration::ZERO,
-            };
-            growing.sort_by(|a, b| started(b.0).cmp(&started(a.0)).then(b.1.total_cmp(&a.1)));
+            growing.sort_by(|a, b| {
+                let started = |id| self.started_at(id);
+                started(b.0).cmp(&started(a.0)).then(b.1.total_cmp(&a.1))
+            });
             let excess = soon - limit * (1.0 - APPROACH);
             let enough = growing
                 .iter()
@@ -284,16 +282,12 @@ impl Policy {
         let Some(&oldest) = active.first() else {
             return;
         };
-        let started = |id: TaskId| match &self.tasks[id] {
-            TaskState::Running { started, .. } => Some(*started),
-            _ => None,
-        };
         if self.growth_rate(oldest, now).is_none() {
             return;
         }
-        let twin = active
-            .iter()
-            .position(|&id| started(id) == started(oldest) && self.growth_rate(id, now).is_none());
+        let twin = active.iter().position(|&id| {
+            self.started_at(id) == self.started_at(oldest) && self.growth_rate(id, now).is_none()
+        });
         if let Some(i) = twin {
             active[..=i].rotate_right(1);
         }
@@ -306,8 +300,16 @@ impl Policy {
         ids
     }
 
+    /// When a running task started; `None` for one that does not run.
+    pub(super) fn started_at(&self, id: TaskId) -> Option<Duration> {
+        match &self.tasks[id] {
+            TaskState::Running { started, .. } => Some(*started),
+            _ => None,
+        }
+    }
+
     /// How long a running task has run, paused time excluded.
-    fn elapsed_running(&self, id: TaskId, now: Duration) -> Duration {
+    pub(super) fn elapsed_running(&self, id: TaskId, now: Duration) -> Duration {
         match &self.tasks[id] {
             TaskState::Running { started, .. } => now
                 .saturating_sub(*started)
