@@ -13,7 +13,6 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use ramguard_core::policy::eta::Short;
-use ramguard_core::policy::levels::levels;
 use ramguard_core::policy::predict::Observation;
 use ramguard_core::policy::sim::{Host, Report, Script, Sim, SimTask};
 use ramguard_core::policy::{
@@ -761,20 +760,13 @@ fn of_tasks_started_together_the_fastest_grower_is_paused_not_the_one_at_its_pea
     // "newest") was paused at its peak: that stopped no growth, task 1 was paused as well,
     // and task 2 was braked for waiting longer than it ran. Pausing the fastest grower of
     // tasks started in the same instant lets task 2 finish.
-    let l = levels(gib(4.0), None, None);
-    let cfg = Config {
-        budget: gib(4.0),
-        reserve: l.reserve,
-        brake_level: l.brake,
-        hard_level: l.hard,
-        ..config()
-    };
+    let (cfg, host) = small_machine(8);
     let tasks = vec![
         ramp(1.47, 3.4, 3.4),
         ramp(2.69, 5.2, 1.5),
         ramp(0.43, 1.6, 1.0),
     ];
-    let (sim, report) = run_sampled(cfg, Host::new(gib(4.0)), tasks);
+    let (sim, report) = run_sampled(cfg, host, tasks);
     assert_clean(&report);
     all_done(&sim, 3);
     let paused = |task| !times_of(&sim, |a| *a == Action::Pause { task }).is_empty();
