@@ -9,7 +9,9 @@
 use std::collections::{HashMap, HashSet};
 
 use anyhow::Result;
-use ramguard_core::findings::{self, detect_leak, Finding, Leak, SweepFacts, TaskFacts};
+use ramguard_core::findings::{
+    self, detect_leak, detect_running_leak, Finding, Leak, SweepFacts, TaskFacts,
+};
 use ramguard_core::policy::predict::{Model as FitModel, Side};
 use ramguard_core::tasks::{self, TaskDef};
 use ramguard_core::units::{parse_duration, parse_size};
@@ -364,7 +366,11 @@ pub fn build(journal: &Journal, sweep: SweepInfo, host: &HostSide) -> Result<Mod
                 *cell = (*cell).max(v);
             }
         }
-        let leak = detect_leak(&pts);
+        // A running task's ramp may not have ended: judged as `run` and `status` judge it.
+        let leak = match a.class == "running" {
+            true => detect_running_leak(&pts),
+            false => detect_leak(&pts),
+        };
         if let Some(l) = leak {
             leaks.push(LeakRow {
                 task: a.key.clone(),

@@ -317,7 +317,7 @@ pub fn running_leaks(
     let mut out = Vec::new();
     for (id, task, attempt) in j.open_attempts(sweep.id)? {
         let pts: Vec<(u64, u64)> = j.timeline(id)?.iter().map(|s| (s.t_ms, s.held())).collect();
-        if let Some(l) = ramguard_core::findings::detect_leak(&pts) {
+        if let Some(l) = ramguard_core::findings::detect_running_leak(&pts) {
             out.push(RunningLeak {
                 task,
                 attempt,
