@@ -82,19 +82,8 @@ impl Policy {
     pub fn eta(&self, now: Duration) -> Option<Duration> {
         // No basis: nothing learned about durations.
         self.predictor.duration(&[])?;
-        // A fit through the first few durations may fall toward zero beyond them (three
-        // tasks whose durations happened to fall with their index predicted the next
-        // thirteen at 0 s: "eta 186ms" for 20 s of work); no task is counted shorter than
-        // the shortest seen, less the margin.
-        let floor = self
-            .predictor
-            .shortest_duration()
-            .map_or(Duration::ZERO, |d| d.mul_f64(1.0 - super::predict::MARGIN));
-        let duration = |id: TaskId| {
-            self.predictor
-                .duration(&self.specs[id].features)
-                .map(|d| d.max(floor))
-        };
+        // Never shorter than the shortest seen, less the margin (`Predictor::duration`).
+        let duration = |id: TaskId| self.predictor.duration(&self.specs[id].features);
         let mut slots: BinaryHeap<Reverse<Duration>> = BinaryHeap::new();
         for id in self.running_ids() {
             let ran = self.elapsed_running(id, now);

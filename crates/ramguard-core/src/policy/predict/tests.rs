@@ -286,3 +286,23 @@ fn two_features_of_very_different_scales_are_combined() {
     let want = y(5e6, 6.0) * (1.0 + FIT_MARGIN);
     assert!((p / want - 1.0).abs() < 1e-3, "{p} against {want}");
 }
+
+#[test]
+fn a_duration_fit_falling_toward_zero_never_predicts_less_than_the_shortest_seen() {
+    // Three tasks whose durations happened to fall with their index: the fit is exact and
+    // reaches 0 s at index 3.
+    let mut p = Predictor::new(None);
+    for (i, secs) in [(0.0, 6.0), (1.0, 4.0), (2.0, 2.0)] {
+        let obs = Observation {
+            peak: Bytes(100 * MB),
+            duration: Some(Duration::from_secs_f64(secs)),
+            time_to_peak: None,
+        };
+        p.observe(&[i], obs);
+    }
+    assert_eq!(p.duration(&[0.0]), Some(Duration::from_secs_f64(6.6)));
+    for i in [3.0, 5.0, 12.0] {
+        let d = p.duration(&[i]).unwrap();
+        assert_eq!(d, Duration::from_secs_f64(1.8), "index {i}");
+    }
+}
