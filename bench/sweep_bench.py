@@ -85,6 +85,10 @@ BENCH_DIR = REPO / "bench"
 RELEASE = REPO / "target" / "release"
 RAMGUARD = RELEASE / "ramguard"
 MEMHOG = RELEASE / "memhog"
+# Tasks' memhog schedules ramp and hold by the time it ran (a SIGSTOPped task makes no
+# progress, as real work); --memhog-wall-clock restores the wall-time schedule, under which
+# a paused task caught up at once and pausing cost nothing (every result before 2026-11-27).
+MEMHOG_EXTRA: list[str] = []
 SECTIONS = ("sweep", "mixes", "roomy", "overhead", "brake", "cost")
 # Issue 12's whole table in one command: the mixes on the emulated machine, the roomy mix
 # and the trivial tasks (the sweep, brake and cost sections are issue 7's).
@@ -555,7 +559,7 @@ class Task:
              "--hold", f"{self.hold:.2f}s", "--result", str(self.idx)]
         if self.leak:
             a += ["--leak", f"{self.leak // MIB}M"]
-        return a
+        return a + MEMHOG_EXTRA
 
 
 def make_tasks(seed: int, n: int, max_peak: int, dur: tuple[float, float]) -> list[Task]:
@@ -1488,11 +1492,16 @@ def main() -> int:
                     help="mixes section for development: ramguard only, no ballast, under --mem = target less "
                          "its reserve, judged on target less the RSS of ramguard's process tree (safe while "
                          "others compile)")
+    ap.add_argument("--memhog-wall-clock", action="store_true",
+                    help="tasks' memhog on the wall-clock schedule (--wall-clock), as before 2026-11-27: a "
+                         "paused task catches up at once, so pausing costs nothing")
     ap.add_argument("--roomy-tasks", type=int, default=32, help="tasks in the roomy section")
     ap.add_argument("--roomy-jobs", type=int, default=8, help="N in the roomy section")
     ap.add_argument("--write-mixes", type=Path, metavar="PATH",
                     help="write the mixes of --mix-plan as JSON for the simulator twin, then exit")
     args = ap.parse_args()
+    if args.memhog_wall_clock:
+        MEMHOG_EXTRA.append("--wall-clock")
     args.mix_plan_text = next((a.split("=", 1)[1] for a in sys.argv if a.startswith("--mix-plan=")), None) \
         or (sys.argv[sys.argv.index("--mix-plan") + 1] if "--mix-plan" in sys.argv else MIX_PLAN)
     args.target_text = args.target

@@ -32,6 +32,11 @@
 //!    Without a ramp that happens at once; with one it happens in equal
 //!    steps, one every max(10 ms, time to grow 1 MiB), so resident memory
 //!    follows a staircase under the straight line from 0 to the peak.
+//!    The ramp and the hold are timed by the time memhog *ran*: an interval
+//!    in which it was stopped and continued (SIGSTOP, SIGCONT) counts for at
+//!    most 10 ms, so a paused memhog, like real work, ends that much later
+//!    (`--wall-clock` restores the wall-time schedule, under which a pause
+//!    cost nothing).
 //! 5. **Children** (`--children`). Right after the peak, N children are
 //!    forked. They share the parent's pages copy-on-write and never write
 //!    them, so the sum of everyone's RSS overcounts the real use while the
@@ -57,7 +62,7 @@ mod units;
 use std::ffi::OsString;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use clap::Parser;
@@ -93,6 +98,13 @@ struct Cli {
     /// Time to stay at the peak after the ramp (after forking --children).
     #[arg(long, value_name = "DUR", default_value = "0", value_parser = units::parse_duration)]
     hold: Duration,
+
+    /// Schedule --ramp and --hold by wall-clock time: time spent stopped
+    /// (SIGSTOP) then counts, and a memhog continued after a pause catches up
+    /// at once and ends on time. By default only the time memhog ran counts,
+    /// as with real work, which makes no progress while stopped.
+    #[arg(long)]
+    wall_clock: bool,
 
     /// During --hold, keep allocating and touching this much more memory
     /// per second (a steady leak, in 10 ms ticks).
@@ -314,6 +326,7 @@ fn main() {
 /// The workload proper: every phase up to the end of the hold.
 fn run(cli: &Cli, res: &mut Resources) -> Result<(), Stop> {
     sys::install_term_handlers(cli.ignore_term).context("installing signal handlers")?;
+    sys::install_cont_handler().context("installing signal handlers")?;
     print_startup_lines(cli);
 
     if let Some(size) = cli.escapee {
@@ -407,7 +420,7 @@ fn ramp_to_peak(cli: &Cli, res: &mut Resources) -> Result<(), Stop> {
     if peak == 0 {
         return Ok(());
     }
-    let start = Instant::now();
+    let mut clock = sys::RunClock::start(cli.wall_clock);
     let map = res.peak_map.insert(
         Mapping::anonymous(peak)
             .with_context(|| format!("mapping {} for --peak", fmt_size(cli.peak)))?,
@@ -419,7 +432,7 @@ fn ramp_to_peak(cli: &Cli, res: &mut Resources) -> Result<(), Stop> {
         let steps = ramp_steps(cli.peak, cli.ramp);
         for i in 1..=steps {
             let at = ramp_nanos * u128::from(i) / u128::from(steps);
-            sys::sleep_until(start + Duration::from_nanos(at as u64))?;
+            clock.sleep_until(Duration::from_nanos(at as u64))?;
             let target = u128::from(cli.peak) * u128::from(i) / u128::from(steps);
             map.touch_to(target as usize)?;
         }
@@ -428,7 +441,7 @@ fn ramp_to_peak(cli: &Cli, res: &mut Resources) -> Result<(), Stop> {
     res.log(format_args!(
         "reached peak {} in {:.3}s",
         fmt_size(len as u64),
-        start.elapsed().as_secs_f64()
+        clock.now().as_secs_f64()
     ));
     Ok(())
 }
@@ -450,15 +463,15 @@ fn hold(cli: &Cli, res: &mut Resources) -> Result<(), Stop> {
         cli.hold.as_secs_f64(),
         fmt_size(cli.leak)
     ));
-    let start = Instant::now();
-    let end = start + cli.hold;
+    let mut clock = sys::RunClock::start(cli.wall_clock);
     let page = sys::page_size() as u64;
     let mut leaked: u64 = 0;
     loop {
         sys::check_terminated()?;
-        let now = Instant::now().min(end);
+        let now = clock.now().min(cli.hold);
+        let end = cli.hold;
         if cli.leak > 0 {
-            let elapsed = (now - start).as_nanos();
+            let elapsed = now.as_nanos();
             let due = (u128::from(cli.leak) * elapsed / 1_000_000_000) as u64;
             // Leak in whole pages; the remainder is leaked at the end.
             if due >= leaked + page || (now >= end && due > leaked) {
@@ -473,7 +486,7 @@ fn hold(cli: &Cli, res: &mut Resources) -> Result<(), Stop> {
         if now >= end {
             break;
         }
-        sys::sleep_until((Instant::now() + sys::SLICE).min(end))?;
+        clock.sleep_until((now + sys::SLICE).min(end))?;
     }
     if cli.leak > 0 {
         res.log(format_args!("hold done, leaked {}", fmt_size(leaked)));

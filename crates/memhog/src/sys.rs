@@ -10,7 +10,7 @@ use std::fs::File;
 use std::io;
 use std::os::fd::AsRawFd;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::time::{Duration, Instant};
 
 /// Granularity (in bytes) at which long touch loops check for SIGTERM.
@@ -80,6 +80,74 @@ pub fn install_term_handlers(ignore_term: bool) -> io::Result<()> {
     Ok(())
 }
 
+static CONTINUED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_cont(_sig: libc::c_int) {
+    // Only an atomic store: async-signal-safe.
+    CONTINUED.store(true, Ordering::SeqCst);
+}
+
+/// Installs the SIGCONT handler [`RunClock`] reads: it runs when memhog is continued after
+/// SIGSTOP (SIGCONT's default action, continuing, happens either way).
+pub fn install_cont_handler() -> io::Result<()> {
+    let handler = on_cont as extern "C" fn(libc::c_int) as libc::sighandler_t;
+    set_disposition(libc::SIGCONT, handler)
+}
+
+/// A clock of the time memhog ran: wall time less the time it spent stopped.
+///
+/// Real work makes no progress while its process is stopped (SIGSTOP, as `ramguard` pauses
+/// a task and GNU parallel's `--memsuspend` suspends one). A ramp and hold scheduled by
+/// wall time did: a memhog continued after a pause caught up at once (touched every step it
+/// had missed) and ended when it would have without the pause, so pausing looked free in
+/// benchmarks. The clock is read at least every [`SLICE`]; an interval during which
+/// SIGCONT arrived counts for at most one slice. With `wall`, it is plain wall time (the
+/// old schedule). A tree frozen without signals (a cgroup freezer) is not seen.
+#[derive(Debug)]
+pub struct RunClock {
+    last: Instant,
+    ran: Duration,
+    wall: bool,
+}
+
+impl RunClock {
+    /// A clock at zero, now.
+    pub fn start(wall: bool) -> RunClock {
+        CONTINUED.store(false, Ordering::SeqCst);
+        RunClock {
+            last: Instant::now(),
+            ran: Duration::ZERO,
+            wall,
+        }
+    }
+
+    /// The time run since [`RunClock::start`].
+    pub fn now(&mut self) -> Duration {
+        let t = Instant::now();
+        let dt = t - self.last;
+        self.last = t;
+        let stopped = CONTINUED.swap(false, Ordering::SeqCst);
+        self.ran += match stopped && !self.wall {
+            true => dt.min(SLICE),
+            false => dt,
+        };
+        self.ran
+    }
+
+    /// Sleeps until the clock reads `at`, in slices of at most [`SLICE`], returning early
+    /// with `Err` if a termination signal arrives.
+    pub fn sleep_until(&mut self, at: Duration) -> Result<(), Terminated> {
+        loop {
+            check_terminated()?;
+            let now = self.now();
+            if now >= at {
+                return Ok(());
+            }
+            std::thread::sleep((at - now).min(SLICE));
+        }
+    }
+}
+
 /// Dispositions for forked children and the escapee: the default action for
 /// SIGTERM/SIGINT (so they die at once), except SIGTERM stays ignored under
 /// `--ignore-term`. Only raw system calls: safe to use after `fork`.
@@ -121,19 +189,6 @@ pub fn die_by_signal(sig: i32) {
         libc::sigaddset(&mut set, sig);
         libc::sigprocmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
         libc::raise(sig);
-    }
-}
-
-/// Sleeps until `deadline`, in slices of at most [`SLICE`], returning early
-/// with `Err` if a termination signal arrives.
-pub fn sleep_until(deadline: Instant) -> Result<(), Terminated> {
-    loop {
-        check_terminated()?;
-        let now = Instant::now();
-        if now >= deadline {
-            return Ok(());
-        }
-        std::thread::sleep((deadline - now).min(SLICE));
     }
 }
 

@@ -170,6 +170,42 @@ fn ramp_takes_its_time_and_leak_grows() {
     assert!(start.elapsed() >= Duration::from_millis(1300));
 }
 
+/// Stops a memhog ramping 8 MiB over 2 s once it holds 1 MiB, for 2 s, continues it, and
+/// returns how long it took to end after that.
+fn ends_after_a_pause(extra: &[&str]) -> Duration {
+    let mut args = vec!["--peak", "8M", "--ramp", "2s", "--hold", "100ms"];
+    args.extend_from_slice(extra);
+    let mut g = Guard::spawn(&args);
+    let pid = g.pid();
+    assert!(poll(|| rss(pid) >= MIB), "RSS {}", rss(pid));
+    // SAFETY: plain kill(2) on the child this test owns.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGSTOP) }, 0);
+    assert!(poll(|| stat_fields(pid).is_some_and(|f| f[0] == "T")));
+    std::thread::sleep(Duration::from_secs(2)); // the pause being measured
+                                                // SAFETY: as above.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGCONT) }, 0);
+    let continued = Instant::now();
+    assert_eq!(g.wait(DEADLINE).code(), Some(0));
+    continued.elapsed()
+}
+
+#[test]
+fn a_paused_memhog_resumes_where_it_stopped_as_real_work_does() {
+    // About 1.9 s of ramp and hold are left when it is stopped; they are still left when it
+    // is continued.
+    let left = ends_after_a_pause(&[]);
+    assert!(
+        left >= Duration::from_millis(1500),
+        "ended {left:?} after SIGCONT"
+    );
+    // On the wall-clock schedule the ramp was overdue: it caught up at once and held 0.1 s.
+    let left = ends_after_a_pause(&["--wall-clock"]);
+    assert!(
+        left < Duration::from_millis(1000),
+        "ended {left:?} after SIGCONT"
+    );
+}
+
 #[test]
 fn exit_code_and_signal() {
     assert_eq!(run(&["--exit", "3"]).status.code(), Some(3));
@@ -465,6 +501,7 @@ fn help_documents_every_flag() {
         "--result-raw",
         "--print-env",
         "--ignore-term",
+        "--wall-clock",
         "--verbose",
         "--stdout-lines",
     ] {
