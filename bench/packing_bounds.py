@@ -24,6 +24,9 @@ target of 1.35x the lower bound can be read against what knowing everything in a
 buys (`python3 bench/packing_bounds.py --issue12`, about ten seconds). One column tries 64
 orders of the queue (the queue's own, four priority rules, random ones) and keeps the best
 greedy makespan: what ordering alone is worth to a scheduler that knows every task.
+The last column replays GNU parallel's `--memsuspend 2G` rule (it knows nothing in
+advance) with pauses that cost their time, as real work's do: what the benchmark's real
+runs gave it before `memhog` stopped catching up after a pause (BENCHMARKS.md).
 `optimal_bound.py` goes further: what the best schedule of all reaches.
 """
 
@@ -169,6 +172,37 @@ def overcommit(tasks, usable: float, cap: int, factor: float) -> float:
     return stepped(tasks, cap, admits, lambda running: held_now(running) <= usable, stuck=brake)
 
 
+def memsuspend(tasks, target: float, floor: float, cap: int, size: float, step: float = 0.02) -> float:
+    """GNU parallel's `--memsuspend size` rule, replayed on the exact curves with pausing
+    that costs its time (a suspended job makes no progress): a job starts while free memory
+    (`target` less what the jobs hold) is at least `size`; below twice `size` only the
+    oldest ⌊1 / (2 − free / size)⌋ + 1 run and the rest are suspended, above it all run.
+    Nothing is known in advance, nothing is killed: infinite once free memory falls below
+    `floor` (the referee's crash)."""
+    queue = list(tasks)
+    running: list[list] = []  # task, progress, suspended
+    t = 0.0
+    while queue or running:
+        free = target - held_now([r[:2] for r in running])
+        while queue and len(running) < cap and free >= size:
+            running.append([queue.pop(0), 0.0, False])
+        if free < 2 * size:
+            run = min(int(1 / (2 - free / size)), len(running) - 1)
+            for i, r in enumerate(running):  # oldest first
+                r[2] = i > run
+        else:
+            for r in running:
+                r[2] = False
+        for r in running:
+            if not r[2]:
+                r[1] = min(r[1] + step, r[0].duration)
+        if target - held_now([r[:2] for r in running]) < floor:
+            return float("inf")
+        running = [r for r in running if r[1] < r[0].duration - 1e-9]
+        t += step
+    return t
+
+
 def issue12(a) -> int:
     """One row per issue-12 mix: what clairvoyant greedy schedules reach (module doc)."""
     import statistics
@@ -203,6 +237,8 @@ def issue12(a) -> int:
         ("exact peaks reserved all life", lambda t: greedy(t, usable, a.cap, False)),
         ("banker's ladder with pausing, no timing", lambda t: ladder(t, usable, a.cap)),
         ("exact curves, admitting up to 1.25× and pausing", lambda t: overcommit(t, usable, a.cap, 1.25)),
+        ("`parallel --memsuspend 2G`'s rule, a pause costing its time (∞: crashed)",
+         lambda t: memsuspend(t, a.target, a.floor, a.cap, 2 << 30)),
     ]
     print(f"Issue 12's mixes: {a.tasks12} tasks, usable {sb.fmt_size(usable)} (target less the "
           f"referee's floor), cap {a.cap}; each cell is makespan ÷ the mix's lower bound.\n")
@@ -217,7 +253,7 @@ def issue12(a) -> int:
             for i, (_, schedule) in enumerate(columns):
                 r = schedule(tasks) / lb
                 ratios[i].append(r)
-                cells.append(f"{r:.2f}×")
+                cells.append(f"{r:.2f}×" if r != float("inf") else "∞")
             print(f"| {mix} seed {seed} | {lb:.1f} s | " + " | ".join(cells) + " |")
     print("| **median** | | " + " | ".join(f"**{statistics.median(r):.2f}×**" for r in ratios) + " |")
     return 0
