@@ -774,3 +774,38 @@ fn of_tasks_started_together_the_fastest_grower_is_paused_not_the_one_at_its_pea
     assert!(paused(1), "{:?}", sim.log());
     assert_eq!(report.brakes, 0, "{:?}", sim.log());
 }
+
+/// Known to fail (issue 12, still open): tasks that idle at a few MiB after they start
+/// (sleeping, waiting for input, computing before they allocate) and then allocate fast.
+/// The three cold-started ones "settle" at 5 MiB, so more unknown tasks are admitted beside
+/// them at a 5.5 MiB guess; when the first three jump together past the plausible 1 GiB,
+/// pausing and braking come too late on 2 CPUs, and available memory falls below the
+/// danger line (as low as 50 MiB, with simulated kernel OOM kills in the second case).
+/// Requiring a settled task to have grown to an eighth of the plausible size first
+/// (tried, not kept) cut the OOM kills from 6 to 1 but did not lift the floor crossing,
+/// and slowed a benign case (16 tasks idle 20 s, then 0.8 GiB) from 91 s to 112 s.
+/// `cargo test --release -p ramguard-core --test policy_suspend -- --ignored idle`
+#[test]
+#[ignore = "known to fail: issue 12's idle-then-jump tasks cross the danger line"]
+fn tasks_idle_at_startup_then_jumping_together_stay_above_the_danger_line() {
+    for (idle, peak, n) in [(10.0, 1.4, 12), (5.0, 2.0, 8), (3.0, 1.4, 12)] {
+        let (cfg, _) = small_machine(8);
+        let host = Host::new(gib(4.0)).with_cpu(2.0, 1.0);
+        let tasks = (0..n)
+            .map(|_| {
+                let mut s = Script::ramp(Bytes(5 << 20), secs(0.05), secs(idle), 0);
+                s.points.push((secs(idle + 0.15), gib(peak)));
+                s.points.push((secs(idle + 1.65), gib(peak)));
+                SimTask::new(s)
+            })
+            .collect();
+        let (sim, report) = run_sampled(cfg, host, tasks);
+        assert_clean(&report);
+        all_done(&sim, n);
+        assert!(
+            report.min_available > gib(0.25),
+            "idle {idle} s, {n} × {peak} GiB: {}",
+            report.min_available
+        );
+    }
+}
