@@ -775,18 +775,15 @@ fn of_tasks_started_together_the_fastest_grower_is_paused_not_the_one_at_its_pea
     assert_eq!(report.brakes, 0, "{:?}", sim.log());
 }
 
-/// Known to fail (issue 12, still open): tasks that idle at a few MiB after they start
-/// (sleeping, waiting for input, computing before they allocate) and then allocate fast.
-/// The three cold-started ones "settle" at 5 MiB, so more unknown tasks are admitted beside
-/// them at a 5.5 MiB guess; when the first three jump together past the plausible 1 GiB,
-/// pausing and braking come too late on 2 CPUs, and available memory falls below the
-/// danger line (as low as 50 MiB, with simulated kernel OOM kills in the second case).
-/// Requiring a settled task to have grown to an eighth of the plausible size first
-/// (tried, not kept) cut the OOM kills from 6 to 1 but did not lift the floor crossing,
-/// and slowed a benign case (16 tasks idle 20 s, then 0.8 GiB) from 91 s to 112 s.
-/// `cargo test --release -p ramguard-core --test policy_suspend -- --ignored idle`
+/// Tasks that idle at a few MiB after they start (sleeping, waiting for input, computing
+/// before they allocate) and then allocate fast, on 2 CPUs. The three cold-started ones
+/// "settle" at 5 MiB, so more unknown tasks start beside them at a 5.5 MiB guess; when the
+/// first three jump together past the plausible 1 GiB, the newest are paused, paused ones
+/// are braked as the others need their memory, and the later ones are paused as they
+/// jump. This failed (201 MiB and 50 MiB left, simulated kernel OOM kills) while the
+/// simulator let a braked task go on faulting in memory along its trace after TERM, which
+/// a task that acts on TERM does not do (`Sim`'s kernel).
 #[test]
-#[ignore = "known to fail: issue 12's idle-then-jump tasks cross the danger line"]
 fn tasks_idle_at_startup_then_jumping_together_stay_above_the_danger_line() {
     for (idle, peak, n) in [(10.0, 1.4, 12), (5.0, 2.0, 8), (3.0, 1.4, 12)] {
         let (cfg, _) = small_machine(8);
@@ -800,6 +797,13 @@ fn tasks_idle_at_startup_then_jumping_together_stay_above_the_danger_line() {
             })
             .collect();
         let (sim, report) = run_sampled(cfg, host, tasks);
+        println!(
+            "idle {idle} s, {n} × {peak} GiB: lowest {}, {} brakes, {} pauses, {:.1} s",
+            report.min_available,
+            report.brakes,
+            report.pauses,
+            report.makespan.as_secs_f64()
+        );
         assert_clean(&report);
         all_done(&sim, n);
         assert!(
