@@ -27,7 +27,8 @@ per section, also written to `bench/results-<date>.md` beside the raw `results-<
   with `env`), so finished tasks are counted once each, whoever ran them.
 * mixes (issue 12): the same emulated machine and referee, several task mixes (`ramp`:
   heterogeneous ramping peaks up to 80% of the machine; `big`: a few tasks of 50-80% of
-  the machine among small ones; `leak`: the ramp mix with one task leaking), several
+  the machine among small ones; `leak`: the ramp mix with one task leaking; `idle`: the
+  ramp mix's sizes, each task sleeping 2-8 s before it takes its peak at once), several
   seeds, some run several times, against `xargs -P 2..4` and `parallel --memsuspend` at
   1G and 2G; one table per mix and a verdict against the issue's targets (no crash, every
   task, median <= 1.35x the bound, faster than every peer that survived the same run).
@@ -539,10 +540,13 @@ class Task:
     ramp: float
     hold: float
     leak: int = 0
+    # Seconds it sleeps (a few MiB) before its ramp: a task that waits or computes before it
+    # allocates (`sh -c 'sleep IDLE; exec memhog ...'`).
+    idle: float = 0.0
 
     @property
     def duration(self) -> float:
-        return self.ramp + self.hold
+        return self.idle + self.ramp + self.hold
 
     @property
     def final_peak(self) -> int:
@@ -559,7 +563,10 @@ class Task:
              "--hold", f"{self.hold:.2f}s", "--result", str(self.idx)]
         if self.leak:
             a += ["--leak", f"{self.leak // MIB}M"]
-        return a + MEMHOG_EXTRA
+        a += MEMHOG_EXTRA
+        if self.idle:
+            a[2:2] = ["sh", "-c", f'sleep {self.idle:.2f}; exec "$0" "$@"']
+        return a
 
 
 def make_tasks(seed: int, n: int, max_peak: int, dur: tuple[float, float]) -> list[Task]:
@@ -806,7 +813,7 @@ def section_sweep(args, referee: Referee, parallel: str | None, rg_ok: bool, wor
 # --------------------------------------------------------------------------- mixes (issue 12)
 
 
-MIXES = ("ramp", "big", "leak")
+MIXES = ("ramp", "big", "leak", "idle")
 # Default plan: mix:seeds[xreps], ';'-separated. Five runs of six contenders, about 14
 # minutes (each run of all six takes about 2.5 min, ballast settling included).
 MIX_PLAN = "ramp:1x2;ramp:2;big:1;leak:1"
@@ -820,6 +827,9 @@ def make_mix(mix: str, seed: int, n: int, target: int) -> list[Task]:
     big: five tasks of 50-80% of the machine (4-8 s) among small ones (150-500 MiB, 1.5-6 s).
     leak: the ramp mix of the same seed with its middle task replaced by one that reaches
     200 MiB in 1 s and then leaks 150 MiB/s for 8 s (1.37 GiB at the end).
+    idle: tasks that sleep 2-8 s at a few MiB, then take their peak (the ramp mix's sizes)
+    in 0.1-0.4 s and hold it 1-3 s: work that waits or computes before it allocates. No
+    twin in the simulator's mixes files (their rows have no idle time).
     """
     rng = random.Random(f"{'ramp' if mix == 'leak' else mix}-{seed}")
     top = 0.8 * target
@@ -839,6 +849,17 @@ def make_mix(mix: str, seed: int, n: int, target: int) -> list[Task]:
         if mix == "leak":
             mid = n // 2
             tasks[mid] = Task(mid, 200 * MIB, 1.0, 8.0, leak=150 * MIB)
+    elif mix == "idle":
+        for i in range(n):
+            r = rng.random()
+            if r < 0.45:
+                peak = rng.uniform(250, 600) * MIB
+            elif r < 0.80:
+                peak = rng.uniform(0.6, 1.5) * GIB
+            else:
+                peak = rng.uniform(1.5 * GIB, top)
+            idle, ramp, hold = rng.uniform(2.0, 8.0), rng.uniform(0.1, 0.4), rng.uniform(1.0, 3.0)
+            tasks.append(Task(i, int(peak) // MIB * MIB, round(ramp, 2), round(hold, 2), idle=round(idle, 2)))
     elif mix == "big":
         kinds = ["big"] * 5 + ["small"] * max(0, n - 5)
         rng.shuffle(kinds)
@@ -905,6 +926,8 @@ def write_mixes(args, path: Path) -> None:
     """Exports every mix of the plan for the simulator's twin."""
     mixes = []
     for mix, seed in dict.fromkeys((m, s) for m, s, _ in args.mix_plan):
+        if mix == "idle":
+            raise SystemExit("error: --write-mixes: the idle mix has no twin (the rows have no idle time)")
         tasks = make_mix(mix, seed, args.mix_tasks, args.target)
         lb = lower_bound(tasks, args.target - args.floor, args.cap)
         rows = ",\n".join(f"    [{t.peak}, {t.ramp}, {t.hold}, {t.leak}]" for t in tasks)
