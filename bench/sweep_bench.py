@@ -834,15 +834,18 @@ def make_mix(mix: str, seed: int, n: int, target: int) -> list[Task]:
     rng = random.Random(f"{'ramp' if mix == 'leak' else mix}-{seed}")
     top = 0.8 * target
     tasks: list[Task] = []
+    def ramp_peak() -> float:
+        # ~45% of 250-600 MiB, ~35% of 0.6-1.5 GiB, ~20% of 1.5 GiB up to `top`.
+        r = rng.random()
+        if r < 0.45:
+            return rng.uniform(250, 600) * MIB
+        if r < 0.80:
+            return rng.uniform(0.6, 1.5) * GIB
+        return rng.uniform(1.5 * GIB, top)
+
     if mix in ("ramp", "leak"):
         for i in range(n):
-            r = rng.random()
-            if r < 0.45:
-                peak = rng.uniform(250, 600) * MIB
-            elif r < 0.80:
-                peak = rng.uniform(0.6, 1.5) * GIB
-            else:
-                peak = rng.uniform(1.5 * GIB, top)
+            peak = ramp_peak()
             d = rng.uniform(1.5, 7.0)
             f = rng.uniform(0.4, 0.8)
             tasks.append(Task(i, int(peak) // MIB * MIB, round(d * f, 2), round(d * (1 - f), 2)))
@@ -851,13 +854,7 @@ def make_mix(mix: str, seed: int, n: int, target: int) -> list[Task]:
             tasks[mid] = Task(mid, 200 * MIB, 1.0, 8.0, leak=150 * MIB)
     elif mix == "idle":
         for i in range(n):
-            r = rng.random()
-            if r < 0.45:
-                peak = rng.uniform(250, 600) * MIB
-            elif r < 0.80:
-                peak = rng.uniform(0.6, 1.5) * GIB
-            else:
-                peak = rng.uniform(1.5 * GIB, top)
+            peak = ramp_peak()
             idle, ramp, hold = rng.uniform(2.0, 8.0), rng.uniform(0.1, 0.4), rng.uniform(1.0, 3.0)
             tasks.append(Task(i, int(peak) // MIB * MIB, round(ramp, 2), round(hold, 2), idle=round(idle, 2)))
     elif mix == "big":
