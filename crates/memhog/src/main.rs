@@ -466,10 +466,10 @@ fn hold(cli: &Cli, res: &mut Resources) -> Result<(), Stop> {
     let mut clock = sys::RunClock::start(cli.wall_clock);
     let page = sys::page_size() as u64;
     let mut leaked: u64 = 0;
+    let end = cli.hold;
     loop {
         sys::check_terminated()?;
-        let now = clock.now().min(cli.hold);
-        let end = cli.hold;
+        let now = clock.now().min(end);
         if cli.leak > 0 {
             let elapsed = now.as_nanos();
             let due = (u128::from(cli.leak) * elapsed / 1_000_000_000) as u64;
