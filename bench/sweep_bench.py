@@ -602,6 +602,8 @@ class Contender:
     kind: str  # xargs | parallel | ramguard
     jobs: int
     extra: list[str] = field(default_factory=list)
+    # Another ramguard build (--baseline): raced beside this one, never counted as a peer.
+    binary: Path | None = None
 
 
 @dataclass
@@ -683,7 +685,7 @@ def run_sweep_contender(c: Contender, tasks: list[Task], variant: str, args, ref
         env = quiet_parallel_env()
     else:
         mem = f"{no_ballast_mem(args.target) // MIB}M" if args.no_ballast else args.target_text
-        cmd = [str(RAMGUARD), "run", "--mem", mem, "-j", str(c.jobs), "--tasks", str(task_file),
+        cmd = [str(c.binary or RAMGUARD), "run", "--mem", mem, "-j", str(c.jobs), "--tasks", str(task_file),
                "--journal", str(journal), "--progress", "none", "--json", *c.extra]
         stdin_path = None
 
@@ -828,8 +830,8 @@ def make_mix(mix: str, seed: int, n: int, target: int) -> list[Task]:
     leak: the ramp mix of the same seed with its middle task replaced by one that reaches
     200 MiB in 1 s and then leaks 150 MiB/s for 8 s (1.37 GiB at the end).
     idle: tasks that sleep 2-8 s at a few MiB, then take their peak (the ramp mix's sizes)
-    in 0.1-0.4 s and hold it 1-3 s: work that waits or computes before it allocates. No
-    twin in the simulator's mixes files (their rows have no idle time).
+    in 0.1-0.4 s and hold it 1-3 s: work that waits or computes before it allocates. The
+    twin's rows carry the sleeps in a separate "idle s" list (bench/mixes-idle.json).
     """
     rng = random.Random(f"{'ramp' if mix == 'leak' else mix}-{seed}")
     top = 0.8 * target
@@ -909,6 +911,9 @@ def mix_contenders(args, parallel: str | None, rg_ok: bool) -> list[Contender]:
                 for m in ("1G", "2G")]
     if rg_ok:
         out.append(Contender(f"ramguard --mem {args.target_text} -j {cap}", "ramguard", cap))
+        if args.baseline:
+            out.append(Contender(f"baseline ramguard --mem {args.target_text} -j {cap}", "ramguard", cap,
+                                 binary=args.baseline))
     if args.contender:
         out = [c for c in out if any(x in c.name for x in args.contender)]
     return out
@@ -923,13 +928,14 @@ def write_mixes(args, path: Path) -> None:
     """Exports every mix of the plan for the simulator's twin."""
     mixes = []
     for mix, seed in dict.fromkeys((m, s) for m, s, _ in args.mix_plan):
-        if mix == "idle":
-            raise SystemExit("error: --write-mixes: the idle mix has no twin (the rows have no idle time)")
         tasks = make_mix(mix, seed, args.mix_tasks, args.target)
         lb = lower_bound(tasks, args.target - args.floor, args.cap)
         rows = ",\n".join(f"    [{t.peak}, {t.ramp}, {t.hold}, {t.leak}]" for t in tasks)
+        # The idle mix's sleeps ride beside the rows, so readers of the four columns still work.
+        idle = (f',\n   "idle s": [{", ".join(str(t.idle) for t in tasks)}]'
+                if any(t.idle for t in tasks) else "")
         mixes.append(f'  {{"mix": "{mix}", "seed": {seed}, "bound_s": {lb["bound"]:.3f},\n'
-                     f'   "tasks (peak, ramp s, hold s, leak per s)": [\n{rows}\n   ]}}')
+                     f'   "tasks (peak, ramp s, hold s, leak per s)": [\n{rows}\n   ]{idle}}}')
     head = (f'{{"target": {args.target}, "floor": {args.floor}, "cap": {args.cap}, '
             f'"written by": "python3 bench/sweep_bench.py --write-mixes {path}",\n "mixes": [\n')
     text = head + ",\n".join(mixes) + "\n ]}\n"
@@ -971,7 +977,8 @@ def section_mixes(args, referee: Referee, parallel: str | None, rg_ok: bool, wor
 def mix_tables(runs: list[dict], contenders: list[Contender], args) -> str:
     """One table per mix over its seeds and repetitions, then the verdict on the targets."""
     md = []
-    rg = next((c.name for c in contenders if c.kind == "ramguard"), None)
+    rg = next((c.name for c in contenders if c.kind == "ramguard" and not c.binary), None)
+    baseline = {c.name for c in contenders if c.binary}
     for mix in dict.fromkeys(r["mix"] for r in runs):
         mr = [r for r in runs if r["mix"] == mix]
         bounds = sorted({(r["seed"], round(r["bound"], 1)) for r in mr})
@@ -1000,7 +1007,8 @@ def mix_tables(runs: list[dict], contenders: list[Contender], args) -> str:
         for key in dict.fromkeys((r["mix"], r["seed"], r["rep"]) for r in runs):
             same = [r for r in runs if (r["mix"], r["seed"], r["rep"]) == key]
             me = next((r for r in same if r["contender"] == rg), None)
-            peers = [r for r in same if r["contender"] != rg and not r["crashed"] and r["finished"] == r["total"]]
+            peers = [r for r in same if r["contender"] != rg and r["contender"] not in baseline
+                     and not r["crashed"] and r["finished"] == r["total"]]
             if me is None or me["crashed"]:
                 continue
             best = min(peers, key=lambda r: r["makespan_s"], default=None)
@@ -1489,6 +1497,9 @@ def main() -> int:
     ap.add_argument("--no-leak", action="store_true", help="skip the leaky-task variant")
     ap.add_argument("--contender", action="append",
                     help="sweep only contenders whose name contains this text (repeatable), e.g. ramguard")
+    ap.add_argument("--baseline", type=Path, metavar="BINARY",
+                    help="mixes section: also race this ramguard binary (a build of main, say) beside "
+                         "this one, to measure a change side by side; never counted as a peer")
     ap.add_argument("--retarget", default="192M", type=parse_size,
                     help="resize the ballast when MemAvailable drifts this far from the target")
     ap.add_argument("--timeout-factor", type=float, default=6.0, help="kill a sweep run after this × the bound")

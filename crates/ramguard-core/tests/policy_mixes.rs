@@ -6,7 +6,8 @@
 //! available (levels from `policy::levels`: reserve 512 MiB, brake 384 MiB, hard 320 MiB).
 //! The referee's floor (256 MiB) must never be crossed, no task may be OOM-killed by the
 //! simulated kernel, and every task must finish; the makespans against each mix's lower
-//! bound are printed (`-- --nocapture`) for BENCHMARKS.md. Each mix runs twice: on an ideal
+//! bound are printed (`-- --nocapture`) for BENCHMARKS.md. The `idle` mixes
+//! (`bench/mixes-idle.json`) have each task sleep at a few MiB before its ramp. Each mix runs twice: on an ideal
 //! host (ramps take their nominal time, freed memory shows at once), and on one whose 2 CPUs
 //! must fault every page in ([`CONTENDED`]): several large ramps at once then stretch, as
 //! they do on the 2-CPU development host, and bets on when a task peaks fail. Both sample as
@@ -25,6 +26,10 @@ const MIXES: &str = include_str!("../../../bench/mixes.json");
 /// 40 mixes (`ramp` seeds 1–20, `big` 1–12, `leak` 1–8): what a change to the policy is
 /// judged on before the real benchmark (BENCHMARKS.md quotes their medians).
 const MIXES_40: &str = include_str!("../../../bench/mixes40.json");
+/// 8 `idle` mixes (seeds 1–8): tasks that wait at a few MiB, then take their peak at once.
+const MIXES_IDLE: &str = include_str!("../../../bench/mixes-idle.json");
+/// What a task holds while it sleeps before its ramp (`sh -c 'sleep …; exec memhog …'`).
+const ASLEEP: Bytes = Bytes(3 << 20);
 
 /// CPUs and CPU-seconds per GiB of growth of the contended host: 0.35 s per GiB measured
 /// for memhog's ramp on the idle development host (`/usr/bin/time memhog --peak 1G --ramp
@@ -39,9 +44,9 @@ fn secs(x: f64) -> Duration {
     Duration::from_secs_f64(x)
 }
 
-/// One task of a mix: a memhog ramping to `peak` over `ramp`, holding for `hold` while it
-/// leaks `leak` bytes per second.
-fn task(idx: usize, row: &[serde_json::Value]) -> SimTask {
+/// One task of a mix: a memhog sleeping `idle` seconds, then ramping to `peak` over `ramp`,
+/// holding for `hold` while it leaks `leak` bytes per second.
+fn task(idx: usize, row: &[serde_json::Value], idle: f64) -> SimTask {
     let num = |i: usize| row[i].as_f64().expect("a number");
     let (peak, ramp, hold, leak) = (num(0), num(1), num(2), num(3));
     let mut script = Script::ramp(Bytes(peak as u64), secs(ramp), secs(hold), 0);
@@ -51,6 +56,14 @@ fn task(idx: usize, row: &[serde_json::Value]) -> SimTask {
             (secs(ramp), Bytes(peak as u64)),
             (secs(ramp + hold), Bytes((peak + leak * hold) as u64)),
         ];
+    }
+    if idle > 0.0 {
+        let late = |(t, m): (Duration, Bytes)| (t + secs(idle), m.max(ASLEEP));
+        let ramped: Vec<_> = script.points.iter().copied().map(late).collect();
+        script.points = [(Duration::ZERO, ASLEEP)]
+            .into_iter()
+            .chain(ramped)
+            .collect();
     }
     // The numbers on the task's command line, in order, as ramguard reads them.
     let features = vec![
@@ -96,6 +109,11 @@ fn forty_mixes_never_cross_the_referees_floor() {
     replay_all(MIXES_40);
 }
 
+#[test]
+fn idle_mixes_never_cross_the_referees_floor() {
+    replay_all(MIXES_IDLE);
+}
+
 /// Replays every mix of a `--write-mixes` file on both hosts and prints the medians.
 fn replay_all(json: &str) {
     let v: serde_json::Value = serde_json::from_str(json).expect("a --write-mixes file");
@@ -134,7 +152,12 @@ fn replay(m: &serde_json::Value, host: Host, floor: Bytes) -> f64 {
     let tasks: Vec<SimTask> = rows
         .iter()
         .enumerate()
-        .map(|(i, r)| task(i, r.as_array().unwrap()))
+        .map(|(i, r)| {
+            let idle = m["idle s"]
+                .as_array()
+                .map_or(0.0, |a| a[i].as_f64().unwrap());
+            task(i, r.as_array().unwrap(), idle)
+        })
         .collect();
     let n = tasks.len();
     let bound = m["bound_s"].as_f64().unwrap();
