@@ -18,7 +18,11 @@
 //! each predicted as the largest peak seen in this run plus the margin; suspend and the brake
 //! correct what this gets wrong. Settled tasks' peaks are also learned provisionally (until
 //! [`PROVISIONAL_UNTIL`](super::PROVISIONAL_UNTIL) tasks have finished), so per-task predictions
-//! start before anything ends. The trade-off is makespan against wasted (braked) work and against
+//! start before anything ends. A settled peak is only a lower bound of the task's own: once the
+//! finished tasks alone explain their peaks by a feature, the provisional model never predicts
+//! below that fit (three finished `idle` tasks fitted `--peak` exactly, and five more sleeping
+//! at 3 MiB made the provisional model predict 0 bytes for a 2 GiB task, which was started
+//! beside three others). The trade-off is makespan against wasted (braked) work and against
 //! leaning on the brake at all. Measured in simulated time by
 //! `tests/policy_sim.rs::cold_start_tradeoff` (8 GiB host, 6 GiB budget, 512 MiB brake level,
 //! `-j 8`, 8 identical tasks; tasks exit 100 ms after TERM):
@@ -78,13 +82,20 @@ impl Policy {
     /// The model's prediction for a task, never below its lower bound; `None` when cold.
     pub(super) fn model_prediction(&self, id: TaskId) -> Option<Bytes> {
         let lb = self.aux[id].lower_bound.unwrap_or_default();
-        let model = match &self.provisional {
-            Some((p, settled)) if self.provisional_is_current(p, settled) => p,
-            _ => &self.predictor,
+        let features = &self.specs[id].features;
+        let finished = self.predictor.predict(features);
+        let predicted = match &self.provisional {
+            Some((p, settled)) if self.provisional_is_current(p, settled) => {
+                let provisional = p.predict(features);
+                // Settled peaks are lower bounds: never below a fit of finished tasks.
+                match self.predictor.peaks().fit() {
+                    Some(_) => provisional.max(finished),
+                    None => provisional,
+                }
+            }
+            _ => finished,
         };
-        model
-            .predict(&self.specs[id].features)
-            .map(|p| self.within_cap(p.max(lb)))
+        predicted.map(|p| self.within_cap(p.max(lb)))
     }
 
     /// A peak to reserve, never above `--task-mem`: a task is stopped there, so memory

@@ -379,3 +379,38 @@ fn dev_shm_room_limits_admission_while_a_task_runs_but_never_starves_the_queue()
     p.handle_sample(ms(2000), &one);
     assert_eq!(started(&drain(&mut p, ms(2000))).len(), 1);
 }
+
+#[test]
+fn tasks_sleeping_at_a_few_mib_do_not_pull_a_fitted_prediction_down() {
+    // Regression: three finished tasks fit `--peak` exactly; three running ones, sleeping
+    // at 3 MiB before they allocate, looked settled, and the provisional model that learned
+    // their 3 MiB predicted a 2 GiB task far below what it needs.
+    let size = |x: f64| TaskSpec {
+        features: vec![x],
+        ..TaskSpec::default()
+    };
+    let specs = vec![size(2100.0), size(2400.0), size(2700.0), size(2000.0)];
+    let config = Config {
+        budget: mib(12288),
+        max_jobs: 3,
+        estimate: None,
+        ..config()
+    };
+    let mut p = Policy::new(config, specs);
+    let finished: Vec<(Vec<f64>, Observation)> = [300.0, 600.0, 900.0]
+        .iter()
+        .map(|&x| (vec![x], peak_only(Bytes((x * MIB as f64) as u64))))
+        .collect();
+    p.learn_from_history(&finished);
+    let fitted = p.predicted(3);
+    assert!(fitted >= mib(2000), "{fitted}");
+    p.handle_sample(ms(0), &sample(16384, &[]));
+    let mut first = started(&drain(&mut p, ms(0)));
+    first.sort_unstable();
+    assert_eq!(first, vec![0, 1, 2], "the three largest start first");
+    for t in (100..=4000).step_by(100) {
+        p.handle_sample(ms(t), &sample(16000, &[(0, 3), (1, 3), (2, 3)]));
+        drain(&mut p, ms(t));
+    }
+    assert!(p.predicted(3) >= fitted, "{} < {fitted}", p.predicted(3));
+}
