@@ -197,8 +197,9 @@ impl Policy {
         self.shm_free = sample.shm_free;
         self.shm_started = 0;
         for &(id, mem) in &sample.tasks {
+            // A task's climb is timed on the clock it runs on: paused time is not its own.
+            let age = self.elapsed_running(id, now);
             let Some(TaskState::Running {
-                started,
                 current,
                 peak,
                 predicted,
@@ -208,7 +209,6 @@ impl Policy {
             else {
                 continue;
             };
-            let age = now.saturating_sub(*started);
             *current = mem;
             *peak = (*peak).max(mem);
             *predicted = (*predicted).max(*peak);

@@ -535,7 +535,8 @@ impl Sim {
 
     /// Checks, from the harness's own view, that a started task fit (module doc of policy):
     /// once every running task with an expected end has ended, the rest at their predicted
-    /// peaks and the newcomer at its own must fit in the headroom above the reserve.
+    /// peaks and the newcomer at its own must fit in the headroom above the reserve. A task
+    /// idling far below its peak counts at what it holds, plus the largest of those jumps.
     fn check_fits(&mut self, task: TaskId, predicted: Bytes) {
         let others: Vec<TaskId> = self.runs.keys().copied().collect();
         if others.is_empty() {
@@ -546,14 +547,23 @@ impl Sim {
             .iter()
             .map(|id| self.view_mem.get(id).copied().unwrap_or_default())
             .sum();
+        let mut jump = Bytes::ZERO;
         let staying: Bytes = others
             .iter()
             .filter(|&&id| self.policy.expected_end(id, self.now).is_none())
             .map(|&id| {
                 let cur = self.view_mem.get(&id).copied().unwrap_or_default();
-                self.policy.predicted(id).max(cur)
+                let at_peak = self.policy.predicted(id).max(cur);
+                match self.policy.idle_jump(id, self.now) {
+                    Some(j) => {
+                        jump = jump.max(j);
+                        at_peak.saturating_sub(j)
+                    }
+                    None => at_peak,
+                }
             })
-            .sum();
+            .sum::<Bytes>()
+            .saturating_add(jump);
         let limit = self
             .view_available
             .saturating_sub(cfg.reserve)

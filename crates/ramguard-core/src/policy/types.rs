@@ -278,8 +278,8 @@ pub struct AttemptFacts {
     pub settle_ref: Bytes,
     /// When the peak last grew by that much.
     pub grown_at: Duration,
-    /// `(age, peak)` each time the peak grew by more than a small step: when it got near its
-    /// final peak is learned from this.
+    /// `(age, peak)` each time the peak grew by more than a small step, the age in time run
+    /// (paused time excluded): when it got near its final peak is learned from this.
     pub climb: Vec<(Duration, Bytes)>,
     /// Paused (SIGSTOP) since then; `None` while it runs.
     pub paused_since: Option<Duration>,
