@@ -45,6 +45,17 @@ fn times_of(sim: &Sim, want: impl Fn(&Action) -> bool) -> Vec<Duration> {
         .collect()
 }
 
+/// Every task paused at least once.
+fn paused_tasks(sim: &Sim) -> BTreeSet<TaskId> {
+    sim.log()
+        .iter()
+        .filter_map(|(_, a)| match a {
+            Action::Pause { task } => Some(*task),
+            _ => None,
+        })
+        .collect()
+}
+
 /// Replays the action log and fails if, once the actions of one instant are done, tasks
 /// run and every one of them is paused.
 fn assert_never_all_paused(sim: &Sim) {
@@ -219,14 +230,7 @@ fn all_paused_never_deadlocks() {
     let (sim, report) = run(cfg, host, tasks);
     assert_clean(&report);
     all_done(&sim, 3);
-    let paused: BTreeSet<TaskId> = sim
-        .log()
-        .iter()
-        .filter_map(|(_, a)| match a {
-            Action::Pause { task } => Some(*task),
-            _ => None,
-        })
-        .collect();
+    let paused = paused_tasks(&sim);
     assert_eq!(paused, BTreeSet::from([1, 2]), "both were paused");
     assert_never_all_paused(&sim);
     // Task 1, the oldest paused, runs again the instant task 0 ends.
@@ -897,14 +901,7 @@ fn with_every_task_paused_the_one_that_fits_runs_first() {
     assert_clean(&report);
     all_done(&sim, 3);
     assert_never_all_paused(&sim);
-    let paused: BTreeSet<TaskId> = sim
-        .log()
-        .iter()
-        .filter_map(|(_, a)| match a {
-            Action::Pause { task } => Some(*task),
-            _ => None,
-        })
-        .collect();
+    let paused = paused_tasks(&sim);
     assert_eq!(paused, BTreeSet::from([1, 2]), "{:#?}", sim.log());
     assert_eq!(report.brakes, 0, "{:#?}", sim.log());
     let resumed = |t| {
