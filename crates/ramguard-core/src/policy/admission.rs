@@ -56,6 +56,7 @@ use super::{
     eta, Action, AttemptFacts, ExitClass, Note, Pause, PauseWhy, Policy, Reason, TaskId, TaskState,
     RUNAWAY_HORIZON, SETTLE_WINDOW,
 };
+use crate::units::Bytes;
 
 /// A running task idles when it holds at most this share of its predicted peak, has run at
 /// least [`IDLE_AFTER`] and does not grow (module doc, "Idle tasks").
@@ -63,7 +64,6 @@ pub const IDLE_SHARE: f64 = 0.1;
 /// How long a task runs before it may count as idle: its first samples show whether it
 /// grows (0.5 s gave the same simulated makespans, 2 s lost 0.1–0.3× on the `idle` mixes).
 pub const IDLE_AFTER: Duration = Duration::from_secs(1);
-use crate::units::Bytes;
 
 impl Policy {
     /// The room admission would offer a task now (see the module doc); `None` before the
