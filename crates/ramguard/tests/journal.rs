@@ -12,7 +12,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use ramguard::journal::{fingerprint, Journal, MemSample, TaskStateRow};
+use ramguard::journal::{fingerprint, AttemptEnd, Journal, MemSample, TaskStateRow};
 use ramguard_core::policy::ExitClass;
 use serde_json::json;
 
@@ -97,6 +97,52 @@ fn history_carries_duration_and_time_to_peak_from_the_timeline() {
     assert_eq!(learned[0].peak, 300 << 20);
     assert_eq!(learned[0].duration_ms, Some(1000));
     assert_eq!(learned[0].time_to_peak_ms, Some(300));
+}
+
+#[test]
+fn history_takes_paused_time_off_the_duration_and_the_time_to_peak() {
+    // The policy learns times on the clock a task runs on; a resumed sweep must learn the
+    // same from the journal. Started at T, paused 700 ms before its peak (resumed at
+    // T+1000) and 200 ms after it (resumed at T+1600), first at 95% of its peak at 1300 ms
+    // and ended at 2000 ms: 600 ms to peak and 1100 ms run. Another task's pause in the same
+    // window does not count.
+    let (_d, path) = tmp();
+    let mut j = Journal::open(&path).unwrap();
+    let sw = j
+        .begin_sweep(&spec("lam", "python t.py --lam={lam}"), false)
+        .unwrap();
+    j.sync_tasks(&sw, &tasks(2)).unwrap();
+    let t0: i64 = 1_700_000_000_000;
+    let a = j.attempt_started(&sw, "lam=0", 1, 4242, t0).unwrap();
+    let samples: Vec<MemSample> = [0u64, 300, 1300, 1900]
+        .iter()
+        .map(|&t| MemSample {
+            t_ms: t,
+            rss: if t >= 1300 { 300 << 20 } else { 100 << 20 },
+            pss: None,
+            ..Default::default()
+        })
+        .collect();
+    j.add_samples(a, &samples).unwrap();
+    for (at, task, ms) in [
+        (1000, "lam=0", 700),
+        (1600, "lam=0", 200),
+        (1200, "lam=1", 900),
+    ] {
+        let detail = json!({ "task": task, "paused_ms": ms });
+        j.event(&sw, t0 + at, "task_resumed", &detail).unwrap();
+    }
+    let done = AttemptEnd {
+        ended_unix_ms: t0 + 2000,
+        duration_ms: 2000,
+        ..end("done", 300 << 20, false, None)
+    };
+    j.attempt_finished(a, &done).unwrap();
+    j.commit().unwrap();
+    let learned = j.learned_history(&sw).unwrap();
+    assert_eq!(learned.len(), 1);
+    assert_eq!(learned[0].time_to_peak_ms, Some(600));
+    assert_eq!(learned[0].duration_ms, Some(1100));
 }
 
 #[test]

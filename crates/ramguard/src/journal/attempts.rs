@@ -242,14 +242,16 @@ impl Journal {
     }
 
     /// What the sweep's done tasks showed (peak, duration, time to peak), in task order, for
-    /// the policy to learn from.
+    /// the policy to learn from. Times are in time run, as the policy learns them live: the
+    /// attempt's paused time (its `task_resumed` events) is taken off both.
     pub fn learned_history(&mut self, sweep: &SweepHandle) -> Result<Vec<Learned>> {
         // The time to peak is read off the attempt's timeline: its first sample at 95% of
         // the peak (what the policy learns live; samples hold PSS where it was refreshed).
         let mut st = self.conn.prepare_cached(
             "SELECT t.key, t.peak, a.duration_ms,
                     (SELECT min(s.t_ms) FROM samples s
-                      WHERE s.attempt_id = a.id AND coalesce(s.used, s.pss, s.rss) >= t.peak * 0.95)
+                      WHERE s.attempt_id = a.id AND coalesce(s.used, s.pss, s.rss) >= t.peak * 0.95),
+                    a.started_unix_ms, a.ended_unix_ms
                FROM tasks t LEFT JOIN attempts a ON a.id = t.last_attempt_id
               WHERE t.sweep_id = ?1 AND t.state = 'done' AND t.peak IS NOT NULL
               ORDER BY t.seq",
@@ -257,16 +259,50 @@ impl Journal {
         let ms = |v: Option<i64>| v.and_then(|v| u64::try_from(v).ok());
         let rows = st
             .query_map([sweep.id], |r| {
-                Ok(Learned {
+                let learned = Learned {
                     key: r.get(0)?,
                     peak: u64::try_from(r.get::<_, i64>(1)?).unwrap_or(0),
                     duration_ms: ms(r.get(2)?),
                     time_to_peak_ms: ms(r.get(3)?),
-                })
+                };
+                Ok((
+                    learned,
+                    r.get::<_, Option<i64>>(4)?,
+                    r.get::<_, Option<i64>>(5)?,
+                ))
             })?
             .collect::<rusqlite::Result<Vec<_>>>()
             .with_context(|| schema::corrupt_context(&self.shown()))?;
-        Ok(rows)
+        // Each pause ends in a `task_resumed` event naming the task and how long it lasted; a
+        // pause ends before the attempt does, and no sample reaches a new peak while paused.
+        let mut paused = self.conn.prepare_cached(
+            "SELECT e.unix_ms, json_extract(e.detail, '$.paused_ms') FROM events e
+              WHERE e.sweep_id = ?1 AND e.kind = 'task_resumed'
+                AND e.unix_ms BETWEEN ?2 AND ?3 AND json_extract(e.detail, '$.task') = ?4",
+        )?;
+        let mut out = Vec::with_capacity(rows.len());
+        for (mut l, started, ended) in rows {
+            if let (Some(started), Some(ended)) = (started, ended) {
+                let pauses = paused
+                    .query_map(params![sweep.id, started, ended, l.key], |r| {
+                        Ok((
+                            r.get::<_, i64>(0)?,
+                            r.get::<_, Option<i64>>(1)?.unwrap_or(0),
+                        ))
+                    })?
+                    .collect::<rusqlite::Result<Vec<_>>>()
+                    .with_context(|| schema::corrupt_context(&self.shown()))?;
+                let before = |t_ms: u64| -> u64 {
+                    let until = started.saturating_add(i64::try_from(t_ms).unwrap_or(i64::MAX));
+                    let total: i64 = pauses.iter().filter(|p| p.0 <= until).map(|p| p.1).sum();
+                    u64::try_from(total.max(0)).unwrap_or(0)
+                };
+                l.time_to_peak_ms = l.time_to_peak_ms.map(|t| t.saturating_sub(before(t)));
+                l.duration_ms = l.duration_ms.map(|d| d.saturating_sub(before(d)));
+            }
+            out.push(l);
+        }
+        Ok(out)
     }
 
     /// Marks the tasks whose attempts started in this group as running, inside the group,
