@@ -1,6 +1,8 @@
 //! Writing attempts: their start, downsampled memory timelines, their end (with the task's
 //! state, peak and result), sweep events, and what finished attempts teach the policy.
 
+use std::collections::HashMap;
+
 use anyhow::{Context, Result};
 use ramguard_core::policy::{Ending, ExitClass};
 use rusqlite::{params, Connection, OptionalExtension};
@@ -275,26 +277,28 @@ impl Journal {
             .with_context(|| schema::corrupt_context(&self.shown()))?;
         // Each pause ends in a `task_resumed` event naming the task and how long it lasted; a
         // pause ends before the attempt does, and no sample reaches a new peak while paused.
-        let mut paused = self.conn.prepare_cached(
-            "SELECT e.unix_ms, json_extract(e.detail, '$.paused_ms') FROM events e
-              WHERE e.sweep_id = ?1 AND e.kind = 'task_resumed'
-                AND e.unix_ms BETWEEN ?2 AND ?3 AND json_extract(e.detail, '$.task') = ?4",
-        )?;
+        let mut pauses: HashMap<String, Vec<(i64, i64)>> = HashMap::new();
+        for e in self.events(sweep.id)? {
+            let task = e.detail.get("task").and_then(|v| v.as_str());
+            let lasted = e.detail.get("paused_ms").and_then(|v| v.as_i64());
+            if let (true, Some(task), Some(lasted)) = (e.kind == "task_resumed", task, lasted) {
+                pauses
+                    .entry(task.to_string())
+                    .or_default()
+                    .push((e.unix_ms, lasted));
+            }
+        }
         let mut out = Vec::with_capacity(rows.len());
         for (mut l, started, ended) in rows {
-            if let (Some(started), Some(ended)) = (started, ended) {
-                let pauses = paused
-                    .query_map(params![sweep.id, started, ended, l.key], |r| {
-                        Ok((
-                            r.get::<_, i64>(0)?,
-                            r.get::<_, Option<i64>>(1)?.unwrap_or(0),
-                        ))
-                    })?
-                    .collect::<rusqlite::Result<Vec<_>>>()
-                    .with_context(|| schema::corrupt_context(&self.shown()))?;
+            if let (Some(started), Some(ended), Some(pauses)) = (started, ended, pauses.get(&l.key))
+            {
                 let before = |t_ms: u64| -> u64 {
                     let until = started.saturating_add(i64::try_from(t_ms).unwrap_or(i64::MAX));
-                    let total: i64 = pauses.iter().filter(|p| p.0 <= until).map(|p| p.1).sum();
+                    let total: i64 = pauses
+                        .iter()
+                        .filter(|p| p.0 >= started && p.0 <= until.min(ended))
+                        .map(|p| p.1)
+                        .sum();
                     u64::try_from(total.max(0)).unwrap_or(0)
                 };
                 l.time_to_peak_ms = l.time_to_peak_ms.map(|t| t.saturating_sub(before(t)));
