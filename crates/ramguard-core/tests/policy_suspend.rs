@@ -860,6 +860,48 @@ fn tasks_idling_below_their_learned_peaks_make_room_but_one_jump_stays_free() {
 }
 
 #[test]
+fn the_room_shown_while_tasks_idle_is_the_room_admission_counts() {
+    // Eight tasks sleep 3–10 s at 5 MiB, then take 1.2 GiB (learned: about 1.3 GiB each),
+    // on the 4 GiB machine with -j 8. At 2.5 s four run, three of them idle; the fifth
+    // waits. Admission counts the idle ones at what they hold plus one jump, so the room
+    // it sees is the limit less about two peaks (about 0.9 GiB), short of the next task's
+    // 1.3 GiB. The status says so: counted at their peaks, the four would have left
+    // nothing, and "0 B free" beside three sleeping tasks explains nothing.
+    let (cfg, host) = small_machine(8);
+    let tasks: Vec<SimTask> = (0..8)
+        .map(|i| {
+            let idle = 3.0 + i as f64;
+            let s = Script {
+                points: vec![
+                    (Duration::ZERO, Bytes(5 << 20)),
+                    (secs(idle), Bytes(5 << 20)),
+                    (secs(idle + 0.2), gib(1.2)),
+                    (secs(idle + 1.2), gib(1.2)),
+                ],
+                ..Script::ramp(gib(1.2), secs(0.2), secs(1.0), 0)
+            };
+            SimTask::new(s)
+        })
+        .collect();
+    let mut sim = Sim::new(cfg, host, tasks).sampling_like_the_supervisor();
+    let history: Vec<(Vec<f64>, Observation)> = (0..3).map(|_| (vec![], peak_only(1.2))).collect();
+    sim.policy_mut().learn_from_history(&history);
+    while sim.now() < secs(2.5) {
+        sim.step();
+    }
+    assert_eq!(starts(&sim).len(), 4, "{:?}", starts(&sim));
+    match sim.policy().short() {
+        Some(Short::Memory { next, room }) => {
+            assert!(*next > gib(1.25), "{next}");
+            assert!(*room > gib(0.7) && *room < *next, "{room}");
+        }
+        other => panic!("{other:?}"),
+    }
+    sim.drive();
+    all_done(&sim, 8);
+}
+
+#[test]
 fn with_every_task_paused_the_one_that_fits_runs_first() {
     // Task 0 holds 1 GiB until 4 s (started with the others, it is the one that does not
     // grow, so it is never paused); tasks 1 and 2 climb beside it when another program takes 7.2 GiB of the 12 GiB at 2.2 s: both are

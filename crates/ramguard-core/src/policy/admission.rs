@@ -258,11 +258,22 @@ impl Policy {
             return false;
         };
         let ramp = self.time_to_peak(id, cold);
-        // Tasks idling far below their peaks count at what they hold, plus room for the
-        // largest of their jumps: one may jump at any moment, and a second one to jump is
-        // paused as memory nears the limit (suspend).
+        let newcomer = Curve {
+            now: 0.0,
+            peak: predicted.get() as f64,
+            ramp: ramp.map_or(0.0, |r| r.as_secs_f64()),
+            end: None,
+        };
+        self.projected_highest(now, Some(newcomer)) <= limit as f64
+    }
+
+    /// The highest point of the running tasks' projected memory from now on, with a
+    /// newcomer's curve if one is given. Tasks idling far below their peaks count at what
+    /// they hold, plus room for the largest of their jumps: one may jump at any moment, and
+    /// a second one to jump is paused as memory nears the limit (module doc, "Idle tasks").
+    pub(super) fn projected_highest(&self, now: Duration, newcomer: Option<Curve>) -> f64 {
         let mut jump = 0.0_f64;
-        let mut curves: Vec<Curve> = Vec::new();
+        let mut curves: Vec<Curve> = Vec::with_capacity(self.running.len() + 1);
         for r in self.running_ids() {
             let Some(mut c) = self.curve(now, r) else {
                 continue;
@@ -274,13 +285,8 @@ impl Policy {
             }
             curves.push(c);
         }
-        curves.push(Curve {
-            now: 0.0,
-            peak: predicted.get() as f64,
-            ramp: ramp.map_or(0.0, |r| r.as_secs_f64()),
-            end: None,
-        });
-        project::highest(&curves) + jump <= limit as f64
+        curves.extend(newcomer);
+        project::highest(&curves) + jump
     }
 
     /// Fails queued tasks whose measured lower bound exceeds the budget: they can never fit.

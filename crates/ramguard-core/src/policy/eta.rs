@@ -62,18 +62,15 @@ impl Policy {
         if cold && !settled && !self.plentiful() {
             return Short::ColdStart;
         }
-        // What is free now may be spoken for by a running task still growing: the room
-        // at the running tasks' projected highest point is what a newcomer can count on.
-        let projected = self.limit().map_or(room, |limit| {
-            let curves: Vec<_> = self
-                .running_ids()
-                .filter_map(|id| self.curve(now, id))
-                .collect();
-            limit - super::project::highest(&curves) as i128
+        // What is free now may be spoken for by a running task still growing, and what an
+        // idle task holds is not all it will take: the room at the running tasks' projected
+        // highest point, counted as admission counts it, is what a newcomer can count on.
+        let room = self.limit().map_or(room, |limit| {
+            limit - self.projected_highest(now, None) as i128
         });
         Short::Memory {
             next: self.predicted(head),
-            room: Bytes(room.min(projected).max(0) as u64),
+            room: Bytes(room.max(0) as u64),
         }
     }
 
