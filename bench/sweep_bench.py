@@ -28,7 +28,8 @@ per section, also written to `bench/results-<date>.md` beside the raw `results-<
 * mixes (issue 12): the same emulated machine and referee, several task mixes (`ramp`:
   heterogeneous ramping peaks up to 80% of the machine; `big`: a few tasks of 50-80% of
   the machine among small ones; `leak`: the ramp mix with one task leaking; `idle`: the
-  ramp mix's sizes, each task sleeping 2-8 s before it takes its peak at once), several
+  ramp mix's sizes, each task sleeping 2-8 s before it takes its peak at once; `late`: the
+  same shape with those seconds spent working at 60-200 MiB instead of asleep), several
   seeds, some run several times, against `xargs -P 2..4` and `parallel --memsuspend` at
   1G and 2G; one table per mix and a verdict against the issue's targets (no crash, every
   task, median <= 1.35x the bound, faster than every peer that survived the same run).
@@ -540,9 +541,12 @@ class Task:
     ramp: float
     hold: float
     leak: int = 0
-    # Seconds it sleeps (a few MiB) before its ramp: a task that waits or computes before it
-    # allocates (`sh -c 'sleep IDLE; exec memhog ...'`).
+    # Seconds it sleeps (a few MiB) before its ramp: a task that waits before it allocates
+    # (`sh -c 'sleep IDLE; exec memhog ...'`).
     idle: float = 0.0
+    # With idle_mem, those seconds are work instead, at idle_mem bytes: a memhog holding
+    # them on its run clock (stopped, it makes no progress), then the task's own memhog.
+    idle_mem: int = 0
 
     @property
     def duration(self) -> float:
@@ -555,7 +559,8 @@ class Task:
     @property
     def area(self) -> float:
         """Memory-time in byte-seconds, the ramp counted as half (a leak as a triangle)."""
-        return self.peak * (self.ramp / 2 + self.hold) + self.leak * self.hold * self.hold / 2
+        return (self.peak * (self.ramp / 2 + self.hold) + self.leak * self.hold * self.hold / 2
+                + self.idle_mem * self.idle)
 
     def argv(self, marker_dir: Path) -> list[str]:
         a = ["env", f"RAMGUARD_RESULT={marker_dir}/t{self.idx:03d}", str(MEMHOG),
@@ -564,7 +569,10 @@ class Task:
         if self.leak:
             a += ["--leak", f"{self.leak // MIB}M"]
         a += MEMHOG_EXTRA
-        if self.idle:
+        if self.idle and self.idle_mem:
+            work = " ".join([f"--peak {self.idle_mem // MIB}M --hold {self.idle:.2f}s", *MEMHOG_EXTRA])
+            a[2:2] = ["sh", "-c", f'"$0" {work} && exec "$0" "$@"']
+        elif self.idle:
             a[2:2] = ["sh", "-c", f'sleep {self.idle:.2f}; exec "$0" "$@"']
         return a
 
@@ -815,7 +823,7 @@ def section_sweep(args, referee: Referee, parallel: str | None, rg_ok: bool, wor
 # --------------------------------------------------------------------------- mixes (issue 12)
 
 
-MIXES = ("ramp", "big", "leak", "idle")
+MIXES = ("ramp", "big", "leak", "idle", "late")
 # Default plan: mix:seeds[xreps], ';'-separated. Five runs of six contenders, about 14
 # minutes (each run of all six takes about 2.5 min, ballast settling included).
 MIX_PLAN = "ramp:1x2;ramp:2;big:1;leak:1"
@@ -832,6 +840,10 @@ def make_mix(mix: str, seed: int, n: int, target: int) -> list[Task]:
     idle: tasks that sleep 2-8 s at a few MiB, then take their peak (the ramp mix's sizes)
     in 0.1-0.4 s and hold it 1-3 s: work that waits or computes before it allocates. The
     twin's rows carry the sleeps in a separate "idle s" list (bench/mixes-idle.json).
+    late: the idle mix's shape, but the 2-8 s before the peak are work at 60-200 MiB (a
+    memhog that makes no progress while stopped, as a Python task importing and computing
+    before it builds its arrays): a pause there costs its time, as it does real work. The
+    twin's rows carry that size in an "idle MiB" list (bench/mixes-late.json).
     """
     rng = random.Random(f"{'ramp' if mix == 'leak' else mix}-{seed}")
     top = 0.8 * target
@@ -854,11 +866,13 @@ def make_mix(mix: str, seed: int, n: int, target: int) -> list[Task]:
         if mix == "leak":
             mid = n // 2
             tasks[mid] = Task(mid, 200 * MIB, 1.0, 8.0, leak=150 * MIB)
-    elif mix == "idle":
+    elif mix in ("idle", "late"):
         for i in range(n):
             peak = ramp_peak()
             idle, ramp, hold = rng.uniform(2.0, 8.0), rng.uniform(0.1, 0.4), rng.uniform(1.0, 3.0)
-            tasks.append(Task(i, int(peak) // MIB * MIB, round(ramp, 2), round(hold, 2), idle=round(idle, 2)))
+            work = int(rng.uniform(60, 200)) * MIB if mix == "late" else 0
+            tasks.append(Task(i, int(peak) // MIB * MIB, round(ramp, 2), round(hold, 2), idle=round(idle, 2),
+                              idle_mem=work))
     elif mix == "big":
         kinds = ["big"] * 5 + ["small"] * max(0, n - 5)
         rng.shuffle(kinds)
@@ -934,6 +948,9 @@ def write_mixes(args, path: Path) -> None:
         # The idle mix's sleeps ride beside the rows, so readers of the four columns still work.
         idle = (f',\n   "idle s": [{", ".join(str(t.idle) for t in tasks)}]'
                 if any(t.idle for t in tasks) else "")
+        if any(t.idle_mem for t in tasks):
+            idle += f',\n   "idle MiB": [{", ".join(str(t.idle_mem // MIB) for t in tasks)}]'
+
         mixes.append(f'  {{"mix": "{mix}", "seed": {seed}, "bound_s": {lb["bound"]:.3f},\n'
                      f'   "tasks (peak, ramp s, hold s, leak per s)": [\n{rows}\n   ]{idle}}}')
     head = (f'{{"target": {args.target}, "floor": {args.floor}, "cap": {args.cap}, '

@@ -7,7 +7,9 @@
 //! The referee's floor (256 MiB) must never be crossed, no task may be OOM-killed by the
 //! simulated kernel, and every task must finish; the makespans against each mix's lower
 //! bound are printed (`-- --nocapture`) for BENCHMARKS.md. The `idle` mixes
-//! (`bench/mixes-idle.json`) have each task sleep at a few MiB before its ramp. Each mix runs twice: on an ideal
+//! (`bench/mixes-idle.json`) have each task sleep at a few MiB before its ramp; the `late`
+//! ones (`bench/mixes-late.json`) work at 60–200 MiB instead, and a pause stops that work as
+//! it stops the ramp (the simulator's scripts run on the task's run clock). Each mix runs twice: on an ideal
 //! host (ramps take their nominal time, freed memory shows at once), and on one whose 2 CPUs
 //! must fault every page in ([`CONTENDED`]): several large ramps at once then stretch, as
 //! they do on the 2-CPU development host, and bets on when a task peaks fail. Both sample as
@@ -28,6 +30,9 @@ const MIXES: &str = include_str!("../../../bench/mixes.json");
 const MIXES_40: &str = include_str!("../../../bench/mixes40.json");
 /// 8 `idle` mixes (seeds 1–8): tasks that wait at a few MiB, then take their peak at once.
 const MIXES_IDLE: &str = include_str!("../../../bench/mixes-idle.json");
+/// 8 `late` mixes (seeds 1–8): the idle shape, but the time before the peak is work at
+/// 60–200 MiB (a first memhog holding it on its run clock).
+const MIXES_LATE: &str = include_str!("../../../bench/mixes-late.json");
 /// What a task holds while it sleeps before its ramp (`sh -c 'sleep …; exec memhog …'`).
 const ASLEEP: Bytes = Bytes(3 << 20);
 
@@ -44,9 +49,10 @@ fn secs(x: f64) -> Duration {
     Duration::from_secs_f64(x)
 }
 
-/// One task of a mix: a memhog sleeping `idle` seconds, then ramping to `peak` over `ramp`,
-/// holding for `hold` while it leaks `leak` bytes per second.
-fn task(idx: usize, row: &[serde_json::Value], idle: f64) -> SimTask {
+/// One task of a mix: `idle` seconds at `before` (asleep, or working at that size), then a
+/// memhog ramping to `peak` over `ramp`, holding for `hold` while it leaks `leak` bytes per
+/// second.
+fn task(idx: usize, row: &[serde_json::Value], idle: f64, before: Bytes) -> SimTask {
     let num = |i: usize| row[i].as_f64().expect("a number");
     let (peak, ramp, hold, leak) = (num(0), num(1), num(2), num(3));
     let mut script = Script::ramp(Bytes(peak as u64), secs(ramp), secs(hold), 0);
@@ -58,9 +64,9 @@ fn task(idx: usize, row: &[serde_json::Value], idle: f64) -> SimTask {
         ];
     }
     if idle > 0.0 {
-        let late = |(t, m): (Duration, Bytes)| (t + secs(idle), m.max(ASLEEP));
+        let late = |(t, m): (Duration, Bytes)| (t + secs(idle), m.max(before));
         let ramped: Vec<_> = script.points.iter().copied().map(late).collect();
-        script.points = [(Duration::ZERO, ASLEEP)]
+        script.points = [(Duration::ZERO, before)]
             .into_iter()
             .chain(ramped)
             .collect();
@@ -114,6 +120,11 @@ fn idle_mixes_never_cross_the_referees_floor() {
     replay_all(MIXES_IDLE);
 }
 
+#[test]
+fn late_mixes_never_cross_the_referees_floor() {
+    replay_all(MIXES_LATE);
+}
+
 /// Replays every mix of a `--write-mixes` file on both hosts and prints the medians.
 fn replay_all(json: &str) {
     let v: serde_json::Value = serde_json::from_str(json).expect("a --write-mixes file");
@@ -156,7 +167,10 @@ fn replay(m: &serde_json::Value, host: Host, floor: Bytes) -> f64 {
             let idle = m["idle s"]
                 .as_array()
                 .map_or(0.0, |a| a[i].as_f64().unwrap());
-            task(i, r.as_array().unwrap(), idle)
+            let before = m["idle MiB"]
+                .as_array()
+                .map_or(ASLEEP, |a| Bytes(a[i].as_u64().unwrap() << 20));
+            task(i, r.as_array().unwrap(), idle, before)
         })
         .collect();
     let n = tasks.len();
