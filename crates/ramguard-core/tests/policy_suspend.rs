@@ -902,6 +902,62 @@ fn the_room_shown_while_tasks_idle_is_the_room_admission_counts() {
 }
 
 #[test]
+fn a_task_that_holds_its_peak_ends_when_its_hold_says() {
+    // Tasks wait 2–8 s at 5 MiB (how long, their command lines do not say), then take
+    // 2.5 GiB and hold it 1 s, on the 4 GiB machine (limit 3.5 GiB): two never fit at
+    // their peaks together. Four such tasks have finished before. Their durations (3.2–9.2
+    // s) say little about when one ends, but every one ran about 1 s after its peak: once
+    // task 0 holds its peak, it ends within about 1.1 s, and task 1, which takes about 2 s
+    // at the least to reach its peak, starts before task 0 ends instead of after.
+    let (cfg, host) = small_machine(2);
+    let late = |idle: f64| {
+        let s = Script {
+            points: vec![
+                (Duration::ZERO, Bytes(5 << 20)),
+                (secs(idle), Bytes(5 << 20)),
+                (secs(idle + 0.2), gib(2.5)),
+                (secs(idle + 1.2), gib(2.5)),
+            ],
+            ..Script::ramp(gib(2.5), secs(0.2), secs(1.0), 0)
+        };
+        SimTask::new(s).features(vec![2.5, 1.0])
+    };
+    let tasks = vec![late(6.0), late(3.0)];
+    let mut sim = Sim::new(cfg, host, tasks).sampling_like_the_supervisor();
+    let history: Vec<(Vec<f64>, Observation)> = [2.0, 4.0, 6.0, 8.0]
+        .iter()
+        .map(|&idle| {
+            let obs = Observation {
+                peak: gib(2.5),
+                duration: Some(secs(idle + 1.2)),
+                time_to_peak: Some(secs(idle + 0.19)),
+            };
+            (vec![2.5, 1.0], obs)
+        })
+        .collect();
+    sim.policy_mut().learn_from_history(&history);
+    let report = sim.drive();
+    assert_clean(&report);
+    all_done(&sim, 2);
+    let s = starts(&sim);
+    let ended = times_of(&sim, |a| matches!(a, Action::Finished { task: 0, .. }));
+    assert_eq!(s[1].1, 1);
+    assert!(
+        s[1].0 < ended[0],
+        "task 1 at {:?}, task 0 ended {:?}",
+        s[1].0,
+        ended
+    );
+    assert!(
+        s[1].0 > secs(6.2),
+        "task 1 at {:?}: before task 0 took its peak",
+        s[1].0
+    );
+    assert_eq!(report.brakes, 0);
+    assert!(report.min_available > gib(0.3), "{}", report.min_available);
+}
+
+#[test]
 fn with_every_task_paused_the_one_that_fits_runs_first() {
     // Task 0 holds 1 GiB until 4 s (started with the others, it is the one that does not
     // grow, so it is never paused); tasks 1 and 2 climb beside it when another program takes 7.2 GiB of the 12 GiB at 2.2 s: both are

@@ -2,7 +2,8 @@
 //! tasks run.
 //!
 //! **ETA.** From what is known, never from a mean of what finished: each running task's
-//! predicted duration less what it has run (paused time excluded), each queued task's own
+//! predicted duration less what it has run (paused time excluded; for one that holds its
+//! peak, what tasks run after their peaks, if that is sooner), each queued task's own
 //! predicted duration (per task from its features, see [`super::predict`]; never below the
 //! shortest duration seen, less the margin), laid out on as many slots as run at once
 //! (list scheduling: the next task goes to the slot that frees first). The slots are `-j`,
@@ -83,9 +84,14 @@ impl Policy {
         let duration = |id: TaskId| self.predictor.duration(&self.specs[id].features);
         let mut slots: BinaryHeap<Reverse<Duration>> = BinaryHeap::new();
         for id in self.running_ids() {
-            let ran = self.elapsed_running(id, now);
-            let d = duration(id).unwrap_or_default();
-            slots.push(Reverse(d.saturating_sub(ran)));
+            // A task that holds its peak ends by what tasks run after their peaks, if sooner.
+            let left = match self.expected_end(id, now) {
+                Some(end) => end.saturating_sub(now),
+                None => duration(id)
+                    .unwrap_or_default()
+                    .saturating_sub(self.elapsed_running(id, now)),
+            };
+            slots.push(Reverse(left));
         }
         let jobs = self.config.max_jobs.max(1);
         // How many run at once on average: the limit over the mean predicted peak of what

@@ -1,10 +1,14 @@
 //! Prediction: what a task will need at its highest, and when, learned from what finished.
 //!
-//! Three quantities are learned from every task that finished normally, each by its own
-//! [`Model`]: the **peak** (bytes), the **duration** (seconds) and the **time to peak**
-//! (seconds from start until the tree first held 95% of its peak). Admission uses the peak
-//! to reserve memory and the other two to know when a running task's memory will be given
-//! back and how fast a new one will claim its own (see the policy's module doc).
+//! Four quantities are learned from every task that finished normally, each by its own
+//! [`Model`]: the **peak** (bytes), the **duration** (seconds), the **time to peak**
+//! (seconds from start until the tree first held 95% of its peak) and the time it ran
+//! **after its peak** (duration less time to peak). Admission uses the peak to reserve
+//! memory and the others to know when a running task's memory will be given back and how
+//! fast a new one will claim its own (see the policy's module doc). The time after the peak
+//! tells when a task that holds its peak ends, where its duration does not: a task that
+//! waits or computes a varying time before it allocates (an import, a download, a fit on a
+//! sample) often holds its arrays for a time its command line does tell.
 //!
 //! Each model has three sources, best first:
 //! 1. **Features.** A least-squares fit `y = c₀ + Σ cⱼ·xⱼ` on up to [`MAX_FEATURES`] numeric
@@ -337,6 +341,8 @@ pub struct Predictor {
     peak: Model,
     duration: Model,
     time_to_peak: Model,
+    /// Duration less time to peak: how long a task runs once it holds its peak.
+    after_peak: Model,
 }
 
 impl Default for Predictor {
@@ -353,6 +359,7 @@ impl Predictor {
             peak: Model::new(Side::Upper),
             duration: Model::new(Side::Upper),
             time_to_peak: Model::new(Side::Lower),
+            after_peak: Model::new(Side::Upper),
         }
     }
 
@@ -364,6 +371,10 @@ impl Predictor {
         }
         if let Some(t) = obs.time_to_peak {
             self.time_to_peak.observe(features, t.as_secs_f64());
+        }
+        if let (Some(d), Some(t)) = (obs.duration, obs.time_to_peak) {
+            self.after_peak
+                .observe(features, d.saturating_sub(t).as_secs_f64());
         }
     }
 
@@ -411,6 +422,17 @@ impl Predictor {
     /// How soon a task with these features may reach its peak at the earliest.
     pub fn time_to_peak(&self, features: &[f64]) -> Option<Duration> {
         self.time_to_peak.predict(features).map(to_duration)
+    }
+
+    /// How long a task with these features runs at most once it holds its peak; `None`
+    /// until [`MIN_DURATIONS`] are known. A task that waits or computes a varying time
+    /// before it allocates has a duration its features do not tell, but often a hold that
+    /// they do.
+    pub fn after_peak(&self, features: &[f64]) -> Option<Duration> {
+        if self.after_peak.observed() < MIN_DURATIONS {
+            return None;
+        }
+        self.after_peak.predict(features).map(to_duration)
     }
 }
 
