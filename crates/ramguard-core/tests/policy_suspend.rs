@@ -820,6 +820,32 @@ fn tasks_idle_at_startup_then_jumping_together_stay_above_the_danger_line() {
     }
 }
 
+/// A task that sleeps `idle` s at 5 MiB, then takes `peak` GiB in 0.2 s and holds it 1 s.
+fn sleeps_then_jumps(idle: f64, peak: f64) -> Script {
+    Script {
+        points: vec![
+            (Duration::ZERO, Bytes(5 << 20)),
+            (secs(idle), Bytes(5 << 20)),
+            (secs(idle + 0.2), gib(peak)),
+            (secs(idle + 1.2), gib(peak)),
+        ],
+        ..Script::ramp(gib(peak), secs(0.2), secs(1.0), 0)
+    }
+}
+
+/// Eight tasks sleeping 3–10 s before they take 1.2 GiB, on the 4 GiB machine with -j 8,
+/// after three such tasks finished (each predicted at about 1.3 GiB).
+fn eight_sleepers() -> Sim {
+    let (cfg, host) = small_machine(8);
+    let tasks: Vec<SimTask> = (0..8)
+        .map(|i| SimTask::new(sleeps_then_jumps(3.0 + i as f64, 1.2)))
+        .collect();
+    let mut sim = Sim::new(cfg, host, tasks).sampling_like_the_supervisor();
+    let history: Vec<(Vec<f64>, Observation)> = (0..3).map(|_| (vec![], peak_only(1.2))).collect();
+    sim.policy_mut().learn_from_history(&history);
+    sim
+}
+
 #[test]
 fn tasks_idling_below_their_learned_peaks_make_room_but_one_jump_stays_free() {
     // Eight tasks sleep 3–10 s at 5 MiB, then take 1.2 GiB in 0.2 s and hold it 1 s, on the
@@ -830,25 +856,7 @@ fn tasks_idling_below_their_learned_peaks_make_room_but_one_jump_stays_free() {
     // beside the idle ones (a newcomer reserves its whole peak): 20.4 s, four started before
     // the first jump at 3 s; the jumps, a second apart, fit one by one. Admission's
     // invariant (the harness's) is checked at every start with the same rule.
-    let (cfg, host) = small_machine(8);
-    let tasks: Vec<SimTask> = (0..8)
-        .map(|i| {
-            let idle = 3.0 + i as f64;
-            let s = Script {
-                points: vec![
-                    (Duration::ZERO, Bytes(5 << 20)),
-                    (secs(idle), Bytes(5 << 20)),
-                    (secs(idle + 0.2), gib(1.2)),
-                    (secs(idle + 1.2), gib(1.2)),
-                ],
-                ..Script::ramp(gib(1.2), secs(0.2), secs(1.0), 0)
-            };
-            SimTask::new(s)
-        })
-        .collect();
-    let mut sim = Sim::new(cfg, host, tasks).sampling_like_the_supervisor();
-    let history: Vec<(Vec<f64>, Observation)> = (0..3).map(|_| (vec![], peak_only(1.2))).collect();
-    sim.policy_mut().learn_from_history(&history);
+    let mut sim = eight_sleepers();
     let report = sim.drive();
     assert_clean(&report);
     all_done(&sim, 8);
@@ -867,25 +875,7 @@ fn the_room_shown_while_tasks_idle_is_the_room_admission_counts() {
     // it sees is the limit less about two peaks (about 0.9 GiB), short of the next task's
     // 1.3 GiB. The status says so: counted at their peaks, the four would have left
     // nothing, and "0 B free" beside three sleeping tasks explains nothing.
-    let (cfg, host) = small_machine(8);
-    let tasks: Vec<SimTask> = (0..8)
-        .map(|i| {
-            let idle = 3.0 + i as f64;
-            let s = Script {
-                points: vec![
-                    (Duration::ZERO, Bytes(5 << 20)),
-                    (secs(idle), Bytes(5 << 20)),
-                    (secs(idle + 0.2), gib(1.2)),
-                    (secs(idle + 1.2), gib(1.2)),
-                ],
-                ..Script::ramp(gib(1.2), secs(0.2), secs(1.0), 0)
-            };
-            SimTask::new(s)
-        })
-        .collect();
-    let mut sim = Sim::new(cfg, host, tasks).sampling_like_the_supervisor();
-    let history: Vec<(Vec<f64>, Observation)> = (0..3).map(|_| (vec![], peak_only(1.2))).collect();
-    sim.policy_mut().learn_from_history(&history);
+    let mut sim = eight_sleepers();
     while sim.now() < secs(2.5) {
         sim.step();
     }
@@ -910,18 +900,7 @@ fn a_task_that_holds_its_peak_ends_when_its_hold_says() {
     // task 0 holds its peak, it ends within about 1.1 s, and task 1, which takes about 2 s
     // at the least to reach its peak, starts before task 0 ends instead of after.
     let (cfg, host) = small_machine(2);
-    let late = |idle: f64| {
-        let s = Script {
-            points: vec![
-                (Duration::ZERO, Bytes(5 << 20)),
-                (secs(idle), Bytes(5 << 20)),
-                (secs(idle + 0.2), gib(2.5)),
-                (secs(idle + 1.2), gib(2.5)),
-            ],
-            ..Script::ramp(gib(2.5), secs(0.2), secs(1.0), 0)
-        };
-        SimTask::new(s).features(vec![2.5, 1.0])
-    };
+    let late = |idle: f64| SimTask::new(sleeps_then_jumps(idle, 2.5)).features(vec![2.5, 1.0]);
     let tasks = vec![late(6.0), late(3.0)];
     let mut sim = Sim::new(cfg, host, tasks).sampling_like_the_supervisor();
     let history: Vec<(Vec<f64>, Observation)> = [2.0, 4.0, 6.0, 8.0]
