@@ -131,12 +131,7 @@ impl Policy {
         {
             return None;
         }
-        let near = peak.scale(NEAR_PEAK);
-        self.facts(task)
-            .climb
-            .iter()
-            .find(|&&(_, p)| p >= near)
-            .map(|&(age, _)| age)
+        self.facts(task).reached(peak.scale(NEAR_PEAK))
     }
 
     /// The memory running tasks may hold together from now on: the headroom above the

@@ -83,17 +83,16 @@ impl Policy {
     pub(super) fn model_prediction(&self, id: TaskId) -> Option<Bytes> {
         let lb = self.aux[id].lower_bound.unwrap_or_default();
         let features = &self.specs[id].features;
-        let finished = self.predictor.predict(features);
         let predicted = match &self.provisional {
             Some((p, settled)) if self.provisional_is_current(p, settled) => {
                 let provisional = p.predict(features);
                 // Settled peaks are lower bounds: never below a fit of finished tasks.
                 match self.predictor.peaks().fit() {
-                    Some(_) => provisional.max(finished),
+                    Some(_) => provisional.max(self.predictor.predict(features)),
                     None => provisional,
                 }
             }
-            _ => finished,
+            _ => self.predictor.predict(features),
         };
         predicted.map(|p| self.within_cap(p.max(lb)))
     }

@@ -405,12 +405,7 @@ impl Predictor {
     /// thirteen at 0 s, which the ETA showed as "eta 186ms" for 20 s of work, and the
     /// look-ahead planned with).
     pub fn duration(&self, features: &[f64]) -> Option<Duration> {
-        if self.duration.observed() < MIN_DURATIONS {
-            return None;
-        }
-        let floor = self.duration.least()? * (1.0 - MARGIN);
-        let y = self.duration.predict(features)?;
-        Some(to_duration(y.max(floor)))
+        longest(&self.duration, features)
     }
 
     /// Returns true if and only if durations are learned and predicted per task from its
@@ -425,15 +420,23 @@ impl Predictor {
     }
 
     /// How long a task with these features runs at most once it holds its peak; `None`
-    /// until [`MIN_DURATIONS`] are known. A task that waits or computes a varying time
-    /// before it allocates has a duration its features do not tell, but often a hold that
-    /// they do.
+    /// until [`MIN_DURATIONS`] are known, and never shorter than the shortest seen, less the
+    /// margin, as a duration. A task that waits or computes a varying time before it
+    /// allocates has a duration its features do not tell, but often a hold that they do.
     pub fn after_peak(&self, features: &[f64]) -> Option<Duration> {
-        if self.after_peak.observed() < MIN_DURATIONS {
-            return None;
-        }
-        self.after_peak.predict(features).map(to_duration)
+        longest(&self.after_peak, features)
     }
+}
+
+/// A time a task takes at most (the model's upper side), once [`MIN_DURATIONS`] are known;
+/// never below the shortest seen, less the margin (see [`Predictor::duration`]).
+fn longest(model: &Model, features: &[f64]) -> Option<Duration> {
+    if model.observed() < MIN_DURATIONS {
+        return None;
+    }
+    let floor = model.least()? * (1.0 - MARGIN);
+    let y = model.predict(features)?;
+    Some(to_duration(y.max(floor)))
 }
 
 fn to_bytes(y: f64) -> Bytes {

@@ -290,6 +290,14 @@ pub struct AttemptFacts {
 }
 
 impl AttemptFacts {
+    /// When (in time run) the attempt's peak first reached `level`, if it has.
+    pub fn reached(&self, level: Bytes) -> Option<Duration> {
+        self.climb
+            .iter()
+            .find(|&&(_, p)| p >= level)
+            .map(|&(age, _)| age)
+    }
+
     /// The facts of a task that is not running: never paused, nothing climbed.
     pub const IDLE: AttemptFacts = AttemptFacts {
         seq: 0,

@@ -74,12 +74,7 @@ impl Policy {
                 let duration = now
                     .saturating_sub(started)
                     .saturating_sub(self.paused_for(task, now));
-                let near = peak.scale(NEAR_PEAK);
-                let time_to_peak = facts
-                    .climb
-                    .iter()
-                    .find(|&&(_, p)| p >= near)
-                    .map_or(duration, |&(age, _)| age);
+                let time_to_peak = facts.reached(peak.scale(NEAR_PEAK)).unwrap_or(duration);
                 let obs = Observation {
                     peak,
                     duration: Some(duration),
