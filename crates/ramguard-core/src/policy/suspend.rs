@@ -24,7 +24,11 @@
 //! would take at its recent rate over [`PAUSE_HORIZON`], a paused or stopping task flat at
 //! what it holds. A task is paused only when the projection exceeds the limit *and* memory
 //! actually approaches it (what tasks hold plus [`PAUSE_HORIZON`] of growth is within
-//! [`APPROACH`] of the limit): a projection that only says "later" is left to time.
+//! [`APPROACH`] of the limit): a projection that only says "later" is left to time. A task
+//! whose peak the model knows grows at most to that peak within the horizon: a task that
+//! took 2.5 GiB in 0.2 s beside a sleeping one was paused at its peak, its pace carried a
+//! second further, and braked when the other woke (40 simulated mixes: mean 1.909× →
+//! 1.898× the lower bound, 2 CPUs 1.929× → 1.921×, brakes 14 → 14 and 21 → 20).
 //!
 //! Rules that keep it safe and moving:
 //! - The oldest task that runs is never paused: something always makes progress. Of tasks
@@ -270,15 +274,17 @@ impl Policy {
             if let Some(rate) = rate {
                 // No task grows past --task-mem: it is stopped there.
                 let grown = self.within_cap_f(current + rate * horizon).max(current);
-                soon += grown - current;
-                // Growth within a learned prediction was reserved at admission; an unknown
-                // or runaway task is projected to keep its pace.
-                if self.facts(id).cold
+                // Growth within a learned prediction was reserved at admission, and stops
+                // there; an unknown or runaway task is projected to keep its pace.
+                let unknown = self.facts(id).cold
                     || self
                         .model_prediction(id)
-                        .is_none_or(|p| current > p.get() as f64)
-                {
+                        .is_none_or(|p| current > p.get() as f64);
+                if unknown {
                     curve.peak = curve.peak.max(grown);
+                    soon += grown - current;
+                } else {
+                    soon += grown.min(curve.peak).max(current) - current;
                 }
             }
             curves.push(curve);
