@@ -369,6 +369,7 @@ fn backtest_history(per_task: bool) -> Vec<(Vec<f64>, Observation)> {
                 peak: gib(0.23 * y),
                 duration: Some(secs(10.0 * y)),
                 time_to_peak: Some(secs(1.0)),
+                quiet: None,
             };
             (vec![if per_task { y } else { f64::NAN }], obs)
         })
@@ -432,6 +433,7 @@ fn the_lookahead_orders_the_queue_by_playing_it_ahead() {
                 peak: gib(p),
                 duration: Some(secs(d)),
                 time_to_peak: Some(Duration::ZERO),
+                quiet: None,
             };
             history.push((vec![p, d], obs));
         }
@@ -514,6 +516,7 @@ fn eta_counts_the_slots_the_waiting_tasks_fill_not_the_largest_tasks_seen() {
             peak: gib(p),
             duration: Some(secs(4.0)),
             time_to_peak: Some(Duration::ZERO),
+            quiet: None,
         };
         (vec![p], obs)
     };
@@ -567,6 +570,7 @@ fn eta_never_counts_a_task_shorter_than_any_seen() {
                 peak: gib(0.2),
                 duration: Some(secs(d)),
                 time_to_peak: Some(secs(r)),
+                quiet: None,
             };
             (vec![r, h, i as f64], obs)
         })
@@ -587,6 +591,7 @@ fn the_policy_says_why_fewer_than_jobs_run() {
             peak: gib(5.0),
             duration: None,
             time_to_peak: None,
+            quiet: None,
         },
     )];
     sim.policy_mut().learn_from_history(&history);
@@ -891,6 +896,24 @@ fn the_room_shown_while_tasks_idle_is_the_room_admission_counts() {
     all_done(&sim, 8);
 }
 
+/// What four finished tasks taught that waited 2, 4, 6 and 8 s at 5 MiB, then took
+/// 2.5 GiB in 0.2 s and held it 1 s (features `[2.5, 1.0]`); with their quiet starts, or
+/// from a journal that did not keep them.
+fn waited_2_5_gib(with_quiet: bool) -> Vec<(Vec<f64>, Observation)> {
+    [2.0, 4.0, 6.0, 8.0]
+        .iter()
+        .map(|&idle| {
+            let obs = Observation {
+                peak: gib(2.5),
+                duration: Some(secs(idle + 1.2)),
+                time_to_peak: Some(secs(idle + 0.19)),
+                quiet: with_quiet.then(|| (secs(idle), Bytes(5 << 20))),
+            };
+            (vec![2.5, 1.0], obs)
+        })
+        .collect()
+}
+
 #[test]
 fn a_task_that_holds_its_peak_ends_when_its_hold_says() {
     // Tasks wait 2–8 s at 5 MiB (how long, their command lines do not say), then take
@@ -903,18 +926,7 @@ fn a_task_that_holds_its_peak_ends_when_its_hold_says() {
     let late = |idle: f64| SimTask::new(sleeps_then_jumps(idle, 2.5)).features(vec![2.5, 1.0]);
     let tasks = vec![late(6.0), late(3.0)];
     let mut sim = Sim::new(cfg, host, tasks).sampling_like_the_supervisor();
-    let history: Vec<(Vec<f64>, Observation)> = [2.0, 4.0, 6.0, 8.0]
-        .iter()
-        .map(|&idle| {
-            let obs = Observation {
-                peak: gib(2.5),
-                duration: Some(secs(idle + 1.2)),
-                time_to_peak: Some(secs(idle + 0.19)),
-            };
-            (vec![2.5, 1.0], obs)
-        })
-        .collect();
-    sim.policy_mut().learn_from_history(&history);
+    sim.policy_mut().learn_from_history(&waited_2_5_gib(false));
     let report = sim.drive();
     assert_clean(&report);
     all_done(&sim, 2);
@@ -933,6 +945,31 @@ fn a_task_that_holds_its_peak_ends_when_its_hold_says() {
         s[1].0
     );
     assert_eq!(report.brakes, 0);
+    assert!(report.min_available > gib(0.3), "{}", report.min_available);
+}
+
+#[test]
+fn a_task_whose_history_starts_quiet_starts_beside_a_sleeping_big_one() {
+    // Two tasks wait at 5 MiB (6 s and 3 s; their command lines do not say), then take
+    // 2.5 GiB and hold it 1 s, on the 4 GiB machine (limit 3.5 GiB): they never fit at
+    // their peaks together. Four such tasks finished before, each quiet for 2–8 s at
+    // 5 MiB. Task 1 reserving its whole peak beside the sleeping task 0 (5 MiB, and its
+    // jump kept free) does not fit, so it waited for task 0 to end: 11.4 s. Counted in its
+    // quiet start, at 5 MiB, sharing the one jump kept free, it starts once task 0 has
+    // been quiet a second, and takes its peak and ends while task 0 still sleeps.
+    let (cfg, host) = small_machine(2);
+    let task = |idle: f64| SimTask::new(sleeps_then_jumps(idle, 2.5)).features(vec![2.5, 1.0]);
+    let mut sim = Sim::new(cfg, host, vec![task(6.0), task(3.0)]).sampling_like_the_supervisor();
+    sim.policy_mut().learn_from_history(&waited_2_5_gib(true));
+    let report = sim.drive();
+    assert_clean(&report);
+    all_done(&sim, 2);
+    let s = starts(&sim);
+    assert_eq!(s[1].1, 1);
+    assert!(s[1].0 < secs(2.0), "task 1 started at {:?}", s[1].0);
+    let ended = times_of(&sim, |a| matches!(a, Action::Finished { .. }));
+    assert!(ended[1] < secs(8.0), "last end {:?}", ended);
+    assert_eq!((report.brakes, report.pauses), (0, 0));
     assert!(report.min_available > gib(0.3), "{}", report.min_available);
 }
 

@@ -12,7 +12,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use ramguard::journal::{fingerprint, AttemptEnd, Journal, MemSample, TaskStateRow};
+use ramguard::journal::{fingerprint, AttemptEnd, Journal, MemSample, SweepHandle, TaskStateRow};
 use ramguard_core::policy::ExitClass;
 use serde_json::json;
 
@@ -99,6 +99,43 @@ fn history_carries_duration_and_time_to_peak_from_the_timeline() {
     assert_eq!(learned[0].time_to_peak_ms, Some(300));
 }
 
+/// When the history tests' attempts start.
+const T0: i64 = 1_700_000_000_000;
+
+/// Journals a done attempt of `key` started at [`T0`], with these samples (`t_ms`, RSS in
+/// MiB), ended `ran_ms` later with a peak of 300 MiB.
+fn done_with_samples(
+    j: &mut Journal,
+    sw: &SweepHandle,
+    key: &str,
+    samples: &[(u64, u64)],
+    ran_ms: u64,
+) {
+    let a = j.attempt_started(sw, key, 1, 4242, T0).unwrap();
+    let samples: Vec<MemSample> = samples
+        .iter()
+        .map(|&(t, mib)| MemSample {
+            t_ms: t,
+            rss: mib << 20,
+            pss: None,
+            ..Default::default()
+        })
+        .collect();
+    j.add_samples(a, &samples).unwrap();
+    let done = AttemptEnd {
+        ended_unix_ms: T0 + i64::try_from(ran_ms).unwrap(),
+        duration_ms: ran_ms,
+        ..end("done", 300 << 20, false, None)
+    };
+    j.attempt_finished(a, &done).unwrap();
+}
+
+/// Journals that `task` was resumed `at_ms` after [`T0`], having been paused `ms`.
+fn resumed(j: &mut Journal, sw: &SweepHandle, task: &str, at_ms: i64, ms: u64) {
+    let detail = json!({ "task": task, "paused_ms": ms });
+    j.event(sw, T0 + at_ms, "task_resumed", &detail).unwrap();
+}
+
 #[test]
 fn history_takes_paused_time_off_the_duration_and_the_time_to_peak() {
     // The policy learns times on the clock a task runs on; a resumed sweep must learn the
@@ -112,37 +149,42 @@ fn history_takes_paused_time_off_the_duration_and_the_time_to_peak() {
         .begin_sweep(&spec("lam", "python t.py --lam={lam}"), false)
         .unwrap();
     j.sync_tasks(&sw, &tasks(2)).unwrap();
-    let t0: i64 = 1_700_000_000_000;
-    let a = j.attempt_started(&sw, "lam=0", 1, 4242, t0).unwrap();
-    let samples: Vec<MemSample> = [0u64, 300, 1300, 1900]
-        .iter()
-        .map(|&t| MemSample {
-            t_ms: t,
-            rss: if t >= 1300 { 300 << 20 } else { 100 << 20 },
-            pss: None,
-            ..Default::default()
-        })
-        .collect();
-    j.add_samples(a, &samples).unwrap();
-    for (at, task, ms) in [
-        (1000, "lam=0", 700),
-        (1600, "lam=0", 200),
-        (1200, "lam=1", 900),
-    ] {
-        let detail = json!({ "task": task, "paused_ms": ms });
-        j.event(&sw, t0 + at, "task_resumed", &detail).unwrap();
-    }
-    let done = AttemptEnd {
-        ended_unix_ms: t0 + 2000,
-        duration_ms: 2000,
-        ..end("done", 300 << 20, false, None)
-    };
-    j.attempt_finished(a, &done).unwrap();
+    let samples = [(0, 100), (300, 100), (1300, 300), (1900, 300)];
+    done_with_samples(&mut j, &sw, "lam=0", &samples, 2000);
+    resumed(&mut j, &sw, "lam=0", 1000, 700);
+    resumed(&mut j, &sw, "lam=0", 1600, 200);
+    resumed(&mut j, &sw, "lam=1", 1200, 900);
     j.commit().unwrap();
     let learned = j.learned_history(&sw).unwrap();
     assert_eq!(learned.len(), 1);
     assert_eq!(learned[0].time_to_peak_ms, Some(600));
     assert_eq!(learned[0].duration_ms, Some(1100));
+}
+
+#[test]
+fn history_reads_each_tasks_quiet_start_off_its_timeline() {
+    // A resumed sweep learns the quiet start as the policy does live. Task lam=0 sleeps at
+    // 5 MiB (sampled every 100 ms) until 2.1 s, paused 500 ms of it, then holds 300 MiB:
+    // quiet for 1.6 s run, at 5 MiB. Task lam=1 has samples 2 s apart: too coarse to tell.
+    let (_d, path) = tmp();
+    let mut j = Journal::open(&path).unwrap();
+    let sw = j
+        .begin_sweep(&spec("lam", "python t.py --lam={lam}"), false)
+        .unwrap();
+    j.sync_tasks(&sw, &tasks(2)).unwrap();
+    for (key, every) in [("lam=0", 100u64), ("lam=1", 2000)] {
+        let samples: Vec<(u64, u64)> = (0..=3000 / every)
+            .map(|i| i * every)
+            .map(|t| (t, if t >= 2100 { 300 } else { 5 }))
+            .collect();
+        done_with_samples(&mut j, &sw, key, &samples, 3000);
+    }
+    resumed(&mut j, &sw, "lam=0", 1500, 500);
+    j.commit().unwrap();
+    let learned = j.learned_history(&sw).unwrap();
+    assert_eq!(learned.len(), 2);
+    assert_eq!(learned[0].quiet, Some((1600, 5 << 20)));
+    assert_eq!(learned[1].quiet, None);
 }
 
 #[test]

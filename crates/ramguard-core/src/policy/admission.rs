@@ -45,6 +45,29 @@
 //! the mean went from 2.78× to 2.55× the lower bound (2 CPUs: 2.95× → 2.86×; with every task's
 //! history, 2.82× → 2.58× and 3.05× → 2.60×); the 40 other mixes never idle and do not change.
 //!
+//! **Quiet starts.** Many tasks import, download, or compute on a small sample before they allocate
+//! their arrays. The model learns from each finished task how long its memory stood still before
+//! its climb to the peak, and what it held meanwhile
+//! ([`AttemptFacts::quiet`](super::AttemptFacts::quiet); a resumed sweep reads it off the journal's
+//! timelines, [`quiet_start_of_samples`](super::quiet_start_of_samples)). When history says tasks
+//! like this one stay quiet for at least [`IDLE_AFTER`] (the low side of that time), at no more
+//! than [`QUIET_SHARE`] of the predicted peak, a running task counts as idle during that time, at
+//! the most it holds meanwhile. A newcomer is counted the same way from its start, so its jump
+//! shares the one kept free, not a second one. Two rules limit how many jumps share it: only one
+//! task admitted this way may be younger than [`IDLE_AFTER`], and a newcomer is admitted this way
+//! only while fewer than [`QUIET_SHARING`] running tasks count as idle. A second jump at the same
+//! time is paused as memory nears the limit, and braked if the first needs what it took. A task
+//! that took its peak beside an idle one is not paused for it: a task whose peak the model knows is
+//! not projected past it ([`suspend`](super::suspend)). On the eight simulated `late` mixes, the
+//! mean went from 2.81× to 2.70× the lower bound (2 CPUs: 2.93× → 2.78×; with every task's history,
+//! 2.78× → 2.36× and 2.99× → 2.58×). The `idle` mixes did not change cold (2.31× → 2.33×, 2 CPUs
+//! 2.61× → 2.62×), but with history went from 2.43× to 2.13× (2.75× → 2.49×). Brakes went up: cold
+//! 32 → 40 (2 CPUs 39 → 48), with history 12 → 15 (17 → 25). The lowest available did not change.
+//! Without the sharing limit the makespans were lower still, but brakes doubled (with history,
+//! `idle` 9 → 41). Pausing each such task before its predicted climb, until its peak fitted, made
+//! no brakes with history, but was slower than before on `idle` (2.31× → 2.41×): a task stopped at
+//! its earliest predicted climb waits out a quiet time it could have used.
+//!
 //! Queue order is task order, or longest expected first once durations are learned per task
 //! ([`order`](super::order)). A task that does not fit may be overtaken by a smaller one later in
 //! the queue (backfill, looking at most [`BACKFILL_WINDOW`](super::BACKFILL_WINDOW) tasks deep),
@@ -70,6 +93,13 @@ pub const IDLE_SHARE: f64 = 0.1;
 /// How long a task runs before it may count as idle: its first samples show whether it
 /// grows (0.5 s gave the same simulated makespans, 2 s lost 0.1–0.3× on the `idle` mixes).
 pub const IDLE_AFTER: Duration = Duration::from_secs(1);
+/// A task's quiet start counts only where it holds at most this share of its predicted
+/// peak meanwhile (module doc, "Quiet starts").
+pub const QUIET_SHARE: f64 = 0.5;
+/// A newcomer is admitted in its quiet start only while fewer running tasks than this
+/// count as idle: each more sharing the one jump kept free makes two jumps at once likelier
+/// (module doc, "Quiet starts").
+pub const QUIET_SHARING: usize = 2;
 /// A task that stopped growing at this share of its predicted peak or more holds its peak
 /// (the prediction carries a margin): its end is then its time to peak plus what tasks run
 /// after their peaks.
@@ -178,38 +208,78 @@ impl Policy {
         Some(self.limit()? - staying - jump)
     }
 
-    /// For a running task that idles far below its predicted peak (it has run a while,
-    /// holds at most [`IDLE_SHARE`] of the peak and does not grow), the jump to its peak it
-    /// has yet to make; `None` for any other task.
+    /// For a running task that idles far below its predicted peak (module doc, "Idle
+    /// tasks"), the jump to its peak it has yet to make; `None` for any other task.
     pub(super) fn idle_jump(&self, id: TaskId, now: Duration) -> Option<Bytes> {
+        let hold = self.idle_hold(id, now)?;
+        Some(self.predicted(id).saturating_sub(hold))
+    }
+
+    /// What a running task that idles far below its predicted peak counts as holding;
+    /// `None` for a task that does not idle. A task idles in its quiet start, while its
+    /// history says it stays small (it was admitted so, or has run [`IDLE_AFTER`] within
+    /// that size), and counts at the most it may hold meanwhile; or when it has run at
+    /// least [`IDLE_AFTER`], does not grow and holds at most [`IDLE_SHARE`] of its
+    /// predicted peak, and counts at what it holds.
+    pub(super) fn idle_hold(&self, id: TaskId, now: Duration) -> Option<Bytes> {
         let TaskState::Running {
-            current, predicted, ..
+            current,
+            predicted,
+            stopping: None,
+            facts,
+            ..
         } = &self.tasks[id]
         else {
             return None;
         };
-        self.idles(id, now)
-            .then(|| predicted.saturating_sub(*current))
+        if self.is_paused(id) {
+            return None;
+        }
+        let age = self.elapsed_running(id, now);
+        let quiet = !facts.cold && (facts.quiet || age >= IDLE_AFTER);
+        if let Some((until, held)) = self.quiet_start(id, *predicted).filter(|_| quiet) {
+            if age < until && *current <= held {
+                return Some(held);
+            }
+        }
+        let idle = age >= IDLE_AFTER
+            && (current.get() as f64) <= predicted.get() as f64 * IDLE_SHARE
+            && self.growth_rate(id, now).is_none();
+        idle.then_some(*current)
     }
 
-    /// Returns true if and only if a running task idles far below its peak: it has run at
-    /// least [`IDLE_AFTER`], does not grow, and holds at most [`IDLE_SHARE`] of its
-    /// predicted peak.
-    pub(super) fn idles(&self, id: TaskId, now: Duration) -> bool {
-        let TaskState::Running {
-            started,
-            current,
-            predicted,
-            stopping: None,
-            ..
-        } = &self.tasks[id]
-        else {
-            return false;
-        };
-        now.saturating_sub(*started) >= IDLE_AFTER
-            && (current.get() as f64) <= predicted.get() as f64 * IDLE_SHARE
-            && !self.is_paused(id)
-            && self.growth_rate(id, now).is_none()
+    /// How long a task with this predicted peak stays quiet at the least, and what it holds
+    /// meanwhile at the most, when its history says it stays quiet for [`IDLE_AFTER`] or
+    /// longer at no more than [`QUIET_SHARE`] of that peak (module doc, "Quiet starts").
+    pub(super) fn quiet_start(&self, id: TaskId, predicted: Bytes) -> Option<(Duration, Bytes)> {
+        let (until, held) = self.predictor.quiet(&self.specs[id].features)?;
+        let small = held.get() as f64 <= predicted.get() as f64 * QUIET_SHARE;
+        (until >= IDLE_AFTER && small).then_some((until, held))
+    }
+
+    /// Returns true if and only if a task admitted in its quiet start has run less than
+    /// [`IDLE_AFTER`]: until it has, no other is admitted so (module doc, "Quiet starts").
+    fn quiet_unconfirmed(&self, now: Duration) -> bool {
+        self.running_ids()
+            .any(|r| self.facts(r).quiet && self.elapsed_running(r, now) < IDLE_AFTER)
+    }
+
+    /// Returns true if and only if a task started now would be admitted in its quiet start.
+    pub(super) fn starts_quiet(
+        &self,
+        now: Duration,
+        id: TaskId,
+        predicted: Bytes,
+        cold: bool,
+    ) -> bool {
+        let sharing = self
+            .running_ids()
+            .filter(|&r| self.idle_hold(r, now).is_some())
+            .count();
+        !cold
+            && sharing < QUIET_SHARING
+            && !self.quiet_unconfirmed(now)
+            && self.quiet_start(id, predicted).is_some()
     }
 
     /// How soon a task may reach its peak at the earliest; `None` for a cold-started one.
@@ -294,34 +364,52 @@ impl Policy {
             return false;
         };
         let ramp = self.time_to_peak(id, cold);
-        let newcomer = Curve {
+        let mut newcomer = Curve {
             now: 0.0,
             peak: predicted.get() as f64,
             ramp: ramp.map_or(0.0, |r| r.as_secs_f64()),
             end: None,
         };
-        self.projected_highest(now, Some(newcomer)) <= limit as f64
+        let mut jump = 0.0;
+        if self.starts_quiet(now, id, predicted, cold) {
+            // Counted as it will be once it runs: at what it holds while quiet, its jump
+            // to its peak in the one kept free.
+            let held = self
+                .quiet_start(id, predicted)
+                .map_or(0.0, |q| q.1.get() as f64);
+            jump = newcomer.peak - held;
+            newcomer = Curve {
+                now: held,
+                peak: held,
+                ramp: 0.0,
+                end: None,
+            };
+        }
+        self.projected_highest(now, Some((newcomer, jump))) <= limit as f64
     }
 
     /// The highest point of the running tasks' projected memory from now on, with a
-    /// newcomer's curve if one is given. Tasks idling far below their peaks count at what
-    /// they hold, plus room for the largest of their jumps: one may jump at any moment, and
-    /// a second one to jump is paused as memory nears the limit (module doc, "Idle tasks").
-    pub(super) fn projected_highest(&self, now: Duration, newcomer: Option<Curve>) -> f64 {
-        let mut jump = 0.0_f64;
+    /// newcomer's curve and its jump if one is given. Tasks idling far below their peaks
+    /// count at what they hold, plus room for the largest of their jumps: one may jump at
+    /// any moment, and a second one to jump is paused as memory nears the limit (module
+    /// doc, "Idle tasks").
+    pub(super) fn projected_highest(&self, now: Duration, newcomer: Option<(Curve, f64)>) -> f64 {
+        let mut jump = newcomer.map_or(0.0, |n| n.1);
         let mut curves: Vec<Curve> = Vec::with_capacity(self.running.len() + 1);
         for r in self.running_ids() {
             let Some(mut c) = self.curve(now, r) else {
                 continue;
             };
-            if let Some(j) = self.idle_jump(r, now) {
-                jump = jump.max(j.get() as f64);
-                c.peak = c.now;
+            if let Some(hold) = self.idle_hold(r, now) {
+                let hold = hold.get() as f64;
+                jump = jump.max(c.peak - hold);
+                c.now = hold;
+                c.peak = hold;
                 c.ramp = 0.0;
             }
             curves.push(c);
         }
-        curves.extend(newcomer);
+        curves.extend(newcomer.map(|n| n.0));
         project::highest(&curves) + jump
     }
 
@@ -468,6 +556,7 @@ impl Policy {
             .max()
             .unwrap_or(0);
         let oom_score_adj = (100 + 50 * rank.min(18) as i32).min(1000);
+        let quiet = self.starts_quiet(now, id, predicted, cold);
         self.next_seq += 1;
         self.set_state(
             id,
@@ -483,6 +572,7 @@ impl Policy {
                     seq: self.next_seq,
                     rank,
                     cold,
+                    quiet,
                     grown_at: now,
                     ..AttemptFacts::default()
                 }),

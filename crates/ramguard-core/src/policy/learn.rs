@@ -143,6 +143,7 @@ impl Policy {
                     peak,
                     duration: None,
                     time_to_peak: None,
+                    quiet: None,
                 };
                 model.observe(&self.specs[id].features, obs);
             }

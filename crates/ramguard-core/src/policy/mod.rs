@@ -47,6 +47,7 @@ mod types;
 mod verdict;
 
 pub use reason::{BrakeWhy, PauseWhy, Projection, Reason};
+pub use types::{quiet_start, quiet_start_of_samples, QUIET_GAP};
 pub use types::{
     Action, AttemptFacts, BrakeCause, Config, Ending, Exit, ExitClass, Note, Sample, StopReason,
     Stopping, TaskId, TaskSpec, TaskState, SIGBUS, SIGKILL, SIGTERM,

@@ -1,14 +1,17 @@
 //! Prediction: what a task will need at its highest, and when, learned from what finished.
 //!
-//! Four quantities are learned from every task that finished normally, each by its own
+//! Six quantities are learned from every task that finished normally, each by its own
 //! [`Model`]: the **peak** (bytes), the **duration** (seconds), the **time to peak**
-//! (seconds from start until the tree first held 95% of its peak) and the time it ran
-//! **after its peak** (duration less time to peak). Admission uses the peak to reserve
+//! (seconds from start until the tree first held 95% of its peak), the time it ran
+//! **after its peak** (duration less time to peak), and its **quiet start**: how long its
+//! memory stood still before its climb to the peak (seconds, safe when low) and what it
+//! held meanwhile (bytes, safe when high). Admission uses the peak to reserve
 //! memory and the others to know when a running task's memory will be given back and how
 //! fast a new one will claim its own (see the policy's module doc). The time after the peak
 //! tells when a task that holds its peak ends, where its duration does not: a task that
 //! waits or computes a varying time before it allocates (an import, a download, a fit on a
-//! sample) often holds its arrays for a time its command line does tell.
+//! sample) often holds its arrays for a time its command line does tell. The quiet start
+//! lets such a task start beside a big one that sleeps (admission's "Quiet starts").
 //!
 //! Each model has three sources, best first:
 //! 1. **Features.** A least-squares fit `y = c₀ + Σ cⱼ·xⱼ` on up to [`MAX_FEATURES`] numeric
@@ -332,6 +335,11 @@ pub struct Observation {
     pub duration: Option<Duration>,
     /// Start until the tree first held 95% of its peak.
     pub time_to_peak: Option<Duration>,
+    /// Its quiet start, if it had one: how long it ran before its last climb to the peak
+    /// while its memory stood still, and the most it held until then
+    /// ([`AttemptFacts::quiet`](super::AttemptFacts::quiet)); `(0, 0)` for a task that
+    /// climbed from the start, `None` when unknown.
+    pub quiet: Option<(Duration, Bytes)>,
 }
 
 /// Learns peaks, durations and times to peak from finished tasks.
@@ -343,6 +351,10 @@ pub struct Predictor {
     time_to_peak: Model,
     /// Duration less time to peak: how long a task runs once it holds its peak.
     after_peak: Model,
+    /// How long a task waits or works at a small size before it climbs to its peak.
+    quiet_time: Model,
+    /// What it holds while it does.
+    quiet_level: Model,
 }
 
 impl Default for Predictor {
@@ -360,6 +372,8 @@ impl Predictor {
             duration: Model::new(Side::Upper),
             time_to_peak: Model::new(Side::Lower),
             after_peak: Model::new(Side::Upper),
+            quiet_time: Model::new(Side::Lower),
+            quiet_level: Model::new(Side::Upper),
         }
     }
 
@@ -375,6 +389,10 @@ impl Predictor {
         if let (Some(d), Some(t)) = (obs.duration, obs.time_to_peak) {
             self.after_peak
                 .observe(features, d.saturating_sub(t).as_secs_f64());
+        }
+        if let Some((t, held)) = obs.quiet {
+            self.quiet_time.observe(features, t.as_secs_f64());
+            self.quiet_level.observe(features, held.get() as f64);
         }
     }
 
@@ -425,6 +443,19 @@ impl Predictor {
     /// allocates has a duration its features do not tell, but often a hold that they do.
     pub fn after_peak(&self, features: &[f64]) -> Option<Duration> {
         longest(&self.after_peak, features)
+    }
+
+    /// How long a task with these features stays quiet at the least, and what it holds
+    /// meanwhile at the most; `None` until [`MIN_DURATIONS`] quiet starts are known. A task
+    /// that imports, downloads or computes on a small sample before it allocates its arrays
+    /// needs its peak only later.
+    pub fn quiet(&self, features: &[f64]) -> Option<(Duration, Bytes)> {
+        if self.quiet_time.observed() < MIN_DURATIONS {
+            return None;
+        }
+        let time = self.quiet_time.predict(features)?;
+        let held = self.quiet_level.predict(features)?;
+        Some((to_duration(time), to_bytes(held)))
     }
 }
 

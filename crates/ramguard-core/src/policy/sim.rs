@@ -536,7 +536,8 @@ impl Sim {
     /// Checks, from the harness's own view, that a started task fit (module doc of policy):
     /// once every running task with an expected end has ended, the rest at their predicted
     /// peaks and the newcomer at its own must fit in the headroom above the reserve. A task
-    /// idling far below its peak counts at what it holds, plus the largest of those jumps.
+    /// idling far below its peak, and a newcomer admitted in its quiet start, count at what
+    /// they hold, plus the largest of their jumps.
     fn check_fits(&mut self, task: TaskId, predicted: Bytes) {
         let others: Vec<TaskId> = self.runs.keys().copied().collect();
         if others.is_empty() {
@@ -569,6 +570,15 @@ impl Sim {
             .saturating_sub(cfg.reserve)
             .saturating_add(current)
             .min(cfg.budget);
+        // A task admitted in its quiet start counts at what it holds meanwhile, its jump
+        // sharing the one kept free.
+        let (predicted, staying) = match self.policy.idle_jump(task, self.now) {
+            Some(j) => (
+                predicted.saturating_sub(j),
+                staying.saturating_sub(jump).saturating_add(jump.max(j)),
+            ),
+            None => (predicted, staying),
+        };
         if predicted.saturating_add(staying) > limit {
             self.violation(format!(
                 "task {task} started at {:?} predicted {predicted} beside {staying} that \

@@ -15,6 +15,7 @@ fn peak_only(peak: Bytes) -> Observation {
         peak,
         duration: None,
         time_to_peak: None,
+        quiet: None,
     }
 }
 
@@ -413,4 +414,38 @@ fn tasks_sleeping_at_a_few_mib_do_not_pull_a_fitted_prediction_down() {
         drain(&mut p, ms(t));
     }
     assert!(p.predicted(3) >= fitted, "{} < {fitted}", p.predicted(3));
+}
+
+#[test]
+fn a_quiet_start_is_the_last_stand_still_before_the_climb() {
+    let at = |s: f64, m: u64| (Duration::from_secs_f64(s), mib(m));
+    let facts = |climb: Vec<(Duration, Bytes)>| AttemptFacts {
+        climb,
+        ..AttemptFacts::default()
+    };
+    // Asleep at 5 MiB until 4 s, then 1 GiB.
+    let sleeper = facts(vec![at(0.05, 5), at(4.0, 300), at(4.1, 1024)]);
+    assert_eq!(sleeper.quiet(mib(1024)), at(4.0, 5));
+    // Works at 200 MiB for 3 s, stands still again at 600 MiB for 2 s, then climbs: the last
+    // stand-still before the peak counts.
+    let worker = facts(vec![
+        at(0.05, 100),
+        at(0.1, 200),
+        at(3.1, 600),
+        at(5.1, 1000),
+        at(5.2, 1024),
+    ]);
+    assert_eq!(worker.quiet(mib(1024)), at(5.1, 600));
+    // A steady ramp, and a stand-still only after the peak was reached: none.
+    let ramp = facts(vec![
+        at(0.05, 100),
+        at(0.5, 500),
+        at(0.9, 1000),
+        at(7.0, 1024),
+    ]);
+    assert_eq!(ramp.quiet(mib(1024)), at(0.0, 0));
+    // Nothing measured for 1.5 s (a sleep before exec): quiet at nothing.
+    let late = facts(vec![at(1.5, 1024)]);
+    assert_eq!(late.quiet(mib(1024)), at(1.5, 0));
+    assert_eq!(facts(vec![]).quiet(mib(1)), at(0.0, 0));
 }

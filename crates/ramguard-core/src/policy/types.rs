@@ -265,6 +265,60 @@ pub struct BrakeCause {
     pub alone: bool,
 }
 
+/// How long a task's memory must stand still for the time before it to count as a quiet
+/// start ([`AttemptFacts::quiet`]): as long as a running task must before it counts as idle.
+pub const QUIET_GAP: Duration = super::admission::IDLE_AFTER;
+
+/// A task's quiet start before it climbed to `peak`, from its climb (`(time run, peak so
+/// far)` each time its peak grew by more than a small step, 2%): the time
+/// of the first climb after the last time its memory stood still for [`QUIET_GAP`] or longer
+/// (from its start, or between two climbs) before it first held 95% of `peak`, and what it
+/// held until then; `(0, 0)` when it never stood still that long on its way up.
+pub fn quiet_start(climb: &[(Duration, Bytes)], peak: Bytes) -> (Duration, Bytes) {
+    let top = climb
+        .iter()
+        .position(|&(_, p)| p >= peak.scale(super::NEAR_PEAK))
+        .map_or(climb.len(), |i| i + 1);
+    let steps: Vec<(Duration, Bytes)> = std::iter::once((Duration::ZERO, Bytes::ZERO))
+        .chain(climb[..top].iter().copied())
+        .collect();
+    steps
+        .windows(2)
+        .rev()
+        .find(|w| w[1].0.saturating_sub(w[0].0) >= QUIET_GAP)
+        .map_or((Duration::ZERO, Bytes::ZERO), |w| (w[1].0, w[0].1))
+}
+
+/// A finished attempt's quiet start (see [`quiet_start`]) from its memory samples
+/// (`(time run, bytes)`, in order), as the journal keeps them; `None` when they are too
+/// far apart before its peak to tell a stand-still from a gap between samples (more than
+/// half of [`QUIET_GAP`]: the journal thins a long attempt's samples).
+pub fn quiet_start_of_samples(
+    samples: &[(Duration, Bytes)],
+    peak: Bytes,
+) -> Option<(Duration, Bytes)> {
+    let mut climb: Vec<(Duration, Bytes)> = Vec::new();
+    let mut last = Duration::ZERO;
+    let mut highest = Bytes::ZERO;
+    for &(t, mem) in samples {
+        if highest >= peak.scale(super::NEAR_PEAK) {
+            break;
+        }
+        if t.saturating_sub(last) > QUIET_GAP / 2 {
+            return None;
+        }
+        last = t;
+        highest = highest.max(mem);
+        if climb
+            .last()
+            .is_none_or(|&(_, p)| highest > p.scale(1.0 + super::CLIMB_STEP))
+        {
+            climb.push((t, highest));
+        }
+    }
+    Some(quiet_start(&climb, peak))
+}
+
 /// What the policy tracks about a running attempt beyond what the supervisor measures.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct AttemptFacts {
@@ -287,6 +341,10 @@ pub struct AttemptFacts {
     pub paused_total: Duration,
     /// How fast it grew (bytes/s) when last paused: what it resumes at.
     pub paused_rate: f64,
+    /// Admitted in its quiet start: counted at what it holds meanwhile from the first
+    /// instant, not only after it has idled a second (admission's module doc, "Quiet
+    /// starts").
+    pub quiet: bool,
 }
 
 impl AttemptFacts {
@@ -296,6 +354,11 @@ impl AttemptFacts {
             .iter()
             .find(|&&(_, p)| p >= level)
             .map(|&(age, _)| age)
+    }
+
+    /// The attempt's quiet start before it climbed to `peak` (see [`quiet_start`]).
+    pub fn quiet(&self, peak: Bytes) -> (Duration, Bytes) {
+        quiet_start(&self.climb, peak)
     }
 
     /// The facts of a task that is not running: never paused, nothing climbed.
@@ -309,6 +372,7 @@ impl AttemptFacts {
         paused_since: None,
         paused_total: Duration::ZERO,
         paused_rate: 0.0,
+        quiet: false,
     };
 }
 

@@ -79,6 +79,7 @@ impl Policy {
                     peak,
                     duration: Some(duration),
                     time_to_peak: Some(time_to_peak),
+                    quiet: Some(facts.quiet(peak)),
                 };
                 let features = self.specs[task].features.clone();
                 self.predictor.observe(&features, obs);

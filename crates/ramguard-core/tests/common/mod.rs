@@ -27,6 +27,7 @@ pub fn peak_only(x: f64) -> Observation {
         peak: gib(x),
         duration: None,
         time_to_peak: None,
+        quiet: None,
     }
 }
 

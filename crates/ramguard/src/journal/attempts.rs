@@ -2,9 +2,11 @@
 //! state, peak and result), sweep events, and what finished attempts teach the policy.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
-use ramguard_core::policy::{Ending, ExitClass};
+use ramguard_core::policy::{quiet_start_of_samples, Ending, ExitClass};
+use ramguard_core::Bytes;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::timeline::Timeline;
@@ -253,7 +255,7 @@ impl Journal {
             "SELECT t.key, t.peak, a.duration_ms,
                     (SELECT min(s.t_ms) FROM samples s
                       WHERE s.attempt_id = a.id AND coalesce(s.used, s.pss, s.rss) >= t.peak * 0.95),
-                    a.started_unix_ms, a.ended_unix_ms
+                    a.started_unix_ms, a.ended_unix_ms, a.id
                FROM tasks t LEFT JOIN attempts a ON a.id = t.last_attempt_id
               WHERE t.sweep_id = ?1 AND t.state = 'done' AND t.peak IS NOT NULL
               ORDER BY t.seq",
@@ -266,11 +268,13 @@ impl Journal {
                     peak: u64::try_from(r.get::<_, i64>(1)?).unwrap_or(0),
                     duration_ms: ms(r.get(2)?),
                     time_to_peak_ms: ms(r.get(3)?),
+                    quiet: None,
                 };
                 Ok((
                     learned,
                     r.get::<_, Option<i64>>(4)?,
                     r.get::<_, Option<i64>>(5)?,
+                    r.get::<_, Option<i64>>(6)?,
                 ))
             })?
             .collect::<rusqlite::Result<Vec<_>>>()
@@ -288,23 +292,73 @@ impl Journal {
                     .push((e.unix_ms, lasted));
             }
         }
+        let mut timelines = self.done_timelines(sweep)?;
         let mut out = Vec::with_capacity(rows.len());
-        for (mut l, started, ended) in rows {
-            if let (Some(started), Some(ended), Some(pauses)) = (started, ended, pauses.get(&l.key))
-            {
-                let before = |t_ms: u64| -> u64 {
-                    let until = started.saturating_add(i64::try_from(t_ms).unwrap_or(i64::MAX));
-                    let total: i64 = pauses
-                        .iter()
-                        .filter(|p| p.0 >= started && p.0 <= until.min(ended))
-                        .map(|p| p.1)
-                        .sum();
-                    u64::try_from(total.max(0)).unwrap_or(0)
+        for (mut l, started, ended, attempt) in rows {
+            let paused = pauses.get(&l.key);
+            let before = |t_ms: u64| -> u64 {
+                let (Some(started), Some(ended), Some(pauses)) = (started, ended, paused) else {
+                    return 0;
                 };
-                l.time_to_peak_ms = l.time_to_peak_ms.map(|t| t.saturating_sub(before(t)));
-                l.duration_ms = l.duration_ms.map(|d| d.saturating_sub(before(d)));
+                let until = started.saturating_add(i64::try_from(t_ms).unwrap_or(i64::MAX));
+                let total: i64 = pauses
+                    .iter()
+                    .filter(|p| p.0 >= started && p.0 <= until.min(ended))
+                    .map(|p| p.1)
+                    .sum();
+                u64::try_from(total.max(0)).unwrap_or(0)
+            };
+            // The quiet start is read on the clock the task ran on, as the policy reads it
+            // live: a pause is no stand-still.
+            let samples: Vec<(Duration, Bytes)> = attempt
+                .and_then(|a| timelines.remove(&a))
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(t, used)| {
+                    (
+                        Duration::from_millis(t.saturating_sub(before(t))),
+                        Bytes(used),
+                    )
+                })
+                .collect();
+            if !samples.is_empty() {
+                l.quiet = quiet_start_of_samples(&samples, Bytes(l.peak)).map(|(t, held)| {
+                    (u64::try_from(t.as_millis()).unwrap_or(u64::MAX), held.get())
+                });
             }
+            l.time_to_peak_ms = l.time_to_peak_ms.map(|t| t.saturating_sub(before(t)));
+            l.duration_ms = l.duration_ms.map(|d| d.saturating_sub(before(d)));
             out.push(l);
+        }
+        Ok(out)
+    }
+
+    /// The memory timelines (`(t_ms, used)`, in order) of the sweep's done tasks' last
+    /// attempts, by attempt id, read in one pass.
+    fn done_timelines(&self, sweep: &SweepHandle) -> Result<HashMap<i64, Vec<(u64, u64)>>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT s.attempt_id, s.t_ms, coalesce(s.used, s.pss, s.rss)
+               FROM tasks t JOIN samples s ON s.attempt_id = t.last_attempt_id
+              WHERE t.sweep_id = ?1 AND t.state = 'done'
+              ORDER BY s.attempt_id, s.t_ms, s.rowid",
+        )?;
+        let mut out: HashMap<i64, Vec<(u64, u64)>> = HashMap::new();
+        let rows = st
+            .query_map([sweep.id], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .with_context(|| schema::corrupt_context(&self.shown()))?;
+        for (attempt, t, used) in rows {
+            let (t, used) = (
+                u64::try_from(t).unwrap_or(0),
+                u64::try_from(used).unwrap_or(0),
+            );
+            out.entry(attempt).or_default().push((t, used));
         }
         Ok(out)
     }

@@ -155,6 +155,12 @@ pub struct Learned {
     pub duration_ms: Option<u64>,
     /// When that attempt's timeline first reached 95% of the peak.
     pub time_to_peak_ms: Option<u64>,
+    /// Its quiet start, in time run: how long its memory stood still before its climb to
+    /// the peak, and the most it held until then (milliseconds, bytes); `None` when its
+    /// timeline is too coarse to tell ([`quiet_start_of_samples`]).
+    ///
+    /// [`quiet_start_of_samples`]: ramguard_core::policy::quiet_start_of_samples
+    pub quiet: Option<(u64, u64)>,
 }
 
 /// A sweep being run; holds its lock until dropped.

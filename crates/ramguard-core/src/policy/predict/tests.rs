@@ -7,6 +7,7 @@ fn peak(p: u64) -> Observation {
         peak: Bytes(p),
         duration: None,
         time_to_peak: None,
+        quiet: None,
     }
 }
 
@@ -297,6 +298,7 @@ fn a_duration_fit_falling_toward_zero_never_predicts_less_than_the_shortest_seen
             peak: Bytes(100 * MB),
             duration: Some(Duration::from_secs_f64(secs)),
             time_to_peak: None,
+            quiet: None,
         };
         p.observe(&[i], obs);
     }
@@ -305,4 +307,24 @@ fn a_duration_fit_falling_toward_zero_never_predicts_less_than_the_shortest_seen
         let d = p.duration(&[i]).unwrap();
         assert_eq!(d, Duration::from_secs_f64(1.8), "index {i}");
     }
+}
+
+#[test]
+fn a_quiet_start_is_predicted_short_and_large_once_three_are_known() {
+    let mut p = Predictor::new(None);
+    let quiet = |secs: u64, mb: u64| Observation {
+        quiet: Some((Duration::from_secs(secs), Bytes(mb * MB))),
+        ..peak(1000 * MB)
+    };
+    p.observe(&[], quiet(4, 100));
+    p.observe(&[], quiet(2, 200));
+    assert_eq!(p.quiet(&[]), None, "two are not enough");
+    p.observe(&[], quiet(6, 150));
+    // The shortest of three (the low quantile) and the largest, each with the margin.
+    let (time, held) = p.quiet(&[]).expect("three are known");
+    assert_eq!(time, Duration::from_secs_f64(2.0 * (1.0 - MARGIN)));
+    assert_eq!(held, Bytes((200.0 * MB as f64 * (1.0 + MARGIN)) as u64));
+    // A task that climbed from its start teaches a quiet start of nothing.
+    p.observe(&[], quiet(0, 0));
+    assert_eq!(p.quiet(&[]).map(|q| q.0), Some(Duration::ZERO));
 }

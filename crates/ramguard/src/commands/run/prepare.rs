@@ -150,6 +150,9 @@ pub(crate) fn prepare(args: &RunArgs, sweep: &mut Sweep, settings: &Settings) ->
                 peak: Bytes(l.peak),
                 duration: l.duration_ms.map(Duration::from_millis),
                 time_to_peak: l.time_to_peak_ms.map(Duration::from_millis),
+                quiet: l
+                    .quiet
+                    .map(|(t, held)| (Duration::from_millis(t), Bytes(held))),
             };
             Some((feature_of.get(l.key.as_str())?.to_vec(), obs))
         })
