@@ -272,14 +272,15 @@ impl Policy {
         predicted: Bytes,
         cold: bool,
     ) -> bool {
-        let sharing = self
-            .running_ids()
-            .filter(|&r| self.idle_hold(r, now).is_some())
-            .count();
+        let sharing = || {
+            self.running_ids()
+                .filter(|&r| self.idle_hold(r, now).is_some())
+                .count()
+        };
         !cold
-            && sharing < QUIET_SHARING
-            && !self.quiet_unconfirmed(now)
             && self.quiet_start(id, predicted).is_some()
+            && !self.quiet_unconfirmed(now)
+            && sharing() < QUIET_SHARING
     }
 
     /// How soon a task may reach its peak at the earliest; `None` for a cold-started one.
