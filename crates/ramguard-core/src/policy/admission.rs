@@ -62,11 +62,12 @@
 //! mean went from 2.81× to 2.70× the lower bound (2 CPUs: 2.93× → 2.78×; with every task's history,
 //! 2.78× → 2.36× and 2.99× → 2.58×). The `idle` mixes did not change cold (2.31× → 2.33×, 2 CPUs
 //! 2.61× → 2.62×), but with history went from 2.43× to 2.13× (2.75× → 2.49×). Brakes went up: cold
-//! 32 → 40 (2 CPUs 39 → 48), with history 12 → 15 (17 → 25). The lowest available did not change.
-//! Without the sharing limit the makespans were lower still, but brakes doubled (with history,
-//! `idle` 9 → 41). Pausing each such task before its predicted climb, until its peak fitted, made
-//! no brakes with history, but was slower than before on `idle` (2.31× → 2.41×): a task stopped at
-//! its earliest predicted climb waits out a quiet time it could have used.
+//! 32 → 40 (2 CPUs 39 → 48), with history 12 → 15 (17 → 25). The lowest available moved by 4 MiB at
+//! most. Without the sharing limit the makespans were lower still, but brakes doubled (with
+//! history, `idle` 9 → 41). Pausing each such task before its predicted climb, until its peak
+//! fitted, made no brakes on `idle` with history, but was slower than before on `idle` (2.31× →
+//! 2.41×): a task stopped at its earliest predicted climb waits out a quiet time it could have
+//! used.
 //!
 //! Queue order is task order, or longest expected first once durations are learned per task
 //! ([`order`](super::order)). A task that does not fit may be overtaken by a smaller one later in
