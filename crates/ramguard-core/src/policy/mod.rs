@@ -47,6 +47,7 @@ mod types;
 mod verdict;
 
 pub use reason::{BrakeWhy, PauseWhy, Projection, Reason};
+use types::climb_to;
 pub use types::{quiet_start, quiet_start_of_samples, QUIET_GAP};
 pub use types::{
     Action, AttemptFacts, BrakeCause, Config, Ending, Exit, ExitClass, Note, Sample, StopReason,
@@ -215,13 +216,7 @@ impl Policy {
             *predicted = (*predicted).max(*peak);
             let peak = *peak;
             self.largest_seen = self.largest_seen.max(peak);
-            if facts
-                .climb
-                .last()
-                .is_none_or(|&(_, p)| peak > p.scale(1.0 + CLIMB_STEP))
-            {
-                facts.climb.push((age, peak));
-            }
+            climb_to(&mut facts.climb, age, peak);
             if peak > facts.settle_ref.scale(1.0 + SETTLE_GROWTH) {
                 facts.settle_ref = peak;
                 facts.grown_at = now;

@@ -309,14 +309,21 @@ pub fn quiet_start_of_samples(
         }
         last = t;
         highest = highest.max(mem);
-        if climb
-            .last()
-            .is_none_or(|&(_, p)| highest > p.scale(1.0 + super::CLIMB_STEP))
-        {
-            climb.push((t, highest));
-        }
+        climb_to(&mut climb, t, highest);
     }
     Some(quiet_start(&climb, peak))
+}
+
+/// Records in a climb (see [`AttemptFacts::climb`]) that the peak was `peak` at `age`, if
+/// it grew by more than [`CLIMB_STEP`](super::CLIMB_STEP) since the last step (or this is
+/// the first).
+pub(super) fn climb_to(climb: &mut Vec<(Duration, Bytes)>, age: Duration, peak: Bytes) {
+    if climb
+        .last()
+        .is_none_or(|&(_, p)| peak > p.scale(1.0 + super::CLIMB_STEP))
+    {
+        climb.push((age, peak));
+    }
 }
 
 /// What the policy tracks about a running attempt beyond what the supervisor measures.
