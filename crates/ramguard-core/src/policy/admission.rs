@@ -265,23 +265,27 @@ impl Policy {
             .any(|r| self.facts(r).quiet && self.elapsed_running(r, now) < IDLE_AFTER)
     }
 
-    /// Returns true if and only if a task started now would be admitted in its quiet start.
-    pub(super) fn starts_quiet(
+    /// What a task started now would count as holding if it is admitted in its quiet start
+    /// (the most it holds meanwhile); `None` if it is not.
+    pub(super) fn quiet_newcomer(
         &self,
         now: Duration,
         id: TaskId,
         predicted: Bytes,
         cold: bool,
-    ) -> bool {
-        let sharing = || {
-            self.running_ids()
-                .filter(|&r| self.idle_hold(r, now).is_some())
-                .count()
-        };
-        !cold
-            && self.quiet_start(id, predicted).is_some()
-            && !self.quiet_unconfirmed(now)
-            && sharing() < QUIET_SHARING
+    ) -> Option<Bytes> {
+        if cold {
+            return None;
+        }
+        let (_, held) = self.quiet_start(id, predicted)?;
+        if self.quiet_unconfirmed(now) {
+            return None;
+        }
+        let sharing = self
+            .running_ids()
+            .filter(|&r| self.idle_hold(r, now).is_some())
+            .count();
+        (sharing < QUIET_SHARING).then_some(held)
     }
 
     /// How soon a task may reach its peak at the earliest; `None` for a cold-started one.
@@ -373,12 +377,10 @@ impl Policy {
             end: None,
         };
         let mut jump = 0.0;
-        if self.starts_quiet(now, id, predicted, cold) {
+        if let Some(held) = self.quiet_newcomer(now, id, predicted, cold) {
             // Counted as it will be once it runs: at what it holds while quiet, its jump
             // to its peak in the one kept free.
-            let held = self
-                .quiet_start(id, predicted)
-                .map_or(0.0, |q| q.1.get() as f64);
+            let held = held.get() as f64;
             jump = newcomer.peak - held;
             newcomer = Curve {
                 now: held,
@@ -558,7 +560,7 @@ impl Policy {
             .max()
             .unwrap_or(0);
         let oom_score_adj = (100 + 50 * rank.min(18) as i32).min(1000);
-        let quiet = self.starts_quiet(now, id, predicted, cold);
+        let quiet = self.quiet_newcomer(now, id, predicted, cold).is_some();
         self.next_seq += 1;
         self.set_state(
             id,
