@@ -245,17 +245,12 @@ impl Journal {
         Ok(())
     }
 
-    /// What the sweep's done tasks showed (peak, duration, time to peak), in task order, for
-    /// the policy to learn from. Times are in time run, as the policy learns them live: the
-    /// attempt's paused time (its `task_resumed` events) is taken off both.
+    /// What the sweep's done tasks showed (peak, duration, time to peak, quiet start), in
+    /// task order, for the policy to learn from. Times are in time run, as the policy learns
+    /// them live: the attempt's paused time (its `task_resumed` events) is taken off each.
     pub fn learned_history(&mut self, sweep: &SweepHandle) -> Result<Vec<Learned>> {
-        // The time to peak is read off the attempt's timeline: its first sample at 95% of
-        // the peak (what the policy learns live; samples hold PSS where it was refreshed).
         let mut st = self.conn.prepare_cached(
-            "SELECT t.key, t.peak, a.duration_ms,
-                    (SELECT min(s.t_ms) FROM samples s
-                      WHERE s.attempt_id = a.id AND coalesce(s.used, s.pss, s.rss) >= t.peak * 0.95),
-                    a.started_unix_ms, a.ended_unix_ms, a.id
+            "SELECT t.key, t.peak, a.duration_ms, a.started_unix_ms, a.ended_unix_ms, a.id
                FROM tasks t LEFT JOIN attempts a ON a.id = t.last_attempt_id
               WHERE t.sweep_id = ?1 AND t.state = 'done' AND t.peak IS NOT NULL
               ORDER BY t.seq",
@@ -267,14 +262,14 @@ impl Journal {
                     key: r.get(0)?,
                     peak: u64::try_from(r.get::<_, i64>(1)?).unwrap_or(0),
                     duration_ms: ms(r.get(2)?),
-                    time_to_peak_ms: ms(r.get(3)?),
+                    time_to_peak_ms: None,
                     quiet: None,
                 };
                 Ok((
                     learned,
+                    r.get::<_, Option<i64>>(3)?,
                     r.get::<_, Option<i64>>(4)?,
                     r.get::<_, Option<i64>>(5)?,
-                    r.get::<_, Option<i64>>(6)?,
                 ))
             })?
             .collect::<rusqlite::Result<Vec<_>>>()
@@ -292,73 +287,59 @@ impl Journal {
                     .push((e.unix_ms, lasted));
             }
         }
-        let mut timelines = self.done_timelines(sweep)?;
-        let mut out = Vec::with_capacity(rows.len());
-        for (mut l, started, ended, attempt) in rows {
-            let paused = pauses.get(&l.key);
-            let before = |t_ms: u64| -> u64 {
-                let (Some(started), Some(ended), Some(pauses)) = (started, ended, paused) else {
-                    return 0;
-                };
-                let until = started.saturating_add(i64::try_from(t_ms).unwrap_or(i64::MAX));
-                let total: i64 = pauses
-                    .iter()
-                    .filter(|p| p.0 >= started && p.0 <= until.min(ended))
-                    .map(|p| p.1)
-                    .sum();
-                u64::try_from(total.max(0)).unwrap_or(0)
-            };
-            // The quiet start is read on the clock the task ran on, as the policy reads it
-            // live: a pause is no stand-still.
-            let samples: Vec<(Duration, Bytes)> = attempt
-                .and_then(|a| timelines.remove(&a))
-                .unwrap_or_default()
-                .into_iter()
-                .map(|(t, used)| {
-                    (
-                        Duration::from_millis(t.saturating_sub(before(t))),
-                        Bytes(used),
-                    )
-                })
-                .collect();
-            if !samples.is_empty() {
-                l.quiet = quiet_start_of_samples(&samples, Bytes(l.peak)).map(|(t, held)| {
-                    (u64::try_from(t.as_millis()).unwrap_or(u64::MAX), held.get())
-                });
-            }
-            l.time_to_peak_ms = l.time_to_peak_ms.map(|t| t.saturating_sub(before(t)));
-            l.duration_ms = l.duration_ms.map(|d| d.saturating_sub(before(d)));
-            out.push(l);
-        }
-        Ok(out)
-    }
-
-    /// The memory timelines (`(t_ms, used)`, in order) of the sweep's done tasks' last
-    /// attempts, by attempt id, read in one pass.
-    fn done_timelines(&self, sweep: &SweepHandle) -> Result<HashMap<i64, Vec<(u64, u64)>>> {
+        let clocks: Vec<RunClock> = rows
+            .iter()
+            .map(|(l, started, ended, _)| RunClock {
+                started: *started,
+                ended: *ended,
+                pauses: pauses.get(&l.key).map(Vec::as_slice),
+            })
+            .collect();
+        let by_attempt: HashMap<i64, usize> = rows
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| Some((r.3?, i)))
+            .collect();
+        let mut out: Vec<Learned> = rows.into_iter().map(|r| r.0).collect();
+        // The timelines, one attempt after another in a single pass; one is held at a time.
         let mut st = self.conn.prepare_cached(
             "SELECT s.attempt_id, s.t_ms, coalesce(s.used, s.pss, s.rss)
                FROM tasks t JOIN samples s ON s.attempt_id = t.last_attempt_id
-              WHERE t.sweep_id = ?1 AND t.state = 'done'
+              WHERE t.sweep_id = ?1 AND t.state = 'done' AND t.peak IS NOT NULL
               ORDER BY s.attempt_id, s.t_ms, s.rowid",
         )?;
-        let mut out: HashMap<i64, Vec<(u64, u64)>> = HashMap::new();
-        let rows = st
-            .query_map([sweep.id], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, i64>(2)?,
-                ))
-            })?
-            .collect::<rusqlite::Result<Vec<_>>>()
-            .with_context(|| schema::corrupt_context(&self.shown()))?;
-        for (attempt, t, used) in rows {
-            let (t, used) = (
-                u64::try_from(t).unwrap_or(0),
-                u64::try_from(used).unwrap_or(0),
-            );
-            out.entry(attempt).or_default().push((t, used));
+        let points = st.query_map([sweep.id], |r| {
+            let n = |i: usize| r.get::<_, i64>(i);
+            Ok((
+                n(0)?,
+                u64::try_from(n(1)?).unwrap_or(0),
+                u64::try_from(n(2)?).unwrap_or(0),
+            ))
+        })?;
+        let mut learn = |attempt: i64, timeline: &[(u64, u64)]| {
+            if let Some(&i) = by_attempt.get(&attempt) {
+                learn_timeline(&mut out[i], &clocks[i], timeline);
+            }
+        };
+        let mut timeline: Vec<(u64, u64)> = Vec::new();
+        let mut current = None;
+        for point in points {
+            let (attempt, t, used) =
+                point.with_context(|| schema::corrupt_context(&self.shown()))?;
+            if current != Some(attempt) {
+                if let Some(done) = current {
+                    learn(done, &timeline);
+                }
+                timeline.clear();
+                current = Some(attempt);
+            }
+            timeline.push((t, used));
+        }
+        if let Some(done) = current {
+            learn(done, &timeline);
+        }
+        for (l, clock) in out.iter_mut().zip(&clocks) {
+            l.duration_ms = l.duration_ms.map(|d| clock.run(d));
         }
         Ok(out)
     }
@@ -399,4 +380,47 @@ impl Journal {
             .query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(()))?;
         Ok(())
     }
+}
+
+/// An attempt's start and end (unix ms) and its task's pauses (`(resumed at, lasted)`, unix
+/// ms and ms), to read times off its timeline in time run.
+struct RunClock<'a> {
+    started: Option<i64>,
+    ended: Option<i64>,
+    pauses: Option<&'a [(i64, i64)]>,
+}
+
+impl RunClock<'_> {
+    /// `t_ms` after the attempt's start, less the pauses that ended by then.
+    fn run(&self, t_ms: u64) -> u64 {
+        let (Some(started), Some(ended), Some(pauses)) = (self.started, self.ended, self.pauses)
+        else {
+            return t_ms;
+        };
+        let until = started.saturating_add(i64::try_from(t_ms).unwrap_or(i64::MAX));
+        let paused: i64 = pauses
+            .iter()
+            .filter(|p| p.0 >= started && p.0 <= until.min(ended))
+            .map(|p| p.1)
+            .sum();
+        t_ms.saturating_sub(u64::try_from(paused.max(0)).unwrap_or(0))
+    }
+}
+
+/// What a done attempt's timeline (`(t_ms, used)`, in order) teaches: its time to peak (its
+/// first sample at 95% of the peak, what the policy learns live; samples hold PSS where it
+/// was refreshed) and its quiet start, both in time run.
+fn learn_timeline(l: &mut Learned, clock: &RunClock, timeline: &[(u64, u64)]) {
+    let near = l.peak as f64 * 0.95;
+    l.time_to_peak_ms = timeline
+        .iter()
+        .find(|&&(_, used)| used as f64 >= near)
+        .map(|&(t, _)| clock.run(t));
+    // A pause is no stand-still: the quiet start is read on the clock the task ran on.
+    let samples: Vec<(Duration, Bytes)> = timeline
+        .iter()
+        .map(|&(t, used)| (Duration::from_millis(clock.run(t)), Bytes(used)))
+        .collect();
+    l.quiet = quiet_start_of_samples(&samples, Bytes(l.peak))
+        .map(|(t, held)| (u64::try_from(t.as_millis()).unwrap_or(u64::MAX), held.get()));
 }
