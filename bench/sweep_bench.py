@@ -91,6 +91,8 @@ MEMHOG = RELEASE / "memhog"
 # progress, as real work); --memhog-wall-clock restores the wall-time schedule, under which
 # a paused task caught up at once and pausing cost nothing (every result before 2026-11-27).
 MEMHOG_EXTRA: list[str] = []
+# Percent of a CPU the `late` mix's work before its peak computes (memhog --hold-cpu).
+WORK_CPU = 10
 SECTIONS = ("sweep", "mixes", "roomy", "overhead", "brake", "cost")
 # Issue 12's whole table in one command: the mixes on the emulated machine, the roomy mix
 # and the trivial tasks (the sweep, brake and cost sections are issue 7's).
@@ -570,7 +572,10 @@ class Task:
             a += ["--leak", f"{self.leak // MIB}M"]
         a += MEMHOG_EXTRA
         if self.idle and self.idle_mem:
-            work = " ".join([f"--peak {self.idle_mem // MIB}M --hold {self.idle:.2f}s", *MEMHOG_EXTRA])
+            # Work uses CPU: a tenth of one here, enough for a supervisor reading CPU time
+            # to tell it from a sleep, little enough to leave the two CPUs to the ramps.
+            work = " ".join([f"--peak {self.idle_mem // MIB}M --hold {self.idle:.2f}s",
+                             f"--hold-cpu {WORK_CPU}", *MEMHOG_EXTRA])
             a[2:2] = ["sh", "-c", f'"$0" {work} && exec "$0" "$@"']
         elif self.idle:
             a[2:2] = ["sh", "-c", f'sleep {self.idle:.2f}; exec "$0" "$@"']
@@ -841,9 +846,10 @@ def make_mix(mix: str, seed: int, n: int, target: int) -> list[Task]:
     in 0.1-0.4 s and hold it 1-3 s: work that waits or computes before it allocates. The
     twin's rows carry the sleeps in a separate "idle s" list (bench/mixes-idle.json).
     late: the idle mix's shape, but the 2-8 s before the peak are work at 60-200 MiB (a
-    memhog that makes no progress while stopped, as a Python task importing and computing
-    before it builds its arrays): a pause there costs its time, as it does real work. The
-    twin's rows carry that size in an "idle MiB" list (bench/mixes-late.json).
+    memhog that makes no progress while stopped and computes a tenth of each tick, as a
+    Python task importing and computing before it builds its arrays): a pause there costs
+    its time, as it does real work. The twin's rows carry that size in an "idle MiB" list
+    (bench/mixes-late.json).
     """
     rng = random.Random(f"{'ramp' if mix == 'leak' else mix}-{seed}")
     top = 0.8 * target

@@ -43,9 +43,11 @@
 //!    sum of PSS does not. They stay in memhog's process group, die with
 //!    the parent (`PR_SET_PDEATHSIG` = SIGKILL) and otherwise sleep in
 //!    `pause()`.
-//! 6. **Hold** (`--hold`, `--leak`). memhog sleeps at the peak; with a leak
-//!    it maps and touches `--leak` more bytes per second of hold, in
-//!    10 ms ticks.
+//! 6. **Hold** (`--hold`, `--leak`, `--hold-cpu`). memhog sleeps at the
+//!    peak; with a leak it maps and touches `--leak` more bytes per second of
+//!    hold, in 10 ms ticks. With `--hold-cpu` it computes (spins) that share
+//!    of each tick instead of sleeping it, as working code does: a process
+//!    that uses no CPU looks asleep to a supervisor that reads its CPU time.
 //! 7. **Teardown.** Children are killed (SIGKILL) and reaped, the shm file
 //!    is unlinked unless `--shm-keep`, the `--result` is written to the file
 //!    named by `$RAMGUARD_RESULT`, and memhog exits with `--exit` or dies by
@@ -110,6 +112,12 @@ struct Cli {
     /// per second (a steady leak, in 10 ms ticks).
     #[arg(long, value_name = "SIZE", default_value = "0", value_parser = units::parse_size)]
     leak: u64,
+
+    /// During --hold, compute (spin) this percentage of each 10 ms tick
+    /// instead of sleeping it, as work does (0-100).
+    #[arg(long, value_name = "PERCENT", default_value_t = 0,
+          value_parser = clap::value_parser!(u8).range(0..=100))]
+    hold_cpu: u8,
 
     /// Exit status at the end.
     #[arg(long = "exit", value_name = "CODE", default_value_t = 0)]
@@ -486,7 +494,14 @@ fn hold(cli: &Cli, res: &mut Resources) -> Result<(), Stop> {
         if now >= end {
             break;
         }
-        clock.sleep_until((now + sys::SLICE).min(end))?;
+        let tick_end = (now + sys::SLICE).min(end);
+        if cli.hold_cpu > 0 {
+            let busy = now + sys::SLICE * u32::from(cli.hold_cpu) / 100;
+            while clock.now() < busy.min(tick_end) {
+                std::hint::spin_loop();
+            }
+        }
+        clock.sleep_until(tick_end)?;
     }
     if cli.leak > 0 {
         res.log(format_args!("hold done, leaked {}", fmt_size(leaked)));

@@ -156,6 +156,29 @@ fn peak_is_resident_during_hold() {
     assert_eq!(g.wait(DEADLINE).code(), Some(0));
 }
 
+/// CPU time (user + system) a process has used, from its `stat`.
+fn cpu_seconds(pid: i32) -> f64 {
+    let f = stat_fields(pid).expect("a live process");
+    // stat_fields starts at the state (field 3): utime is field 14, stime 15.
+    let ticks: u64 = f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap();
+    ticks as f64 / 100.0
+}
+
+#[test]
+fn a_hold_that_computes_uses_cpu_and_a_plain_one_sleeps() {
+    let mut working = Guard::spawn(&["--peak", "4M", "--hold", "1500ms", "--hold-cpu", "50"]);
+    let mut sleeping = Guard::spawn(&["--peak", "4M", "--hold", "1500ms"]);
+    let (w, s) = (working.pid(), sleeping.pid());
+    std::thread::sleep(Duration::from_millis(1200));
+    let (w_cpu, s_cpu) = (cpu_seconds(w), cpu_seconds(s));
+    assert_eq!(working.wait(DEADLINE).code(), Some(0));
+    assert_eq!(sleeping.wait(DEADLINE).code(), Some(0));
+    // Half of each tick over about a second; a loaded machine may give it less.
+    assert!(w_cpu >= 0.2, "the computing hold used {w_cpu} s of CPU");
+    assert!(s_cpu <= 0.05, "the sleeping hold used {s_cpu} s of CPU");
+    assert_eq!(run(&["--hold-cpu", "101"]).status.code(), Some(2));
+}
+
 #[test]
 fn ramp_takes_its_time_and_leak_grows() {
     let start = Instant::now();
