@@ -288,6 +288,27 @@ pub struct Statm {
     pub shared_pages: u64,
 }
 
+/// Parses `/proc/PID/stat` for the CPU time a process and its reaped children have used:
+/// `utime + stime + cutime + cstime`, in clock ticks. The command name (field 2) may hold
+/// spaces and parentheses, so the fields are counted after its last `)`.
+pub fn stat_cpu_ticks(text: &str) -> Result<u64, ParseError> {
+    let (_, rest) = text
+        .rsplit_once(')')
+        .ok_or_else(|| ParseError::BadLine(text.trim().into()))?;
+    // After the name: state is field 3, utime 14, stime 15, cutime 16, cstime 17.
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let mut total = 0u64;
+    for (i, name) in [(11, "utime"), (12, "stime"), (13, "cutime"), (14, "cstime")] {
+        let f = fields.get(i).ok_or(ParseError::Missing(name))?;
+        // cutime and cstime are signed in the kernel's format; never negative in practice.
+        let v = f
+            .parse::<i64>()
+            .map_err(|_| ParseError::BadLine(text.trim().into()))?;
+        total += v.max(0) as u64;
+    }
+    Ok(total)
+}
+
 /// Parses `/proc/PID/statm`.
 pub fn statm(text: &str) -> Result<Statm, ParseError> {
     let mut it = text.split_whitespace().map(|f| f.parse::<u64>());
@@ -490,6 +511,16 @@ mod tests {
     use super::*;
 
     const MEMINFO: &str = "MemTotal:       24683656 kB\nMemFree:        24585904 kB\nMemAvailable:   24485880 kB\nBuffers:            2104 kB\nCached:            41692 kB\nSwapCached:            0 kB\nShmem:              8952 kB\nSwapTotal:             0 kB\nSwapFree:              0 kB\nHugePages_Total:       0\n";
+
+    #[test]
+    fn stat_cpu_ticks_sums_own_and_reaped_childrens_time_after_an_odd_name() {
+        // A command name with a space and a parenthesis, as `python3 -c` can make.
+        let stat = "4242 (my (odd) job) S 1 4242 4242 0 -1 4194560 120 0 0 0 \
+                    37 5 11 2 20 0 1 0 1000 10000000 300 18446744073709551615";
+        assert_eq!(stat_cpu_ticks(stat).unwrap(), 37 + 5 + 11 + 2);
+        assert!(stat_cpu_ticks("4242 (cut short) S 1 2").is_err());
+        assert!(stat_cpu_ticks("no name here").is_err());
+    }
 
     #[test]
     fn meminfo_reads_kib_as_bytes() {

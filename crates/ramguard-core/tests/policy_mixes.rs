@@ -49,9 +49,9 @@ fn secs(x: f64) -> Duration {
     Duration::from_secs_f64(x)
 }
 
-/// One task of a mix: `idle` seconds at `before` (asleep, or working at that size), then a
-/// memhog ramping to `peak` over `ramp`, holding for `hold` while it leaks `leak` bytes per
-/// second.
+/// One task of a mix: `idle` seconds at `before` (asleep in `sleep` at [`ASLEEP`], or
+/// working at that size), then a memhog ramping to `peak` over `ramp`, holding for `hold`
+/// while it leaks `leak` bytes per second.
 fn task(idx: usize, row: &[serde_json::Value], idle: f64, before: Bytes) -> SimTask {
     let num = |i: usize| row[i].as_f64().expect("a number");
     let (peak, ramp, hold, leak) = (num(0), num(1), num(2), num(3));
@@ -70,6 +70,9 @@ fn task(idx: usize, row: &[serde_json::Value], idle: f64, before: Bytes) -> SimT
             .into_iter()
             .chain(ramped)
             .collect();
+        if before == ASLEEP {
+            script = script.asleep(Duration::ZERO, secs(idle), true);
+        }
     }
     // The numbers on the task's command line, in order, as ramguard reads them.
     let features = vec![

@@ -10,7 +10,7 @@
 //! Journal rows keep the words as they were written.
 
 use ramguard_core::policy::eta::Short;
-use ramguard_core::policy::{BrakeWhy, PauseWhy, Projection, Reason};
+use ramguard_core::policy::{BrakeWhy, PauseCause, PauseWhy, Projection, Reason};
 use ramguard_core::units::format_duration;
 
 /// A policy fact that reads as one line.
@@ -99,6 +99,18 @@ impl Words for Projection {
     fn words(&self) -> String {
         let Projection { need, limit } = self;
         format!("running tasks would need {need} of the {limit} they may hold")
+    }
+}
+
+/// Why a running task was paused.
+impl Words for PauseCause {
+    fn words(&self) -> String {
+        match self {
+            PauseCause::Projection(p) => p.words(),
+            PauseCause::Asleep { jump, room } => {
+                format!("asleep, stopped until its jump of {jump} fits ({room} left for jumps)")
+            }
+        }
     }
 }
 
@@ -269,6 +281,18 @@ mod tests {
         assert_eq!(
             squeeze.words(),
             "running tasks would need 5.5 GiB of the 5 GiB they may hold"
+        );
+        assert_eq!(
+            PauseCause::Projection(squeeze).words(),
+            "running tasks would need 5.5 GiB of the 5 GiB they may hold"
+        );
+        assert_eq!(
+            PauseCause::Asleep {
+                jump: mib(2560),
+                room: mib(1024)
+            }
+            .words(),
+            "asleep, stopped until its jump of 2.5 GiB fits (1 GiB left for jumps)"
         );
         assert_eq!(
             BrakeWhy::PausedNeeded(squeeze).words(),

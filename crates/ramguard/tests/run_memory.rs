@@ -333,6 +333,54 @@ fn an_unexpectedly_large_task_is_paused_until_room_returns_and_completes() {
 }
 
 #[test]
+fn a_sleeping_task_is_parked_until_its_jump_fits_and_then_completes() {
+    let w = Work::new();
+    let hog = memhog();
+    // Three tasks sleep 2 s at a few MiB (`sleep`: no CPU), then take 200 MiB and hold it
+    // 1 s; each is predicted at 230 MiB (--estimate), under a 600 MiB budget with -j 3.
+    // Two start; once they sleep they count at what they hold, with room kept for their
+    // jumps, and the third starts. Three jumps do not fit together: the newest, asleep,
+    // is parked (SIGSTOP; its sleep runs on while it is stopped) and resumed when its jump
+    // fits, after one of the first two ends. Nothing is braked, nothing paused part-way up.
+    let h = hog.to_str().unwrap();
+    let line = format!("sh -c 'sleep 2; exec {h} --peak 200M --hold 1s' ");
+    let lines: Vec<String> = (1..=3).map(|i| format!("{line}{i}")).collect();
+    let tasks_file = w.path().join("tasks.txt");
+    std::fs::write(&tasks_file, lines.join("\n")).unwrap();
+    let out = w.run(&[
+        "run",
+        "--json",
+        "--progress",
+        "plain",
+        "--mem",
+        "600M",
+        "--reserve",
+        "16M",
+        "-j",
+        "3",
+        "--estimate",
+        "230M",
+        "--tasks",
+        tasks_file.to_str().unwrap(),
+    ]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let s = summary(&out);
+    assert_eq!(s["done"], 3, "{err}");
+    assert_eq!(s["braked"], 0, "{err}");
+    let parked: Vec<&str> = err.lines().filter(|l| l.contains(" pause   #")).collect();
+    assert!(
+        !parked.is_empty()
+            && parked
+                .iter()
+                .all(|l| l.contains("asleep, stopped until its jump")),
+        "{err}"
+    );
+    assert!(parked.iter().any(|l| l.contains(" pause   #3 ")), "{err}");
+    assert!(err.contains(" resume  #3 "), "{err}");
+}
+
+#[test]
 fn a_paused_task_whose_memory_is_needed_is_braked_at_once_and_rerun() {
     // Task 1 leaks toward 350 MiB under a 400 MiB budget; task 2, newer, grows toward
     // 150 MiB beside it, is paused, and when task 1 needs its memory it is braked: TERM to a

@@ -234,7 +234,8 @@ impl Policy {
             return None;
         };
         if self.is_paused(id) {
-            return None;
+            // A parked task climbs only once resumed, and is resumed where its jump fits.
+            return self.is_parked(id).then_some(*current);
         }
         let age = self.elapsed_running(id, now);
         let quiet = !facts.cold && (facts.quiet || age >= IDLE_AFTER);
@@ -243,7 +244,7 @@ impl Policy {
                 return Some(held);
             }
         }
-        let idle = age >= IDLE_AFTER
+        let idle = (age >= IDLE_AFTER || self.is_asleep(id, now))
             && (current.get() as f64) <= predicted.get() as f64 * IDLE_SHARE
             && self.growth_rate(id, now).is_none();
         idle.then_some(*current)
@@ -259,10 +260,15 @@ impl Policy {
     }
 
     /// Returns true if and only if a task admitted in its quiet start has run less than
-    /// [`IDLE_AFTER`]: until it has, no other is admitted so (module doc, "Quiet starts").
+    /// [`IDLE_AFTER`] and is not seen asleep: until then, no other is admitted so (module
+    /// doc, "Quiet starts").
     fn quiet_unconfirmed(&self, now: Duration) -> bool {
-        self.running_ids()
-            .any(|r| self.facts(r).quiet && self.elapsed_running(r, now) < IDLE_AFTER)
+        self.running_ids().any(|r| {
+            self.facts(r).quiet
+                && self.elapsed_running(r, now) < IDLE_AFTER
+                && !self.is_asleep(r, now)
+                && !self.is_parked(r)
+        })
     }
 
     /// What a task started now would count as holding if it is admitted in its quiet start
@@ -281,9 +287,14 @@ impl Policy {
         if self.quiet_unconfirmed(now) {
             return None;
         }
+        if self.sleepy() {
+            // Like the tasks before it, it will sleep, and be parked before its jump if
+            // that does not fit ([`park`](super::park)).
+            return Some(held);
+        }
         let sharing = self
             .running_ids()
-            .filter(|&r| self.idle_hold(r, now).is_some())
+            .filter(|&r| !self.is_parked(r) && self.idle_hold(r, now).is_some())
             .count();
         (sharing < QUIET_SHARING).then_some(held)
     }
@@ -396,9 +407,26 @@ impl Policy {
     /// newcomer's curve and its jump if one is given. Tasks idling far below their peaks
     /// count at what they hold, plus room for the largest of their jumps: one may jump at
     /// any moment, and a second one to jump is paused as memory nears the limit (module
-    /// doc, "Idle tasks").
+    /// doc, "Idle tasks"), or parked before it jumps ([`park`](super::park)).
     pub(super) fn projected_highest(&self, now: Duration, newcomer: Option<(Curve, f64)>) -> f64 {
-        let mut jump = newcomer.map_or(0.0, |n| n.1);
+        let (highest, jumps) = self.projection(now, newcomer.map(|n| n.0));
+        let jump = jumps
+            .iter()
+            .map(|&(_, j)| j)
+            .chain(newcomer.map(|n| n.1))
+            .fold(0.0, f64::max);
+        highest + jump
+    }
+
+    /// The highest point of the running tasks' projected memory from now on (and a
+    /// newcomer's, if one is given), idle and parked tasks flat at what they count as
+    /// holding; and each such task's jump to its peak, yet to be made.
+    pub(super) fn projection(
+        &self,
+        now: Duration,
+        newcomer: Option<Curve>,
+    ) -> (f64, Vec<(TaskId, f64)>) {
+        let mut jumps = Vec::new();
         let mut curves: Vec<Curve> = Vec::with_capacity(self.running.len() + 1);
         for r in self.running_ids() {
             let Some(mut c) = self.curve(now, r) else {
@@ -406,15 +434,15 @@ impl Policy {
             };
             if let Some(hold) = self.idle_hold(r, now) {
                 let hold = hold.get() as f64;
-                jump = jump.max(c.peak - hold);
+                jumps.push((r, (c.peak - hold).max(0.0)));
                 c.now = hold;
                 c.peak = hold;
                 c.ramp = 0.0;
             }
             curves.push(c);
         }
-        curves.extend(newcomer.map(|n| n.0));
-        project::highest(&curves) + jump
+        curves.extend(newcomer);
+        (project::highest(&curves), jumps)
     }
 
     /// Fails queued tasks whose measured lower bound exceeds the budget: they can never fit.
@@ -471,6 +499,11 @@ impl Policy {
             }
             if !running.is_empty() && self.shm_room_for.is_some_and(|n| self.shm_started >= n) {
                 return; // another task's shared memory would not fit in /dev/shm
+            }
+            if running.iter().any(|&id| self.overtaken_enough(id)) {
+                // A parked task overtaken too often goes first ([`park`](super::park)).
+                self.short = Some(eta::Short::Paused(self.paused_count()));
+                return;
             }
             let Some(room) = self.room() else { return };
             // The most any newcomer could get once every expected end has passed; a cheap

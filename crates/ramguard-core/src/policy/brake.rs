@@ -117,7 +117,8 @@ impl Policy {
             .iter()
             .copied()
             .filter(|&id| self.stopping(id).is_none())
-            .max_by_key(|&id| self.facts(id).seq)
+            // A parked task holds little and takes nothing more: the others go first.
+            .max_by_key(|&id| (!self.is_parked(id), self.facts(id).seq))
         else {
             return;
         };

@@ -11,6 +11,7 @@
 //! - `admission.rs`: when a queued task may start (room, curves, backfill, stalls);
 //! - `brake.rs`: stopping tasks for memory, caps and time (TERM, then KILL);
 //! - [`suspend`]: pausing the newest growing task instead of braking it;
+//! - [`park`]: stopping asleep tasks before they jump, where their jumps do not fit;
 //! - `verdict.rs`: how an ended attempt is classified, requeued or failed;
 //! - `learn.rs`: prediction glue — the model, cold start, provisional learning;
 //! - [`predict`], [`project`], [`order`], [`levels`], [`eta`], [`recycle`], [`sim`]: the
@@ -37,6 +38,7 @@ pub mod levels;
 pub mod lookahead;
 pub mod order;
 pub mod pace;
+pub mod park;
 pub mod predict;
 pub mod project;
 pub mod reason;
@@ -46,7 +48,7 @@ pub mod suspend;
 mod types;
 mod verdict;
 
-pub use reason::{BrakeWhy, PauseWhy, Projection, Reason};
+pub use reason::{BrakeWhy, PauseCause, PauseWhy, Projection, Reason};
 use types::climb_to;
 pub use types::{quiet_start, quiet_start_of_samples, QUIET_GAP};
 pub use types::{
@@ -140,6 +142,8 @@ pub struct Policy {
     /// How many observations the model held when [`lookahead`] last ordered the queue, and
     /// the head of that order.
     plan: Option<(usize, Vec<TaskId>)>,
+    /// Of the finished tasks with a quiet start, how many slept in it ([`park`]).
+    sleepers: park::Sleepers,
 }
 
 impl Policy {
@@ -188,6 +192,7 @@ impl Policy {
             restarts: recycle::Restarts::default(),
             short: None,
             plan: None,
+            sleepers: park::Sleepers::default(),
         }
     }
 
@@ -198,6 +203,7 @@ impl Policy {
         self.shm_room_for = sample.shm_room_for;
         self.shm_free = sample.shm_free;
         self.shm_started = 0;
+        self.note_cpu(now, &sample.cpu);
         for &(id, mem) in &sample.tasks {
             // A task's climb is timed on the clock it runs on: paused time is not its own.
             let age = self.elapsed_running(id, now);
@@ -226,6 +232,7 @@ impl Policy {
         self.check_caps(now);
         self.check_brake(now, sample.available);
         self.check_suspend(now);
+        self.check_parking(now);
         self.check_psi();
     }
 

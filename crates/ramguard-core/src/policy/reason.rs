@@ -66,6 +66,17 @@ pub enum PauseWhy {
     NothingFits { available: Bytes, reserve: Bytes },
 }
 
+/// Why a running task was paused.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum PauseCause {
+    /// Without the pause the running tasks would need more than they may hold
+    /// ([`suspend`](super::suspend)).
+    Projection(Projection),
+    /// It was asleep, and its jump to its predicted peak did not fit in the `room` left for
+    /// the jumps of idle tasks ([`park`](super::park)).
+    Asleep { jump: Bytes, room: Bytes },
+}
+
 /// What the running tasks would need, projected, against the `limit` they may hold together.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Projection {

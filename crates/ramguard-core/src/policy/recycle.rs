@@ -277,6 +277,7 @@ mod tests {
             tasks,
             shm_room_for: None,
             shm_free: None,
+            cpu: Vec::new(),
         };
         p.handle_sample(now, &s);
     }

@@ -36,7 +36,7 @@ use super::{
 use crate::units::Bytes;
 
 mod world;
-pub use world::{Cpu, End, Host, Report, Script, SimTask};
+pub use world::{Cpu, End, Host, Report, Script, SimTask, Sleep};
 
 #[derive(Debug, Clone)]
 struct Run {
@@ -48,8 +48,11 @@ struct Run {
     term_at: Option<Duration>,
     kill_at: Option<Duration>,
     oom: bool,
-    /// Paused since then (SIGSTOP): its trace's clock stands still.
+    /// Paused since then (SIGSTOP): its trace's clock stands still, but for a sleep on the
+    /// wall clock, which runs on to its end.
     paused_since: Option<Duration>,
+    /// Where in its trace it was when paused.
+    paused_age: Duration,
     /// Time paused before `paused_since`.
     paused_total: Duration,
     /// Time its trace stood still for want of CPU ([`Host::cpu`]).
@@ -64,8 +67,20 @@ impl Run {
             + self.slowed
             + self
                 .paused_since
-                .map_or(Duration::ZERO, |p| now.saturating_sub(p));
+                .map_or(Duration::ZERO, |p| self.stood_still(now.saturating_sub(p)));
         now.saturating_sub(self.started).saturating_sub(paused)
+    }
+
+    /// Of a pause that has lasted `span`, the time its trace stood still: all of it, less
+    /// what a sleep on the wall clock ran on meanwhile.
+    fn stood_still(&self, span: Duration) -> Duration {
+        span.saturating_sub(self.script.sleep_left(self.paused_age))
+    }
+
+    /// CPU time used up to `now`: its time in its trace, less its sleeps.
+    fn cpu(&self, now: Duration) -> Duration {
+        let age = self.age(now);
+        age.saturating_sub(self.script.asleep_before(age))
     }
 
     /// Bytes per second its trace grows at `now` (0 while paused, holding or shrinking).
@@ -421,6 +436,11 @@ impl Sim {
             &Sample {
                 available,
                 psi_full_avg10: self.host.psi_at(self.now),
+                cpu: self
+                    .runs
+                    .iter()
+                    .map(|(&id, r)| (id, r.cpu(self.now)))
+                    .collect(),
                 tasks,
                 shm_room_for: None,
                 shm_free: None,
@@ -469,6 +489,7 @@ impl Sim {
                         kill_at: None,
                         oom: false,
                         paused_since: None,
+                        paused_age: Duration::ZERO,
                         paused_total: Duration::ZERO,
                         slowed: Duration::ZERO,
                     },
@@ -484,6 +505,7 @@ impl Sim {
             },
             Action::Pause { task } => match self.runs.get_mut(task) {
                 Some(r) if r.paused_since.is_none() && r.term_at.is_none() => {
+                    r.paused_age = r.age(now);
                     r.paused_since = Some(now);
                     self.report.pauses += 1;
                 }
@@ -491,8 +513,11 @@ impl Sim {
                 None => self.violation(format!("Pause of task {task}, which is not running")),
             },
             Action::Resume { task } => match self.runs.get_mut(task) {
-                Some(r) => match r.paused_since.take() {
-                    Some(since) => r.paused_total += now.saturating_sub(since),
+                Some(r) => match r.paused_since {
+                    Some(since) => {
+                        r.paused_total += r.stood_still(now.saturating_sub(since));
+                        r.paused_since = None;
+                    }
                     None => self.violation(format!("Resume of task {task}, which is not paused")),
                 },
                 None => self.violation(format!("Resume of task {task}, which is not running")),

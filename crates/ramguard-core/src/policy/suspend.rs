@@ -60,8 +60,8 @@ use std::time::Duration;
 
 use super::project::{self, Curve};
 use super::{
-    Action, BrakeCause, BrakeWhy, Note, Policy, Projection, StopReason, TaskId, TaskState,
-    CLIMB_STEP, SETTLE_WINDOW,
+    Action, BrakeCause, BrakeWhy, Note, PauseCause, Policy, Projection, StopReason, TaskId,
+    TaskState, CLIMB_STEP, SETTLE_WINDOW,
 };
 use crate::units::Bytes;
 
@@ -102,7 +102,9 @@ impl Policy {
         }
         let Some(limit) = self.limit() else { return };
         let limit = limit as f64;
-        let live: Vec<TaskId> = self.by_start_order(|p, id| p.stopping(id).is_none());
+        // Parked tasks are parking's to resume ([`park`](super::park)).
+        let live: Vec<TaskId> =
+            self.by_start_order(|p, id| p.stopping(id).is_none() && !p.is_parked(id));
         let mut active: Vec<TaskId> = live
             .iter()
             .copied()
@@ -173,7 +175,7 @@ impl Policy {
             paused_now = true;
         }
         let paused: Vec<TaskId> = self.by_start_order(|p, id| {
-            p.stopping(id).is_none() && p.is_paused(id) && !active.contains(&id)
+            p.stopping(id).is_none() && p.is_paused(id) && !p.is_parked(id) && !active.contains(&id)
         });
         if paused_now || paused.is_empty() {
             return;
@@ -392,8 +394,10 @@ impl Policy {
             f.paused_since = Some(now);
         }
         self.actions.push_back(Action::Pause { task: id });
-        self.actions
-            .push_back(Action::Note(Note::TaskPaused { task: id, why }));
+        self.actions.push_back(Action::Note(Note::TaskPaused {
+            task: id,
+            why: PauseCause::Projection(why),
+        }));
     }
 
     /// Resumes a paused task and notes for how long it was paused.
@@ -413,6 +417,15 @@ impl Policy {
         let since = f.paused_since.take()?;
         let lasted = now.saturating_sub(since);
         f.paused_total += lasted;
+        // A task paused while it grew is asleep again only after it has used no CPU for a
+        // while since it runs; a parked one slept before and used none since, and stays
+        // asleep until a sample says otherwise (else it would count as working and take
+        // the room of older sleepers: parked and resumed by turns).
+        if !std::mem::take(&mut f.parked) {
+            if let Some(busy) = f.busy.as_mut() {
+                busy.0 = now;
+            }
+        }
         self.actions.push_back(Action::Resume { task: id });
         Some(lasted)
     }

@@ -56,6 +56,7 @@ fn sample(available: u64, tasks: &[(TaskId, u64)]) -> Sample {
         tasks: tasks.iter().map(|&(t, m)| (t, mib(m))).collect(),
         shm_room_for: None,
         shm_free: None,
+        cpu: Vec::new(),
     }
 }
 

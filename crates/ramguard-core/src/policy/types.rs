@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::reason::{BrakeWhy, PauseWhy, Projection, Reason};
+use super::reason::{BrakeWhy, PauseCause, PauseWhy, Reason};
 use crate::units::Bytes;
 
 /// Index of a task in the list given to [`Policy::new`](super::Policy::new).
@@ -75,6 +75,10 @@ pub struct Sample {
     /// its memory there (a SharedMemory pool), and a full `/dev/shm` is a SIGBUS, not a
     /// brake.
     pub shm_free: Option<Bytes>,
+    /// CPU time (user and system) each running task's tree has used so far, where the
+    /// supervisor reads it: a task that uses none for a while is asleep, and stopping it
+    /// costs nothing ([`park`](super::park)). Tasks not listed are never taken as asleep.
+    pub cpu: Vec<(TaskId, Duration)>,
 }
 
 /// Why ramguard stops a task.
@@ -352,6 +356,15 @@ pub struct AttemptFacts {
     /// instant, not only after it has idled a second (admission's module doc, "Quiet
     /// starts").
     pub quiet: bool,
+    /// When the task last used CPU worth counting, and its CPU time then; `None` until
+    /// its CPU time is known ([`park`](super::park)).
+    pub busy: Option<(Duration, Duration)>,
+    /// Paused while asleep, until its jump fits ([`park`](super::park)).
+    pub parked: bool,
+    /// Was asleep while it idled ([`park`](super::park)).
+    pub slept: bool,
+    /// How often a younger parked task was resumed while this one stayed parked.
+    pub overtaken: u32,
 }
 
 impl AttemptFacts {
@@ -380,6 +393,10 @@ impl AttemptFacts {
         paused_total: Duration::ZERO,
         paused_rate: 0.0,
         quiet: false,
+        busy: None,
+        parked: false,
+        slept: false,
+        overtaken: 0,
     };
 }
 
@@ -430,9 +447,9 @@ pub enum Note {
     LearnedPeak { peak: Bytes },
     /// The brake fired, and why.
     Brake { task: TaskId, why: BrakeWhy },
-    /// A running task was paused (SIGSTOP) so that others' growth fits: without the pause
-    /// the running tasks would need more than they may hold.
-    TaskPaused { task: TaskId, why: Projection },
+    /// A running task was paused (SIGSTOP): so that others' growth fits, or, asleep, until
+    /// its jump fits.
+    TaskPaused { task: TaskId, why: PauseCause },
     /// A paused task runs again after being paused for `paused_for`.
     TaskResumed { task: TaskId, paused_for: Duration },
 }

@@ -8,6 +8,7 @@
 
 use std::time::Duration;
 
+use super::admission::IDLE_AFTER;
 use super::predict::Observation;
 use super::{
     Action, BrakeWhy, Ending, Exit, ExitClass, Policy, Reason, StopReason, Stopping, TaskId,
@@ -75,11 +76,16 @@ impl Policy {
                     .saturating_sub(started)
                     .saturating_sub(self.paused_for(task, now));
                 let time_to_peak = facts.reached(peak.scale(NEAR_PEAK)).unwrap_or(duration);
+                let quiet = facts.quiet(peak);
+                if quiet.0 >= IDLE_AFTER {
+                    self.sleepers.quiet += 1;
+                    self.sleepers.slept += u32::from(facts.slept);
+                }
                 let obs = Observation {
                     peak,
                     duration: Some(duration),
                     time_to_peak: Some(time_to_peak),
-                    quiet: Some(facts.quiet(peak)),
+                    quiet: Some(quiet),
                 };
                 let features = self.specs[task].features.clone();
                 self.predictor.observe(&features, obs);

@@ -329,6 +329,7 @@ fn script(a: &AttemptRow, samples: &[MemSample]) -> Script {
         points,
         end,
         term_delay: Some(Duration::from_millis(100)),
+        sleeps: Vec::new(),
     }
 }
 

@@ -317,6 +317,7 @@ impl Executor for Scripted {
                 tasks,
                 shm_room_for: None,
                 shm_free: None,
+                cpu: Vec::new(),
             },
             trees,
             next: self.tick,

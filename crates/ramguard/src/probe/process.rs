@@ -43,6 +43,7 @@ pub struct Rollup {
 pub struct ProcReader {
     root: Root,
     page_size: u64,
+    ticks_per_second: u64,
 }
 
 impl ProcReader {
@@ -50,7 +51,22 @@ impl ProcReader {
         ProcReader {
             root,
             page_size: rustix::param::page_size() as u64,
+            ticks_per_second: rustix::param::clock_ticks_per_second().max(1),
         }
+    }
+
+    /// CPU time the process and its reaped children have used, from `stat`; `None` when
+    /// the process has gone.
+    pub fn cpu_time(&self, pid: u32) -> Result<Option<std::time::Duration>> {
+        let path = format!("/proc/{pid}/stat");
+        let Some(text) = read_gone_ok(&self.root, &path)? else {
+            return Ok(None);
+        };
+        let ticks = self.root.parse(&path, &text, parse::stat_cpu_ticks)?;
+        let nanos = u128::from(ticks) * 1_000_000_000 / u128::from(self.ticks_per_second);
+        Ok(Some(std::time::Duration::from_nanos(
+            u64::try_from(nanos).unwrap_or(u64::MAX),
+        )))
     }
 
     /// RSS and VIRT from `statm`; `None` when the process has already gone.

@@ -574,6 +574,7 @@ impl Executor for Cluster<'_> {
                 tasks,
                 shm_room_for: None,
                 shm_free: None,
+                cpu: Vec::new(),
             },
             trees,
             next: TICK,

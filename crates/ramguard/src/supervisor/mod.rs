@@ -273,6 +273,7 @@ impl Supervisor {
         }
         let mut tasks = Vec::with_capacity(self.running.len());
         let mut trees = Vec::with_capacity(self.running.len());
+        let mut cpu = Vec::with_capacity(self.running.len());
         let ids: Vec<TaskId> = self.running.keys().copied().collect();
         self.shm.scan(now, &self.trees, &ids);
         let mut used = Bytes::ZERO;
@@ -296,6 +297,7 @@ impl Supervisor {
                 a.peak_virt = a.peak_virt.max(mem.virt);
                 used += mem.used;
                 tasks.push((task, mem.used));
+                cpu.extend(self.trees.cpu_time(task, now).map(|c| (task, c)));
                 trees.push((task, mem));
             }
         }
@@ -309,6 +311,7 @@ impl Supervisor {
                 shm::room_for(size, self.shm.total(), expected, &running_shm)
             }),
             shm_free: self.host.shm_free(),
+            cpu,
         };
         // Adaptive interval (`policy::pace`, the rule the simulator replays).
         let headroom = pace::headroom(cfg, available, used, largest);

@@ -59,7 +59,13 @@ struct Member {
     root: u32,
     pids: BTreeSet<u32>,
     meter: Meter,
+    /// When its CPU time was last read, and what it was.
+    cpu: Option<(Duration, Duration)>,
 }
+
+/// How often a tree's CPU time is read at most: what tells a sleeping task from a working
+/// one needs half a second of it (`policy::park`), not every tick's.
+const CPU_EVERY: Duration = Duration::from_millis(50);
 
 /// Every running task's processes.
 #[derive(Debug)]
@@ -104,6 +110,7 @@ impl Trees {
                 root,
                 pids: BTreeSet::from([root]),
                 meter: Meter::default(),
+                cpu: None,
             },
         );
     }
@@ -283,6 +290,23 @@ impl Trees {
             self.owner.remove(&pid);
         }
         m.meter.update(&self.reader, &pids, &statms, shm, now)
+    }
+
+    /// CPU time the task's tree has used (its live processes and the children they
+    /// reaped), read at most every [`CPU_EVERY`]; `None` when it cannot be read.
+    pub fn cpu_time(&mut self, task: TaskId, now: Duration) -> Option<Duration> {
+        let m = self.tasks.get_mut(&task)?;
+        if let Some((_, used)) = m.cpu.filter(|&(at, _)| now.saturating_sub(at) < CPU_EVERY) {
+            return Some(used);
+        }
+        let mut used = Duration::ZERO;
+        for &pid in &m.pids {
+            if let Ok(Some(t)) = self.reader.cpu_time(pid) {
+                used += t;
+            }
+        }
+        m.cpu = Some((now, used));
+        Some(used)
     }
 
     /// The pids of a task's tree as last seen (its root first).

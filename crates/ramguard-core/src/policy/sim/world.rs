@@ -40,6 +40,20 @@ pub struct Script {
     pub end: End,
     /// How long after TERM it exits; `None` ignores TERM (only KILL ends it).
     pub term_delay: Option<Duration>,
+    /// Stretches of the trace in which it uses no CPU, in order.
+    pub sleeps: Vec<Sleep>,
+}
+
+/// A stretch of a trace in which the task uses no CPU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sleep {
+    /// Where in the trace it starts and ends.
+    pub from: Duration,
+    pub until: Duration,
+    /// Its clock runs on while the task is stopped (a `sleep`, a wait on something
+    /// outside); otherwise it stands still, like work (memhog's hold, timed by the time it
+    /// ran).
+    pub wall_clock: bool,
 }
 
 impl Script {
@@ -53,7 +67,35 @@ impl Script {
             ],
             end: End::Code(code),
             term_delay: Some(Duration::from_millis(100)),
+            sleeps: Vec::new(),
         }
+    }
+
+    /// The same trace, using no CPU from `from` to `until`; see [`Sleep::wall_clock`].
+    pub fn asleep(mut self, from: Duration, until: Duration, wall_clock: bool) -> Script {
+        self.sleeps.push(Sleep {
+            from,
+            until,
+            wall_clock,
+        });
+        self
+    }
+
+    /// How much of the trace up to `age` it spends asleep.
+    pub fn asleep_before(&self, age: Duration) -> Duration {
+        self.sleeps
+            .iter()
+            .map(|s| age.min(s.until).saturating_sub(s.from))
+            .sum()
+    }
+
+    /// At `age`, how long its sleep on the wall clock runs on (what a stop costs it
+    /// nothing of); zero outside such a sleep.
+    pub fn sleep_left(&self, age: Duration) -> Duration {
+        self.sleeps
+            .iter()
+            .find(|s| s.wall_clock && s.from <= age && age < s.until)
+            .map_or(Duration::ZERO, |s| s.until - age)
     }
 
     /// The same trace ending differently.

@@ -1,0 +1,195 @@
+//! Parking: stopping a task that sleeps before its climb, where stopping it costs nothing.
+//!
+//! Many tasks wait before they allocate: on a lock, a download, a queue, a `sleep`. A task
+//! that idles far below its predicted peak counts at what it holds, and admission keeps the
+//! largest of such tasks' jumps free once ([`admission`](super::admission), "Idle tasks"):
+//! any one of them may jump at any moment. Two jumping at once was the bet that failed: the
+//! second was paused part-way up, holding memory, and braked if the first needed it.
+//!
+//! A task that has used no CPU for [`ASLEEP_AFTER`] (its tree's user and system time, read
+//! by the supervisor, grew by at most [`CPU_SLACK`]) is **asleep**. Stopping an asleep task
+//! (SIGSTOP of its tree) costs it nothing: a sleep's clock runs on while the task is
+//! stopped, and a lock or a download it waits for is as far along when it is continued. It
+//! cannot climb while stopped. So at each sample the tasks that count as idle, and the
+//! parked ones, are taken oldest first (tasks that cannot be parked, because they work,
+//! before all others), and each keeps running, or is resumed, while the sum of their jumps
+//! fits in the room the running tasks' projection leaves under the limit; an asleep one
+//! whose jump no longer fits is **parked**. A parked task counts at what it holds; its jump
+//! is among those admission keeps free. It is resumed, oldest first, as soon as its jump
+//! fits beside the jumps of the idle tasks that run: then it jumps into room kept for it,
+//! not beside another jumping task.
+//!
+//! Rules that keep it safe and moving:
+//! - The last task that runs is never parked, and with every running task paused or
+//!   parked, the oldest parked one runs (no deadlock).
+//! - A parked task is not paused for memory nor braked for what it holds
+//!   ([`suspend`](super::suspend)); the brake takes one only when nothing else can stop.
+//! - Its paused time counts toward neither `--timeout` nor its learned durations, like any
+//!   pause.
+//! - Without CPU figures (an executor that cannot read them) no task is asleep, and nothing
+//!   is parked.
+
+use std::time::Duration;
+
+use super::{Action, Note, PauseCause, Policy, TaskId};
+use crate::units::Bytes;
+
+/// How long a task must use no CPU to count as asleep.
+pub const ASLEEP_AFTER: Duration = Duration::from_millis(500);
+/// CPU time a sleeping task may use and still count as asleep: two clock ticks, for a
+/// timer or a runtime's housekeeping.
+pub const CPU_SLACK: Duration = Duration::from_millis(20);
+
+/// Of the finished tasks whose memory stood still a while before their climb (a quiet start
+/// of [`IDLE_AFTER`](super::admission::IDLE_AFTER) or more), how many were seen asleep
+/// meanwhile.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Sleepers {
+    pub quiet: u32,
+    pub slept: u32,
+}
+
+/// A sweep's tasks sleep in their quiet starts once this many did, and at least
+/// [`SLEEPY_SHARE`] of those with one.
+const SLEEPY_AFTER: u32 = 3;
+const SLEEPY_SHARE: f64 = 0.8;
+
+impl Policy {
+    /// Returns true if and only if the sweep's finished tasks slept in their quiet starts
+    /// ([`SLEEPY_AFTER`], [`SLEEPY_SHARE`]): a newcomer like them is parked before it
+    /// jumps if its jump does not fit, so it may start counted at what it holds meanwhile
+    /// however many others share the room kept for jumps.
+    pub(super) fn sleepy(&self) -> bool {
+        let Sleepers { quiet, slept } = self.sleepers;
+        slept >= SLEEPY_AFTER && f64::from(slept) >= f64::from(quiet) * SLEEPY_SHARE
+    }
+
+    /// Records each running task's CPU time from a sample: the moment it last used CPU
+    /// worth counting. A paused task uses none; its mark stays as it was.
+    pub(super) fn note_cpu(&mut self, now: Duration, cpu: &[(TaskId, Duration)]) {
+        for &(id, used) in cpu {
+            if self.is_paused(id) {
+                continue;
+            }
+            let Some(f) = self.facts_mut(id) else {
+                continue;
+            };
+            match f.busy {
+                // A tree whose CPU time went down lost a process: it did something.
+                Some((_, seen)) if used >= seen && used <= seen + CPU_SLACK => {}
+                _ => f.busy = Some((now, used)),
+            }
+        }
+    }
+
+    /// Returns true if and only if a running task that is not paused has used no CPU
+    /// worth counting for [`ASLEEP_AFTER`].
+    pub fn is_asleep(&self, task: TaskId, now: Duration) -> bool {
+        !self.is_paused(task)
+            && self
+                .facts(task)
+                .busy
+                .is_some_and(|(at, _)| now.saturating_sub(at) >= ASLEEP_AFTER)
+    }
+
+    /// Returns true if and only if a running task is parked: paused while asleep, until
+    /// its jump fits.
+    pub fn is_parked(&self, task: TaskId) -> bool {
+        let f = self.facts(task);
+        f.parked && f.paused_since.is_some()
+    }
+
+    /// Parks asleep tasks whose jumps no longer fit and resumes parked ones whose jumps do
+    /// (module doc); called per sample.
+    pub(super) fn check_parking(&mut self, now: Duration) {
+        if self.interrupted || !self.config.pause {
+            return;
+        }
+        let Some(limit) = self.limit() else { return };
+        let (highest, jumps) = self.projection(now, None);
+        let mut room = limit as f64 - highest;
+        let mut order: Vec<(TaskId, f64, bool)> = jumps
+            .into_iter()
+            .filter(|&(id, _)| self.stopping(id).is_none())
+            .map(|(id, j)| (id, j, self.is_parked(id) || self.is_asleep(id, now)))
+            .collect();
+        for &(id, _, free) in &order {
+            if let Some(f) = self.facts_mut(id).filter(|_| free) {
+                f.slept = true;
+            }
+        }
+        order.sort_by_key(|&(id, _, free)| (free, self.facts(id).seq));
+        // Tasks that run and will not be parked: never park the last of them.
+        let mut running = self
+            .running_ids()
+            .filter(|&id| !self.is_paused(id) && self.stopping(id).is_none())
+            .count();
+        // Parked tasks whose jumps do not fit yet, and whether one of them was overtaken
+        // often enough that no younger one may go first any more.
+        let mut waiting: Vec<TaskId> = Vec::new();
+        let mut blocked = false;
+        for (id, jump, free) in order {
+            let parked = self.is_parked(id);
+            if !free || (jump <= room && !(parked && blocked)) {
+                room -= jump;
+                if parked {
+                    self.unpark(now, id);
+                    running += 1;
+                    for &w in &waiting {
+                        if let Some(f) = self.facts_mut(w) {
+                            f.overtaken += 1;
+                        }
+                    }
+                }
+            } else if parked {
+                blocked |= self.overtaken_enough(id);
+                waiting.push(id);
+            } else if running > 1 {
+                let why = PauseCause::Asleep {
+                    jump: Bytes(jump as u64),
+                    room: Bytes(room.max(0.0) as u64),
+                };
+                self.park(now, id, why);
+                running -= 1;
+            }
+        }
+        if running == 0 {
+            // Never deadlock: with nothing else running, the oldest parked task runs.
+            let oldest = self
+                .running_ids()
+                .filter(|&id| self.is_parked(id))
+                .min_by_key(|&id| self.facts(id).seq);
+            if let Some(id) = oldest {
+                self.unpark(now, id);
+            }
+        }
+    }
+
+    /// Returns true if and only if a parked task was overtaken by younger ones as often as
+    /// `max_jobs`: from then on none goes before it, and no newcomer starts, until its jump
+    /// fits (as for the head of the queue, admission's module doc), so that a big task is
+    /// not left to the end by a stream of small ones.
+    pub(super) fn overtaken_enough(&self, id: TaskId) -> bool {
+        self.is_parked(id) && self.facts(id).overtaken as usize >= self.config.max_jobs.max(1)
+    }
+
+    /// Parks a running task: pauses it, marked as parked.
+    fn park(&mut self, now: Duration, id: TaskId, why: PauseCause) {
+        if self.is_paused(id) {
+            return;
+        }
+        if let Some(f) = self.facts_mut(id) {
+            f.paused_rate = 0.0;
+            f.paused_since = Some(now);
+            f.parked = true;
+        }
+        self.actions.push_back(Action::Pause { task: id });
+        self.actions
+            .push_back(Action::Note(Note::TaskPaused { task: id, why }));
+    }
+
+    /// Resumes a parked task.
+    fn unpark(&mut self, now: Duration, id: TaskId) {
+        self.resume(now, id);
+    }
+}
