@@ -924,6 +924,39 @@ fn asleep_tasks_are_parked_before_they_jump_and_jump_one_by_one() {
 }
 
 #[test]
+fn a_cold_sweep_learns_no_peak_from_tasks_asleep_before_their_work() {
+    // Eight unknown tasks sleep 3–10 s at 5 MiB (`sleep`: no CPU), then take 1.2 GiB. A
+    // task that stood still two seconds was learned as settled at what it held: the next
+    // unknown tasks were predicted at 5 MiB, started together, and jumped to 1.2 GiB
+    // beside each other. An asleep task that has used almost no CPU waits to begin: it
+    // teaches nothing, and is parked before it jumps where its jump does not fit.
+    let (cfg, host) = small_machine(8);
+    let tasks: Vec<SimTask> = (0..8)
+        .map(|i| {
+            let idle = 3.0 + i as f64;
+            SimTask::new(sleeps_then_jumps(idle, 1.2).asleep(Duration::ZERO, secs(idle), true))
+        })
+        .collect();
+    let (sim, report) = run_sampled(cfg, host, tasks);
+    assert_clean(&report);
+    all_done(&sim, 8);
+    let predicted: Vec<Bytes> = sim
+        .log()
+        .iter()
+        .filter_map(|(_, a)| match a {
+            Action::Start { predicted, .. } => Some(*predicted),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        predicted.iter().all(|&p| p >= gib(1.0)),
+        "started at {predicted:?}"
+    );
+    assert_eq!(report.brakes, 0);
+    assert!(report.min_available > gib(0.5), "{}", report.min_available);
+}
+
+#[test]
 fn the_room_shown_while_tasks_idle_is_the_room_admission_counts() {
     // Eight tasks sleep 3–10 s at 5 MiB, then take 1.2 GiB (learned: about 1.3 GiB each),
     // on the 4 GiB machine with -j 8. At 2.5 s four run, three of them idle; the fifth

@@ -256,6 +256,12 @@ impl Policy {
     pub(super) fn quiet_start(&self, id: TaskId, predicted: Bytes) -> Option<(Duration, Bytes)> {
         let (until, held) = self.predictor.quiet(&self.specs[id].features)?;
         let small = held.get() as f64 <= predicted.get() as f64 * QUIET_SHARE;
+        if self.sleepy() {
+            // Its tasks sleep before they climb, and are parked before they jump where the
+            // jump does not fit: how long they stayed quiet on their run clocks (which
+            // parking shortens) matters only until one can be seen asleep.
+            return (small && held > Bytes::ZERO).then_some((until.max(IDLE_AFTER), held));
+        }
         (until >= IDLE_AFTER && small).then_some((until, held))
     }
 
@@ -280,23 +286,22 @@ impl Policy {
         predicted: Bytes,
         cold: bool,
     ) -> Option<Bytes> {
-        if cold {
+        if cold || self.quiet_unconfirmed(now) {
             return None;
         }
-        let (_, held) = self.quiet_start(id, predicted)?;
-        if self.quiet_unconfirmed(now) {
-            return None;
+        // Like the tasks before it, a newcomer of a sweep whose tasks sleep will sleep, and
+        // be parked before its jump if that does not fit ([`park`](super::park)): however
+        // many share the jump kept free.
+        if !self.sleepy() {
+            let sharing = self
+                .running_ids()
+                .filter(|&r| !self.is_parked(r) && self.idle_hold(r, now).is_some())
+                .count();
+            if sharing >= QUIET_SHARING {
+                return None;
+            }
         }
-        if self.sleepy() {
-            // Like the tasks before it, it will sleep, and be parked before its jump if
-            // that does not fit ([`park`](super::park)).
-            return Some(held);
-        }
-        let sharing = self
-            .running_ids()
-            .filter(|&r| !self.is_parked(r) && self.idle_hold(r, now).is_some())
-            .count();
-        (sharing < QUIET_SHARING).then_some(held)
+        self.quiet_start(id, predicted).map(|(_, held)| held)
     }
 
     /// How soon a task may reach its peak at the earliest; `None` for a cold-started one.
@@ -509,13 +514,18 @@ impl Policy {
             // The most any newcomer could get once every expected end has passed; a cheap
             // first test before projecting curves.
             let room_ahead = self.room_ahead(now).unwrap_or(room);
-            let cold_settled = running
-                .iter()
-                .all(|&id| !self.facts(id).cold || self.is_settled(id, now));
+            let cold_settled = running.iter().all(|&id| {
+                !self.facts(id).cold || self.is_settled(id, now) || self.waits_to_begin(id, now)
+            });
             // With room for -j tasks at any plausible size, unknown tasks start together; with
             // room for fewer, that many ([`order`](super::order)).
             let plentiful = self.plentiful();
-            let cold_running = running.iter().filter(|&&r| self.facts(r).cold).count();
+            // A cold task that waits to begin holds back nothing: it is parked before it
+            // jumps where its jump does not fit ([`park`](super::park)).
+            let cold_running = running
+                .iter()
+                .filter(|&&r| self.facts(r).cold && !self.waits_to_begin(r, now))
+                .count();
             let partly = cold_running < self.cold_slots();
             // Backfill looks this deep into the queue at most: with a full machine, every
             // tick would otherwise predict every queued task. Longest expected first.
@@ -543,7 +553,13 @@ impl Policy {
                 let cold_blocked = cold && !cold_settled && !plentiful && !partly;
                 let fits = if running.is_empty() {
                     i128::from(lower.get()) <= room
-                } else if alone || cold_blocked || i128::from(predicted.get()) > room_ahead {
+                } else if alone
+                    || cold_blocked
+                    || (i128::from(predicted.get()) > room_ahead
+                        // A quiet newcomer counts at what it holds meanwhile, its jump in
+                        // the one kept free: the cheap test, at its whole peak, is no test.
+                        && self.quiet_newcomer(now, id, predicted, cold).is_none())
+                {
                     false
                 } else {
                     self.fits_ahead(now, id, predicted, cold)

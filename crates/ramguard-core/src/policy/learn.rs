@@ -121,7 +121,11 @@ impl Policy {
         }
         let settled: Vec<(TaskId, Bytes)> = self
             .running_ids()
-            .filter(|&id| self.stopping(id).is_none() && self.is_settled(id, now))
+            .filter(|&id| {
+                self.stopping(id).is_none()
+                    && self.is_settled(id, now)
+                    && !self.waits_to_begin(id, now)
+            })
             .filter_map(|id| match &self.tasks[id] {
                 TaskState::Running { peak, .. } if *peak > Bytes::ZERO => Some((id, *peak)),
                 _ => None,
