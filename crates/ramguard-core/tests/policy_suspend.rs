@@ -875,6 +875,17 @@ fn tasks_idling_below_their_learned_peaks_make_room_but_one_jump_stays_free() {
     assert!(report.min_available > gib(0.5), "{}", report.min_available);
 }
 
+/// The eight sleepers of [`eight_sleepers`], whose sleeps use no CPU and run on while they
+/// are stopped (`sleep`, a wait on a lock).
+fn eight_asleep() -> Vec<SimTask> {
+    (0..8)
+        .map(|i| {
+            let idle = 3.0 + i as f64;
+            SimTask::new(sleeps_then_jumps(idle, 1.2).asleep(Duration::ZERO, secs(idle), true))
+        })
+        .collect()
+}
+
 #[test]
 fn asleep_tasks_are_parked_before_they_jump_and_jump_one_by_one() {
     // The eight sleepers above, whose sleeps use no CPU and run on while they are stopped
@@ -888,12 +899,7 @@ fn asleep_tasks_are_parked_before_they_jump_and_jump_one_by_one() {
     // sleep. What is left is the newcomers' wait: each reserves its whole peak until it
     // has slept half a second, so the last, which sleeps 10 s, starts at 6.9 s.
     let (cfg, host) = small_machine(8);
-    let tasks: Vec<SimTask> = (0..8)
-        .map(|i| {
-            let idle = 3.0 + i as f64;
-            SimTask::new(sleeps_then_jumps(idle, 1.2).asleep(Duration::ZERO, secs(idle), true))
-        })
-        .collect();
+    let tasks = eight_asleep();
     let mut sim = Sim::new(cfg, host, tasks).sampling_like_the_supervisor();
     let history: Vec<(Vec<f64>, Observation)> = (0..3).map(|_| (vec![], peak_only(1.2))).collect();
     sim.policy_mut().learn_from_history(&history);
@@ -931,12 +937,7 @@ fn a_cold_sweep_learns_no_peak_from_tasks_asleep_before_their_work() {
     // beside each other. An asleep task that has used almost no CPU waits to begin: it
     // teaches nothing, and is parked before it jumps where its jump does not fit.
     let (cfg, host) = small_machine(8);
-    let tasks: Vec<SimTask> = (0..8)
-        .map(|i| {
-            let idle = 3.0 + i as f64;
-            SimTask::new(sleeps_then_jumps(idle, 1.2).asleep(Duration::ZERO, secs(idle), true))
-        })
-        .collect();
+    let tasks = eight_asleep();
     let (sim, report) = run_sampled(cfg, host, tasks);
     assert_clean(&report);
     all_done(&sim, 8);
