@@ -48,7 +48,7 @@
 
 use std::time::Duration;
 
-use super::{Action, Note, PauseCause, Policy, TaskId};
+use super::{PauseCause, Policy, TaskId};
 use crate::units::Bytes;
 
 /// How long a task must use no CPU to count as asleep.
@@ -169,7 +169,7 @@ impl Policy {
             if !free || (jump <= room && !(parked && (blocked || resumed))) {
                 room -= jump;
                 if parked {
-                    self.unpark(now, id);
+                    self.resume(now, id);
                     resumed = true;
                     running += 1;
                     for &w in &waiting {
@@ -186,7 +186,7 @@ impl Policy {
                     jump: Bytes(jump as u64),
                     room: Bytes(room.max(0.0) as u64),
                 };
-                self.park(now, id, why);
+                self.pause(now, id, why);
                 running -= 1;
             }
         }
@@ -197,7 +197,7 @@ impl Policy {
                 .filter(|&id| self.is_parked(id))
                 .min_by_key(|&id| self.facts(id).seq);
             if let Some(id) = oldest {
-                self.unpark(now, id);
+                self.resume(now, id);
             }
         }
     }
@@ -208,25 +208,5 @@ impl Policy {
     /// not left to the end by a stream of small ones.
     pub(super) fn overtaken_enough(&self, id: TaskId) -> bool {
         self.is_parked(id) && self.facts(id).overtaken as usize >= self.config.max_jobs.max(1)
-    }
-
-    /// Parks a running task: pauses it, marked as parked.
-    fn park(&mut self, now: Duration, id: TaskId, why: PauseCause) {
-        if self.is_paused(id) {
-            return;
-        }
-        if let Some(f) = self.facts_mut(id) {
-            f.paused_rate = 0.0;
-            f.paused_since = Some(now);
-            f.parked = true;
-        }
-        self.actions.push_back(Action::Pause { task: id });
-        self.actions
-            .push_back(Action::Note(Note::TaskPaused { task: id, why }));
-    }
-
-    /// Resumes a parked task.
-    fn unpark(&mut self, now: Duration, id: TaskId) {
-        self.resume(now, id);
     }
 }

@@ -169,7 +169,7 @@ impl Policy {
                 need: Bytes(projected.max(0.0) as u64),
                 limit: Bytes(limit.max(0.0) as u64),
             };
-            self.pause(now, victim, why);
+            self.pause(now, victim, PauseCause::Projection(why));
             active.retain(|&id| id != victim);
             paused.push(victim);
             paused_now = true;
@@ -383,8 +383,9 @@ impl Policy {
         (quiet <= (3.0 * step).max(QUIET_GRACE.as_secs_f64())).then_some(rate)
     }
 
-    /// Pauses a running task and says why.
-    fn pause(&mut self, now: Duration, id: TaskId, why: Projection) {
+    /// Pauses a running task and says why; one paused asleep is parked
+    /// ([`park`](super::park)).
+    pub(super) fn pause(&mut self, now: Duration, id: TaskId, why: PauseCause) {
         if self.is_paused(id) {
             return;
         }
@@ -392,12 +393,11 @@ impl Policy {
         if let Some(f) = self.facts_mut(id) {
             f.paused_rate = rate;
             f.paused_since = Some(now);
+            f.parked = matches!(why, PauseCause::Asleep { .. });
         }
         self.actions.push_back(Action::Pause { task: id });
-        self.actions.push_back(Action::Note(Note::TaskPaused {
-            task: id,
-            why: PauseCause::Projection(why),
-        }));
+        self.actions
+            .push_back(Action::Note(Note::TaskPaused { task: id, why }));
     }
 
     /// Resumes a paused task and notes for how long it was paused.
