@@ -958,6 +958,25 @@ fn a_cold_sweep_learns_no_peak_from_tasks_asleep_before_their_work() {
 }
 
 #[test]
+fn with_pausing_off_cold_sleepers_still_hold_back_unknown_tasks() {
+    // The cold sleepers above with --no-pause: nothing can be parked, so a task that waits
+    // to begin is no reason to start more unknown tasks beside it. As many start as the
+    // limit holds at the plausible size (three of 1 GiB on this machine) until one is
+    // known; none is braked.
+    let (cfg, host) = small_machine(8);
+    let cfg = Config {
+        pause: false,
+        ..cfg
+    };
+    let (sim, report) = run_sampled(cfg, host, eight_asleep());
+    assert_clean(&report);
+    all_done(&sim, 8);
+    let before_any_jump = starts(&sim).iter().filter(|(t, _)| *t < secs(3.0)).count();
+    assert_eq!(before_any_jump, 3, "{:?}", starts(&sim));
+    assert_eq!(report.pauses, 0);
+}
+
+#[test]
 fn the_room_shown_while_tasks_idle_is_the_room_admission_counts() {
     // Eight tasks sleep 3–10 s at 5 MiB, then take 1.2 GiB (learned: about 1.3 GiB each),
     // on the 4 GiB machine with -j 8. At 2.5 s four run, three of them idle; the fifth

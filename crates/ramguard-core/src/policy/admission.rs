@@ -515,7 +515,9 @@ impl Policy {
             // first test before projecting curves.
             let room_ahead = self.room_ahead(now).unwrap_or(room);
             let cold_settled = running.iter().all(|&id| {
-                !self.facts(id).cold || self.is_settled(id, now) || self.waits_to_begin(id, now)
+                // One that waits to begin has not settled, whatever its memory did.
+                let settled = self.is_settled(id, now) && !self.waits_to_begin(id, now);
+                !self.facts(id).cold || settled || self.holds_back_nothing(id, now)
             });
             // With room for -j tasks at any plausible size, unknown tasks start together; with
             // room for fewer, that many ([`order`](super::order)).
@@ -524,7 +526,7 @@ impl Policy {
             // jumps where its jump does not fit ([`park`](super::park)).
             let cold_running = running
                 .iter()
-                .filter(|&&r| self.facts(r).cold && !self.waits_to_begin(r, now))
+                .filter(|&&r| self.facts(r).cold && !self.holds_back_nothing(r, now))
                 .count();
             let partly = cold_running < self.cold_slots();
             // Backfill looks this deep into the queue at most: with a full machine, every

@@ -125,6 +125,13 @@ impl Policy {
                 .is_some_and(|(_, used)| used < BEGUN_CPU)
     }
 
+    /// Returns true if and only if a cold task waits to begin and will be parked before it
+    /// jumps where its jump does not fit: it holds back no other unknown task. Not with
+    /// pausing off (`--no-pause`), where nothing is parked.
+    pub(super) fn holds_back_nothing(&self, task: TaskId, now: Duration) -> bool {
+        self.config.pause && self.waits_to_begin(task, now)
+    }
+
     /// Returns true if and only if a running task is parked: paused while asleep, until
     /// its jump fits.
     pub fn is_parked(&self, task: TaskId) -> bool {
