@@ -1135,3 +1135,44 @@ fn with_every_task_paused_the_one_that_fits_runs_first() {
         resumed(1)
     );
 }
+
+#[test]
+fn in_a_sleepy_sweep_a_big_sleeper_starts_while_another_holds_its_peak() {
+    // Three tasks sleep 1.5 s, then take 200–400 MiB: the sweep's tasks sleep before they
+    // climb. Then, on the 4 GiB machine (limit 3.5 GiB) with -j 3: A sleeps 1 s and holds
+    // 2.4 GiB for 4 s; a 300 MiB task; B and C sleep 4 s and hold 2.4 GiB for 1 s. No two
+    // of the big ones fit at once. When the small one ends, A holds its peak and B sleeps.
+    // C had to find room for its jump beside A's peak: it started when A ended, and slept
+    // alone (13.4 s). Like the tasks before it, it will sleep, and be parked before its
+    // jump if that does not fit then: it starts counted at what it holds, its sleep runs
+    // beside A's peak, and it jumps after B (10.1 s).
+    let (cfg, host) = small_machine(3);
+    let task = |idle: f64, peak: f64, hold: f64| {
+        let script = Script {
+            points: vec![
+                (Duration::ZERO, Bytes(5 << 20)),
+                (secs(idle), Bytes(5 << 20)),
+                (secs(idle + 0.2), gib(peak)),
+                (secs(idle + 0.2 + hold), gib(peak)),
+            ],
+            ..Script::ramp(gib(peak), secs(0.2), secs(hold), 0)
+        };
+        SimTask::new(script.asleep(Duration::ZERO, secs(idle), true)).features(vec![peak])
+    };
+    let mut tasks: Vec<SimTask> = [0.2, 0.3, 0.4].map(|p| task(1.5, p, 0.5)).into();
+    tasks.extend([
+        task(1.0, 2.4, 4.0),
+        task(1.0, 0.3, 1.5),
+        task(4.0, 2.4, 1.0),
+        task(4.0, 2.4, 1.0),
+    ]);
+    let (sim, report) = run_sampled(cfg, host, tasks);
+    assert_clean(&report);
+    all_done(&sim, 7);
+    let started = |task| starts(&sim).iter().find(|s| s.1 == task).map(|s| s.0);
+    let ended = times_of(&sim, |a| matches!(a, Action::Finished { task: 3, .. }));
+    assert!(started(6) < ended.first().copied(), "{:?}", starts(&sim));
+    assert_eq!(report.brakes, 0);
+    assert!(report.makespan < secs(10.5), "{:?}", report.makespan);
+    assert!(report.min_available > gib(0.25), "{}", report.min_available);
+}

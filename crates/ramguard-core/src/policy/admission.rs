@@ -67,7 +67,9 @@
 //! history, `idle` 9 → 41). Pausing each such task before its predicted climb, until its peak
 //! fitted, made no brakes on `idle` with history, but was slower than before on `idle` (2.31× →
 //! 2.41×): a task stopped at its earliest predicted climb waits out a quiet time it could have
-//! used.
+//! used. Where the tasks are seen to *sleep* in their quiet starts, stopping costs nothing,
+//! and a newcomer's jump is left to parking instead ([`park`](super::park), "Quiet
+//! newcomers").
 //!
 //! Queue order is task order, or longest expected first once durations are learned per task
 //! ([`order`](super::order)). A task that does not fit may be overtaken by a smaller one later in
@@ -269,12 +271,16 @@ impl Policy {
     /// [`IDLE_AFTER`] and is not seen asleep: until then, no other is admitted so (module
     /// doc, "Quiet starts").
     fn quiet_unconfirmed(&self, now: Duration) -> bool {
-        self.running_ids().any(|r| {
-            self.facts(r).quiet
-                && self.elapsed_running(r, now) < IDLE_AFTER
-                && !self.is_asleep(r, now)
-                && !self.is_parked(r)
-        })
+        self.running_ids().any(|r| self.unconfirmed(r, now))
+    }
+
+    /// Returns true if and only if a running task was admitted in its quiet start, has run
+    /// less than [`IDLE_AFTER`] and is not seen asleep.
+    pub(super) fn unconfirmed(&self, id: TaskId, now: Duration) -> bool {
+        self.facts(id).quiet
+            && self.elapsed_running(id, now) < IDLE_AFTER
+            && !self.is_asleep(id, now)
+            && !self.is_parked(id)
     }
 
     /// What a task started now would count as holding if it is admitted in its quiet start
@@ -404,6 +410,19 @@ impl Policy {
                 ramp: 0.0,
                 end: None,
             };
+            if self.sleepy() {
+                // Like the tasks before it, it will sleep and be parked before its jump
+                // where that does not fit then, as will the others asleep: only what it
+                // holds must fit, beside the jumps of idle tasks that work
+                // ([`park`](super::park)).
+                let (highest, jumps) = self.projection(now, Some(newcomer));
+                let working = jumps
+                    .iter()
+                    .filter(|&&(r, _)| !self.jump_parkable(r, now))
+                    .map(|&(_, j)| j)
+                    .fold(0.0, f64::max);
+                return highest + working <= limit as f64;
+            }
         }
         self.projected_highest(now, Some((newcomer, jump))) <= limit as f64
     }
@@ -612,6 +631,7 @@ impl Policy {
             .unwrap_or(0);
         let oom_score_adj = (100 + 50 * rank.min(18) as i32).min(1000);
         let quiet = self.quiet_newcomer(now, id, predicted, cold).is_some();
+        let jump_to_park = quiet && self.sleepy();
         self.next_seq += 1;
         self.set_state(
             id,
@@ -628,6 +648,7 @@ impl Policy {
                     rank,
                     cold,
                     quiet,
+                    jump_to_park,
                     grown_at: now,
                     ..AttemptFacts::default()
                 }),

@@ -573,6 +573,9 @@ impl Sim {
             .iter()
             .map(|id| self.view_mem.get(id).copied().unwrap_or_default())
             .sum();
+        // In a sleepy sweep, a newcomer left to parking needs only what it holds to fit
+        // beside the jumps of idle tasks that work: parking stops the others before theirs.
+        let parks = self.policy.jump_left_to_parking(task, self.now);
         let mut jump = Bytes::ZERO;
         let staying: Bytes = others
             .iter()
@@ -582,7 +585,9 @@ impl Sim {
                 let at_peak = self.policy.predicted(id).max(cur);
                 match self.policy.idle_jump(id, self.now) {
                     Some(j) => {
-                        jump = jump.max(j);
+                        if !(parks && self.policy.jump_parkable(id, self.now)) {
+                            jump = jump.max(j);
+                        }
                         at_peak.saturating_sub(j)
                     }
                     None => at_peak,
@@ -597,7 +602,9 @@ impl Sim {
             .min(cfg.budget);
         // A task admitted in its quiet start counts at what it holds meanwhile, its jump
         // sharing the one kept free.
+        // In a sleepy sweep, its jump is parking's, not kept free.
         let (predicted, staying) = match self.policy.idle_jump(task, self.now) {
+            Some(j) if parks => (predicted.saturating_sub(j), staying),
             Some(j) => (
                 predicted.saturating_sub(j),
                 staying.saturating_sub(jump).saturating_add(jump.max(j)),

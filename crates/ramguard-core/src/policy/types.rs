@@ -356,6 +356,9 @@ pub struct AttemptFacts {
     /// instant, not only after it has idled a second (admission's module doc, "Quiet
     /// starts").
     pub quiet: bool,
+    /// Admitted in a sleepy sweep's quiet start without room for its jump: parking is to
+    /// stop it before that jump if it does not fit then ([`park`](super::park)).
+    pub jump_to_park: bool,
     /// When the task last used CPU worth counting, and its CPU time then; `None` until
     /// its CPU time is known ([`park`](super::park)).
     pub busy: Option<(Duration, Duration)>,
@@ -393,6 +396,7 @@ impl AttemptFacts {
         paused_total: Duration::ZERO,
         paused_rate: 0.0,
         quiet: false,
+        jump_to_park: false,
         busy: None,
         parked: false,
         slept: false,
