@@ -830,14 +830,19 @@ fn tasks_idle_at_startup_then_jumping_together_stay_above_the_danger_line() {
 
 /// A task that sleeps `idle` s at 5 MiB, then takes `peak` GiB in 0.2 s and holds it 1 s.
 fn sleeps_then_jumps(idle: f64, peak: f64) -> Script {
+    sleeps_then_holds(idle, peak, 1.0)
+}
+
+/// Like [`sleeps_then_jumps`], holding the peak for `hold` seconds.
+fn sleeps_then_holds(idle: f64, peak: f64, hold: f64) -> Script {
     Script {
         points: vec![
             (Duration::ZERO, Bytes(5 << 20)),
             (secs(idle), Bytes(5 << 20)),
             (secs(idle + 0.2), gib(peak)),
-            (secs(idle + 1.2), gib(peak)),
+            (secs(idle + 0.2 + hold), gib(peak)),
         ],
-        ..Script::ramp(gib(peak), secs(0.2), secs(1.0), 0)
+        ..Script::ramp(gib(peak), secs(0.2), secs(hold), 0)
     }
 }
 
@@ -1148,15 +1153,7 @@ fn in_a_sleepy_sweep_a_big_sleeper_starts_while_another_holds_its_peak() {
     // beside A's peak, and it jumps after B (10.1 s).
     let (cfg, host) = small_machine(3);
     let task = |idle: f64, peak: f64, hold: f64| {
-        let script = Script {
-            points: vec![
-                (Duration::ZERO, Bytes(5 << 20)),
-                (secs(idle), Bytes(5 << 20)),
-                (secs(idle + 0.2), gib(peak)),
-                (secs(idle + 0.2 + hold), gib(peak)),
-            ],
-            ..Script::ramp(gib(peak), secs(0.2), secs(hold), 0)
-        };
+        let script = sleeps_then_holds(idle, peak, hold);
         SimTask::new(script.asleep(Duration::ZERO, secs(idle), true)).features(vec![peak])
     };
     let mut tasks: Vec<SimTask> = [0.2, 0.3, 0.4].map(|p| task(1.5, p, 0.5)).into();
