@@ -1173,3 +1173,46 @@ fn in_a_sleepy_sweep_a_big_sleeper_starts_while_another_holds_its_peak() {
     assert!(report.makespan < secs(10.5), "{:?}", report.makespan);
     assert!(report.min_available > gib(0.25), "{}", report.min_available);
 }
+
+#[test]
+fn before_anything_finishes_tasks_working_small_teach_no_small_peak() {
+    // Eight tasks work 4 s at 150 MiB, then take 1.5 GiB for 1 s; nothing is known, on the
+    // 4 GiB machine (limit 3.5 GiB), -j 8. Three start together (the limit holds three of
+    // a plausible 1 GiB), and stand still at 150 MiB. Learned as settled there, they made
+    // the next five unknown tasks predicted at 177 MiB: all started at once, jumped beside
+    // the first three, and three tasks were braked. A settled peak is a lower bound of the
+    // task's own, not a prediction for others, until something has finished: the next
+    // ones are predicted at the plausible 1 GiB, three start, and one is braked.
+    let (cfg, host) = small_machine(8);
+    let task = || {
+        let mut s = Script::ramp(gib(0.15), secs(0.2), secs(3.8), 0);
+        s.points.push((secs(4.2), gib(1.5)));
+        s.points.push((secs(5.2), gib(1.5)));
+        SimTask::new(s)
+    };
+    let (sim, report) = run_sampled(cfg, host, (0..8).map(|_| task()).collect());
+    assert_clean(&report);
+    all_done(&sim, 8);
+    let first_done = times_of(&sim, |a| {
+        matches!(
+            a,
+            Action::Finished {
+                class: ExitClass::Done,
+                ..
+            }
+        )
+    })[0];
+    let early: Vec<Bytes> = sim
+        .log()
+        .iter()
+        .filter(|(t, _)| *t < first_done)
+        .filter_map(|(_, a)| match a {
+            Action::Start { predicted, .. } => Some(*predicted),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(early.len(), 6, "{early:?}");
+    assert!(early.iter().all(|&p| p >= gib(1.0)), "{early:?}");
+    assert!(report.brakes <= 1, "{}", report.brakes);
+    assert!(report.min_available > gib(0.25), "{}", report.min_available);
+}
