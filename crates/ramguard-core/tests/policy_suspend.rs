@@ -690,6 +690,20 @@ fn small_machine(jobs: usize) -> (Config, Host) {
     (cfg, Host::new(machine))
 }
 
+/// A task that ramps to `work` GiB in `ramp` s and works there until `until` s, then
+/// climbs to `peak` GiB in `climb` s and holds it for `hold` s.
+fn works_then_climbs(
+    (work, ramp, until): (f64, f64, f64),
+    climb: f64,
+    peak: f64,
+    hold: f64,
+) -> SimTask {
+    let mut s = Script::ramp(gib(work), secs(ramp), secs(until - ramp), 0);
+    s.points.push((secs(until + climb), gib(peak)));
+    s.points.push((secs(until + climb + hold), gib(peak)));
+    SimTask::new(s)
+}
+
 #[test]
 fn late_peaks_are_caught_before_the_danger_line() {
     // Four tasks that hold 200 MiB for 8 s (long enough to look settled) and then climb to
@@ -701,12 +715,7 @@ fn late_peaks_are_caught_before_the_danger_line() {
     // again at their lower bounds. The machine never reaches the danger line, no task is
     // OOM-killed, every task ends done. Sampled as the supervisor samples.
     let (cfg, host) = small_machine(4);
-    let late = || {
-        let mut s = Script::ramp(gib(0.2), secs(0.5), secs(7.5), 0);
-        s.points.push((secs(9.5), gib(2.5)));
-        s.points.push((secs(10.5), gib(2.5)));
-        SimTask::new(s)
-    };
+    let late = || works_then_climbs((0.2, 0.5, 8.0), 1.5, 2.5, 1.0);
     let (sim, report) = run_sampled(cfg, host, (0..4).map(|_| late()).collect());
     assert_clean(&report);
     all_done(&sim, 4);
@@ -725,12 +734,7 @@ fn late_peaks_that_climb_in_half_a_second_after_a_quiet_stretch_are_caught() {
     // samples: simulated kernel OOM kills. The pace assumes what the CPUs the tasks run on
     // can fault in (`policy::pace`), so the climb is seen while there is still room to act.
     let (cfg, host) = small_machine(4);
-    let late = || {
-        let mut s = Script::ramp(gib(0.2), secs(0.5), secs(7.5), 0);
-        s.points.push((secs(8.5), gib(2.5)));
-        s.points.push((secs(9.5), gib(2.5)));
-        SimTask::new(s)
-    };
+    let late = || works_then_climbs((0.2, 0.5, 8.0), 0.5, 2.5, 1.0);
     let (sim, report) = run_sampled(cfg, host, (0..4).map(|_| late()).collect());
     assert_clean(&report);
     all_done(&sim, 4);
@@ -1184,12 +1188,7 @@ fn before_anything_finishes_tasks_working_small_teach_no_small_peak() {
     // task's own, not a prediction for others, until something has finished: the next
     // ones are predicted at the plausible 1 GiB, three start, and one is braked.
     let (cfg, host) = small_machine(8);
-    let task = || {
-        let mut s = Script::ramp(gib(0.15), secs(0.2), secs(3.8), 0);
-        s.points.push((secs(4.2), gib(1.5)));
-        s.points.push((secs(5.2), gib(1.5)));
-        SimTask::new(s)
-    };
+    let task = || works_then_climbs((0.15, 0.2, 4.0), 0.2, 1.5, 1.0);
     let (sim, report) = run_sampled(cfg, host, (0..8).map(|_| task()).collect());
     assert_clean(&report);
     all_done(&sim, 8);
