@@ -950,14 +950,7 @@ fn a_cold_sweep_learns_no_peak_from_tasks_asleep_before_their_work() {
     let (sim, report) = run_sampled(cfg, host, tasks);
     assert_clean(&report);
     all_done(&sim, 8);
-    let predicted: Vec<Bytes> = sim
-        .log()
-        .iter()
-        .filter_map(|(_, a)| match a {
-            Action::Start { predicted, .. } => Some(*predicted),
-            _ => None,
-        })
-        .collect();
+    let predicted: Vec<Bytes> = common::starts(&sim).iter().map(|s| s.2).collect();
     assert!(
         predicted.iter().all(|&p| p >= gib(1.0)),
         "started at {predicted:?}"
@@ -1201,14 +1194,10 @@ fn before_anything_finishes_tasks_working_small_teach_no_small_peak() {
             }
         )
     })[0];
-    let early: Vec<Bytes> = sim
-        .log()
+    let early: Vec<Bytes> = common::starts(&sim)
         .iter()
-        .filter(|(t, _)| *t < first_done)
-        .filter_map(|(_, a)| match a {
-            Action::Start { predicted, .. } => Some(*predicted),
-            _ => None,
-        })
+        .filter(|s| s.0 < first_done)
+        .map(|s| s.2)
         .collect();
     assert_eq!(early.len(), 6, "{early:?}");
     assert!(early.iter().all(|&p| p >= gib(1.0)), "{early:?}");

@@ -380,13 +380,16 @@ impl Policy {
     }
 
     /// Returns true if and only if the running tasks' projected memory plus this task's,
-    /// started now, stays within [`Policy::limit`] from now on (module doc, "Admission").
+    /// started now, stays within [`Policy::limit`] from now on (module doc, "Admission");
+    /// `quiet` is what it would count as holding if admitted in its quiet start
+    /// ([`Policy::quiet_newcomer`]).
     pub(super) fn fits_ahead(
         &self,
         now: Duration,
         id: TaskId,
         predicted: Bytes,
         cold: bool,
+        quiet: Option<Bytes>,
     ) -> bool {
         let Some(limit) = self.limit() else {
             return false;
@@ -398,48 +401,51 @@ impl Policy {
             ramp: ramp.map_or(0.0, |r| r.as_secs_f64()),
             end: None,
         };
-        let mut jump = 0.0;
-        if let Some(held) = self.quiet_newcomer(now, id, predicted, cold) {
+        // Its jump to its peak, kept free with the idle tasks' (none for a task that climbs
+        // from its start: its whole curve is projected).
+        let mut own_jump = 0.0;
+        let mut sleepy = false;
+        if let Some(held) = quiet {
             // Counted as it will be once it runs: at what it holds while quiet, its jump
             // to its peak in the one kept free.
             let held = held.get() as f64;
-            jump = newcomer.peak - held;
+            own_jump = newcomer.peak - held;
             newcomer = Curve {
                 now: held,
                 peak: held,
                 ramp: 0.0,
                 end: None,
             };
-            if self.sleepy() {
-                // Like the tasks before it, it will sleep and be parked before its jump
-                // where that does not fit then, as will the others asleep: only what it
-                // holds must fit, beside the jumps of idle tasks that work
-                // ([`park`](super::park)).
-                let (highest, jumps) = self.projection(now, Some(newcomer));
-                let working = jumps
-                    .iter()
-                    .filter(|&&(r, _)| !self.jump_parkable(r, now))
-                    .map(|&(_, j)| j)
-                    .fold(0.0, f64::max);
-                return highest + working <= limit as f64;
-            }
+            sleepy = self.sleepy();
         }
-        self.projected_highest(now, Some((newcomer, jump))) <= limit as f64
+        let (highest, jumps) = self.projection(now, Some(newcomer));
+        let jump = if sleepy {
+            // Like the tasks before it, it will sleep and be parked before its jump where
+            // that does not fit then, as will the others asleep: only what it holds must
+            // fit, beside the jumps of idle tasks that work ([`park`](super::park)).
+            jumps
+                .iter()
+                .filter(|&&(r, _)| !self.jump_parkable(r, now))
+                .map(|&(_, j)| j)
+                .fold(0.0, f64::max)
+        } else {
+            jumps
+                .iter()
+                .map(|&(_, j)| j)
+                .chain([own_jump])
+                .fold(0.0, f64::max)
+        };
+        highest + jump <= limit as f64
     }
 
-    /// The highest point of the running tasks' projected memory from now on, with a
-    /// newcomer's curve and its jump if one is given. Tasks idling far below their peaks
-    /// count at what they hold, plus room for the largest of their jumps: one may jump at
-    /// any moment, and a second one to jump is paused as memory nears the limit (module
-    /// doc, "Idle tasks"), or parked before it jumps ([`park`](super::park)).
-    pub(super) fn projected_highest(&self, now: Duration, newcomer: Option<(Curve, f64)>) -> f64 {
-        let (highest, jumps) = self.projection(now, newcomer.map(|n| n.0));
-        let jump = jumps
-            .iter()
-            .map(|&(_, j)| j)
-            .chain(newcomer.map(|n| n.1))
-            .fold(0.0, f64::max);
-        highest + jump
+    /// The highest point of the running tasks' projected memory from now on. Tasks idling
+    /// far below their peaks count at what they hold, plus room for the largest of their
+    /// jumps: one may jump at any moment, and a second one to jump is paused as memory
+    /// nears the limit (module doc, "Idle tasks"), or parked before it jumps
+    /// ([`park`](super::park)).
+    pub(super) fn projected_highest(&self, now: Duration) -> f64 {
+        let (highest, jumps) = self.projection(now, None);
+        highest + jumps.iter().map(|&(_, j)| j).fold(0.0, f64::max)
     }
 
     /// The highest point of the running tasks' projected memory from now on (and a
@@ -572,6 +578,7 @@ impl Policy {
                 // Unknown tasks wait beside cold-started ones that still grow, unless memory
                 // is plentiful or holds more of them.
                 let cold_blocked = cold && !cold_settled && !plentiful && !partly;
+                let quiet = self.quiet_newcomer(now, id, predicted, cold);
                 let fits = if running.is_empty() {
                     i128::from(lower.get()) <= room
                 } else if alone
@@ -579,14 +586,14 @@ impl Policy {
                     || (i128::from(predicted.get()) > room_ahead
                         // A quiet newcomer counts at what it holds meanwhile, its jump in
                         // the one kept free: the cheap test, at its whole peak, is no test.
-                        && self.quiet_newcomer(now, id, predicted, cold).is_none())
+                        && quiet.is_none())
                 {
                     false
                 } else {
-                    self.fits_ahead(now, id, predicted, cold)
+                    self.fits_ahead(now, id, predicted, cold, quiet)
                 };
                 if fits {
-                    chosen = Some((id, predicted, cold));
+                    chosen = Some((id, predicted, cold, quiet.is_some()));
                     break;
                 }
                 if id == head {
@@ -600,7 +607,7 @@ impl Policy {
                     }
                 }
             }
-            let Some((id, predicted, cold)) = chosen else {
+            let Some((id, predicted, cold, quiet)) = chosen else {
                 self.short = Some(self.why_short(now, head, room));
                 self.set_stalled(running.is_empty());
                 return;
@@ -612,12 +619,20 @@ impl Policy {
             }
             self.set_stalled(false);
             self.shm_started += 1;
-            self.start(now, id, predicted, cold);
+            self.start(now, id, predicted, cold, quiet);
         }
     }
 
-    /// Moves a queued task to running and emits its Start.
-    pub(super) fn start(&mut self, now: Duration, id: TaskId, predicted: Bytes, cold: bool) {
+    /// Moves a queued task to running and emits its Start; `quiet`: admitted in its quiet
+    /// start ([`Policy::quiet_newcomer`]).
+    pub(super) fn start(
+        &mut self,
+        now: Duration,
+        id: TaskId,
+        predicted: Bytes,
+        cold: bool,
+        quiet: bool,
+    ) {
         let TaskState::Queued {
             attempt, brakes, ..
         } = self.tasks[id]
@@ -630,7 +645,6 @@ impl Policy {
             .max()
             .unwrap_or(0);
         let oom_score_adj = (100 + 50 * rank.min(18) as i32).min(1000);
-        let quiet = self.quiet_newcomer(now, id, predicted, cold).is_some();
         let jump_to_park = quiet && self.sleepy();
         self.next_seq += 1;
         self.set_state(

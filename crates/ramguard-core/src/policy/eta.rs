@@ -66,9 +66,9 @@ impl Policy {
         // What is free now may be spoken for by a running task still growing, and what an
         // idle task holds is not all it will take: the room at the running tasks' projected
         // highest point, counted as admission counts it, is what a newcomer can count on.
-        let room = self.limit().map_or(room, |limit| {
-            limit - self.projected_highest(now, None) as i128
-        });
+        let room = self
+            .limit()
+            .map_or(room, |limit| limit - self.projected_highest(now) as i128);
         Short::Memory {
             next: self.predicted(head),
             room: Bytes(room.max(0) as u64),

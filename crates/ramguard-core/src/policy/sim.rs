@@ -601,8 +601,7 @@ impl Sim {
             .saturating_add(current)
             .min(cfg.budget);
         // A task admitted in its quiet start counts at what it holds meanwhile, its jump
-        // sharing the one kept free.
-        // In a sleepy sweep, its jump is parking's, not kept free.
+        // sharing the one kept free; in a sleepy sweep, its jump is parking's.
         let (predicted, staying) = match self.policy.idle_jump(task, self.now) {
             Some(j) if parks => (predicted.saturating_sub(j), staying),
             Some(j) => (
