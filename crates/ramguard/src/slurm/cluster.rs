@@ -649,7 +649,8 @@ fn gone_state(f: &Flight) -> poll::JobState {
         Some(_) => SlurmState::Failed,
         None if poll::says_memory_exceeded(&slurm_err) => SlurmState::OutOfMemory,
         None if f.cancelled => SlurmState::Cancelled,
-        None => SlurmState::Other("LEFT_QUEUE".into()),
+        // Cancelled before the wrapper ran: slurmstepd still says so.
+        None => poll::stepd_reason(&slurm_err).unwrap_or(SlurmState::Other("LEFT_QUEUE".into())),
     };
     poll::JobState {
         job: f.job,

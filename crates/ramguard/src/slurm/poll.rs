@@ -183,7 +183,8 @@ pub fn says_memory_exceeded(slurm_stderr: &str) -> bool {
 }
 
 /// The reason slurmstepd gave for cancelling a job (`*** JOB 7 ON n1 CANCELLED AT ...
-/// DUE TO TIME LIMIT ***`), for when accounting says only FAILED or CANCELLED.
+/// DUE TO TIME LIMIT ***`), for when accounting says only FAILED or CANCELLED, or does not
+/// know the job yet. A cancel with no reason (`scancel`) reads CANCELLED.
 pub fn stepd_reason(slurm_stderr: &str) -> Option<SlurmState> {
     slurm_stderr.lines().find_map(|l| {
         if !l.contains("***") {
@@ -195,6 +196,8 @@ pub fn stepd_reason(slurm_stderr: &str) -> Option<SlurmState> {
             Some(SlurmState::Preempted)
         } else if l.contains("DUE TO NODE FAILURE") {
             Some(SlurmState::NodeFail)
+        } else if l.contains(" CANCELLED AT ") && !l.contains(" DUE TO ") {
+            Some(SlurmState::Cancelled)
         } else {
             None
         }
@@ -241,7 +244,10 @@ mod tests {
         let err = "slurmstepd: error: *** JOB 9 ON n1 CANCELLED AT 2026-01-01T00:00:00 DUE TO PREEMPTION ***";
         assert_eq!(stepd_reason(err), Some(SlurmState::Preempted));
         let err = "slurmstepd: error: *** JOB 1 ON vm CANCELLED AT 2026-11-26T12:39:42 ***";
+        assert_eq!(stepd_reason(err), Some(SlurmState::Cancelled));
+        let err = "slurmstepd: error: *** JOB 2 ON vm CANCELLED AT 2026-11-26T12:39:42 DUE TO SOMETHING NEW ***";
         assert_eq!(stepd_reason(err), None);
+        assert_eq!(stepd_reason("srun: error: task 0 exited\n"), None);
     }
 
     #[test]

@@ -67,9 +67,12 @@ fn oom_killed(peak: Bytes) -> Exit {
 
 /// Reads a job's end.
 pub fn verdict(j: &JobEnd) -> Verdict {
-    // Accounting may say only FAILED or CANCELLED where slurmstepd said why.
+    // Accounting may say only FAILED or CANCELLED where slurmstepd said why, or nothing
+    // at all (a job cancelled before accounting heard of it).
     let said = match j.state.state {
-        SlurmState::Failed | SlurmState::Cancelled => poll::stepd_reason(j.slurm_err),
+        SlurmState::Failed | SlurmState::Cancelled | SlurmState::Other(_) => {
+            poll::stepd_reason(j.slurm_err)
+        }
         _ => None,
     };
     let st = &JobState {
@@ -419,6 +422,16 @@ mod tests {
         stopped.stopped = true;
         let failed = state("FAILED", 143, 0);
         let v = verdict(&end(&failed, Some(&stopped), ""));
+        assert_eq!(
+            v.reason.as_deref(),
+            Some("cancelled outside ramguard (scancel)")
+        );
+        // Cancelled before the task started and before accounting knew the job: only
+        // slurmstepd's line says so.
+        let gone = state("LEFT_QUEUE", 0, 0);
+        let err = "slurmstepd-vm: error: *** JOB 94 ON vm CANCELLED AT 2026-11-27T15:51:54 ***\n";
+        let v = verdict(&end(&gone, None, err));
+        assert_eq!(v.exit.ending.signal(), Some(15));
         assert_eq!(
             v.reason.as_deref(),
             Some("cancelled outside ramguard (scancel)")
