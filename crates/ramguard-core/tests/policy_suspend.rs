@@ -939,6 +939,44 @@ fn asleep_tasks_are_parked_before_they_jump_and_jump_one_by_one() {
 }
 
 #[test]
+fn a_parked_task_is_resumed_once_half_its_jump_fits() {
+    // History says 1.2 GiB (predicted about 1.4 GiB with the margin); the tasks take
+    // 0.9 GiB. On the 4 GiB machine (limit 3.5 GiB) with -j 5, five tasks sleep first (no
+    // CPU, on the wall clock): two jump after 2.5 s and hold 10 s, three after 5–6 s and
+    // hold 2 s. Beside the two holders, counted at their predicted peaks, less is left
+    // than a sleeper's predicted jump: the three stayed parked until the holders ended at
+    // 12.7 s, and the sweep took 17.1 s. Resumed once half its jump fits (the
+    // room is charged all of it), one sleeper at a time jumps beside the holders, and
+    // fits: its real jump is smaller than its prediction.
+    let (cfg, host) = small_machine(5);
+    let tasks: Vec<SimTask> = (0..5)
+        .map(|i| {
+            let (idle, hold) = match i {
+                0 | 1 => (2.5, 10.0),
+                _ => (5.0 + 0.5 * (i - 2) as f64, 2.0),
+            };
+            SimTask::new(sleeps_then_holds(idle, 0.9, hold).asleep(
+                Duration::ZERO,
+                secs(idle),
+                true,
+            ))
+        })
+        .collect();
+    let mut sim = Sim::new(cfg, host, tasks).sampling_like_the_supervisor();
+    let history: Vec<(Vec<f64>, Observation)> = (0..3).map(|_| (vec![], peak_only(1.2))).collect();
+    sim.policy_mut().learn_from_history(&history);
+    let report = sim.drive();
+    assert_clean(&report);
+    all_done(&sim, 5);
+    assert_eq!(report.brakes, 0);
+    assert!(report.min_available > gib(0.3), "{}", report.min_available);
+    let ends = times_of(&sim, |a| matches!(a, Action::Finished { .. }));
+    // Every sleeper ends before the holders do.
+    assert!(ends[2] < secs(12.7), "ends at {ends:?}");
+    assert!(report.makespan < secs(13.0), "{:?}", report.makespan);
+}
+
+#[test]
 fn a_cold_sweep_learns_no_peak_from_tasks_asleep_before_their_work() {
     // Eight unknown tasks sleep 3–10 s at 5 MiB (`sleep`: no CPU), then take 1.2 GiB. A
     // task that stood still two seconds was learned as settled at what it held: the next

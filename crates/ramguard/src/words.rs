@@ -108,7 +108,9 @@ impl Words for PauseCause {
         match self {
             PauseCause::Projection(p) => p.words(),
             PauseCause::Asleep { jump, room } => {
-                format!("asleep, stopped until its jump of {jump} fits ({room} left for jumps)")
+                format!(
+                    "asleep, stopped until half its jump of {jump} fits ({room} left for jumps)"
+                )
             }
         }
     }
@@ -292,7 +294,7 @@ mod tests {
                 room: mib(1024)
             }
             .words(),
-            "asleep, stopped until its jump of 2.5 GiB fits (1 GiB left for jumps)"
+            "asleep, stopped until half its jump of 2.5 GiB fits (1 GiB left for jumps)"
         );
         assert_eq!(
             BrakeWhy::PausedNeeded(squeeze).words(),

@@ -362,7 +362,7 @@ pub struct AttemptFacts {
     /// When the task last used CPU worth counting, and its CPU time then; `None` until
     /// its CPU time is known ([`park`](super::park)).
     pub busy: Option<(Duration, Duration)>,
-    /// Paused while asleep, until its jump fits ([`park`](super::park)).
+    /// Paused while asleep, until half its jump fits ([`park`](super::park)).
     pub parked: bool,
     /// Was asleep while it idled ([`park`](super::park)).
     pub slept: bool,
@@ -452,7 +452,7 @@ pub enum Note {
     /// The brake fired, and why.
     Brake { task: TaskId, why: BrakeWhy },
     /// A running task was paused (SIGSTOP): so that others' growth fits, or, asleep, until
-    /// its jump fits.
+    /// half its jump fits.
     TaskPaused { task: TaskId, why: PauseCause },
     /// A paused task runs again after being paused for `paused_for`.
     TaskResumed { task: TaskId, paused_for: Duration },

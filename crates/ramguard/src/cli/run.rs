@@ -99,7 +99,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "SIZE", value_parser = parse_abs_size)]
     pub task_mem: Option<Bytes>,
 
-    /// Never pause (SIGSTOP) a task for memory, nor one asleep until its jump fits: brake
+    /// Never pause (SIGSTOP) a task for memory, nor one asleep until half its jump fits: brake
     /// (stop and requeue) instead. For tasks that must not be stopped for a while: network
     /// clients with timeouts, MPI ranks, GPU jobs.
     #[arg(long)]
