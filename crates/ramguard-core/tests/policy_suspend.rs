@@ -850,6 +850,18 @@ fn sleeps_then_holds(idle: f64, peak: f64, hold: f64) -> Script {
     }
 }
 
+/// [`sleeps_then_holds`] whose sleep uses no CPU and runs on while the task is stopped
+/// (`sleep`, a wait on a lock).
+fn asleep_then_holds(idle: f64, peak: f64, hold: f64) -> Script {
+    sleeps_then_holds(idle, peak, hold).asleep(Duration::ZERO, secs(idle), true)
+}
+
+/// Three tasks of `peak` GiB finished before: what the policy learned of them.
+fn three_finished_at(sim: &mut Sim, peak: f64) {
+    let history: Vec<(Vec<f64>, Observation)> = (0..3).map(|_| (vec![], peak_only(peak))).collect();
+    sim.policy_mut().learn_from_history(&history);
+}
+
 /// Eight tasks sleeping 3–10 s before they take 1.2 GiB, on the 4 GiB machine with -j 8,
 /// after three such tasks finished (each predicted at about 1.3 GiB).
 fn eight_sleepers() -> Sim {
@@ -858,8 +870,7 @@ fn eight_sleepers() -> Sim {
         .map(|i| SimTask::new(sleeps_then_jumps(3.0 + i as f64, 1.2)))
         .collect();
     let mut sim = Sim::new(cfg, host, tasks).sampling_like_the_supervisor();
-    let history: Vec<(Vec<f64>, Observation)> = (0..3).map(|_| (vec![], peak_only(1.2))).collect();
-    sim.policy_mut().learn_from_history(&history);
+    three_finished_at(&mut sim, 1.2);
     sim
 }
 
@@ -890,7 +901,7 @@ fn eight_asleep() -> Vec<SimTask> {
     (0..8)
         .map(|i| {
             let idle = 3.0 + i as f64;
-            SimTask::new(sleeps_then_jumps(idle, 1.2).asleep(Duration::ZERO, secs(idle), true))
+            SimTask::new(asleep_then_holds(idle, 1.2, 1.0))
         })
         .collect()
 }
@@ -910,8 +921,7 @@ fn asleep_tasks_are_parked_before_they_jump_and_jump_one_by_one() {
     let (cfg, host) = small_machine(8);
     let tasks = eight_asleep();
     let mut sim = Sim::new(cfg, host, tasks).sampling_like_the_supervisor();
-    let history: Vec<(Vec<f64>, Observation)> = (0..3).map(|_| (vec![], peak_only(1.2))).collect();
-    sim.policy_mut().learn_from_history(&history);
+    three_finished_at(&mut sim, 1.2);
     let mut paused_at = Vec::new();
     while sim.step() {
         for (t, a) in sim.log().iter().rev().take_while(|(t, _)| *t == sim.now()) {
@@ -955,16 +965,11 @@ fn a_parked_task_is_resumed_once_half_its_jump_fits() {
                 0 | 1 => (2.5, 10.0),
                 _ => (5.0 + 0.5 * (i - 2) as f64, 2.0),
             };
-            SimTask::new(sleeps_then_holds(idle, 0.9, hold).asleep(
-                Duration::ZERO,
-                secs(idle),
-                true,
-            ))
+            SimTask::new(asleep_then_holds(idle, 0.9, hold))
         })
         .collect();
     let mut sim = Sim::new(cfg, host, tasks).sampling_like_the_supervisor();
-    let history: Vec<(Vec<f64>, Observation)> = (0..3).map(|_| (vec![], peak_only(1.2))).collect();
-    sim.policy_mut().learn_from_history(&history);
+    three_finished_at(&mut sim, 1.2);
     let report = sim.drive();
     assert_clean(&report);
     all_done(&sim, 5);
@@ -1188,8 +1193,7 @@ fn in_a_sleepy_sweep_a_big_sleeper_starts_while_another_holds_its_peak() {
     // beside A's peak, and it jumps after B (10.1 s).
     let (cfg, host) = small_machine(3);
     let task = |idle: f64, peak: f64, hold: f64| {
-        let script = sleeps_then_holds(idle, peak, hold);
-        SimTask::new(script.asleep(Duration::ZERO, secs(idle), true)).features(vec![peak])
+        SimTask::new(asleep_then_holds(idle, peak, hold)).features(vec![peak])
     };
     let mut tasks: Vec<SimTask> = [0.2, 0.3, 0.4].map(|p| task(1.5, p, 0.5)).into();
     tasks.extend([
