@@ -1,0 +1,97 @@
+#!/usr/bin/env python3
+"""Task mixes of shapes the benchmark's own mixes do not have, for the simulator's twin.
+
+ramguard is tuned on `sweep_bench.py`'s mixes (ramp, big, leak, idle, late, heavy); these
+shapes were never tuned on, and `crates/ramguard-core/tests/policy_mixes.rs`
+(`unseen_shapes_never_cross_the_referees_floor`) replays them on the same emulated 4 GiB
+machine with the same assertions: the referee's floor is never crossed, no simulated
+kernel OOM kill, every task done, no task started reserving nothing.
+
+    huge     12 tasks, every other one 70-85% of the machine (1-4 s ramp, 2-5 s hold)
+    tiny     120 tasks of 30-120 MiB, 0.2-1 s each
+    leaks    16 tasks, every fourth leaking 100-250 MiB/s for 3-9 s from 200 MiB
+    uniform  18 tasks of 1.2-1.9 GiB: never three at once, rarely two
+    tail     30 small tasks, then one of 2.5 GiB that runs 20 s, last in the queue
+    bimodal  16 sleepers (1-6 s), 30% of them jumping to 2.5-3.2 GiB, the rest to 60-200 MiB
+
+Usage: python3 bench/shapes.py > bench/mixes-shapes.json   (seeds 1-3 of each shape)
+Python 3.11 standard library only; the output has `sweep_bench.py --write-mixes`' format.
+"""
+
+import json
+import random
+import sys
+
+MIB = 1 << 20
+GIB = 1 << 30
+TARGET = 4 * GIB
+FLOOR = 256 * MIB
+CAP = 8
+SHAPES = ("huge", "tiny", "leaks", "uniform", "tail", "bimodal")
+
+
+def lower_bound(rows, idle):
+    """max of memory-time / (machine - floor), longest task, work / cap (as sweep_bench)."""
+    usable = TARGET - FLOOR
+    area = sum(p * (r / 2 + h) + leak * h * h / 2 for p, r, h, leak in rows) / usable
+    durations = [i + r + h for (_, r, h, _), i in zip(rows, idle)]
+    return max(area, max(durations), sum(durations) / CAP)
+
+
+def mix(shape: str, seed: int) -> dict:
+    rng = random.Random(f"{shape}-{seed}")
+    rows, idle = [], []
+
+    def add(peak, ramp, hold, leak=0.0, wait=0.0):
+        rows.append([int(peak) // MIB * MIB, round(ramp, 2), round(hold, 2), int(leak)])
+        idle.append(round(wait, 2))
+
+    if shape == "huge":
+        for k in range(12):
+            if k % 2 == 0:
+                add(rng.uniform(0.7, 0.85) * TARGET, rng.uniform(1, 4), rng.uniform(2, 5))
+            else:
+                add(rng.uniform(150, 400) * MIB, rng.uniform(0.5, 2), rng.uniform(1, 3))
+        order = list(range(12))
+        rng.shuffle(order)
+        rows, idle = [rows[o] for o in order], [idle[o] for o in order]
+    elif shape == "tiny":
+        for _ in range(120):
+            add(rng.uniform(30, 120) * MIB, rng.uniform(0.1, 0.5), rng.uniform(0.1, 0.5))
+    elif shape == "leaks":
+        for k in range(16):
+            if k % 4 == 1:
+                add(200 * MIB, 1.0, rng.uniform(3, 9), rng.uniform(100, 250) * MIB)
+            else:
+                add(rng.uniform(250, 900) * MIB, rng.uniform(1, 3), rng.uniform(1, 3))
+    elif shape == "uniform":
+        for _ in range(18):
+            add(rng.uniform(1.2, 1.9) * GIB, rng.uniform(1, 3), rng.uniform(2, 6))
+    elif shape == "tail":
+        for _ in range(30):
+            add(rng.uniform(100, 500) * MIB, rng.uniform(0.5, 1.5), rng.uniform(0.5, 2))
+        add(2.5 * GIB, 4, 16)
+    elif shape == "bimodal":
+        for _ in range(16):
+            big = rng.random() < 0.3
+            peak = rng.uniform(2.5, 3.2) * GIB if big else rng.uniform(60, 200) * MIB
+            add(peak, rng.uniform(0.1, 0.4), rng.uniform(1, 3), wait=rng.uniform(1, 6))
+    else:
+        raise ValueError(f"unknown shape {shape!r}; expected one of {', '.join(SHAPES)}")
+    m = {"mix": shape, "seed": seed, "bound_s": round(lower_bound(rows, idle), 3),
+         "tasks (peak, ramp s, hold s, leak per s)": rows}
+    if any(idle):
+        m["idle s"] = idle
+    return m
+
+
+def main() -> None:
+    mixes = [mix(shape, seed) for shape in SHAPES for seed in (1, 2, 3)]
+    json.dump({"target": TARGET, "floor": FLOOR, "cap": CAP,
+               "written by": "python3 bench/shapes.py > bench/mixes-shapes.json",
+               "mixes": mixes}, sys.stdout, indent=1)
+    print()
+
+
+if __name__ == "__main__":
+    main()
