@@ -29,7 +29,8 @@ per section, also written to `bench/results-<date>.md` beside the raw `results-<
   heterogeneous ramping peaks up to 80% of the machine; `big`: a few tasks of 50-80% of
   the machine among small ones; `leak`: the ramp mix with one task leaking; `idle`: the
   ramp mix's sizes, each task sleeping 2-8 s before it takes its peak at once; `late`: the
-  same shape with those seconds spent working at 60-200 MiB instead of asleep), several
+  same shape with those seconds spent working at 60-200 MiB instead of asleep; `heavy`:
+  that work holding 30-60% of the task's peak), several
   seeds, some run several times, against `xargs -P 2..4` and `parallel --memsuspend` at
   1G and 2G; one table per mix and a verdict against the issue's targets (no crash, every
   task, median <= 1.35x the bound, faster than every peer that survived the same run).
@@ -828,7 +829,7 @@ def section_sweep(args, referee: Referee, parallel: str | None, rg_ok: bool, wor
 # --------------------------------------------------------------------------- mixes (issue 12)
 
 
-MIXES = ("ramp", "big", "leak", "idle", "late")
+MIXES = ("ramp", "big", "leak", "idle", "late", "heavy")
 # Default plan: mix:seeds[xreps], ';'-separated. Five runs of six contenders, about 14
 # minutes (each run of all six takes about 2.5 min, ballast settling included).
 MIX_PLAN = "ramp:1x2;ramp:2;big:1;leak:1"
@@ -850,6 +851,9 @@ def make_mix(mix: str, seed: int, n: int, target: int) -> list[Task]:
     Python task importing and computing before it builds its arrays): a pause there costs
     its time, as it does real work. The twin's rows carry that size in an "idle MiB" list
     (bench/mixes-late.json).
+    heavy: the late mix's shape, but the work before the peak holds 30-60% of it (a task
+    that loads its data, then builds a larger array from it): what a task holds in its first
+    moments is then much of its peak (bench/mixes-heavy.json).
     """
     rng = random.Random(f"{'ramp' if mix == 'leak' else mix}-{seed}")
     top = 0.8 * target
@@ -872,11 +876,12 @@ def make_mix(mix: str, seed: int, n: int, target: int) -> list[Task]:
         if mix == "leak":
             mid = n // 2
             tasks[mid] = Task(mid, 200 * MIB, 1.0, 8.0, leak=150 * MIB)
-    elif mix in ("idle", "late"):
+    elif mix in ("idle", "late", "heavy"):
         for i in range(n):
             peak = ramp_peak()
             idle, ramp, hold = rng.uniform(2.0, 8.0), rng.uniform(0.1, 0.4), rng.uniform(1.0, 3.0)
-            work = int(rng.uniform(60, 200)) * MIB if mix == "late" else 0
+            work = {"late": int(rng.uniform(60, 200)) * MIB,
+                    "heavy": int(peak * rng.uniform(0.3, 0.6)) // MIB * MIB}.get(mix, 0)
             tasks.append(Task(i, int(peak) // MIB * MIB, round(ramp, 2), round(hold, 2), idle=round(idle, 2),
                               idle_mem=work))
     elif mix == "big":

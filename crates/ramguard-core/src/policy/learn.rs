@@ -30,8 +30,14 @@
 //! `tests/policy_suspend.rs`: 3 brakes, now 1). On 16 simulated `late` mixes (seeds 1–16;
 //! ideal host | 2 CPUs | the emulated 4 GiB machine of `tests/policy_mixes.rs`) the means
 //! went from 2.62× to 2.50× the lower bound | 2.72× → 2.68× | 3.28× → 3.07×, and brakes from
-//! 46 to 25 | 44 → 23 | 50 → 24; `idle`, the 40 and the 13 moved by 0.01× at most. The
-//! trade-off is makespan against wasted (braked) work and against
+//! 46 to 25 | 44 → 23 | 50 → 24; `idle`, the 40 and the 13 moved by 0.01× at most. After
+//! the first finish and before the finished tasks fit a feature, a task that has not settled
+//! itself is predicted at least at what the finished ones alone predict (their quantile plus
+//! the margin): tasks that work at 30–60% of their peaks before they allocate settle there,
+//! and the provisional fit through them ran through nothing, so five tasks of the simulated
+//! `heavy` seed 1 started at once predicted at 0 bytes (a simulated kernel OOM kill;
+//! `late` seed 6 did the same once its work memory was faulted in rather than there at
+//! once). The trade-off is makespan against wasted (braked) work and against
 //! leaning on the brake at all. Measured in simulated time by
 //! `tests/policy_sim.rs::cold_start_tradeoff` (8 GiB host, 6 GiB budget, 512 MiB brake level,
 //! `-j 8`, 8 identical tasks; tasks exit 100 ms after TERM):
@@ -98,16 +104,17 @@ impl Policy {
                 // Settled peaks are lower bounds: never below a fit of finished tasks.
                 match self.predictor.peaks().fit() {
                     Some(_) => provisional.max(self.predictor.predict(features)),
-                    // Before anything finished, a settled peak says little of another
-                    // task's: tasks that work at a small size before they allocate look
-                    // settled too (module doc, "Cold start").
-                    None if self.predictor.observed() == 0
-                        && !settled.iter().any(|&(s, _)| s == id) =>
-                    {
+                    None if settled.iter().any(|&(s, _)| s == id) => provisional,
+                    // A settled peak says little of another task's: tasks that work at a
+                    // share of their peaks before they allocate look settled too (module
+                    // doc, "Cold start"). Before anything finished, the plausible size;
+                    // after, what the finished tasks alone say (their quantile): the
+                    // provisional fit can run through nothing.
+                    None if self.predictor.observed() == 0 => {
                         let floor = self.config.estimate.unwrap_or(self.plausible_cold(id));
                         provisional.map(|v| v.max(floor))
                     }
-                    None => provisional,
+                    None => provisional.max(self.predictor.predict(features)),
                 }
             }
             _ => self.predictor.predict(features),
