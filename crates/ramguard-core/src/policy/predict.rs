@@ -17,7 +17,10 @@
 //! 1. **Features.** A least-squares fit `y = c₀ + Σ cⱼ·xⱼ` on up to [`MAX_FEATURES`] numeric
 //!    features, chosen forward: the single feature that explains `y` best (R² at least
 //!    [`MIN_R2`]), then another only while it halves what is left unexplained (adjusted R²,
-//!    [`MIN_GAIN`]) and there are three observations per coefficient. A task is predicted from its own values,
+//!    [`MIN_GAIN`]) and the fit rests on three observations per coefficient (counted on
+//!    the tasks that have every feature it uses: four tasks with an option the others
+//!    lack fitted three features exactly, and every other task fell back to the quantile
+//!    the four had inflated). A task is predicted from its own values,
 //!    two residual standard deviations toward the safe side, and the margin ([`MARGIN`],
 //!    or [`FIT_MARGIN`] once the fit rests on three observations per coefficient, when its
 //!    residual deviations measure how far tasks stray from it). Extrapolating
@@ -292,11 +295,11 @@ impl Model {
         safest.or_else(|| self.typical())
     }
 
-    /// The margin on a fit's prediction: [`FIT_MARGIN`] once there are three observations
+    /// The margin on a fit's prediction: [`FIT_MARGIN`] once it rests on three observations
     /// per coefficient, so that its residual deviations (two of which are already added)
     /// measure how far tasks stray from it; [`MARGIN`] before.
     fn fit_margin(&self, fit: &Fit, y: f64) -> f64 {
-        if self.observations.len() < 3 * (fit.features.len() + 1) {
+        if fit.rows < 3 * (fit.features.len() + 1) {
             return self.with_margin(y);
         }
         match self.side {
@@ -519,10 +522,11 @@ fn best_fit(obs: &[(Vec<f64>, f64)]) -> (Option<Fit>, Vec<Fit>) {
             let Some(fit) = fit_linear(obs, &chosen).and_then(|fit| robust(obs, fit)) else {
                 continue;
             };
-            let n = obs.len();
-            let before = 1.0 - adjusted_r2(best.r2, n, best.features.len());
-            let after = 1.0 - adjusted_r2(fit.r2, n, chosen.len());
-            if n >= 3 * (chosen.len() + 1)
+            // Counted on the rows each fit rests on: a feature only some tasks have (an
+            // option the others lack) leaves a fit on those few.
+            let before = 1.0 - adjusted_r2(best.r2, best.rows, best.features.len());
+            let after = 1.0 - adjusted_r2(fit.r2, fit.rows, chosen.len());
+            if fit.rows >= 3 * (chosen.len() + 1)
                 && after <= MIN_GAIN * before
                 && better.as_ref().is_none_or(|b| fit.r2 > b.r2)
             {

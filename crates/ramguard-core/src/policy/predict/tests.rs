@@ -328,3 +328,33 @@ fn a_quiet_start_is_predicted_short_and_large_once_three_are_known() {
     p.observe(&[], quiet(0, 0));
     assert_eq!(p.quiet(&[]).map(|q| q.0), Some(Duration::ZERO));
 }
+
+#[test]
+fn a_feature_few_tasks_have_adds_no_coefficients_beyond_their_rows() {
+    // Twelve tasks peak at 2 MB per unit of size; four also leak (a third feature only they
+    // have) and peak at size + 20 × leak − 3 × hold. Their four rows fit three features
+    // exactly, but four observations are no basis for four coefficients: a fit may use
+    // another feature only where it rests on three rows per coefficient.
+    let mut p = Predictor::new(None);
+    for i in 0..12 {
+        let size = 100.0 + 10.0 * i as f64;
+        let hold = (i % 5) as f64;
+        p.observe(&[size, hold, f64::NAN], peak(2 * size as u64 * MB));
+    }
+    for (size, hold, leak) in [
+        (100.0, 1.0, 10.0),
+        (150.0, 4.0, 30.0),
+        (90.0, 2.0, 25.0),
+        (300.0, 3.0, 12.0),
+    ] {
+        let y = size + 20.0 * leak - 3.0 * hold;
+        p.observe(&[size, hold, leak], peak(y as u64 * MB));
+    }
+    let fit = p.peaks().fit().expect("a fit");
+    assert!(
+        fit.rows >= 3 * (fit.features.len() + 1) || fit.features.len() == 1,
+        "{} features on {} rows: {fit:?}",
+        fit.features.len(),
+        fit.rows
+    );
+}
