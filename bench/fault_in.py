@@ -28,36 +28,13 @@ from __future__ import annotations
 import argparse
 import os
 import resource
-import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-MEMHOG = ROOT / "target" / "release" / "memhog"
-MIB = 1 << 20
-GIB = 1 << 30
-
-
-def mem_available() -> int:
-    with open("/proc/meminfo") as f:
-        for line in f:
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError("no MemAvailable in /proc/meminfo")
-
-
-def rss(pid: int) -> int:
-    """A process's resident memory in bytes (0 once it is gone)."""
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
+# The benchmark's own /proc readers and ballast (this script runs from bench/).
+from sweep_bench import GIB, MEMHOG, MIB, Ballast, mem_available
 
 
 def balloon_reporting() -> str:
@@ -130,26 +107,13 @@ def main() -> int:
     print(f"# fault-in on {os.uname().nodename}: {os.cpu_count()} CPUs, {balloon_reporting()}")
     print(f"command: python3 bench/fault_in.py --size {args.size} --target {args.target} --rest {args.rest:g}")
     series("without the ballast", size, args.rest)
-    ballast = None
+    ballast = Ballast()
     try:
         size_b = mem_available() - target
-        ballast = subprocess.Popen([str(MEMHOG), "--peak", str(size_b), "--ramp", "0", "--hold", "2h"],
-                                   start_new_session=True, stdin=subprocess.DEVNULL,
-                                   stdout=subprocess.DEVNULL)
-        with open(f"/proc/{ballast.pid}/oom_score_adj", "w") as f:
-            f.write("1000")
-        deadline = time.monotonic() + 60 + size_b / GIB * 10
-        while rss(ballast.pid) < size_b * 0.99:
-            if ballast.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("the ballast did not grow")
-            if mem_available() < floor:
-                raise RuntimeError("MemAvailable fell below the floor")
-            time.sleep(0.05)
+        ballast.start(size_b, floor)
         series(f"under the ballast ({size_b / GIB:.1f} GiB held)", size, args.rest)
     finally:
-        if ballast is not None and ballast.poll() is None:
-            os.killpg(ballast.pid, signal.SIGKILL)
-            ballast.wait()
+        ballast.kill()
     return 0
 
 

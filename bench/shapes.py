@@ -22,29 +22,22 @@ import json
 import random
 import sys
 
-MIB = 1 << 20
-GIB = 1 << 30
+# The benchmark's task and lower bound (this script runs from bench/).
+from sweep_bench import GIB, MIB, Task, lower_bound
+
 TARGET = 4 * GIB
 FLOOR = 256 * MIB
 CAP = 8
 SHAPES = ("huge", "tiny", "leaks", "uniform", "tail", "bimodal")
 
 
-def lower_bound(rows, idle):
-    """max of memory-time / (machine - floor), longest task, work / cap (as sweep_bench)."""
-    usable = TARGET - FLOOR
-    area = sum(p * (r / 2 + h) + leak * h * h / 2 for p, r, h, leak in rows) / usable
-    durations = [i + r + h for (_, r, h, _), i in zip(rows, idle)]
-    return max(area, max(durations), sum(durations) / CAP)
-
-
 def mix(shape: str, seed: int) -> dict:
     rng = random.Random(f"{shape}-{seed}")
-    rows, idle = [], []
+    tasks: list[Task] = []
 
     def add(peak, ramp, hold, leak=0.0, wait=0.0):
-        rows.append([int(peak) // MIB * MIB, round(ramp, 2), round(hold, 2), int(leak)])
-        idle.append(round(wait, 2))
+        tasks.append(Task(len(tasks), int(peak) // MIB * MIB, round(ramp, 2), round(hold, 2),
+                          leak=int(leak), idle=round(wait, 2)))
 
     if shape == "huge":
         for k in range(12):
@@ -54,7 +47,7 @@ def mix(shape: str, seed: int) -> dict:
                 add(rng.uniform(150, 400) * MIB, rng.uniform(0.5, 2), rng.uniform(1, 3))
         order = list(range(12))
         rng.shuffle(order)
-        rows, idle = [rows[o] for o in order], [idle[o] for o in order]
+        tasks = [tasks[o] for o in order]
     elif shape == "tiny":
         for _ in range(120):
             add(rng.uniform(30, 120) * MIB, rng.uniform(0.1, 0.5), rng.uniform(0.1, 0.5))
@@ -78,10 +71,11 @@ def mix(shape: str, seed: int) -> dict:
             add(peak, rng.uniform(0.1, 0.4), rng.uniform(1, 3), wait=rng.uniform(1, 6))
     else:
         raise ValueError(f"unknown shape {shape!r}; expected one of {', '.join(SHAPES)}")
-    m = {"mix": shape, "seed": seed, "bound_s": round(lower_bound(rows, idle), 3),
-         "tasks (peak, ramp s, hold s, leak per s)": rows}
-    if any(idle):
-        m["idle s"] = idle
+    bound = lower_bound(tasks, TARGET - FLOOR, CAP)["bound"]
+    m = {"mix": shape, "seed": seed, "bound_s": round(bound, 3),
+         "tasks (peak, ramp s, hold s, leak per s)": [[t.peak, t.ramp, t.hold, t.leak] for t in tasks]}
+    if any(t.idle for t in tasks):
+        m["idle s"] = [t.idle for t in tasks]
     return m
 
 
