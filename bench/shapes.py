@@ -13,6 +13,8 @@ kernel OOM kill, every task done, no task started reserving nothing.
     uniform  18 tasks of 1.2-1.9 GiB: never three at once, rarely two
     tail     30 small tasks, then one of 2.5 GiB that runs 20 s, last in the queue
     bimodal  16 sleepers (1-6 s), 30% of them jumping to 2.5-3.2 GiB, the rest to 60-200 MiB
+    largest  20 tasks from 3 GiB down to 150 MiB (±10%), largest first: the small ones must
+             be predicted far below every peak seen so far
 
 Usage: python3 bench/shapes.py > bench/mixes-shapes.json   (seeds 1-3 of each shape)
 Python 3.11 standard library only; the output has `sweep_bench.py --write-mixes`' format.
@@ -28,7 +30,7 @@ from sweep_bench import GIB, MIB, Task, lower_bound
 TARGET = 4 * GIB
 FLOOR = 256 * MIB
 CAP = 8
-SHAPES = ("huge", "tiny", "leaks", "uniform", "tail", "bimodal")
+SHAPES = ("huge", "tiny", "leaks", "uniform", "tail", "bimodal", "largest")
 
 
 def mix(shape: str, seed: int) -> dict:
@@ -69,6 +71,10 @@ def mix(shape: str, seed: int) -> dict:
             big = rng.random() < 0.3
             peak = rng.uniform(2.5, 3.2) * GIB if big else rng.uniform(60, 200) * MIB
             add(peak, rng.uniform(0.1, 0.4), rng.uniform(1, 3), wait=rng.uniform(1, 6))
+    elif shape == "largest":
+        for k in range(20):
+            peak = (3.0 - 2.85 * k / 19) * GIB * rng.uniform(0.9, 1.1)
+            add(peak, rng.uniform(0.5, 1.5) * peak / GIB + 0.2, rng.uniform(1, 2) * peak / GIB + 0.3)
     else:
         raise ValueError(f"unknown shape {shape!r}; expected one of {', '.join(SHAPES)}")
     bound = lower_bound(tasks, TARGET - FLOOR, CAP)["bound"]

@@ -43,7 +43,8 @@ const MIXES_LATE: &str = include_str!("../../../bench/mixes-late.json");
 const MIXES_HEAVY: &str = include_str!("../../../bench/mixes-heavy.json");
 /// Shapes nobody tuned on (`bench/shapes.py`, seeds 1–3 each): a few huge tasks, many
 /// tiny ones, several leaks, all alike at a third to a half of the machine, one long big
-/// task last in the queue, and sleepers that jump to a few MiB or to most of the machine.
+/// task last in the queue, sleepers that jump to a few MiB or to most of the machine, and
+/// a sweep run largest first.
 const MIXES_SHAPES: &str = include_str!("../../../bench/mixes-shapes.json");
 /// Seconds per GiB a working task takes to fault its work memory in: a fast machine's rate
 /// (this VM's memhog takes 0.45 s per GiB, 2.8 s under the benchmark's ballast). Taken at

@@ -358,3 +358,19 @@ fn a_feature_few_tasks_have_adds_no_coefficients_beyond_their_rows() {
         fit.rows
     );
 }
+
+#[test]
+fn a_line_that_falls_beyond_what_it_saw_does_not_predict_a_peak_of_nothing() {
+    // Five tasks of 1.2-1.9 GB whose peaks happen to fall with their index: the line
+    // through them reaches zero at index 10. Task 20 is not predicted below a quarter of
+    // the least peak seen; a task the fit saw keeps its prediction.
+    let mut p = Predictor::new(None);
+    for (i, y) in [1900, 1750, 1600, 1450, 1200].into_iter().enumerate() {
+        p.observe(&[i as f64], peak(y * MB));
+    }
+    assert!(p.peaks().fit().is_some(), "the index explains the peaks");
+    let far = p.predict(&[20.0]).expect("a prediction").get();
+    assert!(far >= 300 * MB, "task 20 predicted at {far} B");
+    let seen = p.predict(&[1.0]).expect("a prediction").get();
+    assert!(seen >= 1750 * MB, "task 1 predicted at {seen} B");
+}
