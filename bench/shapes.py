@@ -15,6 +15,9 @@ kernel OOM kill, every task done, no task started reserving nothing.
     bimodal  16 sleepers (1-6 s), 30% of them jumping to 2.5-3.2 GiB, the rest to 60-200 MiB
     largest  20 tasks from 3 GiB down to 150 MiB (±10%), largest first: the small ones must
              be predicted far below every peak seen so far
+    kinds    24 tasks of three kinds in random order (half 200-400 MiB, 30% 0.9-1.3 GiB, 20%
+             2.2-2.8 GiB) whose command lines name only the kind: the twin's features are one
+             0/1 column per kind and the index, not the peak ("kinds" in the output)
 
 Usage: python3 bench/shapes.py > bench/mixes-shapes.json   (seeds 1-3 of each shape)
 Python 3.11 standard library only; the output has `sweep_bench.py --write-mixes`' format.
@@ -30,12 +33,13 @@ from sweep_bench import GIB, MIB, Task, lower_bound
 TARGET = 4 * GIB
 FLOOR = 256 * MIB
 CAP = 8
-SHAPES = ("huge", "tiny", "leaks", "uniform", "tail", "bimodal", "largest")
+SHAPES = ("huge", "tiny", "leaks", "uniform", "tail", "bimodal", "largest", "kinds")
 
 
 def mix(shape: str, seed: int) -> dict:
     rng = random.Random(f"{shape}-{seed}")
     tasks: list[Task] = []
+    kinds: list[int] = []
 
     def add(peak, ramp, hold, leak=0.0, wait=0.0):
         tasks.append(Task(len(tasks), int(peak) // MIB * MIB, round(ramp, 2), round(hold, 2),
@@ -75,6 +79,13 @@ def mix(shape: str, seed: int) -> dict:
         for k in range(20):
             peak = (3.0 - 2.85 * k / 19) * GIB * rng.uniform(0.9, 1.1)
             add(peak, rng.uniform(0.5, 1.5) * peak / GIB + 0.2, rng.uniform(1, 2) * peak / GIB + 0.3)
+    elif shape == "kinds":
+        sizes = [(200 * MIB, 400 * MIB), (0.9 * GIB, 1.3 * GIB), (2.2 * GIB, 2.8 * GIB)]
+        for _ in range(24):
+            r = rng.random()
+            kind = 0 if r < 0.5 else 1 if r < 0.8 else 2
+            kinds.append(kind)
+            add(rng.uniform(*sizes[kind]), rng.uniform(0.5, 2), rng.uniform(1, 4))
     else:
         raise ValueError(f"unknown shape {shape!r}; expected one of {', '.join(SHAPES)}")
     bound = lower_bound(tasks, TARGET - FLOOR, CAP)["bound"]
@@ -82,6 +93,8 @@ def mix(shape: str, seed: int) -> dict:
          "tasks (peak, ramp s, hold s, leak per s)": [[t.peak, t.ramp, t.hold, t.leak] for t in tasks]}
     if any(t.idle for t in tasks):
         m["idle s"] = [t.idle for t in tasks]
+    if kinds:
+        m["kinds"] = kinds
     return m
 
 

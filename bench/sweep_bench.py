@@ -30,7 +30,8 @@ per section, also written to `bench/results-<date>.md` beside the raw `results-<
   the machine among small ones; `leak`: the ramp mix with one task leaking; `idle`: the
   ramp mix's sizes, each task sleeping 2-8 s before it takes its peak at once; `late`: the
   same shape with those seconds spent working at 60-200 MiB instead of asleep; `heavy`:
-  that work holding 30-60% of the task's peak), several
+  that work holding 30-60% of the task's peak; `kinds`: three kinds of task whose command
+  lines name only the kind, `--model large`), several
   seeds, some run several times, against `xargs -P 2..4` and `parallel --memsuspend` at
   1G and 2G; one table per mix and a verdict against the issue's targets (no crash, every
   task, median <= 1.35x the bound, faster than every peer that survived the same run).
@@ -550,6 +551,9 @@ class Task:
     # With idle_mem, those seconds are work instead, at idle_mem bytes: a memhog holding
     # them on its run clock (stopped, it makes no progress), then the task's own memhog.
     idle_mem: int = 0
+    # With a kind, the command line names only the kind and the index (`--model large
+    # --index 7`); memhog's own arguments are inside an `sh -c` script that no runner reads.
+    kind: str = ""
 
     @property
     def duration(self) -> float:
@@ -580,6 +584,9 @@ class Task:
             a[2:2] = ["sh", "-c", f'"$0" {work} && exec "$0" "$@"']
         elif self.idle:
             a[2:2] = ["sh", "-c", f'sleep {self.idle:.2f}; exec "$0" "$@"']
+        if self.kind:
+            a[2:] = ["sh", "-c", f"exec {shlex.join(a[2:])}", "task", "--model", self.kind,
+                     "--index", str(self.idx)]
         return a
 
 
@@ -829,7 +836,7 @@ def section_sweep(args, referee: Referee, parallel: str | None, rg_ok: bool, wor
 # --------------------------------------------------------------------------- mixes (issue 12)
 
 
-MIXES = ("ramp", "big", "leak", "idle", "late", "heavy")
+MIXES = ("ramp", "big", "leak", "idle", "late", "heavy", "kinds")
 # Default plan: mix:seeds[xreps], ';'-separated. Five runs of six contenders, about 14
 # minutes (each run of all six takes about 2.5 min, ballast settling included).
 MIX_PLAN = "ramp:1x2;ramp:2;big:1;leak:1"
@@ -854,6 +861,12 @@ def make_mix(mix: str, seed: int, n: int, target: int) -> list[Task]:
     heavy: the late mix's shape, but the work before the peak holds 30-60% of it (a task
     that loads its data, then builds a larger array from it): what a task holds in its first
     moments is then much of its peak (bench/mixes-heavy.json).
+    kinds: tasks of three kinds in random order, half `small` (200-400 MiB), 30% `medium`
+    (0.9-1.3 GiB), 20% `large` (2.2-2.8 GiB), scaled to the machine; 0.5-2 s ramp, 1-4 s
+    hold. The command line names only the kind and the index (`--model large --index 7`),
+    as a training sweep over models does: a runner learns nothing from the peak. The twin's
+    rows carry the kinds in a "kinds" list (0 small, 1 medium, 2 large; bench/shapes.py
+    has the same shape).
     """
     rng = random.Random(f"{'ramp' if mix == 'leak' else mix}-{seed}")
     top = 0.8 * target
@@ -894,6 +907,17 @@ def make_mix(mix: str, seed: int, n: int, target: int) -> list[Task]:
                 peak, d = rng.uniform(150, 500) * MIB, rng.uniform(1.5, 6.0)
             f = rng.uniform(0.4, 0.8)
             tasks.append(Task(i, int(peak) // MIB * MIB, round(d * f, 2), round(d * (1 - f), 2)))
+    elif mix == "kinds":
+        scale = target / (4 * GIB)
+        sizes = {"small": (200 * MIB, 400 * MIB), "medium": (0.9 * GIB, 1.3 * GIB),
+                 "large": (2.2 * GIB, 2.8 * GIB)}
+        for i in range(n):
+            r = rng.random()
+            kind = "small" if r < 0.5 else "medium" if r < 0.8 else "large"
+            lo, hi = sizes[kind]
+            peak = rng.uniform(lo, hi) * scale
+            tasks.append(Task(i, int(peak) // MIB * MIB, round(rng.uniform(0.5, 2), 2),
+                              round(rng.uniform(1, 4), 2), kind=kind))
     else:
         raise ValueError(f"unknown mix {mix!r}; expected one of {', '.join(MIXES)}")
     return tasks
@@ -944,11 +968,6 @@ def mix_contenders(args, parallel: str | None, rg_ok: bool) -> list[Contender]:
     return out
 
 
-def mix_twin_features(t: Task) -> list[float]:
-    """The numbers ramguard reads from the task's command line, in order (its features)."""
-    return [float(t.peak), t.ramp, t.hold, float(t.idx), float(t.leak) if t.leak else float("nan")]
-
-
 def write_mixes(args, path: Path) -> None:
     """Exports every mix of the plan for the simulator's twin."""
     mixes = []
@@ -961,6 +980,9 @@ def write_mixes(args, path: Path) -> None:
                 if any(t.idle for t in tasks) else "")
         if any(t.idle_mem for t in tasks):
             idle += f',\n   "idle MiB": [{", ".join(str(t.idle_mem // MIB) for t in tasks)}]'
+        if any(t.kind for t in tasks):
+            order = ("small", "medium", "large")
+            idle += f',\n   "kinds": [{", ".join(str(order.index(t.kind)) for t in tasks)}]'
 
         mixes.append(f'  {{"mix": "{mix}", "seed": {seed}, "bound_s": {lb["bound"]:.3f},\n'
                      f'   "tasks (peak, ramp s, hold s, leak per s)": [\n{rows}\n   ]{idle}}}')

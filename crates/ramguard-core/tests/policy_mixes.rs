@@ -41,10 +41,13 @@ const MIXES_LATE: &str = include_str!("../../../bench/mixes-late.json");
 /// 8 `heavy` mixes (seeds 1–8): the late shape, but the work before the peak holds 30–60%
 /// of it (a task that loads its data, then builds a larger array from it).
 const MIXES_HEAVY: &str = include_str!("../../../bench/mixes-heavy.json");
+/// 8 `kinds` mixes (seeds 1–8): tasks of three kinds whose command lines name only the kind
+/// and the index (`--model large --index 7`), as a training sweep over models does.
+const MIXES_KINDS: &str = include_str!("../../../bench/mixes-kinds.json");
 /// Shapes nobody tuned on (`bench/shapes.py`, seeds 1–3 each): a few huge tasks, many
 /// tiny ones, several leaks, all alike at a third to a half of the machine, one long big
 /// task last in the queue, sleepers that jump to a few MiB or to most of the machine, and
-/// a sweep run largest first.
+/// a sweep run largest first, and tasks of three kinds told apart only by the kind's name.
 const MIXES_SHAPES: &str = include_str!("../../../bench/mixes-shapes.json");
 /// Seconds per GiB a working task takes to fault its work memory in: a fast machine's rate
 /// (this VM's memhog takes 0.45 s per GiB, 2.8 s under the benchmark's ballast). Taken at
@@ -119,7 +122,18 @@ fn task(idx: usize, row: &[serde_json::Value], idle: f64, before: Bytes) -> SimT
     SimTask::new(script).features(features)
 }
 
-fn simulate(host: Host, tasks: Vec<SimTask>) -> (Sim, Report) {
+/// The features of task `i` of a mix whose command lines name only a kind and an index
+/// (`train --model large --index 7`): one 0/1 column per kind, as `tasks::features` reads
+/// a kind named by a value, then the index.
+fn kind_features(kinds: &[serde_json::Value], i: usize) -> Vec<f64> {
+    let kind = |j: usize| kinds[j].as_u64().expect("a kind");
+    let n = (0..kinds.len()).map(kind).max().unwrap_or(0) + 1;
+    let mut f: Vec<f64> = (0..n).map(|k| f64::from(u8::from(k == kind(i)))).collect();
+    f.push(i as f64);
+    f
+}
+
+fn simulate(host: Host, tasks: Vec<SimTask>, kinds: &[usize]) -> (Sim, Report) {
     let target = host.capacity;
     let l = levels(target, None, None);
     let cfg = Config {
@@ -137,7 +151,9 @@ fn simulate(host: Host, tasks: Vec<SimTask>) -> (Sim, Report) {
         max_brakes: 3,
         pause: true,
     };
-    let mut sim = Sim::new(cfg, host, tasks).sampling_like_the_supervisor();
+    let mut sim = Sim::new(cfg, host, tasks)
+        .with_kinds(kinds)
+        .sampling_like_the_supervisor();
     let report = sim.drive();
     (sim, report)
 }
@@ -165,6 +181,11 @@ fn late_mixes_never_cross_the_referees_floor() {
 #[test]
 fn heavy_mixes_never_cross_the_referees_floor() {
     replay_all(MIXES_HEAVY);
+}
+
+#[test]
+fn kinds_mixes_never_cross_the_referees_floor() {
+    replay_all(MIXES_KINDS);
 }
 
 #[test]
@@ -221,12 +242,21 @@ fn replay(m: &serde_json::Value, host: Host, floor: Bytes) -> f64 {
             let before = m["idle MiB"]
                 .as_array()
                 .map_or(ASLEEP, |a| Bytes(a[i].as_u64().unwrap() << 20));
-            task(i, r.as_array().unwrap(), idle, before)
+            let t = task(i, r.as_array().unwrap(), idle, before);
+            match m["kinds"].as_array() {
+                Some(kinds) => t.features(kind_features(kinds, i)),
+                None => t,
+            }
         })
         .collect();
     let n = tasks.len();
     let bound = m["bound_s"].as_f64().unwrap();
-    let (sim, r) = simulate(host, tasks);
+    // The kinds' columns come first (`kind_features`).
+    let kinds: Vec<usize> = match m["kinds"].as_array() {
+        Some(k) => (0..kind_features(k, 0).len() - 1).collect(),
+        None => Vec::new(),
+    };
+    let (sim, r) = simulate(host, tasks, &kinds);
     let ratio = r.makespan.as_secs_f64() / bound;
     println!(
         "{} seed {}: makespan {:.1} s = {:.2}× the bound {bound:.1} s, {:.1} at once on \

@@ -13,7 +13,7 @@ use ramguard_core::findings::{
     self, detect_leak, detect_running_leak, Finding, Leak, SweepFacts, TaskFacts,
 };
 use ramguard_core::policy::predict::{Model as FitModel, Side};
-use ramguard_core::tasks::{self, TaskDef};
+use ramguard_core::tasks::{self, FeatureTable, TaskDef};
 use ramguard_core::units::{parse_duration, parse_size};
 use ramguard_core::Bytes;
 use serde::Serialize;
@@ -228,10 +228,15 @@ fn task_def(t: &TaskRow) -> TaskDef {
     TaskDef::new(params, t.argv.clone())
 }
 
-/// Numeric features of each task, as `run` computes them for prediction.
+/// Features of each task, as `run` computes them for prediction.
 pub fn features(tasks: &[TaskRow]) -> Vec<Vec<f64>> {
+    feature_table(tasks).rows
+}
+
+/// [`features`], with which of them are kinds.
+pub fn feature_table(tasks: &[TaskRow]) -> FeatureTable {
     let defs: Vec<TaskDef> = tasks.iter().map(task_def).collect();
-    tasks::features(&defs)
+    tasks::feature_table(&defs)
 }
 
 fn setting_bytes(s: &serde_json::Value, k: &str) -> Option<Bytes> {

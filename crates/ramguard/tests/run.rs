@@ -660,6 +660,67 @@ fn a_rerun_with_new_values_learns_from_the_earlier_runs_tasks() {
     assert!((115.0..=180.0).contains(&mib), "{start}");
 }
 
+/// A kind chosen by name (`--model small|large`) sets a task's memory as a size does: it is
+/// learned per kind, and a kind nothing finished had is not read as one that did.
+#[test]
+fn a_kind_chosen_by_name_is_learned_per_kind() {
+    let w = Work::new();
+    let hog = memhog();
+    let script = format!(
+        "case $1 in small) p=40M;; large) p=160M;; *) p=20M;; esac\nexec {} --peak $p --hold 0.2\n",
+        hog.display()
+    );
+    std::fs::write(w.path().join("kind.sh"), script).unwrap();
+    let run = |models: &str, seeds: &str| {
+        let args = [
+            "run",
+            "--progress",
+            "plain",
+            "-j",
+            "1",
+            "--mem",
+            "600M",
+            "--grid",
+            models,
+            "--grid",
+            seeds,
+            "--",
+            "sh",
+            "kind.sh",
+            "{model}",
+            "{seed}",
+        ];
+        let out = w.run(&args);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        stderr(&out)
+    };
+    run("model=small,large", "seed=1..3");
+    let log = run("model=small,large,huge", "seed=4..5");
+    let predicted = |model: &str| -> Vec<f64> {
+        log.lines()
+            .filter(|l| l.contains(" start   ") && l.contains(&format!("model={model}")))
+            .map(|l| {
+                let p = l
+                    .split("predicted ")
+                    .nth(1)
+                    .unwrap_or_else(|| panic!("{l}"));
+                let (n, unit) = p.split_once(' ').unwrap_or_else(|| panic!("{l}"));
+                let n: f64 = n.parse().unwrap_or_else(|_| panic!("{l}"));
+                n * if unit.starts_with("GiB") { 1024.0 } else { 1.0 }
+            })
+            .collect()
+    };
+    let (small, large, huge) = (predicted("small"), predicted("large"), predicted("huge"));
+    assert_eq!((small.len(), large.len(), huge.len()), (2, 2, 2), "{log}");
+    // Read by number only, every task was predicted at the quantile of all, 179 MiB.
+    assert!(small.iter().all(|&m| m < 100.0), "small: {small:?}\n{log}");
+    assert!(large.iter().all(|&m| m >= 160.0), "large: {large:?}\n{log}");
+    // The first huge task is of a kind nothing finished had: predicted at the p90 of all
+    // peaks plus the margin (179 MiB), not read by the fit as one of the kinds it left out,
+    // as a large one (168 MiB).
+    assert!(huge[0] > large[0], "huge: {huge:?}\n{log}");
+}
+
 /// Regression (issue 17): a `--tasks` line with a redirection ran as `echo` with the words
 /// "a", ">", "f"; GNU parallel runs every line through a shell, and so does ramguard when
 /// a line needs one.

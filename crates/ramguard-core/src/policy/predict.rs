@@ -51,7 +51,11 @@
 //!    explain less than `--ramp` did, and the fit went to `--ramp` (the simulated `leak`
 //!    mixes, cold: median 2.16 → 2.03× the lower bound). The quantile still sees them.
 //!    A peak is never predicted below [`PEAK_FLOOR`] of the least seen: a line may fall
-//!    through zero beyond the tasks it saw.
+//!    through zero beyond the tasks it saw. A kind named by a value (`--model resnet18`)
+//!    is one 0/1 feature per value (`tasks::feature_table`, which says which features are
+//!    kinds); a task of a kind no observation had reads 0 in every column a fit uses, as the
+//!    kinds the fit left out do, so no fit that uses a kind speaks for it
+//!    ([`Model::of_an_unseen_kind`]).
 //! 2. **Quantile.** Otherwise [`QUANTILE`] of what was observed (its mirror for a lower
 //!    bound), with the margin.
 //! 3. **Estimate.** `--estimate`, for the peak only, until anything has been measured.
@@ -197,6 +201,11 @@ pub struct Model {
     range: Option<(f64, f64)>,
     /// Observations when the fit was last made.
     fitted_at: usize,
+    /// The features that are kinds (one 0/1 column per value of a parameter read by name,
+    /// `--model resnet18`; see `tasks::feature_table`), each with whether an observation
+    /// was of that kind. A task of a kind no observation had reads 0 wherever a fit looks,
+    /// as the kinds the fit left out do.
+    kinds: Vec<(usize, bool)>,
 }
 
 /// Up to this many observations, every one refits.
@@ -216,7 +225,13 @@ impl Model {
             quantile: None,
             range: None,
             fitted_at: 0,
+            kinds: Vec::new(),
         }
+    }
+
+    /// Tells which features are kinds (see `kinds`); before anything is observed.
+    pub fn set_kinds(&mut self, kinds: &[usize]) {
+        self.kinds = kinds.iter().map(|&f| (f, false)).collect();
     }
 
     /// Records one observed value.
@@ -225,6 +240,9 @@ impl Model {
             return;
         }
         self.observations.push((features.to_vec(), y));
+        for (f, seen) in &mut self.kinds {
+            *seen |= features.get(*f) == Some(&1.0);
+        }
         self.range = Some(self.range.map_or((y, y), |(lo, hi)| (lo.min(y), hi.max(y))));
         // A fit (and the quantile's sort) costs O(n) per feature tried: with many
         // observations, refit only when they have grown by REFIT_GROWTH, so a sweep of
@@ -283,7 +301,15 @@ impl Model {
             x.is_some_and(|x| x >= lo - (hi - lo) && x <= hi + (hi - lo))
         };
         let rivals = (0..self.rivals.len()).filter(|&i| near(i));
-        for fit in self.fit.iter().chain(rivals.map(|i| &self.rivals[i])) {
+        // A task of a kind nothing observed had: no fit on kinds speaks for it.
+        let unseen = self.of_an_unseen_kind(features);
+        let speaks = |fit: &&Fit| !unseen || !fit.features.iter().any(|&f| self.is_kind(f));
+        for fit in self
+            .fit
+            .iter()
+            .chain(rivals.map(|i| &self.rivals[i]))
+            .filter(speaks)
+        {
             let Some(y) = fit.value(features) else {
                 continue;
             };
@@ -303,6 +329,18 @@ impl Model {
             safest = Some(safest.map_or(y, |s| self.safer(s, y)));
         }
         safest.or_else(|| self.typical())
+    }
+
+    /// Returns true if and only if feature `f` is a kind.
+    fn is_kind(&self, f: usize) -> bool {
+        self.kinds.iter().any(|&(k, _)| k == f)
+    }
+
+    /// Returns true if and only if the task is of a kind no observation had.
+    pub fn of_an_unseen_kind(&self, features: &[f64]) -> bool {
+        self.kinds
+            .iter()
+            .any(|&(f, seen)| !seen && features.get(f) == Some(&1.0))
     }
 
     /// The margin on a fit's prediction: [`FIT_MARGIN`] once it rests on three observations
@@ -432,6 +470,27 @@ impl Predictor {
         };
         let floor = self.peak.least().unwrap_or(0.0) * PEAK_FLOOR;
         Some(to_bytes(y.max(floor)))
+    }
+
+    /// Tells every model which features are kinds (one 0/1 column per value of a parameter
+    /// read by name; `tasks::feature_table`); before anything is observed.
+    pub fn set_kinds(&mut self, kinds: &[usize]) {
+        for m in [
+            &mut self.peak,
+            &mut self.duration,
+            &mut self.time_to_peak,
+            &mut self.after_peak,
+            &mut self.quiet_time,
+            &mut self.quiet_level,
+        ] {
+            m.set_kinds(kinds);
+        }
+    }
+
+    /// Returns true if and only if the task is of a kind no learned peak had: what other
+    /// kinds needed says nothing of it.
+    pub fn of_an_unseen_kind(&self, features: &[f64]) -> bool {
+        self.peak.of_an_unseen_kind(features)
     }
 
     /// How long a task with these features is expected to run at most; `None` until

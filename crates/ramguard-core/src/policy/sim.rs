@@ -187,6 +187,12 @@ impl Sim {
         }
     }
 
+    /// Tells the policy which features are kinds ([`Policy::with_kinds`]).
+    pub fn with_kinds(mut self, kinds: &[usize]) -> Sim {
+        self.policy = self.policy.with_kinds(kinds);
+        self
+    }
+
     /// The same harness sampling as the supervisor does, instead of every 50 ms: from 500 ms
     /// apart while memory is far from the lines down to 2 ms while it races toward them.
     pub fn sampling_like_the_supervisor(mut self) -> Sim {

@@ -9,7 +9,7 @@
 //! keys sorted) or, for raw command lines, the JSON array of the argv.
 //!
 //! This module is pure: the binary reads files and stdin and hands the text in. It owns no
-//! policy either; [`features`] only exposes numeric parameters for the predictor.
+//! policy either; [`features`] only turns parameters into numbers for the predictor.
 
 mod inputs;
 mod sources;
@@ -162,13 +162,36 @@ impl Reading {
     }
 }
 
-/// Numeric features for prediction: for each param name whose values parse as f64 in every task (ignoring "#"), one column, in the order of the first task's params; per task a `Vec<f64>` of the same length (NaN where missing). For tasks without params (raw command lines), use numeric argv tokens by position when all tasks have the same argv length (e.g. `--years 10`), else none.
+/// Features for prediction, one row per task, every row of the same width: for each
+/// parameter name, one numeric column if its values read as numbers in every task that has
+/// it (sizes and durations included), else one 0/1 column per value if it takes a few
+/// values that tasks share (`Column::of`); in order of first appearance, `NaN` where a task
+/// lacks the parameter. `#` is not a feature. Raw command lines line up by flag
+/// (`--years 10`, `--model=resnet18`) when they have any, else by position when all have
+/// the same length.
 ///
-/// Names that appear only in later tasks follow the first task's, in order of first
-/// appearance. Infinite and NaN values do not count as numeric.
+/// A kind chosen by name sets memory as often as a size does (`--model resnet152`, `--mode
+/// suite`): read as numbers only, such a sweep had no feature to tell its tasks apart, and
+/// every task was predicted at the largest kind's peak.
 pub fn features(tasks: &[TaskDef]) -> Vec<Vec<f64>> {
+    feature_table(tasks).rows
+}
+
+/// The features of a list of tasks (see [`features`]), and which of them are kinds.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FeatureTable {
+    /// One row per task, every row of the same width.
+    pub rows: Vec<Vec<f64>>,
+    /// The columns that are 0/1 for a kind: the predictor must know them, since a task of
+    /// a kind no finished task had reads 0 in the columns of the kinds that did, as the
+    /// kinds a fit leaves out do (`policy::predict`).
+    pub kinds: Vec<usize>,
+}
+
+/// [`features`], with which columns are kinds.
+pub fn feature_table(tasks: &[TaskDef]) -> FeatureTable {
     let Some(first) = tasks.first() else {
-        return Vec::new();
+        return FeatureTable::default();
     };
     let any_params = tasks.iter().any(|t| t.params.iter().any(|(k, _)| k != SEQ));
     if any_params {
@@ -186,30 +209,72 @@ pub fn features(tasks: &[TaskDef]) -> Vec<Vec<f64>> {
     }
     let len = first.argv.len();
     if tasks.iter().any(|t| t.argv.len() != len) {
-        return vec![Vec::new(); tasks.len()];
+        return FeatureTable {
+            rows: vec![Vec::new(); tasks.len()],
+            kinds: Vec::new(),
+        };
     }
-    let columns: Vec<(usize, Reading)> = (0..len)
-        .filter_map(|i| {
-            Some((
-                i,
-                Reading::of(tasks.iter().map(move |t| t.argv[i].as_str()))?,
-            ))
-        })
-        .collect();
-    tasks
+    let positions: Vec<Vec<(String, String)>> = tasks
         .iter()
         .map(|t| {
-            columns
+            t.argv
                 .iter()
-                .map(|&(i, r)| r.parse(&t.argv[i]).unwrap_or(f64::NAN))
+                .enumerate()
+                .map(|(i, a)| (i.to_string(), a.clone()))
                 .collect()
         })
-        .collect()
+        .collect();
+    named_columns(&positions)
 }
 
-/// One numeric column per name that reads as numbers wherever it appears, in order of
-/// first appearance; `NaN` where a task lacks it.
-fn named_columns(sets: &[Vec<(String, String)>]) -> Vec<Vec<f64>> {
+/// Most values a parameter read by name may take to be a feature: one 0/1 column each.
+pub const MAX_LEVELS: usize = 8;
+
+/// How one parameter becomes features.
+#[derive(Debug, Clone, PartialEq)]
+enum Column {
+    /// One column: the value read as a number.
+    Numeric(Reading),
+    /// One 0/1 column per value, in order of first appearance.
+    Levels(Vec<String>),
+}
+
+impl Column {
+    /// The column for these values (one per task that has the parameter): numeric if every
+    /// value reads as a number; levels if there are 2 to [`MAX_LEVELS`] distinct values
+    /// and at least twice as many tasks (a value every task has its own, an output path or a
+    /// seed, tells nothing of another task); else none.
+    fn of(values: &[&str]) -> Option<Column> {
+        if let Some(r) = Reading::of(values.iter().copied()) {
+            return Some(Column::Numeric(r));
+        }
+        let mut levels: Vec<String> = Vec::new();
+        for v in values {
+            if !levels.iter().any(|l| l == v) {
+                if levels.len() == MAX_LEVELS {
+                    return None;
+                }
+                levels.push(v.to_string());
+            }
+        }
+        (levels.len() >= 2 && values.len() >= 2 * levels.len()).then_some(Column::Levels(levels))
+    }
+
+    /// This column's values for a task with `value` (`None`: it lacks the parameter).
+    fn push(&self, value: Option<&str>, row: &mut Vec<f64>) {
+        match self {
+            Column::Numeric(r) => row.push(value.and_then(|v| r.parse(v)).unwrap_or(f64::NAN)),
+            Column::Levels(levels) => row.extend(levels.iter().map(|l| match value {
+                Some(v) if v == l => 1.0,
+                Some(_) => 0.0,
+                None => f64::NAN,
+            })),
+        }
+    }
+}
+
+/// The columns of [`features`] for tasks given as (name, value) pairs.
+fn named_columns(sets: &[Vec<(String, String)>]) -> FeatureTable {
     let get = |set: &'_ [(String, String)], name: &str| -> Option<String> {
         set.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
     };
@@ -221,21 +286,36 @@ fn named_columns(sets: &[Vec<(String, String)>]) -> Vec<Vec<f64>> {
             }
         }
     }
-    let columns: Vec<(&str, Reading)> = names
+    let columns: Vec<(&str, Column)> = names
         .into_iter()
         .filter_map(|n| {
             let values: Vec<String> = sets.iter().filter_map(|s| get(s, n)).collect();
-            Some((n, Reading::of(values.iter().map(String::as_str))?))
+            let values: Vec<&str> = values.iter().map(String::as_str).collect();
+            Some((n, Column::of(&values)?))
         })
         .collect();
-    sets.iter()
+    let mut kinds = Vec::new();
+    let mut width = 0;
+    for (_, c) in &columns {
+        match c {
+            Column::Numeric(_) => width += 1,
+            Column::Levels(levels) => {
+                kinds.extend(width..width + levels.len());
+                width += levels.len();
+            }
+        }
+    }
+    let rows = sets
+        .iter()
         .map(|set| {
-            columns
-                .iter()
-                .map(|(n, r)| get(set, n).and_then(|v| r.parse(&v)).unwrap_or(f64::NAN))
-                .collect()
+            let mut row = Vec::with_capacity(width);
+            for (n, c) in &columns {
+                c.push(get(set, n).as_deref(), &mut row);
+            }
+            row
         })
-        .collect()
+        .collect();
+    FeatureTable { rows, kinds }
 }
 
 /// The `--flag value`, `--flag=value` and `-f value` pairs of a command line.
@@ -376,6 +456,57 @@ mod tests {
         let uneven = [task(&[], &["a", "1"]), task(&[], &["a", "1", "2"])];
         assert_eq!(features(&uneven), vec![Vec::<f64>::new(), Vec::new()]);
         assert!(features(&[]).is_empty());
+    }
+
+    #[test]
+    fn a_kind_chosen_by_name_is_a_column_per_kind() {
+        let kinds = ["small", "large", "small", "medium", "large", "small"];
+        let ts: Vec<TaskDef> = kinds
+            .iter()
+            .enumerate()
+            .map(|(i, k)| {
+                let out = format!("out/{i}.json");
+                task(
+                    &[],
+                    &["train", "--model", k, "--epochs", "3", "--out", &out],
+                )
+            })
+            .collect();
+        let table = feature_table(&ts);
+        let f = &table.rows;
+        // --model: small, large, medium; --epochs; --out is every task's own, no feature.
+        assert_eq!(table.kinds, [0, 1, 2]);
+        assert_eq!(f[0], vec![1.0, 0.0, 0.0, 3.0]);
+        assert_eq!(f[3], vec![0.0, 0.0, 1.0, 3.0]);
+        assert_eq!(f[4], vec![0.0, 1.0, 0.0, 3.0]);
+        // By position, too; a task without the parameter knows none of its columns.
+        let ts = [
+            task(&[("m", "a")], &[]),
+            task(&[("m", "b")], &[]),
+            task(&[("m", "a")], &[]),
+            task(&[("m", "b")], &[]),
+            task(&[("n", "1")], &[]),
+        ];
+        let f = features(&ts);
+        assert_eq!(f[1][..2], [0.0, 1.0]);
+        assert!(f[4][0].is_nan() && f[4][1].is_nan());
+        let by_position: Vec<TaskDef> = ["a", "b", "a", "b"]
+            .iter()
+            .map(|k| task(&[], &["python", "fit.py", k]))
+            .collect();
+        assert_eq!(features(&by_position)[2], vec![1.0, 0.0]);
+    }
+
+    #[test]
+    fn many_kinds_or_one_per_task_are_no_feature() {
+        let names = ["a", "b", "c", "d", "e", "f", "g", "h", "i"];
+        let nine: Vec<TaskDef> = names
+            .iter()
+            .flat_map(|k| [task(&[("k", k)], &[]), task(&[("k", k), ("x", "1")], &[])])
+            .collect();
+        assert!(features(&nine).iter().all(|row| row.len() == 1), "x only");
+        let own: Vec<TaskDef> = names[..4].iter().map(|k| task(&[("k", k)], &[])).collect();
+        assert!(features(&own).iter().all(Vec::is_empty));
     }
 
     #[test]

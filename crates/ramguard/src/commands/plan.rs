@@ -89,6 +89,8 @@ pub struct Prediction {
 /// The recorded sweep, ready to replay.
 struct Recorded {
     tasks: Vec<SimTask>,
+    /// Which of the tasks' features are kinds (`tasks::FeatureTable::kinds`).
+    kinds: Vec<usize>,
     base: Config,
     /// Never-run tasks that were given a typical task's trace.
     assumed: usize,
@@ -257,7 +259,7 @@ fn replay(
 ) -> Result<Prediction> {
     let cfg = config_for(&rec.base, budget, jobs);
     let capacity = machine.unwrap_or(budget.saturating_add(cfg.reserve));
-    let mut sim = Sim::new(cfg, Host::new(capacity), rec.tasks.clone());
+    let mut sim = Sim::new(cfg, Host::new(capacity), rec.tasks.clone()).with_kinds(&rec.kinds);
     let mut steps = 0u64;
     while sim.step() {
         steps += 1;
@@ -390,7 +392,10 @@ fn recorded(j: &Journal, sweep: &journal::read::SweepInfo) -> Result<Recorded> {
     let p95_peak = known
         .get(((known.len().max(1) - 1) as f64 * 0.95).round() as usize)
         .map_or(0, |s| peak_of(s).get());
-    let features = model::features(&tasks);
+    let ramguard_core::tasks::FeatureTable {
+        rows: features,
+        kinds,
+    } = model::feature_table(&tasks);
     let mut assumed = 0;
     let failing = scripts
         .iter()
@@ -432,6 +437,7 @@ fn recorded(j: &Journal, sweep: &journal::read::SweepInfo) -> Result<Recorded> {
         .unwrap_or(t0);
     Ok(Recorded {
         tasks: sim_tasks,
+        kinds,
         base,
         assumed,
         failing,

@@ -374,3 +374,31 @@ fn a_line_that_falls_beyond_what_it_saw_does_not_predict_a_peak_of_nothing() {
     let seen = p.predict(&[1.0]).expect("a prediction").get();
     assert!(seen >= 1750 * MB, "task 1 predicted at {seen} B");
 }
+
+#[test]
+fn kinds_are_told_apart_but_an_unseen_kind_is_not_read_as_one_left_out() {
+    // `--model small|large|huge`, one 0/1 column each (tasks::features), and an index.
+    // Six small tasks of ~300 MB and three large of ~2.5 GB finished; no huge one did.
+    let mut p = Predictor::new(None);
+    p.set_kinds(&[0, 1, 2]);
+    for i in 0..9 {
+        let (kind, y) = match i % 3 {
+            2 => ([0.0, 1.0, 0.0], 2500 + 10 * i),
+            _ => ([1.0, 0.0, 0.0], 300 + 5 * i),
+        };
+        p.observe(&[kind[0], kind[1], kind[2], i as f64], peak(y * MB));
+    }
+    let small = p.predict(&[1.0, 0.0, 0.0, 9.0]).unwrap().get();
+    assert!(
+        (300 * MB..600 * MB).contains(&small),
+        "a small task predicted at {small} B, not from its kind"
+    );
+    // A huge task reads 0 in the small and large columns, as a large one does not and a
+    // small one does not either: the fit would place it wherever the left-out kinds lie.
+    let huge = p.predict(&[0.0, 0.0, 1.0, 9.0]).unwrap().get();
+    let typical = p.typical().unwrap().get();
+    assert!(
+        huge >= typical,
+        "a huge task predicted at {huge} B, below {typical} B"
+    );
+}

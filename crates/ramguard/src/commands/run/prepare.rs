@@ -117,7 +117,10 @@ pub(crate) fn prepare(args: &RunArgs, sweep: &mut Sweep, settings: &Settings) ->
             .filter(|l| !current.contains(l.key.as_str()))
             .filter_map(|l| TaskDef::from_key(&l.key)),
     );
-    let known_features = tasks::features(&known);
+    let tasks::FeatureTable {
+        rows: known_features,
+        kinds,
+    } = tasks::feature_table(&known);
     let features = known_features[..sweep.tasks.len()].to_vec();
     let feature_of: HashMap<&str, &Vec<f64>> = known
         .iter()
@@ -142,7 +145,8 @@ pub(crate) fn prepare(args: &RunArgs, sweep: &mut Sweep, settings: &Settings) ->
         })
         .collect();
     let mut policy = Policy::new(settings.policy_for(args.executor), specs)
-        .with_restarts(settings.restart.policy_restarts());
+        .with_restarts(settings.restart.policy_restarts())
+        .with_kinds(&kinds);
     let history: Vec<(Vec<f64>, Observation)> = learned
         .into_iter()
         .filter_map(|l| {
