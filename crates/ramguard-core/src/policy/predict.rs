@@ -487,12 +487,6 @@ impl Predictor {
         }
     }
 
-    /// Returns true if and only if the task is of a kind no learned peak had: what other
-    /// kinds needed says nothing of it.
-    pub fn of_an_unseen_kind(&self, features: &[f64]) -> bool {
-        self.peak.of_an_unseen_kind(features)
-    }
-
     /// How long a task with these features is expected to run at most; `None` until
     /// [`MIN_DURATIONS`] durations are known. Never shorter than the shortest seen, less
     /// the margin: a fit through the first few durations may fall toward zero beyond them
