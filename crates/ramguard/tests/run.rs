@@ -651,13 +651,22 @@ fn a_rerun_with_new_values_learns_from_the_earlier_runs_tasks() {
         .find(|l| l.contains(" start   #"))
         .unwrap_or_else(|| panic!("{log}"));
     // The peaks of 100M and 150M fit a line: 120M is predicted about 124 MiB plus margin.
-    let mib: f64 = start
-        .split("predicted ")
-        .nth(1)
-        .and_then(|p| p.strip_suffix(" MiB"))
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("no prediction in MiB: {start}"));
+    let mib = predicted_mib(start);
     assert!((115.0..=180.0).contains(&mib), "{start}");
+}
+
+/// The prediction on a `start` line (`… predicted 167.6 MiB`), in MiB.
+fn predicted_mib(start: &str) -> f64 {
+    let p = start.split("predicted ").nth(1);
+    let (n, unit) = p
+        .and_then(|p| p.split_once(' '))
+        .unwrap_or_else(|| panic!("no prediction: {start}"));
+    let n: f64 = n.parse().unwrap_or_else(|_| panic!("no number: {start}"));
+    match unit {
+        "MiB" => n,
+        "GiB" => n * 1024.0,
+        _ => panic!("no prediction in MiB or GiB: {start}"),
+    }
 }
 
 /// A kind chosen by name (`--model small|large`) sets a task's memory as a size does: it is
@@ -699,15 +708,7 @@ fn a_kind_chosen_by_name_is_learned_per_kind() {
     let predicted = |model: &str| -> Vec<f64> {
         log.lines()
             .filter(|l| l.contains(" start   ") && l.contains(&format!("model={model}")))
-            .map(|l| {
-                let p = l
-                    .split("predicted ")
-                    .nth(1)
-                    .unwrap_or_else(|| panic!("{l}"));
-                let (n, unit) = p.split_once(' ').unwrap_or_else(|| panic!("{l}"));
-                let n: f64 = n.parse().unwrap_or_else(|_| panic!("{l}"));
-                n * if unit.starts_with("GiB") { 1024.0 } else { 1.0 }
-            })
+            .map(predicted_mib)
             .collect()
     };
     let (small, large, huge) = (predicted("small"), predicted("large"), predicted("huge"));
