@@ -680,3 +680,69 @@ fn ramps_stretch_when_growing_tasks_share_too_few_cpus() {
     // Each ran a second longer than on the ideal host.
     assert!(slow.task_seconds > ideal.task_seconds + 1.9, "{slow:?}");
 }
+
+#[test]
+fn a_head_that_waits_is_not_delayed_but_not_idled_for_either() {
+    // `--mem 4G -j 3`, everything known from an earlier run (features: peak GiB, seconds).
+    // The longest task (1.6 GiB, 30 s) and a 20 s one of 1.5 GiB start; the next, another
+    // of 1.5 GiB, waits for room until the 20 s one ends. Twenty 2 s tasks of 0.3 GiB may
+    // overtake it: once -j times for nothing, then only while they end before it would fit
+    // anyway, or fit beside it. They used to stop after three, leaving a slot empty for
+    // 14 s, and ran one at a time at the end: 46 s, where the 1.5 GiB tasks' chain takes 40.
+    let cfg = Config {
+        budget: gib(4.0),
+        reserve: gib(0.25),
+        max_jobs: 3,
+        ..config()
+    };
+    let mut rows = vec![(1.6, 30.0), (1.5, 20.0), (1.5, 20.0)];
+    rows.extend([(0.3, 2.0); 20]);
+    let tasks: Vec<SimTask> = rows
+        .iter()
+        .map(|&(p, d)| ramp(p, 0.2, d - 0.2).features(vec![p, d]))
+        .collect();
+    let mut sim = Sim::new(cfg, host(), tasks);
+    let seen = |p: f64, d: f64| {
+        (
+            vec![p, d],
+            ramguard_core::policy::predict::Observation {
+                peak: gib(p),
+                duration: Some(secs(d)),
+                time_to_peak: Some(secs(0.2)),
+                quiet: None,
+            },
+        )
+    };
+    sim.policy_mut().learn_from_history(&[
+        seen(1.6, 30.0),
+        seen(1.5, 20.0),
+        seen(0.3, 2.0),
+        seen(0.4, 3.0),
+    ]);
+    let report = sim.drive();
+    assert_clean(&report);
+    all_done(&sim, rows.len());
+    // The second 1.5 GiB task still starts when the first ends, not later.
+    let started = |task: TaskId| {
+        starts(&sim)
+            .iter()
+            .find(|s| s.1 == task)
+            .map(|s| s.0)
+            .unwrap()
+    };
+    assert!(started(2) <= started(1) + secs(20.5), "{:?}", started(2));
+    // The small tasks filled the third slot meanwhile.
+    let small_by_20 = starts(&sim)
+        .iter()
+        .filter(|s| s.1 >= 3 && s.0 < secs(20.0))
+        .count();
+    println!(
+        "makespan {:?}, {small_by_20} small tasks started before 20 s",
+        report.makespan
+    );
+    assert!(
+        small_by_20 >= 9,
+        "{small_by_20} small tasks started before 20 s"
+    );
+    assert!(report.makespan < secs(42.0), "{:?}", report.makespan);
+}

@@ -37,10 +37,16 @@ impl Curve {
 
 /// The highest total the curves reach at any time from now on.
 pub fn highest(curves: &[Curve]) -> f64 {
+    highest_from(curves, 0.0)
+}
+
+/// The highest total the curves reach at any time from `from` seconds on.
+pub fn highest_from(curves: &[Curve], from: f64) -> f64 {
     let corners = curves
         .iter()
         .flat_map(|c| [c.ramp.max(0.0), c.end.unwrap_or(0.0).max(0.0)])
-        .chain([0.0]);
+        .filter(|&t| t >= from)
+        .chain([from]);
     let at_corners = corners
         .map(|t| curves.iter().map(|c| c.at(t)).sum::<f64>())
         .fold(0.0, f64::max);
@@ -52,6 +58,25 @@ pub fn highest(curves: &[Curve]) -> f64 {
         .sum();
     at_corners.max(forever)
 }
+
+/// Seconds from now after which the curves' total stays at or below `level` for good: now,
+/// or just after one of them ends; `None` if it never does.
+pub fn below_from(curves: &[Curve], level: f64) -> Option<f64> {
+    let mut times: Vec<f64> = curves
+        .iter()
+        .filter_map(|c| c.end)
+        .map(|e| e.max(0.0) + ENDED)
+        .chain([0.0])
+        .collect();
+    times.sort_by(f64::total_cmp);
+    times
+        .into_iter()
+        .find(|&t| highest_from(curves, t) <= level)
+}
+
+/// How long after its expected end a task counts as gone ([`Curve::at`] still counts it at
+/// that instant).
+const ENDED: f64 = 1e-6;
 
 #[cfg(test)]
 mod tests {
@@ -91,6 +116,23 @@ mod tests {
         let a_early = curve(0.0, 4.0, 1.0, Some(1.5));
         // At t = 1.5: 4 + 3 = 7; later only b's 6.
         assert_eq!(highest(&[a_early, b]), 7.0);
+    }
+
+    #[test]
+    fn the_total_falls_below_a_level_once_enough_tasks_end() {
+        // 5 until t = 2, 4 until t = 6, 3 for good.
+        let cs = [
+            curve(5.0, 5.0, 0.0, Some(2.0)),
+            curve(4.0, 4.0, 0.0, Some(6.0)),
+            curve(3.0, 3.0, 0.0, None),
+        ];
+        assert_eq!(below_from(&cs, 12.0), Some(0.0));
+        assert!(below_from(&cs, 7.0).is_some_and(|t| (t - 2.0).abs() < 1e-3));
+        assert!(below_from(&cs, 3.0).is_some_and(|t| (t - 6.0).abs() < 1e-3));
+        assert_eq!(below_from(&cs, 2.0), None);
+        // From t = 2 on, only the last two count, and a ramp ahead counts at its end.
+        assert_eq!(highest_from(&cs, 3.0), 7.0);
+        assert_eq!(highest_from(&[curve(0.0, 6.0, 4.0, None)], 1.0), 6.0);
     }
 
     #[test]
