@@ -515,12 +515,38 @@ fn dry_run_prints_tasks_and_settings_and_writes_nothing() {
         text.contains("pause      a growing task is paused"),
         "{text}"
     );
+    assert!(
+        text.contains("learns     per task, from lam (number), beta (number)"),
+        "{text}"
+    );
     assert!(!w.journal().exists());
     assert!(!w.path().join(".ramguard").exists());
     // --no-pause says so before anything runs.
     let out = w.run(&["run", "--dry-run", "--no-pause", "--", "true"]);
     assert!(
         stdout(&out).contains("pause      never (--no-pause)"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(
+        stdout(&out).contains("learns     one prediction for every task"),
+        "{}",
+        stdout(&out)
+    );
+    // A kind named on the command line is read per kind; a value each task has its own
+    // (an output path) is not read at all.
+    let lines: String = (0..6)
+        .map(|i| {
+            format!(
+                "echo --model {} --out out-{i}.json\n",
+                ["small", "large"][i % 2]
+            )
+        })
+        .collect();
+    std::fs::write(w.path().join("tasks.txt"), lines).unwrap();
+    let out = w.run(&["run", "--dry-run", "--tasks", "tasks.txt"]);
+    assert!(
+        stdout(&out).contains("learns     per task, from --model (kinds small, large)\n"),
         "{}",
         stdout(&out)
     );

@@ -136,9 +136,12 @@ pub fn first_duplicate(tasks: &[TaskDef]) -> Option<&str> {
 /// durations (`10m`), so those count; a column takes the first reading that fits every
 /// value (`2m` beside `1g` is a size, beside `30s` a duration).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Reading {
+pub enum Reading {
+    /// A plain number.
     Number,
+    /// A size (`512M`), in bytes.
     Size,
+    /// A duration (`10m`), in seconds.
     Duration,
 }
 
@@ -186,6 +189,9 @@ pub struct FeatureTable {
     /// a kind no finished task had reads 0 in the columns of the kinds that did, as the
     /// kinds a fit leaves out do (`policy::predict`).
     pub kinds: Vec<usize>,
+    /// The parameters read, in column order, and how (`--dry-run` says so): a param's name,
+    /// a flag (`--years`), or `argument N` for the Nth word of a raw command line.
+    pub params: Vec<(String, Column)>,
 }
 
 /// [`features`], with which columns are kinds.
@@ -211,7 +217,7 @@ pub fn feature_table(tasks: &[TaskDef]) -> FeatureTable {
     if tasks.iter().any(|t| t.argv.len() != len) {
         return FeatureTable {
             rows: vec![Vec::new(); tasks.len()],
-            kinds: Vec::new(),
+            ..FeatureTable::default()
         };
     }
     let positions: Vec<Vec<(String, String)>> = tasks
@@ -220,7 +226,7 @@ pub fn feature_table(tasks: &[TaskDef]) -> FeatureTable {
             t.argv
                 .iter()
                 .enumerate()
-                .map(|(i, a)| (i.to_string(), a.clone()))
+                .map(|(i, a)| (format!("argument {}", i + 1), a.clone()))
                 .collect()
         })
         .collect();
@@ -232,7 +238,7 @@ pub const MAX_LEVELS: usize = 8;
 
 /// How one parameter becomes features.
 #[derive(Debug, Clone, PartialEq)]
-enum Column {
+pub enum Column {
     /// One column: the value read as a number.
     Numeric(Reading),
     /// One 0/1 column per value, in order of first appearance.
@@ -315,7 +321,15 @@ fn named_columns(sets: &[Vec<(String, String)>]) -> FeatureTable {
             row
         })
         .collect();
-    FeatureTable { rows, kinds }
+    let params = columns
+        .into_iter()
+        .map(|(n, c)| (n.to_string(), c))
+        .collect();
+    FeatureTable {
+        rows,
+        kinds,
+        params,
+    }
 }
 
 /// The `--flag value`, `--flag=value` and `-f value` pairs of a command line.

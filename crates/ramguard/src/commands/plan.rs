@@ -395,6 +395,7 @@ fn recorded(j: &Journal, sweep: &journal::read::SweepInfo) -> Result<Recorded> {
     let ramguard_core::tasks::FeatureTable {
         rows: features,
         kinds,
+        ..
     } = model::feature_table(&tasks);
     let mut assumed = 0;
     let failing = scripts

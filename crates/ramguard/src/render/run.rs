@@ -426,6 +426,7 @@ pub fn dry_run(
         format_duration(p.grace),
         p.retries
     )?;
+    writeln!(out, "learns     {}", learns_line(tasks))?;
     writeln!(out, "threads    {}", threads_line(s))?;
     writeln!(out, "restarts   {}", restarts_line(&s.restart, p.retries))?;
     writeln!(out, "tasks      {}", tasks.len())?;
@@ -438,6 +439,54 @@ pub fn dry_run(
         )?;
     }
     Ok(())
+}
+
+/// The `--dry-run` line that says what peaks and durations are predicted from: the
+/// parameters that vary between tasks, read as numbers, sizes, durations or kinds
+/// (`tasks::feature_table`), or nothing, when every task is predicted alike.
+pub fn learns_line(tasks: &[TaskDef]) -> String {
+    use ramguard_core::tasks::{feature_table, Column, Reading};
+    let table = feature_table(tasks);
+    let mut read = Vec::new();
+    let mut col = 0;
+    for (name, c) in &table.params {
+        let varies = |col: usize| {
+            let mut values = table
+                .rows
+                .iter()
+                .filter_map(|r| r.get(col))
+                .filter(|x| x.is_finite());
+            values
+                .next()
+                .is_some_and(|first| values.any(|x| x != first))
+        };
+        match c {
+            Column::Numeric(r) => {
+                let how = match r {
+                    Reading::Number => "number",
+                    Reading::Size => "size",
+                    Reading::Duration => "duration",
+                };
+                if varies(col) {
+                    read.push(format!("{name} ({how})"));
+                }
+                col += 1;
+            }
+            Column::Levels(levels) => {
+                read.push(match levels.len() {
+                    ..=4 => format!("{name} (kinds {})", levels.join(", ")),
+                    n => format!("{name} ({n} kinds)"),
+                });
+                col += levels.len();
+            }
+        }
+    }
+    if read.is_empty() {
+        return "one prediction for every task: no number, size, duration or kind on the \
+                command lines tells them apart"
+            .to_string();
+    }
+    format!("per task, from {}", read.join(", "))
 }
 
 /// The `--dry-run` line that says how unknown tasks will start: all `-j` at once when the

@@ -120,6 +120,7 @@ pub(crate) fn prepare(args: &RunArgs, sweep: &mut Sweep, settings: &Settings) ->
     let tasks::FeatureTable {
         rows: known_features,
         kinds,
+        ..
     } = tasks::feature_table(&known);
     let features = known_features[..sweep.tasks.len()].to_vec();
     let feature_of: HashMap<&str, &Vec<f64>> = known
