@@ -116,6 +116,17 @@ pub const QUIET_SHARING: usize = 2;
 /// after their peaks.
 pub const PEAKED: f64 = 0.8;
 
+/// When the queue's head would fit, for the tasks that may still overtake it
+/// ([`Policy::head_room`]).
+pub(super) struct HeadRoom {
+    /// The limit less the head's peak: what everything else may hold from `at` on.
+    level: f64,
+    /// Seconds from now after which the running tasks stay within `level`.
+    at: f64,
+    /// The running tasks' curves.
+    running: Vec<Curve>,
+}
+
 impl Policy {
     /// The room admission would offer a task now (see the module doc); `None` before the
     /// first sample. Negative when running tasks' reservations already exceed the headroom.
@@ -446,32 +457,25 @@ impl Policy {
         highest + jump <= limit as f64
     }
 
-    /// Returns true if and only if starting `id` now leaves the queue's head, of peak
-    /// `head`, room when it would otherwise fit: the running tasks' memory falls to the
-    /// limit less the head's peak at some time ahead (their expected ends), and with `id`
-    /// started now it still does then, `id` having ended by that time (its predicted
-    /// duration at most) or fitting beside the head (module doc, "backfill"). A task whose
-    /// duration is not predicted yet never ends, in this test; a head that never fits is
-    /// spared nothing.
-    pub(super) fn spares_the_head(
-        &self,
-        now: Duration,
-        head: f64,
-        id: TaskId,
-        predicted: Bytes,
-    ) -> bool {
-        let Some(limit) = self.limit() else {
-            return false;
-        };
-        let level = limit as f64 - head;
-        let mut curves: Vec<Curve> = self
+    /// When the queue's head, of peak `head`, would fit: the first time ahead after which
+    /// the running tasks' memory stays at or below the limit less its peak (their expected
+    /// ends); `None` if that time never comes in the projection, or before the first sample.
+    pub(super) fn head_room(&self, now: Duration, head: f64) -> Option<HeadRoom> {
+        let level = self.limit()? as f64 - head;
+        let running: Vec<Curve> = self
             .running_ids()
             .filter_map(|r| self.curve(now, r))
             .collect();
-        let Some(shadow) = project::below_from(&curves, level) else {
-            return false;
-        };
-        curves.push(Curve {
+        let at = project::below_from(&running, level)?;
+        Some(HeadRoom { level, at, running })
+    }
+
+    /// Returns true if and only if starting `id` now leaves the head its room when it would
+    /// otherwise fit ([`Policy::head_room`]): `id` has ended by then (its predicted duration
+    /// at most) or fits beside the head (module doc, "backfill"). A task whose duration is
+    /// not predicted yet never ends, in this test.
+    pub(super) fn spares_the_head(&self, head: &HeadRoom, id: TaskId, predicted: Bytes) -> bool {
+        let newcomer = Curve {
             now: 0.0,
             peak: predicted.get() as f64,
             ramp: 0.0,
@@ -479,8 +483,10 @@ impl Policy {
                 .predictor
                 .duration(&self.specs[id].features)
                 .map(|d| d.as_secs_f64()),
-        });
-        project::highest_from(&curves, shadow) <= level
+        };
+        let mut curves = head.running.clone();
+        curves.push(newcomer);
+        project::highest_from(&curves, head.at) <= head.level
     }
 
     /// The highest point of the running tasks' projected memory from now on. Tasks idling
@@ -610,9 +616,9 @@ impl Policy {
                 self.head = Some((head, 0));
             }
             let mut head_blocked = false;
-            // Once the head was overtaken enough: its peak, which every later start must
-            // leave room for when it would fit (module doc, "backfill").
-            let mut spare_for: Option<f64> = None;
+            // Once the head was overtaken enough: when and how much room it needs, which
+            // every later start must leave it (module doc, "backfill").
+            let mut spare: Option<HeadRoom> = None;
             let mut chosen = None;
             for &id in &queued {
                 let lower = self.aux[id].lower_bound.unwrap_or_default();
@@ -639,7 +645,9 @@ impl Policy {
                     false
                 } else {
                     self.fits_ahead(now, id, predicted, cold, quiet)
-                        && spare_for.is_none_or(|h| self.spares_the_head(now, h, id, predicted))
+                        && spare
+                            .as_ref()
+                            .is_none_or(|h| self.spares_the_head(h, id, predicted))
                 };
                 if fits {
                     chosen = Some((id, predicted, cold, quiet.is_some()));
@@ -652,11 +660,15 @@ impl Policy {
                         && !cold_blocked
                         && overtaken as usize >= self.config.max_jobs.max(1)
                     {
-                        if alone {
-                            break; // it needs the whole machine as it frees
+                        // From now on, only what does not delay the head; nothing, where it
+                        // needs the whole machine as it frees or its room never comes.
+                        spare = match alone {
+                            true => None,
+                            false => self.head_room(now, predicted.get() as f64),
+                        };
+                        if spare.is_none() {
+                            break;
                         }
-                        // From now on, only what does not delay the head.
-                        spare_for = Some(predicted.get() as f64);
                     }
                 }
             }
