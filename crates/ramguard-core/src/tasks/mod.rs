@@ -25,6 +25,7 @@ pub use sources::{
 pub use template::{is_valid_name, Template, SEQ};
 
 use std::collections::{BTreeMap, HashSet};
+use std::ops::Range;
 
 use serde::{Deserialize, Serialize};
 
@@ -180,18 +181,36 @@ pub fn features(tasks: &[TaskDef]) -> Vec<Vec<f64>> {
     feature_table(tasks).rows
 }
 
-/// The features of a list of tasks (see [`features`]), and which of them are kinds.
+/// The features of a list of tasks (see [`features`]), and what each column reads.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct FeatureTable {
     /// One row per task, every row of the same width.
     pub rows: Vec<Vec<f64>>,
-    /// The columns that are 0/1 for a kind: the predictor must know them, since a task of
-    /// a kind no finished task had reads 0 in the columns of the kinds that did, as the
-    /// kinds a fit leaves out do (`policy::predict`).
-    pub kinds: Vec<usize>,
     /// The parameters read, in column order, and how (`--dry-run` says so): a param's name,
     /// a flag (`--years`), or `argument N` for the Nth word of a raw command line.
     pub params: Vec<(String, Column)>,
+}
+
+impl FeatureTable {
+    /// Each parameter read, how, and the columns of the rows it fills.
+    pub fn columns(&self) -> impl Iterator<Item = (&str, &Column, Range<usize>)> {
+        let mut at = 0;
+        self.params.iter().map(move |(name, c)| {
+            let cols = at..at + c.width();
+            at = cols.end;
+            (name.as_str(), c, cols)
+        })
+    }
+
+    /// The columns that are 0/1 for a kind: the predictor must know them, since a task of
+    /// a kind no finished task had reads 0 in the columns of the kinds that did, as the
+    /// kinds a fit leaves out do (`policy::predict`).
+    pub fn kinds(&self) -> Vec<usize> {
+        self.columns()
+            .filter(|(_, c, _)| matches!(c, Column::Levels(_)))
+            .flat_map(|(_, _, cols)| cols)
+            .collect()
+    }
 }
 
 /// [`features`], with which columns are kinds.
@@ -266,6 +285,14 @@ impl Column {
         (levels.len() >= 2 && values.len() >= 2 * levels.len()).then_some(Column::Levels(levels))
     }
 
+    /// How many columns of the rows it fills.
+    fn width(&self) -> usize {
+        match self {
+            Column::Numeric(_) => 1,
+            Column::Levels(levels) => levels.len(),
+        }
+    }
+
     /// This column's values for a task with `value` (`None`: it lacks the parameter).
     fn push(&self, value: Option<&str>, row: &mut Vec<f64>) {
         match self {
@@ -300,17 +327,7 @@ fn named_columns(sets: &[Vec<(String, String)>]) -> FeatureTable {
             Some((n, Column::of(&values)?))
         })
         .collect();
-    let mut kinds = Vec::new();
-    let mut width = 0;
-    for (_, c) in &columns {
-        match c {
-            Column::Numeric(_) => width += 1,
-            Column::Levels(levels) => {
-                kinds.extend(width..width + levels.len());
-                width += levels.len();
-            }
-        }
-    }
+    let width = columns.iter().map(|(_, c)| c.width()).sum();
     let rows = sets
         .iter()
         .map(|set| {
@@ -325,11 +342,7 @@ fn named_columns(sets: &[Vec<(String, String)>]) -> FeatureTable {
         .into_iter()
         .map(|(n, c)| (n.to_string(), c))
         .collect();
-    FeatureTable {
-        rows,
-        kinds,
-        params,
-    }
+    FeatureTable { rows, params }
 }
 
 /// The `--flag value`, `--flag=value` and `-f value` pairs of a command line.
@@ -489,7 +502,7 @@ mod tests {
         let table = feature_table(&ts);
         let f = &table.rows;
         // --model: small, large, medium; --epochs; --out is every task's own, no feature.
-        assert_eq!(table.kinds, [0, 1, 2]);
+        assert_eq!(table.kinds(), [0, 1, 2]);
         assert_eq!(f[0], vec![1.0, 0.0, 0.0, 3.0]);
         assert_eq!(f[3], vec![0.0, 0.0, 1.0, 3.0]);
         assert_eq!(f[4], vec![0.0, 1.0, 0.0, 3.0]);

@@ -392,11 +392,9 @@ fn recorded(j: &Journal, sweep: &journal::read::SweepInfo) -> Result<Recorded> {
     let p95_peak = known
         .get(((known.len().max(1) - 1) as f64 * 0.95).round() as usize)
         .map_or(0, |s| peak_of(s).get());
-    let ramguard_core::tasks::FeatureTable {
-        rows: features,
-        kinds,
-        ..
-    } = model::feature_table(&tasks);
+    let table = model::feature_table(&tasks);
+    let kinds = table.kinds();
+    let features = table.rows;
     let mut assumed = 0;
     let failing = scripts
         .iter()

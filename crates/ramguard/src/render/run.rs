@@ -447,19 +447,18 @@ pub fn dry_run(
 pub fn learns_line(tasks: &[TaskDef]) -> String {
     use ramguard_core::tasks::{feature_table, Column, Reading};
     let table = feature_table(tasks);
+    let varies = |col: usize| {
+        let mut values = table
+            .rows
+            .iter()
+            .filter_map(|r| r.get(col))
+            .filter(|x| x.is_finite());
+        values
+            .next()
+            .is_some_and(|first| values.any(|x| x != first))
+    };
     let mut read = Vec::new();
-    let mut col = 0;
-    for (name, c) in &table.params {
-        let varies = |col: usize| {
-            let mut values = table
-                .rows
-                .iter()
-                .filter_map(|r| r.get(col))
-                .filter(|x| x.is_finite());
-            values
-                .next()
-                .is_some_and(|first| values.any(|x| x != first))
-        };
+    for (name, c, cols) in table.columns() {
         match c {
             Column::Numeric(r) => {
                 let how = match r {
@@ -467,18 +466,14 @@ pub fn learns_line(tasks: &[TaskDef]) -> String {
                     Reading::Size => "size",
                     Reading::Duration => "duration",
                 };
-                if varies(col) {
+                if varies(cols.start) {
                     read.push(format!("{name} ({how})"));
                 }
-                col += 1;
             }
-            Column::Levels(levels) => {
-                read.push(match levels.len() {
-                    ..=4 => format!("{name} (kinds {})", levels.join(", ")),
-                    n => format!("{name} ({n} kinds)"),
-                });
-                col += levels.len();
-            }
+            Column::Levels(levels) => read.push(match levels.len() {
+                ..=4 => format!("{name} (kinds {})", levels.join(", ")),
+                n => format!("{name} ({n} kinds)"),
+            }),
         }
     }
     if read.is_empty() {

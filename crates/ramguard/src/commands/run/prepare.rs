@@ -117,11 +117,9 @@ pub(crate) fn prepare(args: &RunArgs, sweep: &mut Sweep, settings: &Settings) ->
             .filter(|l| !current.contains(l.key.as_str()))
             .filter_map(|l| TaskDef::from_key(&l.key)),
     );
-    let tasks::FeatureTable {
-        rows: known_features,
-        kinds,
-        ..
-    } = tasks::feature_table(&known);
+    let table = tasks::feature_table(&known);
+    let kinds = table.kinds();
+    let known_features = table.rows;
     let features = known_features[..sweep.tasks.len()].to_vec();
     let feature_of: HashMap<&str, &Vec<f64>> = known
         .iter()
