@@ -308,9 +308,9 @@ impl Column {
 
 /// The columns of [`features`] for tasks given as (name, value) pairs.
 fn named_columns(sets: &[Vec<(String, String)>]) -> FeatureTable {
-    let get = |set: &'_ [(String, String)], name: &str| -> Option<String> {
-        set.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
-    };
+    fn get<'a>(set: &'a [(String, String)], name: &str) -> Option<&'a str> {
+        set.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
     let mut names: Vec<&str> = Vec::new();
     for set in sets {
         for (k, _) in set {
@@ -322,8 +322,7 @@ fn named_columns(sets: &[Vec<(String, String)>]) -> FeatureTable {
     let columns: Vec<(&str, Column)> = names
         .into_iter()
         .filter_map(|n| {
-            let values: Vec<String> = sets.iter().filter_map(|s| get(s, n)).collect();
-            let values: Vec<&str> = values.iter().map(String::as_str).collect();
+            let values: Vec<&str> = sets.iter().filter_map(|s| get(s, n)).collect();
             Some((n, Column::of(&values)?))
         })
         .collect();
@@ -333,7 +332,7 @@ fn named_columns(sets: &[Vec<(String, String)>]) -> FeatureTable {
         .map(|set| {
             let mut row = Vec::with_capacity(width);
             for (n, c) in &columns {
-                c.push(get(set, n).as_deref(), &mut row);
+                c.push(get(set, n), &mut row);
             }
             row
         })
