@@ -55,7 +55,13 @@
 //!    is one 0/1 feature per value (`tasks::feature_table`, which says which features are
 //!    kinds); a task of a kind no observation had reads 0 in every column a fit uses, as the
 //!    kinds the fit left out do, so no fit that uses a kind speaks for it
-//!    ([`Model::of_an_unseen_kind`]).
+//!    ([`Model::of_an_unseen_kind`]). A parameter's kinds enter a fit together, one
+//!    coefficient for each kind observed but the most observed one, never one kind against
+//!    all the others: taken a column at a time, the fit chose "small or not" and put the one
+//!    medium task seen among the large ones, so a real `kinds` run predicted its medium
+//!    tasks at 2.9 GB, the large kind's peak, after one of 1.1 GB, and ran them one at a
+//!    time. Candidates are ranked by adjusted R², so a parameter's kinds pay for their
+//!    coefficients, and a feature only a few tasks have pays for its few rows.
 //! 2. **Quantile.** Otherwise [`QUANTILE`] of what was observed (its mirror for a lower
 //!    bound), with the margin.
 //! 3. **Estimate.** `--estimate`, for the peak only, until anything has been measured.
@@ -66,6 +72,7 @@
 //! braked or OOM-killed attempt's peak is a lower bound for that task, not a sample of what
 //! tasks need. Pure arithmetic; no clock, no I/O.
 
+use std::ops::Range;
 use std::time::Duration;
 
 use crate::units::Bytes;
@@ -206,6 +213,9 @@ pub struct Model {
     /// was of that kind. A task of a kind no observation had reads 0 wherever a fit looks,
     /// as the kinds the fit left out do.
     kinds: Vec<(usize, bool)>,
+    /// The kinds' columns, one range per parameter: a fit takes a parameter's kinds
+    /// together (module doc), never one kind against all the others.
+    groups: Vec<Range<usize>>,
 }
 
 /// Up to this many observations, every one refits.
@@ -226,12 +236,57 @@ impl Model {
             range: None,
             fitted_at: 0,
             kinds: Vec::new(),
+            groups: Vec::new(),
         }
     }
 
-    /// Tells which features are kinds (see `kinds`); before anything is observed.
-    pub fn set_kinds(&mut self, kinds: &[usize]) {
-        self.kinds = kinds.iter().map(|&f| (f, false)).collect();
+    /// Tells which features are kinds, one range of columns per parameter (see `kinds`);
+    /// before anything is observed.
+    pub fn set_kinds(&mut self, kinds: &[Range<usize>]) {
+        self.groups = kinds.iter().filter(|r| !r.is_empty()).cloned().collect();
+        self.kinds = kinds
+            .iter()
+            .flat_map(|r| r.clone())
+            .map(|f| (f, false))
+            .collect();
+    }
+
+    /// What a fit may take in one step (module doc): each feature that is no kind alone, and
+    /// each parameter's kinds together, every kind observed but the most observed one (the
+    /// one the others are measured against: a kind no row has is a column of zeros, and the
+    /// kinds of one task sum to one).
+    fn candidates(&self) -> Vec<Vec<usize>> {
+        let width = self.observations.iter().map(|(f, _)| f.len()).max();
+        let count = |f: usize| {
+            self.observations
+                .iter()
+                .filter(|(x, _)| x.get(f) == Some(&1.0))
+                .count()
+        };
+        // In column order, a parameter's kinds where its first column is: between fits
+        // that explain alike, the first stands.
+        (0..width.unwrap_or(0))
+            .filter_map(|f| {
+                let Some(group) = self.groups.iter().find(|g| g.contains(&f)) else {
+                    return Some(vec![f]);
+                };
+                if f != group.start {
+                    return None;
+                }
+                let seen: Vec<(usize, usize)> = group
+                    .clone()
+                    .map(|f| (f, count(f)))
+                    .filter(|&(_, n)| n > 0)
+                    .collect();
+                let &(base, _) = seen.iter().rev().max_by_key(|&&(_, n)| n)?;
+                let levels: Vec<usize> = seen
+                    .iter()
+                    .map(|&(f, _)| f)
+                    .filter(|&f| f != base)
+                    .collect();
+                (!levels.is_empty()).then_some(levels)
+            })
+            .collect()
     }
 
     /// Records one observed value.
@@ -249,7 +304,7 @@ impl Model {
         // 100,000 tasks stays O(n log n).
         let n = self.observations.len();
         if n <= REFIT_ALWAYS || n as f64 >= self.fitted_at as f64 * (1.0 + REFIT_GROWTH) {
-            (self.fit, self.rivals) = best_fit(&self.observations);
+            (self.fit, self.rivals) = best_fit(&self.observations, &self.candidates());
             self.rival_ranges = self
                 .rivals
                 .iter()
@@ -473,8 +528,9 @@ impl Predictor {
     }
 
     /// Tells every model which features are kinds (one 0/1 column per value of a parameter
-    /// read by name; `tasks::feature_table`); before anything is observed.
-    pub fn set_kinds(&mut self, kinds: &[usize]) {
+    /// read by name, one range per parameter; `tasks::feature_table`); before anything is
+    /// observed.
+    pub fn set_kinds(&mut self, kinds: &[Range<usize>]) {
         for m in [
             &mut self.peak,
             &mut self.duration,
@@ -560,14 +616,18 @@ fn feature_range(obs: &[(Vec<f64>, f64)], feature: usize) -> (f64, f64) {
         })
 }
 
-/// Chooses features forward (module doc) and returns the fit, if any is good enough.
-fn best_fit(obs: &[(Vec<f64>, f64)]) -> (Option<Fit>, Vec<Fit>) {
-    let width = obs.iter().map(|(f, _)| f.len()).max().unwrap_or(0);
-    let mut singles: Vec<Fit> = (0..width)
-        .filter_map(|feature| robust(obs, fit_linear(obs, &[feature])?))
+/// Chooses features forward (module doc) from `candidates`, each a feature or a
+/// parameter's kinds, and returns the fit, if any is good enough.
+fn best_fit(obs: &[(Vec<f64>, f64)], candidates: &[Vec<usize>]) -> (Option<Fit>, Vec<Fit>) {
+    let mut singles: Vec<Fit> = candidates
+        .iter()
+        .filter_map(|c| robust(obs, fit_linear(obs, c)?))
         .filter(|fit| fit.r2 >= MIN_R2)
         .collect();
-    singles.sort_by(|a, b| b.r2.total_cmp(&a.r2));
+    // Kinds taken together spend a coefficient per kind: judged as they explain what is
+    // left once that is paid for.
+    let score = |f: &Fit| adjusted_r2(f.r2, f.rows, f.features.len());
+    singles.sort_by(|a, b| score(b).total_cmp(&score(a)));
     if obs.len() < 3 {
         singles = through_the_origin(obs, singles);
     }
@@ -584,9 +644,12 @@ fn best_fit(obs: &[(Vec<f64>, f64)]) -> (Option<Fit>, Vec<Fit>) {
         .collect();
     while best.features.len() < MAX_FEATURES && best.r2 < 1.0 - 1e-9 {
         let mut better: Option<Fit> = None;
-        for feature in (0..width).filter(|f| !best.features.contains(f)) {
+        for c in candidates
+            .iter()
+            .filter(|c| c.iter().all(|f| !best.features.contains(f)))
+        {
             let mut chosen = best.features.clone();
-            chosen.push(feature);
+            chosen.extend(c);
             let Some(fit) = fit_linear(obs, &chosen).and_then(|fit| robust(obs, fit)) else {
                 continue;
             };

@@ -188,7 +188,7 @@ impl Sim {
     }
 
     /// Tells the policy which features are kinds ([`Policy::with_kinds`]).
-    pub fn with_kinds(mut self, kinds: &[usize]) -> Sim {
+    pub fn with_kinds(mut self, kinds: &[std::ops::Range<usize>]) -> Sim {
         self.policy = self.policy.with_kinds(kinds);
         self
     }

@@ -202,13 +202,14 @@ impl FeatureTable {
         })
     }
 
-    /// The columns that are 0/1 for a kind: the predictor must know them, since a task of
-    /// a kind no finished task had reads 0 in the columns of the kinds that did, as the
-    /// kinds a fit leaves out do (`policy::predict`).
-    pub fn kinds(&self) -> Vec<usize> {
+    /// The columns that are 0/1 for a kind, one range per parameter: the predictor must
+    /// know them, since a task of a kind no finished task had reads 0 in the columns of the
+    /// kinds that did, as the kinds a fit leaves out do, and a fit takes a parameter's kinds
+    /// together (`policy::predict`).
+    pub fn kinds(&self) -> Vec<Range<usize>> {
         self.columns()
             .filter(|(_, c, _)| matches!(c, Column::Levels(_)))
-            .flat_map(|(_, _, cols)| cols)
+            .map(|(_, _, cols)| cols)
             .collect()
     }
 }
@@ -501,7 +502,9 @@ mod tests {
         let table = feature_table(&ts);
         let f = &table.rows;
         // --model: small, large, medium; --epochs; --out is every task's own, no feature.
-        assert_eq!(table.kinds(), [0, 1, 2]);
+        #[allow(clippy::single_range_in_vec_init)] // one parameter, its three kinds
+        let kinds = [0..3];
+        assert_eq!(table.kinds(), kinds);
         assert_eq!(f[0], vec![1.0, 0.0, 0.0, 3.0]);
         assert_eq!(f[3], vec![0.0, 0.0, 1.0, 3.0]);
         assert_eq!(f[4], vec![0.0, 1.0, 0.0, 3.0]);

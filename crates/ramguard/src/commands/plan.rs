@@ -90,7 +90,7 @@ pub struct Prediction {
 struct Recorded {
     tasks: Vec<SimTask>,
     /// Which of the tasks' features are kinds (`tasks::FeatureTable::kinds`).
-    kinds: Vec<usize>,
+    kinds: Vec<std::ops::Range<usize>>,
     base: Config,
     /// Never-run tasks that were given a typical task's trace.
     assumed: usize,

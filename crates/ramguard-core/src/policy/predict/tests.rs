@@ -1,3 +1,6 @@
+// One parameter's kinds are one range of columns: `[0..3]` is meant.
+#![allow(clippy::single_range_in_vec_init)]
+
 use super::*;
 
 const MB: u64 = 1_000_000;
@@ -380,7 +383,7 @@ fn kinds_are_told_apart_but_an_unseen_kind_is_not_read_as_one_left_out() {
     // `--model small|large|huge`, one 0/1 column each (tasks::features), and an index.
     // Six small tasks of ~300 MB and three large of ~2.5 GB finished; no huge one did.
     let mut p = Predictor::new(None);
-    p.set_kinds(&[0, 1, 2]);
+    p.set_kinds(&[0..3]);
     for i in 0..9 {
         let (kind, y) = match i % 3 {
             2 => ([0.0, 1.0, 0.0], 2500 + 10 * i),
@@ -401,4 +404,40 @@ fn kinds_are_told_apart_but_an_unseen_kind_is_not_read_as_one_left_out() {
         huge >= typical,
         "a huge task predicted at {huge} B, below {typical} B"
     );
+}
+
+#[test]
+fn a_parameters_kinds_are_fitted_together_not_one_against_the_rest() {
+    // `--model small|medium|large --index N`, in the order a real `kinds` run finished
+    // (bench/sweep_bench.py, seed 1): one medium task among seven. Taken one column at a
+    // time, the fit chose "small or not" and predicted the medium kind at the large one's
+    // peak, 2.9 GB, so two medium tasks never ran together where they fit.
+    let mut p = Predictor::new(None);
+    p.set_kinds(&[0..3]);
+    let kind = |k: usize| [0.0, 1.0, 2.0].map(|c| f64::from(u8::from(c == k as f64)));
+    let done = [
+        (2, 1097),
+        (0, 303),
+        (1, 2651),
+        (0, 216),
+        (1, 2538),
+        (1, 2408),
+        (1, 2674),
+    ];
+    for (i, &(k, y)) in done.iter().enumerate() {
+        let [a, b, c] = kind(k);
+        p.observe(&[a, b, c, i as f64], peak(y * MB));
+    }
+    p.observe(&[1.0, 0.0, 0.0, 7.0], peak(316 * MB));
+    let predict = |k: usize| {
+        let [a, b, c] = kind(k);
+        p.predict(&[a, b, c, 9.0]).unwrap().get() / MB
+    };
+    let (small, medium, large) = (predict(0), predict(2), predict(1));
+    assert!(
+        (1097..2000).contains(&medium),
+        "a medium task predicted at {medium} MB after one of 1097 MB"
+    );
+    assert!((316..700).contains(&small), "a small task at {small} MB");
+    assert!(large >= 2674, "a large task at {large} MB");
 }
