@@ -1,7 +1,7 @@
 //! What `report` shows, gathered once from the journal: attempts laid out in lanes (the
 //! Gantt), memory per lane in time bins (the stacked chart), per-task timelines for the
-//! tasks worth a look, leaks, peaks against numeric parameters with the fitted prediction,
-//! waste, and the findings. Every renderer (terminal, JSON, HTML) reads this model only.
+//! tasks worth a look, leaks, peaks against numeric parameters and kinds with the fitted
+//! prediction, waste, and the findings. Every renderer (terminal, JSON, HTML) reads this model only.
 //!
 //! Bounded for big sweeps: time is cut into [`BINS`] bins, at most [`SERIES`] per-task
 //! timelines are kept, and timelines are streamed from the journal one attempt at a time.
@@ -13,7 +13,7 @@ use ramguard_core::findings::{
     self, detect_leak, detect_running_leak, Finding, Leak, SweepFacts, TaskFacts,
 };
 use ramguard_core::policy::predict::{Model as FitModel, Side};
-use ramguard_core::tasks::{self, FeatureTable, TaskDef};
+use ramguard_core::tasks::{self, Column, FeatureTable, TaskDef};
 use ramguard_core::units::{parse_duration, parse_size};
 use ramguard_core::Bytes;
 use serde::Serialize;
@@ -77,14 +77,32 @@ pub struct LeakRow {
     pub to_budget_s: f64,
 }
 
-/// Peaks of done tasks against one numeric parameter.
+/// Peaks of done tasks against one parameter: a numeric one, or a kind named by a value
+/// (`--model resnet18`).
 #[derive(Debug, Clone, Serialize)]
 pub struct ParamPlot {
     pub name: String,
     /// How the values were written: `bytes` (sizes), `seconds` (durations) or empty.
     pub unit: &'static str,
-    /// (parameter value, observed peak, fitted prediction).
+    /// (parameter value, observed peak, fitted prediction); for a kind, the value is the
+    /// kind's index in `levels`.
     pub points: Vec<(f64, u64, Option<f64>)>,
+    /// A kind's values, in order of first appearance; empty for a numeric parameter.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub levels: Vec<String>,
+    /// Each kind's done tasks and their peaks, from every task (the points may be thinned);
+    /// empty for a numeric parameter.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub by_kind: Vec<KindPeaks>,
+}
+
+/// The peaks of one kind's done tasks.
+#[derive(Debug, Clone, Serialize)]
+pub struct KindPeaks {
+    pub kind: String,
+    pub done: usize,
+    pub p50: u64,
+    pub max: u64,
 }
 
 /// Everything `report` shows.
@@ -228,12 +246,7 @@ fn task_def(t: &TaskRow) -> TaskDef {
     TaskDef::new(params, t.argv.clone())
 }
 
-/// Features of each task, as `run` computes them for prediction.
-pub fn features(tasks: &[TaskRow]) -> Vec<Vec<f64>> {
-    feature_table(tasks).rows
-}
-
-/// [`features`], with which of them are kinds.
+/// Features of each task, as `run` computes them for prediction, with which are kinds.
 pub fn feature_table(tasks: &[TaskRow]) -> FeatureTable {
     let defs: Vec<TaskDef> = tasks.iter().map(task_def).collect();
     tasks::feature_table(&defs)
@@ -556,11 +569,14 @@ pub fn build(journal: &Journal, sweep: SweepInfo, host: &HostSide) -> Result<Mod
     })
 }
 
-/// Peaks of done tasks against each numeric parameter, with the policy's fitted prediction.
+/// Peaks of done tasks against each numeric parameter and each kind, with the policy's
+/// fitted prediction.
 fn param_plots(tasks: &[TaskRow]) -> Vec<ParamPlot> {
-    let feats = features(tasks);
+    let table = feature_table(tasks);
+    let feats = &table.rows;
     let mut fit = FitModel::new(Side::Upper);
-    for (t, f) in tasks.iter().zip(&feats) {
+    fit.set_kinds(&table.kinds());
+    for (t, f) in tasks.iter().zip(feats) {
         if let (true, Some(p)) = (t.state == "done", t.peak) {
             fit.observe(f, p as f64);
         }
@@ -609,7 +625,70 @@ fn param_plots(tasks: &[TaskRow]) -> Vec<ParamPlot> {
         } else {
             name
         };
-        plots.push(ParamPlot { name, unit, points });
+        plots.push(ParamPlot {
+            name,
+            unit,
+            points,
+            levels: Vec::new(),
+            by_kind: Vec::new(),
+        });
+    }
+    plots.extend(kind_plots(tasks, &table, &predicted));
+    plots
+}
+
+/// Peaks of done tasks by kind, for each parameter whose values name kinds.
+fn kind_plots(
+    tasks: &[TaskRow],
+    table: &FeatureTable,
+    predicted: &[Option<f64>],
+) -> Vec<ParamPlot> {
+    let mut plots = Vec::new();
+    for (name, column, cols) in table.columns() {
+        let Column::Levels(levels) = column else {
+            continue;
+        };
+        let mut points: Vec<(f64, u64, Option<f64>)> = tasks
+            .iter()
+            .zip(&table.rows)
+            .zip(predicted)
+            .filter_map(|((t, row), &pred)| {
+                let peak = t.peak.filter(|_| t.state == "done")?;
+                let kind = cols.clone().position(|c| row.get(c) == Some(&1.0))?;
+                Some((kind as f64, peak, pred))
+            })
+            .collect();
+        let by_kind = levels
+            .iter()
+            .enumerate()
+            .filter_map(|(k, kind)| {
+                let mut peaks: Vec<u64> = points
+                    .iter()
+                    .filter(|p| p.0 == k as f64)
+                    .map(|p| p.1)
+                    .collect();
+                peaks.sort_unstable();
+                Some(KindPeaks {
+                    kind: kind.clone(),
+                    done: peaks.len(),
+                    p50: *peaks.get(peaks.len() / 2)?,
+                    max: *peaks.last()?,
+                })
+            })
+            .collect();
+        if points.len() > PLOT_POINTS {
+            let step = points.len().div_ceil(PLOT_POINTS);
+            points = points.into_iter().step_by(step).collect();
+        }
+        if !points.is_empty() {
+            plots.push(ParamPlot {
+                name: name.to_string(),
+                unit: "",
+                points,
+                levels: levels.clone(),
+                by_kind,
+            });
+        }
     }
     plots
 }

@@ -94,6 +94,71 @@ fn the_terminal_report_gives_key_figures_a_chart_and_findings_with_fixes() {
     }
 }
 
+/// A sweep whose memory is set by a name (`--model small|large`) gets its peaks by kind:
+/// one line of the terminal report, a list in `--json`, a column per kind in the HTML.
+#[test]
+fn peaks_are_reported_by_kind_when_a_name_sets_them() {
+    let work = Work::new();
+    let script = format!(
+        "case $1 in small) p=24M;; *) p=80M;; esac\nexec {} --peak $p --hold 0.2\n",
+        memhog().display()
+    );
+    std::fs::write(work.path().join("kind.sh"), script).unwrap();
+    let out = work.run(&[
+        "run",
+        "--mem",
+        "1G",
+        "-j",
+        "2",
+        "--progress",
+        "none",
+        "--grid",
+        "model=small,large",
+        "--grid",
+        "seed=1..3",
+        "--",
+        "sh",
+        "kind.sh",
+        "{model}",
+        "{seed}",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let out = work.run(&["report"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("kinds   model: "))
+        .unwrap_or_else(|| panic!("no kinds line in:\n{text}"));
+    assert!(
+        line.contains("small p50 2") && line.contains("(3 done); large p50 8"),
+        "{line}"
+    );
+
+    let out = work.run(&["report", "--json"]);
+    let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let kinds = &v["kinds"][0];
+    assert_eq!(kinds["param"], "model", "{v}");
+    let mib = |k: usize| kinds["kinds"][k]["max"].as_f64().unwrap() / MIB;
+    assert_eq!(kinds["kinds"][0]["kind"], "small");
+    assert_eq!(kinds["kinds"][1]["done"], 3);
+    assert!(mib(0) < 40.0 && mib(1) > 75.0, "{kinds}");
+
+    let out = work.run(&["report", "--html", "r.html"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let html = std::fs::read_to_string(work.path().join("r.html")).unwrap();
+    for want in [
+        r#"aria-label="peak against model""#,
+        r#"class="kind""#,
+        ">small</text>",
+        ">large</text>",
+        "model = large: peak 8",
+    ] {
+        assert!(html.contains(want), "the page lacks {want}");
+    }
+}
+
 #[test]
 fn report_refuses_a_bad_sweep_name_or_html_path_and_writes_nothing() {
     let work = Work::new();

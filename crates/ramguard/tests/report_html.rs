@@ -214,7 +214,7 @@ fn the_html_report_renders_in_chromium_with_charts_no_errors_and_no_requests() {
         "class=\"budget\"",
         "class=\"leakline\"",
         "id=\"available\"",
-        "Peak against each numeric parameter",
+        "Peak against each parameter",
         // Three lanes (-j 3, all fit): each is named, the middle one too.
         ">lane 1</text>",
         ">lane 2</text>",

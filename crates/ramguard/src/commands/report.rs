@@ -6,7 +6,7 @@
 //! figures, a memory chart and the findings; `--json` the same as one object; `--html` one
 //! self-contained page (no script, no network: SVG drawn here) with the Gantt of attempts,
 //! memory over time per lane against the budget, per-task timelines, peaks against each
-//! numeric parameter, waste and the findings.
+//! numeric parameter and each kind, waste and the findings.
 
 use crate::report_model as model;
 
@@ -19,7 +19,7 @@ use serde_json::json;
 use crate::journal::display::{bytes, duration_ms, unix_ms};
 use crate::journal::{self, Journal};
 use crate::probe::{self, Root};
-use crate::render::{html, terminal};
+use crate::render::{html, terminal, text};
 use crate::Outcome;
 
 /// Version of the `report --json` output.
@@ -197,6 +197,7 @@ fn to_json(m: &model::Model) -> serde_json::Value {
             "paused_ms": m.paused_ms,
             "admission_pauses": m.facts.pauses,
         },
+        "kinds": m.params.iter().filter(|p| !p.by_kind.is_empty()).map(|p| json!({"param": p.name, "kinds": p.by_kind})).collect::<Vec<_>>(),
         "leaks": m.leaks,
         "findings": m.findings,
     })
@@ -239,6 +240,26 @@ fn text(m: &model::Model) -> String {
             bytes(quantile(&m.peaks, 0.5).unwrap_or(0)),
             bytes(quantile(&m.peaks, 0.95).unwrap_or(0)),
             bytes(*m.peaks.last().unwrap_or(&0)),
+        ));
+    }
+    for p in m.params.iter().filter(|p| !p.by_kind.is_empty()) {
+        let kinds: Vec<String> = p
+            .by_kind
+            .iter()
+            .map(|k| {
+                format!(
+                    "{} p50 {}, max {} ({} done)",
+                    text::escape(&k.kind),
+                    bytes(k.p50),
+                    bytes(k.max),
+                    k.done
+                )
+            })
+            .collect();
+        s.push_str(&format!(
+            "kinds   {}: {}\n",
+            text::escape(&p.name),
+            kinds.join("; ")
         ));
     }
     s.push_str(&format!(

@@ -157,7 +157,7 @@ pub fn report(m: &Model) -> String {
 
     // Peaks against parameters.
     if !m.params.is_empty() {
-        h.push_str("<h2 id=\"peaks\">Peak against each numeric parameter</h2><p class=\"muted\">Filled: observed peak of a done task. Hollow: the prediction fitted from all of them (what ramguard would predict for that task).</p>");
+        h.push_str("<h2 id=\"peaks\">Peak against each parameter</h2><p class=\"muted\">Each numeric parameter, and each one whose values name kinds (<code>--model small</code>: a column per kind). Filled: observed peak of a done task. Hollow: the prediction fitted from all of them (what ramguard would predict for that task).</p>");
         for p in &m.params {
             h.push_str(&svg::scatter(p));
         }

@@ -404,15 +404,21 @@ fn axis_value(x: f64, unit: &str) -> String {
     }
 }
 
-/// Peaks against one parameter: observed (filled) and the fitted prediction (hollow).
+/// Peaks against one parameter: observed (filled) and the fitted prediction (hollow). A
+/// kind's tasks stand in a column each, spread a little sideways so that equal peaks do not
+/// hide each other.
 pub fn scatter(p: &ParamPlot) -> String {
     let (w, h) = (480.0, 260.0);
     let (l, b, t, r) = (70.0, 30.0, 10.0, 10.0);
     let xs = p.points.iter().map(|q| q.0);
-    let (x_min, x_max) = (
-        xs.clone().fold(f64::INFINITY, f64::min),
-        xs.fold(f64::NEG_INFINITY, f64::max),
-    );
+    let kinds = !p.levels.is_empty();
+    let (x_min, x_max) = match kinds {
+        true => (-0.5, p.levels.len() as f64 - 0.5),
+        false => (
+            xs.clone().fold(f64::INFINITY, f64::min),
+            xs.fold(f64::NEG_INFINITY, f64::max),
+        ),
+    };
     let y_max = p
         .points
         .iter()
@@ -432,7 +438,12 @@ pub fn scatter(p: &ParamPlot) -> String {
         h - b,
         w - r
     );
-    for &(x, y, pred) in &p.points {
+    for (i, &(x, y, pred)) in p.points.iter().enumerate() {
+        let (x, value) = match p.levels.get(x as usize).filter(|_| kinds) {
+            // A fixed scatter within ±0.3 of the kind's column.
+            Some(level) => (x + ((i * 37) % 61) as f64 / 100.0 - 0.3, level.clone()),
+            None => (x, x.to_string()),
+        };
         if let Some(py) = pred {
             let _ = write!(
                 out,
@@ -443,12 +454,35 @@ pub fn scatter(p: &ParamPlot) -> String {
         }
         let _ = write!(
             out,
-            r##"<circle class="observed" cx="{:.1}" cy="{:.1}" r="2.5" fill="#1f77b4"><title>{} = {x}: peak {}</title></circle>"##,
+            r##"<circle class="observed" cx="{:.1}" cy="{:.1}" r="2.5" fill="#1f77b4"><title>{} = {}: peak {}</title></circle>"##,
             x_of(x),
             y_of(y as f64),
             esc(&p.name),
+            esc(&value),
             Bytes(y)
         );
+    }
+    if kinds {
+        for (k, level) in p.levels.iter().enumerate() {
+            let _ = write!(
+                out,
+                r#"<text class="kind" x="{:.1}" y="{}" font-size="11" text-anchor="middle">{}</text>"#,
+                x_of(k as f64),
+                h - 12.0,
+                esc(level)
+            );
+        }
+        let _ = write!(
+            out,
+            r#"<text x="{}" y="{}" font-size="11" text-anchor="end">{}</text><text x="{}" y="{}" font-size="11" text-anchor="middle">{}</text></svg>"#,
+            l - 4.0,
+            t + 10.0,
+            Bytes((y_max / 1.1) as u64),
+            (l + w) / 2.0,
+            h - 2.0,
+            esc(&p.name)
+        );
+        return out;
     }
     let _ = write!(
         out,
