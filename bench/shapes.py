@@ -18,6 +18,9 @@ kernel OOM kill, every task done, no task started reserving nothing.
     kinds    24 tasks of three kinds in random order (half 200-400 MiB, 30% 0.9-1.3 GiB, 20%
              2.2-2.8 GiB) whose command lines name only the kind: the twin's features are one
              0/1 column per kind and the index, not the peak ("kinds" in the output)
+    kindsize 24 tasks `--model small|large --rows 200..1000`: 100 MiB plus 0.5 or 2.5 MiB a
+             row (±5%), so a kind sets how fast memory grows with the rows; the twin's
+             features are the kind's columns, the rows and the index ("rows" in the output)
 
 Usage: python3 bench/shapes.py > bench/mixes-shapes.json   (seeds 1-3 of each shape)
 Python 3.11 standard library only; the output has `sweep_bench.py --write-mixes`' format.
@@ -33,13 +36,14 @@ from sweep_bench import GIB, MIB, Task, lower_bound
 TARGET = 4 * GIB
 FLOOR = 256 * MIB
 CAP = 8
-SHAPES = ("huge", "tiny", "leaks", "uniform", "tail", "bimodal", "largest", "kinds")
+SHAPES = ("huge", "tiny", "leaks", "uniform", "tail", "bimodal", "largest", "kinds", "kindsize")
 
 
 def mix(shape: str, seed: int) -> dict:
     rng = random.Random(f"{shape}-{seed}")
     tasks: list[Task] = []
     kinds: list[int] = []
+    rows_of: list[int] = []
 
     def add(peak, ramp, hold, leak=0.0, wait=0.0):
         tasks.append(Task(len(tasks), int(peak) // MIB * MIB, round(ramp, 2), round(hold, 2),
@@ -86,6 +90,15 @@ def mix(shape: str, seed: int) -> dict:
             kind = 0 if r < 0.5 else 1 if r < 0.8 else 2
             kinds.append(kind)
             add(rng.uniform(*sizes[kind]), rng.uniform(0.5, 2), rng.uniform(1, 4))
+    elif shape == "kindsize":
+        per_row = [0.5 * MIB, 2.5 * MIB]
+        for _ in range(24):
+            kind = rng.randrange(2)
+            rows = rng.choice((200, 400, 600, 800, 1000))
+            kinds.append(kind)
+            rows_of.append(rows)
+            add(100 * MIB + rows * per_row[kind] * rng.uniform(0.95, 1.05), rng.uniform(0.5, 2),
+                rng.uniform(1, 4))
     else:
         raise ValueError(f"unknown shape {shape!r}; expected one of {', '.join(SHAPES)}")
     bound = lower_bound(tasks, TARGET - FLOOR, CAP)["bound"]
@@ -95,6 +108,8 @@ def mix(shape: str, seed: int) -> dict:
         m["idle s"] = [t.idle for t in tasks]
     if kinds:
         m["kinds"] = kinds
+    if rows_of:
+        m["rows"] = rows_of
     return m
 
 

@@ -123,15 +123,29 @@ fn task(idx: usize, row: &[serde_json::Value], idle: f64, before: Bytes) -> SimT
     SimTask::new(script).features(features)
 }
 
-/// The features of task `i` of a mix whose command lines name only a kind and an index
-/// (`train --model large --index 7`): one 0/1 column per kind, as `tasks::features` reads
-/// a kind named by a value, then the index.
-fn kind_features(kinds: &[serde_json::Value], i: usize) -> Vec<f64> {
-    let kind = |j: usize| kinds[j].as_u64().expect("a kind");
-    let n = (0..kinds.len()).map(kind).max().unwrap_or(0) + 1;
-    let mut f: Vec<f64> = (0..n).map(|k| f64::from(u8::from(k == kind(i)))).collect();
+/// The features of task `i` of a mix whose command lines name only a kind, its rows if the
+/// mix has them, and an index (`train --model large --rows 400 --index 7`): one 0/1 column
+/// per kind, as `tasks::features` reads a kind named by a value, then the numbers.
+fn kind_features(m: &serde_json::Value, i: usize) -> Vec<f64> {
+    let kind = |j: usize| m["kinds"][j].as_u64().expect("a kind");
+    let mut f: Vec<f64> = (0..kind_count(m))
+        .map(|k| f64::from(u8::from(k == kind(i) as usize)))
+        .collect();
+    if let Some(rows) = m["rows"].as_array() {
+        f.push(rows[i].as_f64().expect("rows"));
+    }
     f.push(i as f64);
     f
+}
+
+/// How many kinds a mix's tasks are of; 0 for a mix without kinds.
+fn kind_count(m: &serde_json::Value) -> usize {
+    m["kinds"].as_array().map_or(0, |k| {
+        k.iter()
+            .filter_map(|v| v.as_u64())
+            .max()
+            .map_or(0, |n| n as usize + 1)
+    })
 }
 
 fn simulate(host: Host, tasks: Vec<SimTask>, kinds: &[Range<usize>]) -> (Sim, Report) {
@@ -245,7 +259,7 @@ fn replay(m: &serde_json::Value, host: Host, floor: Bytes) -> f64 {
                 .map_or(ASLEEP, |a| Bytes(a[i].as_u64().unwrap() << 20));
             let t = task(i, r.as_array().unwrap(), idle, before);
             match m["kinds"].as_array() {
-                Some(kinds) => t.features(kind_features(kinds, i)),
+                Some(_) => t.features(kind_features(m, i)),
                 None => t,
             }
         })
@@ -254,9 +268,9 @@ fn replay(m: &serde_json::Value, host: Host, floor: Bytes) -> f64 {
     let bound = m["bound_s"].as_f64().unwrap();
     // The kinds' columns come first (`kind_features`), one parameter's.
     #[allow(clippy::single_range_in_vec_init)]
-    let kinds: Vec<Range<usize>> = match m["kinds"].as_array() {
-        Some(k) => vec![0..kind_features(k, 0).len() - 1],
-        None => Vec::new(),
+    let kinds: Vec<Range<usize>> = match kind_count(m) {
+        0 => Vec::new(),
+        n => vec![0..n],
     };
     let (sim, r) = simulate(host, tasks, &kinds);
     let ratio = r.makespan.as_secs_f64() / bound;

@@ -441,3 +441,72 @@ fn a_parameters_kinds_are_fitted_together_not_one_against_the_rest() {
     assert!((316..700).contains(&small), "a small task at {small} MB");
     assert!(large >= 2674, "a large task at {large} MB");
 }
+
+/// `--model small|large --rows N --index I`: 100 MB plus 0.5 MB a row for a small task,
+/// 2.5 MB for a large one (the `kindsize` shape of bench/shapes.py).
+fn kind_and_rows(large: bool, rows: f64, index: usize) -> Vec<f64> {
+    vec![
+        f64::from(u8::from(!large)),
+        f64::from(u8::from(large)),
+        rows,
+        index as f64,
+    ]
+}
+
+#[test]
+fn a_kind_the_fit_left_out_as_outliers_is_predicted_from_its_own_tasks() {
+    // Seed 2, in the order the simulated run finished them: nine small tasks, then two
+    // large ones. Far off the small ones' line, both were left out as outliers, and the
+    // fit on the rows alone predicted task 17, large, 2004 MiB, at 529 MiB (MiB: the
+    // outliers are judged at the edge, and the run's own units decide it).
+    let mut p = Predictor::new(None);
+    p.set_kinds(&[0..2]);
+    let done = [
+        (1, false, 800., 486),
+        (0, false, 1000., 596),
+        (2, false, 600., 400),
+        (5, false, 600., 389),
+        (6, false, 800., 492),
+        (3, false, 1000., 583),
+        (4, false, 600., 405),
+        (8, false, 1000., 609),
+        (12, true, 1000., 2592),
+        (9, false, 200., 201),
+        (10, true, 200., 609),
+    ];
+    for (i, large, rows, y) in done {
+        p.observe(&kind_and_rows(large, rows, i), peak(y << 20));
+    }
+    let large = p.predict(&kind_and_rows(true, 800.0, 17)).unwrap().get() >> 20;
+    assert!(
+        large >= 2004,
+        "a large task of 2004 MiB predicted at {large} MiB"
+    );
+    let small = p.predict(&kind_and_rows(false, 200.0, 7)).unwrap().get() >> 20;
+    assert!(
+        small < 400,
+        "a small task of 200 MiB predicted at {small} MiB"
+    );
+}
+
+#[test]
+fn a_kind_with_enough_tasks_is_predicted_by_its_own_model() {
+    // Memory grows with the rows five times as fast for a large task: a line with a shift
+    // per kind fits neither, and its spread made a small task of 200 rows 3.4 times too big.
+    let mut p = Predictor::new(None);
+    p.set_kinds(&[0..2]);
+    for i in 0..16 {
+        let (large, rows) = (i % 2 == 1, 200.0 * (1 + (i / 2) % 5) as f64);
+        let per_row = if large { 2.5 } else { 0.5 };
+        let jitter = 1.0 + 0.02 * ((i * 7) % 5) as f64;
+        let y = ((100.0 + rows * per_row) * jitter) as u64;
+        p.observe(&kind_and_rows(large, rows, i), peak(y * MB));
+    }
+    for (large, rows, truth) in [(false, 200.0, 200.0), (true, 1000.0, 2600.0)] {
+        let got = p.predict(&kind_and_rows(large, rows, 16)).unwrap().get() as f64 / MB as f64;
+        assert!(
+            (truth..=1.3 * truth).contains(&got),
+            "large {large}, {rows} rows: {got:.0} MB predicted, {truth:.0} MB true"
+        );
+    }
+}
