@@ -31,7 +31,8 @@ per section, also written to `bench/results-<date>.md` beside the raw `results-<
   ramp mix's sizes, each task sleeping 2-8 s before it takes its peak at once; `late`: the
   same shape with those seconds spent working at 60-200 MiB instead of asleep; `heavy`:
   that work holding 30-60% of the task's peak; `kinds`: three kinds of task whose command
-  lines name only the kind, `--model large`), several
+  lines name only the kind, `--model large`; `kindsize`: two kinds and `--rows N`, the
+  kind setting the memory per row), several
   seeds, some run several times, against `xargs -P 2..4` and `parallel --memsuspend` at
   1G and 2G; one table per mix and a verdict against the issue's targets (no crash, every
   task, median <= 1.35x the bound, faster than every peer that survived the same run).
@@ -554,6 +555,9 @@ class Task:
     # With a kind, the command line names only the kind and the index (`--model large
     # --index 7`); memhog's own arguments are inside an `sh -c` script that no runner reads.
     kind: str = ""
+    # With a kind, a size on the command line too (`--rows 400`) whose memory per row the
+    # kind sets.
+    rows: int = 0
 
     @property
     def duration(self) -> float:
@@ -586,7 +590,7 @@ class Task:
             a[2:2] = ["sh", "-c", f'sleep {self.idle:.2f}; exec "$0" "$@"']
         if self.kind:
             a[2:] = ["sh", "-c", f"exec {shlex.join(a[2:])}", "task", "--model", self.kind,
-                     "--index", str(self.idx)]
+                     *(["--rows", str(self.rows)] if self.rows else []), "--index", str(self.idx)]
         return a
 
 
@@ -836,7 +840,7 @@ def section_sweep(args, referee: Referee, parallel: str | None, rg_ok: bool, wor
 # --------------------------------------------------------------------------- mixes (issue 12)
 
 
-MIXES = ("ramp", "big", "leak", "idle", "late", "heavy", "kinds")
+MIXES = ("ramp", "big", "leak", "idle", "late", "heavy", "kinds", "kindsize")
 # Default plan: mix:seeds[xreps], ';'-separated. Five runs of six contenders, about 14
 # minutes (each run of all six takes about 2.5 min, ballast settling included).
 MIX_PLAN = "ramp:1x2;ramp:2;big:1;leak:1"
@@ -867,6 +871,10 @@ def make_mix(mix: str, seed: int, n: int, target: int) -> list[Task]:
     as a training sweep over models does: a runner learns nothing from the peak. The twin's
     rows carry the kinds in a "kinds" list (0 small, 1 medium, 2 large; bench/shapes.py
     has the same shape).
+    kindsize: `--model small|large --rows N` (N of 200-1000): 100 MiB plus 0.5 MiB a row for
+    a small task, 2.5 MiB for a large one (±5%), scaled to the machine; 0.5-2 s ramp, 1-4 s
+    hold. The kind sets how fast memory grows with the rows (bench/shapes.py has the same
+    shape; the twin's rows carry the kinds and a "rows" list).
     """
     rng = random.Random(f"{'ramp' if mix == 'leak' else mix}-{seed}")
     top = 0.8 * target
@@ -918,6 +926,15 @@ def make_mix(mix: str, seed: int, n: int, target: int) -> list[Task]:
             peak = rng.uniform(lo, hi) * scale
             tasks.append(Task(i, int(peak) // MIB * MIB, round(rng.uniform(0.5, 2), 2),
                               round(rng.uniform(1, 4), 2), kind=kind))
+    elif mix == "kindsize":
+        scale = target / (4 * GIB)
+        per_row = {"small": 0.5 * MIB, "large": 2.5 * MIB}
+        for i in range(n):
+            kind = rng.choice(("small", "large"))
+            rows = rng.choice((200, 400, 600, 800, 1000))
+            peak = (100 * MIB + rows * per_row[kind]) * rng.uniform(0.95, 1.05) * scale
+            tasks.append(Task(i, int(peak) // MIB * MIB, round(rng.uniform(0.5, 2), 2),
+                              round(rng.uniform(1, 4), 2), kind=kind, rows=rows))
     else:
         raise ValueError(f"unknown mix {mix!r}; expected one of {', '.join(MIXES)}")
     return tasks
@@ -981,8 +998,10 @@ def write_mixes(args, path: Path) -> None:
         if any(t.idle_mem for t in tasks):
             idle += f',\n   "idle MiB": [{", ".join(str(t.idle_mem // MIB) for t in tasks)}]'
         if any(t.kind for t in tasks):
-            order = ("small", "medium", "large")
+            order = [k for k in ("small", "medium", "large") if any(t.kind == k for t in tasks)]
             idle += f',\n   "kinds": [{", ".join(str(order.index(t.kind)) for t in tasks)}]'
+        if any(t.rows for t in tasks):
+            idle += f',\n   "rows": [{", ".join(str(t.rows) for t in tasks)}]'
 
         mixes.append(f'  {{"mix": "{mix}", "seed": {seed}, "bound_s": {lb["bound"]:.3f},\n'
                      f'   "tasks (peak, ramp s, hold s, leak per s)": [\n{rows}\n   ]{idle}}}')
