@@ -510,3 +510,32 @@ fn a_kind_with_enough_tasks_is_predicted_by_its_own_model() {
         );
     }
 }
+
+#[test]
+fn many_outliers_are_all_left_out_past_the_first_ones() {
+    // 2,000 tasks on a line, 50 of them wild (a retry storm): more than are left out one
+    // at a time, fewer than a fifth. The rest go at once, and the line stands.
+    let mut m = Model::new(Side::Upper);
+    for i in 0..2000 {
+        let x = (i % 50) as f64;
+        let y = match i % 40 {
+            3 => 5000.0,
+            _ => 100.0 * x + 50.0 + (i % 3) as f64,
+        };
+        m.observe(&[x], y);
+    }
+    let fit = m.fit().expect("a fit");
+    // Every wild one the last refit saw (refits wait for 5% more), and nothing else.
+    assert!(
+        fit.left_out.len() > ONE_BY_ONE,
+        "left out: {:?}",
+        fit.left_out
+    );
+    assert!(
+        fit.left_out.iter().all(|i| i % 40 == 3),
+        "{:?}",
+        fit.left_out
+    );
+    let y = m.predict(&[10.0]).unwrap();
+    assert!((1050.0..1100.0).contains(&y), "predicted {y} for 1051");
+}
