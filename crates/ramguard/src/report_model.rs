@@ -616,10 +616,7 @@ fn param_plots(tasks: &[TaskRow]) -> Vec<ParamPlot> {
         if !numeric_all || distinct.len() < 2 {
             continue;
         }
-        if points.len() > PLOT_POINTS {
-            let step = points.len().div_ceil(PLOT_POINTS);
-            points = points.into_iter().step_by(step).collect();
-        }
+        let points = thinned(points);
         let name = if name.parse::<usize>().is_ok() {
             format!("value {name}")
         } else {
@@ -637,6 +634,22 @@ fn param_plots(tasks: &[TaskRow]) -> Vec<ParamPlot> {
     plots
 }
 
+/// The `q` quantile of sorted values, the nearest rank; `None` for none.
+pub fn quantile(sorted: &[u64], q: f64) -> Option<u64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    sorted
+        .get(((sorted.len() - 1) as f64 * q).round() as usize)
+        .copied()
+}
+
+/// At most [`PLOT_POINTS`] of `points`, evenly taken.
+fn thinned<T>(points: Vec<T>) -> Vec<T> {
+    let step = points.len().div_ceil(PLOT_POINTS).max(1);
+    points.into_iter().step_by(step).collect()
+}
+
 /// Peaks of done tasks by kind, for each parameter whose values name kinds.
 fn kind_plots(
     tasks: &[TaskRow],
@@ -648,7 +661,7 @@ fn kind_plots(
         let Column::Levels(levels) = column else {
             continue;
         };
-        let mut points: Vec<(f64, u64, Option<f64>)> = tasks
+        let points: Vec<(f64, u64, Option<f64>)> = tasks
             .iter()
             .zip(&table.rows)
             .zip(predicted)
@@ -671,15 +684,12 @@ fn kind_plots(
                 Some(KindPeaks {
                     kind: kind.clone(),
                     done: peaks.len(),
-                    p50: *peaks.get(peaks.len() / 2)?,
+                    p50: quantile(&peaks, 0.5)?,
                     max: *peaks.last()?,
                 })
             })
             .collect();
-        if points.len() > PLOT_POINTS {
-            let step = points.len().div_ceil(PLOT_POINTS);
-            points = points.into_iter().step_by(step).collect();
-        }
+        let points = thinned(points);
         if !points.is_empty() {
             plots.push(ParamPlot {
                 name: name.to_string(),

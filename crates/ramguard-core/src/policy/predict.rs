@@ -224,10 +224,10 @@ pub struct Model {
     /// Observations when the fit was last made.
     fitted_at: usize,
     /// The features that are kinds (one 0/1 column per value of a parameter read by name,
-    /// `--model resnet18`; see `tasks::feature_table`), each with whether an observation
-    /// was of that kind. A task of a kind no observation had reads 0 wherever a fit looks,
+    /// `--model resnet18`; see `tasks::feature_table`), each with how many observations
+    /// were of that kind. A task of a kind no observation had reads 0 wherever a fit looks,
     /// as the kinds the fit left out do.
-    kinds: Vec<(usize, bool)>,
+    kinds: Vec<(usize, usize)>,
     /// The kinds' columns, one range per parameter: a fit takes a parameter's kinds
     /// together (module doc), never one kind against all the others.
     groups: Vec<Range<usize>>,
@@ -287,8 +287,13 @@ impl Model {
         self.kinds = kinds
             .iter()
             .flat_map(|r| r.clone())
-            .map(|f| (f, false))
+            .map(|f| (f, 0))
             .collect();
+    }
+
+    /// How many observations were of kind `f`.
+    fn of_kind(&self, f: usize) -> usize {
+        self.kinds.iter().find(|k| k.0 == f).map_or(0, |k| k.1)
     }
 
     /// What a fit may take in one step (module doc): each feature that is no kind alone, and
@@ -297,12 +302,6 @@ impl Model {
     /// kinds of one task sum to one).
     fn candidates(&self) -> Vec<Vec<usize>> {
         let width = self.observations.iter().map(|(f, _)| f.len()).max();
-        let count = |f: usize| {
-            self.observations
-                .iter()
-                .filter(|(x, _)| x.get(f) == Some(&1.0))
-                .count()
-        };
         // In column order, a parameter's kinds where its first column is: between fits
         // that explain alike, the first stands.
         (0..width.unwrap_or(0))
@@ -315,7 +314,7 @@ impl Model {
                 }
                 let seen: Vec<(usize, usize)> = group
                     .clone()
-                    .map(|f| (f, count(f)))
+                    .map(|f| (f, self.of_kind(f)))
                     .filter(|&(_, n)| n > 0)
                     .collect();
                 let &(base, _) = seen.iter().rev().max_by_key(|&&(_, n)| n)?;
@@ -335,8 +334,8 @@ impl Model {
             return;
         }
         self.observations.push((features.to_vec(), y));
-        for (f, seen) in &mut self.kinds {
-            *seen |= features.get(*f) == Some(&1.0);
+        for (f, n) in &mut self.kinds {
+            *n += usize::from(features.get(*f) == Some(&1.0));
         }
         for (f, m) in &mut self.by_kind {
             if features.get(*f) == Some(&1.0) {
@@ -372,12 +371,11 @@ impl Model {
         let of = |f: usize, i: usize| self.observations[i].0.get(f) == Some(&1.0);
         self.kinds
             .iter()
-            .map(|&(f, _)| f)
-            .filter(|&f| {
+            .filter(|&&(f, all)| {
                 let out = fit.left_out.iter().filter(|&&i| of(f, i)).count();
-                let all = (0..self.observations.len()).filter(|&i| of(f, i)).count();
                 out > 0 && 2 * out >= all
             })
+            .map(|&(f, _)| f)
             .collect()
     }
 
@@ -417,7 +415,6 @@ impl Model {
             .iter()
             .filter(|(f, m)| {
                 features.get(*f) == Some(&1.0)
-                    && m.observed() > 0
                     && (m.observed() >= KIND_ALONE || self.left_out.contains(f))
             })
             .filter_map(|(_, m)| m.predict(features))
@@ -473,7 +470,7 @@ impl Model {
     pub fn of_an_unseen_kind(&self, features: &[f64]) -> bool {
         self.kinds
             .iter()
-            .any(|&(f, seen)| !seen && features.get(f) == Some(&1.0))
+            .any(|&(f, n)| n == 0 && features.get(f) == Some(&1.0))
     }
 
     /// The margin on a fit's prediction: [`FIT_MARGIN`] once it rests on three observations
@@ -781,13 +778,23 @@ fn adjusted_r2(r2: f64, n: usize, k: usize) -> f64 {
 /// The observations that have every chosen feature, as (those features' values, y).
 fn rows_with(obs: &[(Vec<f64>, f64)], features: &[usize]) -> Vec<(Vec<f64>, f64)> {
     obs.iter()
-        .filter_map(|(f, y)| {
-            let xs: Option<Vec<f64>> = features
-                .iter()
-                .map(|&i| f.get(i).copied().filter(|x| x.is_finite()))
-                .collect();
-            Some((xs?, *y))
-        })
+        .filter_map(|(f, y)| Some((chosen(f, features)?, *y)))
+        .collect()
+}
+
+/// [`rows_with`], with each row's index among the observations.
+fn indexed_rows(obs: &[(Vec<f64>, f64)], features: &[usize]) -> (Vec<usize>, Vec<(Vec<f64>, f64)>) {
+    obs.iter()
+        .enumerate()
+        .filter_map(|(i, (f, y))| Some((i, (chosen(f, features)?, *y))))
+        .unzip()
+}
+
+/// The chosen features' values of one observation; `None` if one is missing.
+fn chosen(values: &[f64], features: &[usize]) -> Option<Vec<f64>> {
+    features
+        .iter()
+        .map(|&i| values.get(i).copied().filter(|x| x.is_finite()))
         .collect()
 }
 
@@ -811,15 +818,8 @@ pub const ONE_BY_ONE: usize = 32;
 /// After [`ONE_BY_ONE`] of them, every point that far from the fit left is left out at once,
 /// up to the fifth.
 fn robust(obs: &[(Vec<f64>, f64)], mut fit: Fit) -> Option<Fit> {
-    let mut rows = rows_with(obs, &fit.features);
-    // Each row's index among the observations (rows_with keeps those with every feature).
-    let mut index: Vec<usize> = (0..obs.len())
-        .filter(|&i| {
-            fit.features
-                .iter()
-                .all(|&f| obs[i].0.get(f).is_some_and(|x| x.is_finite()))
-        })
-        .collect();
+    // Each row's index among the observations, for the fit to say which it left out.
+    let (mut index, mut rows) = indexed_rows(obs, &fit.features);
     let mut left_out = Vec::new();
     let most = rows.len() / 5;
     for step in 0..most {
@@ -840,10 +840,7 @@ fn robust(obs: &[(Vec<f64>, f64)], mut fit: Fit) -> Option<Fit> {
         let Some(refit) = fit_rows(&rows, &fit.features) else {
             break;
         };
-        // A floor for the deviation: with near-perfect fits, 1% of the typical value.
-        let typical = rows.iter().map(|r| r.1.abs()).sum::<f64>() / rows.len() as f64;
-        let scale = refit.resid_sd.max(0.01 * typical);
-        if (y - refit.at(&xs)).abs() <= OUTLIER * scale {
+        if (y - refit.at(&xs)).abs() <= OUTLIER * outlier_scale(&rows, &refit) {
             break;
         }
         fit = refit;
@@ -851,6 +848,13 @@ fn robust(obs: &[(Vec<f64>, f64)], mut fit: Fit) -> Option<Fit> {
     }
     fit.left_out = left_out;
     Some(fit)
+}
+
+/// One residual deviation of `fit` over `rows`, for [`OUTLIER`]: with near-perfect fits, at
+/// least 1% of the typical value.
+fn outlier_scale(rows: &[(Vec<f64>, f64)], fit: &Fit) -> f64 {
+    let typical = rows.iter().map(|r| r.1.abs()).sum::<f64>() / rows.len().max(1) as f64;
+    fit.resid_sd.max(0.01 * typical)
 }
 
 /// [`robust`] past [`ONE_BY_ONE`] outliers: the `most` points farthest from `fit`, of those
@@ -863,8 +867,7 @@ fn the_rest_at_once(
     mut left_out: Vec<usize>,
     most: usize,
 ) -> Fit {
-    let typical = rows.iter().map(|r| r.1.abs()).sum::<f64>() / rows.len().max(1) as f64;
-    let scale = fit.resid_sd.max(0.01 * typical);
+    let scale = outlier_scale(&rows, &fit);
     let off = |r: &(Vec<f64>, f64)| (r.1 - fit.at(&r.0)).abs();
     let mut far: Vec<usize> = (0..rows.len())
         .filter(|&i| off(&rows[i]) > OUTLIER * scale)

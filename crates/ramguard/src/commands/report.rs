@@ -157,15 +157,6 @@ fn write_atomic(p: &Path, data: &[u8]) -> Result<()> {
     })
 }
 
-fn quantile(sorted: &[u64], q: f64) -> Option<u64> {
-    if sorted.is_empty() {
-        return None;
-    }
-    sorted
-        .get(((sorted.len() - 1) as f64 * q).round() as usize)
-        .copied()
-}
-
 fn to_json(m: &model::Model) -> serde_json::Value {
     json!({
         "schema": REPORT_SCHEMA,
@@ -185,8 +176,8 @@ fn to_json(m: &model::Model) -> serde_json::Value {
         "memory_bound_share": m.facts.memory_bound_share,
         "peaks": {
             "count": m.peaks.len(),
-            "p50": quantile(&m.peaks, 0.5),
-            "p95": quantile(&m.peaks, 0.95),
+            "p50": model::quantile(&m.peaks, 0.5),
+            "p95": model::quantile(&m.peaks, 0.95),
             "max": m.peaks.last(),
         },
         "waste": {
@@ -237,8 +228,8 @@ fn text(m: &model::Model) -> String {
     if !m.peaks.is_empty() {
         s.push_str(&format!(
             "peaks   p50 {}, p95 {}, max {} (done tasks)\n",
-            bytes(quantile(&m.peaks, 0.5).unwrap_or(0)),
-            bytes(quantile(&m.peaks, 0.95).unwrap_or(0)),
+            bytes(model::quantile(&m.peaks, 0.5).unwrap_or(0)),
+            bytes(model::quantile(&m.peaks, 0.95).unwrap_or(0)),
             bytes(*m.peaks.last().unwrap_or(&0)),
         ));
     }

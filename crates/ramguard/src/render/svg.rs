@@ -462,6 +462,7 @@ pub fn scatter(p: &ParamPlot) -> String {
             Bytes(y)
         );
     }
+    // Under the axis: each kind under its column, or the lowest and highest value.
     if kinds {
         for (k, level) in p.levels.iter().enumerate() {
             let _ = write!(
@@ -472,29 +473,23 @@ pub fn scatter(p: &ParamPlot) -> String {
                 esc(level)
             );
         }
+    } else {
         let _ = write!(
             out,
-            r#"<text x="{}" y="{}" font-size="11" text-anchor="end">{}</text><text x="{}" y="{}" font-size="11" text-anchor="middle">{}</text></svg>"#,
-            l - 4.0,
-            t + 10.0,
-            Bytes((y_max / 1.1) as u64),
-            (l + w) / 2.0,
-            h - 2.0,
-            esc(&p.name)
+            r#"<text x="{l}" y="{}" font-size="11">{}</text><text x="{}" y="{}" font-size="11" text-anchor="end">{}</text>"#,
+            h - 12.0,
+            axis_value(x_min, p.unit),
+            w - r,
+            h - 12.0,
+            axis_value(x_max, p.unit),
         );
-        return out;
     }
     let _ = write!(
         out,
-        r#"<text x="{}" y="{}" font-size="11" text-anchor="end">{}</text><text x="{l}" y="{}" font-size="11">{}</text><text x="{}" y="{}" font-size="11" text-anchor="end">{}</text><text x="{}" y="{}" font-size="11" text-anchor="middle">{}</text>"#,
+        r#"<text x="{}" y="{}" font-size="11" text-anchor="end">{}</text><text x="{}" y="{}" font-size="11" text-anchor="middle">{}</text>"#,
         l - 4.0,
         t + 10.0,
         Bytes((y_max / 1.1) as u64),
-        h - 12.0,
-        axis_value(x_min, p.unit),
-        w - r,
-        h - 12.0,
-        axis_value(x_max, p.unit),
         (l + w) / 2.0,
         h - 2.0,
         esc(&p.name)
