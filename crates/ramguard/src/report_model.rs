@@ -581,10 +581,7 @@ fn param_plots(tasks: &[TaskRow]) -> Vec<ParamPlot> {
             fit.observe(f, p as f64);
         }
     }
-    let predicted: Vec<Option<f64>> = feats
-        .iter()
-        .map(|f| fit.fit().and_then(|x| x.value(f)))
-        .collect();
+    let predicted: Vec<Option<f64>> = feats.iter().map(|f| fit.fitted(f)).collect();
     let named: Vec<Vec<(String, String)>> = tasks.iter().map(named_values).collect();
     let mut names: Vec<String> = Vec::new();
     for n in named.iter().flatten() {

@@ -74,7 +74,23 @@
 //!    longer needed the kind, predicted a large task of 2 GB at 555 MB. With both, the
 //!    `kindsize` shape (seeds 1–3; ideal host | 2 CPUs | the emulated 4 GiB machine of
 //!    `tests/policy_mixes.rs`) took 2.06 | 2.22 | 2.61× its lower bound instead of
-//!    2.47 | 2.56 | 3.03×, with 2 | 2 | 2 brakes instead of 4 | 5 | 1.
+//!    2.47 | 2.56 | 3.03×, with 2 | 2 | 2 brakes instead of 4 | 5 | 1. Before a kind has
+//!    its own model, a **slope per kind** does its work within the one fit: for each
+//!    parameter's kinds and each feature that is no kind, one column per kind observed,
+//!    holding the feature's value where a task is of that kind and 0 where it is not, taken
+//!    together as one candidate from [`SLOPES_FROM`] observations per coefficient on.
+//!    Alone, it must halve what the parameter's kinds leave unexplained (adjusted R², as a
+//!    second feature must): an index or a seed fits a slope per kind by chance as easily as
+//!    a size does. A rival slope per kind speaks only for a task whose value lies near those
+//!    of its own kind's tasks. In the twin of the benchmark's `kindsize` mix
+//!    (`bench/sweep_bench.py`, 16 tasks), with four tasks of each kind done, a shift per
+//!    kind predicted every small task at 1.7 GB (true 0.4–0.6) and they ran one at a time.
+//!    With slopes per kind, seeds 1–8 took 2.24 | 2.69× their lower bounds (ideal host |
+//!    2 CPUs) instead of 2.86 | 3.33×, and seeds 9–16, never tuned on, 2.11 | 2.66×
+//!    instead of 2.90 | 3.06×; the `kindsize` shape 1.97 | 2.02 | 2.38× instead of
+//!    2.06 | 2.22 | 2.61×. The `kinds` mix, whose only number is the index, lost a little:
+//!    2.17 | 2.69× instead of 2.15 | 2.66× (seeds 9–16: 2.38 | 2.76× instead of
+//!    2.36 | 2.74×).
 //! 2. **Quantile.** Otherwise [`QUANTILE`] of what was observed (its mirror for a lower
 //!    bound), with the margin.
 //! 3. **Estimate.** `--estimate`, for the peak only, until anything has been measured.
@@ -212,8 +228,9 @@ pub struct Model {
     fit: Option<Fit>,
     /// Other single features that explain the values about as well as the best one.
     rivals: Vec<Fit>,
-    /// The lowest and highest value seen of each rival's feature, in the order of `rivals`.
-    rival_ranges: Vec<(f64, f64)>,
+    /// The lowest and highest value seen of each of each rival's columns, in the order of
+    /// `rivals` (a slope per kind: among the kind's tasks).
+    rival_ranges: Vec<Vec<(f64, f64)>>,
     /// [`QUANTILE`] of the observations (its mirror for a lower bound), without margin;
     /// cached because admission asks for it for every queued task it considers.
     quantile: Option<f64>,
@@ -236,11 +253,22 @@ pub struct Model {
     /// The kinds (their columns) most of whose observations the fit left out as outliers:
     /// it does not speak for them.
     left_out: Vec<usize>,
+    /// A slope per kind: for each parameter's kinds and each feature that is no kind, the
+    /// feature's value where a task is of the kind and 0 where it is not, as (the
+    /// feature's column, the kind's column), one extra column each after the task's own
+    /// (module doc). Set at the first observation of a model with kinds and own models.
+    slopes_by_kind: Vec<(usize, usize)>,
+    /// How many columns a task's own features have; the columns of `slopes_by_kind` follow.
+    width: usize,
 }
 
 /// Observations of a kind from which its own model predicts its tasks (module doc): three
 /// per coefficient of a line, as a fit of several features needs.
 pub const KIND_ALONE: usize = 6;
+
+/// Observations per coefficient (the intercept and a slope per kind) from which a slope
+/// per kind is tried (module doc).
+pub const SLOPES_FROM: usize = 2;
 
 /// Up to this many observations, every one refits.
 const REFIT_ALWAYS: usize = 64;
@@ -263,6 +291,8 @@ impl Model {
             groups: Vec::new(),
             by_kind: Vec::new(),
             left_out: Vec::new(),
+            slopes_by_kind: Vec::new(),
+            width: 0,
         }
     }
 
@@ -296,18 +326,21 @@ impl Model {
         self.kinds.iter().find(|k| k.0 == f).map_or(0, |k| k.1)
     }
 
-    /// What a fit may take in one step (module doc): each feature that is no kind alone, and
+    /// What a fit may take in one step (module doc): each feature that is no kind alone,
     /// each parameter's kinds together, every kind observed but the most observed one (the
     /// one the others are measured against: a kind no row has is a column of zeros, and the
-    /// kinds of one task sum to one).
-    fn candidates(&self) -> Vec<Vec<usize>> {
-        let width = self.observations.iter().map(|(f, _)| f.len()).max();
+    /// kinds of one task sum to one), and a slope per kind of each feature that is no kind.
+    fn candidates(&self) -> Vec<Candidate> {
+        let width = match self.slopes_by_kind.is_empty() {
+            true => self.observations.iter().map(|(f, _)| f.len()).max(),
+            false => Some(self.width),
+        };
         // In column order, a parameter's kinds where its first column is: between fits
         // that explain alike, the first stands.
-        (0..width.unwrap_or(0))
+        let mut candidates: Vec<Candidate> = (0..width.unwrap_or(0))
             .filter_map(|f| {
                 let Some(group) = self.groups.iter().find(|g| g.contains(&f)) else {
-                    return Some(vec![f]);
+                    return Some(Candidate::of(vec![f]));
                 };
                 if f != group.start {
                     return None;
@@ -323,9 +356,78 @@ impl Model {
                     .map(|&(f, _)| f)
                     .filter(|&f| f != base)
                     .collect();
-                (!levels.is_empty()).then_some(levels)
+                (!levels.is_empty()).then_some(Candidate::of(levels))
             })
-            .collect()
+            .collect();
+        // A slope per kind of a parameter, for each feature that is no kind: the columns of
+        // the kinds observed, once two are, from SLOPES_FROM observations per coefficient.
+        let mut i = 0;
+        while i < self.slopes_by_kind.len() {
+            let (feature, kind) = self.slopes_by_kind[i];
+            let group = self.groups.iter().find(|g| g.contains(&kind));
+            let block: Vec<usize> = (i..self.slopes_by_kind.len())
+                .take_while(|&c| {
+                    let (f, k) = self.slopes_by_kind[c];
+                    f == feature && group.is_some_and(|g| g.contains(&k))
+                })
+                .collect();
+            i += block.len().max(1);
+            let seen: Vec<usize> = block
+                .into_iter()
+                .filter(|&c| self.of_kind(self.slopes_by_kind[c].1) > 0)
+                .map(|c| self.width + c)
+                .collect();
+            if seen.len() >= 2 && self.observations.len() >= SLOPES_FROM * (seen.len() + 1) {
+                let refines =
+                    group.and_then(|g| candidates.iter().position(|c| g.contains(&c.columns[0])));
+                candidates.push(Candidate {
+                    columns: seen,
+                    refines,
+                });
+            }
+        }
+        candidates
+    }
+
+    /// A task's features as the fits see them: its own, then a slope per kind
+    /// (`slopes_by_kind`).
+    fn expanded(&self, features: &[f64]) -> Vec<f64> {
+        let mut all = features.to_vec();
+        if self.slopes_by_kind.is_empty() {
+            return all;
+        }
+        all.resize(self.width, f64::NAN);
+        all.extend(
+            self.slopes_by_kind
+                .iter()
+                .map(|&(f, k)| match features.get(k) {
+                    Some(&1.0) => features.get(f).copied().unwrap_or(f64::NAN),
+                    Some(&0.0) => 0.0,
+                    _ => f64::NAN,
+                }),
+        );
+        all
+    }
+
+    /// Sets `slopes_by_kind` from the first observation's width: a model with kinds and
+    /// own models (not a kind's own model, whose tasks are all of one kind).
+    fn set_slopes_by_kind(&mut self, width: usize) {
+        if self.by_kind.is_empty() || !self.observations.is_empty() {
+            return;
+        }
+        self.width = width;
+        let plain: Vec<usize> = (0..width)
+            .filter(|f| !self.groups.iter().any(|g| g.contains(f)))
+            .collect();
+        self.slopes_by_kind = self
+            .groups
+            .iter()
+            .flat_map(|g| {
+                plain
+                    .iter()
+                    .flat_map(move |&f| g.clone().map(move |k| (f, k)))
+            })
+            .collect();
     }
 
     /// Records one observed value.
@@ -333,7 +435,9 @@ impl Model {
         if !y.is_finite() {
             return;
         }
-        self.observations.push((features.to_vec(), y));
+        self.set_slopes_by_kind(features.len());
+        let all = self.expanded(features);
+        self.observations.push((all, y));
         for (f, n) in &mut self.kinds {
             *n += usize::from(features.get(*f) == Some(&1.0));
         }
@@ -353,7 +457,7 @@ impl Model {
             self.rival_ranges = self
                 .rivals
                 .iter()
-                .map(|r| feature_range(&self.observations, r.features[0]))
+                .map(|r| r.features.iter().map(|&c| self.column_range(c)).collect())
                 .collect();
             self.quantile = self.quantile_of_all();
             self.fitted_at = n;
@@ -422,13 +526,22 @@ impl Model {
         if own.is_some() {
             return own;
         }
+        let all = self.expanded(features);
+        let features = all.as_slice();
         let mut safest: Option<f64> = None;
         // A rival is a single feature that fits by chance as well as the best one; it
-        // speaks for a task near the values it was fitted on, not far beyond them.
+        // speaks for a task near the values it was fitted on, not far beyond them (a slope
+        // per kind: near those of the task's kind).
         let near = |i: usize| {
-            let (lo, hi) = self.rival_ranges[i];
-            let x = features.get(self.rivals[i].features[0]).copied();
-            x.is_some_and(|x| x >= lo - (hi - lo) && x <= hi + (hi - lo))
+            self.rivals[i]
+                .features
+                .iter()
+                .zip(&self.rival_ranges[i])
+                .filter(|&(&c, _)| self.of_its_kind(c, features))
+                .all(|(&c, &(lo, hi))| {
+                    let x = features.get(c).copied();
+                    x.is_some_and(|x| x >= lo - (hi - lo) && x <= hi + (hi - lo))
+                })
         };
         let rivals = (0..self.rivals.len()).filter(|&i| near(i));
         // A task of a kind nothing observed had: no fit on kinds speaks for it.
@@ -461,9 +574,42 @@ impl Model {
         safest.or_else(|| self.typical())
     }
 
-    /// Returns true if and only if feature `f` is a kind.
+    /// Returns true if and only if feature `f` is a kind, or a slope per kind.
     fn is_kind(&self, f: usize) -> bool {
         self.kinds.iter().any(|&(k, _)| k == f)
+            || f >= self.width && !self.slopes_by_kind.is_empty()
+    }
+
+    /// The kind's column whose slope column `c` is, if it is one (`slopes_by_kind`).
+    fn kind_of_slope(&self, c: usize) -> Option<usize> {
+        let i = c.checked_sub(self.width)?;
+        self.slopes_by_kind.get(i).map(|&(_, k)| k)
+    }
+
+    /// Returns true unless column `c` is a slope of a kind the task (its expanded
+    /// features) is not of.
+    fn of_its_kind(&self, c: usize, features: &[f64]) -> bool {
+        self.kind_of_slope(c)
+            .is_none_or(|k| features.get(k) == Some(&1.0))
+    }
+
+    /// The lowest and highest value seen in column `c`; of a slope per kind, among the
+    /// kind's tasks.
+    fn column_range(&self, c: usize) -> (f64, f64) {
+        self.observations
+            .iter()
+            .filter(|(xs, _)| self.of_its_kind(c, xs))
+            .filter_map(|(xs, _)| xs.get(c).copied())
+            .filter(|x| x.is_finite())
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), x| {
+                (lo.min(x), hi.max(x))
+            })
+    }
+
+    /// The fit's value for a task with these features, without spread or margin; `None`
+    /// without a fit.
+    pub fn fitted(&self, features: &[f64]) -> Option<f64> {
+        self.fit.as_ref()?.value(&self.expanded(features))
     }
 
     /// Returns true if and only if the task is of a kind no observation had.
@@ -681,27 +827,49 @@ fn to_duration(y: f64) -> Duration {
     Duration::try_from_secs_f64(y.max(0.0)).unwrap_or(Duration::MAX)
 }
 
-/// The lowest and highest finite value of one feature over the observations.
-fn feature_range(obs: &[(Vec<f64>, f64)], feature: usize) -> (f64, f64) {
-    obs.iter()
-        .filter_map(|(f, _)| f.get(feature).copied())
-        .filter(|x| x.is_finite())
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), x| {
-            (lo.min(x), hi.max(x))
-        })
+/// What a fit may take in one step: a feature, a parameter's kinds, or a slope per kind.
+#[derive(Debug, Clone, PartialEq)]
+struct Candidate {
+    /// The columns it adds.
+    columns: Vec<usize>,
+    /// The candidate (its index) of the kinds whose slopes these are: alone, a slope per
+    /// kind must halve what they leave unexplained (module doc).
+    refines: Option<usize>,
 }
 
-/// Chooses features forward (module doc) from `candidates`, each a feature or a
-/// parameter's kinds, and returns the fit, if any is good enough.
-fn best_fit(obs: &[(Vec<f64>, f64)], candidates: &[Vec<usize>]) -> (Option<Fit>, Vec<Fit>) {
-    let mut singles: Vec<Fit> = candidates
-        .iter()
-        .filter_map(|c| robust(obs, fit_linear(obs, c)?))
-        .filter(|fit| fit.r2 >= MIN_R2)
-        .collect();
+impl Candidate {
+    fn of(columns: Vec<usize>) -> Candidate {
+        Candidate {
+            columns,
+            refines: None,
+        }
+    }
+}
+
+/// Chooses features forward (module doc) from `candidates` and returns the fit, if any is
+/// good enough.
+fn best_fit(obs: &[(Vec<f64>, f64)], candidates: &[Candidate]) -> (Option<Fit>, Vec<Fit>) {
     // Kinds taken together spend a coefficient per kind: judged as they explain what is
     // left once that is paid for.
     let score = |f: &Fit| adjusted_r2(f.r2, f.rows, f.features.len());
+    let alone: Vec<Option<Fit>> = candidates
+        .iter()
+        .map(|c| robust(obs, fit_linear(obs, &c.columns)?))
+        .collect();
+    let unexplained = |i: Option<usize>| {
+        i.and_then(|i| alone[i].as_ref())
+            .map_or(1.0, |f| 1.0 - score(f))
+    };
+    let mut singles: Vec<Fit> = candidates
+        .iter()
+        .zip(&alone)
+        .filter_map(|(c, fit)| {
+            let fit = fit.as_ref()?;
+            let refines =
+                c.refines.is_none() || 1.0 - score(fit) <= MIN_GAIN * unexplained(c.refines);
+            (fit.r2 >= MIN_R2 && refines).then(|| fit.clone())
+        })
+        .collect();
     singles.sort_by(|a, b| score(b).total_cmp(&score(a)));
     if obs.len() < 3 {
         singles = through_the_origin(obs, singles);
@@ -721,10 +889,10 @@ fn best_fit(obs: &[(Vec<f64>, f64)], candidates: &[Vec<usize>]) -> (Option<Fit>,
         let mut better: Option<Fit> = None;
         for c in candidates
             .iter()
-            .filter(|c| c.iter().all(|f| !best.features.contains(f)))
+            .filter(|c| c.columns.iter().all(|f| !best.features.contains(f)))
         {
             let mut chosen = best.features.clone();
-            chosen.extend(c);
+            chosen.extend(&c.columns);
             let Some(fit) = fit_linear(obs, &chosen).and_then(|fit| robust(obs, fit)) else {
                 continue;
             };

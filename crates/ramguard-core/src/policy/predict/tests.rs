@@ -539,3 +539,65 @@ fn many_outliers_are_all_left_out_past_the_first_ones() {
     let y = m.predict(&[10.0]).unwrap();
     assert!((1050.0..1100.0).contains(&y), "predicted {y} for 1051");
 }
+
+/// Seed 4 of the benchmark's `kindsize` mix (`bench/sweep_bench.py`): its tasks as (index,
+/// large, rows, peak in MiB).
+const KINDSIZE_4: [(usize, bool, f64, u64); 16] = [
+    (0, true, 400., 1102),
+    (1, false, 1000., 590),
+    (2, true, 800., 2045),
+    (3, true, 1000., 2640),
+    (4, false, 800., 508),
+    (5, false, 1000., 610),
+    (6, true, 200., 593),
+    (7, false, 800., 485),
+    (8, true, 200., 581),
+    (9, false, 1000., 571),
+    (10, true, 800., 2109),
+    (11, false, 600., 385),
+    (12, true, 600., 1567),
+    (13, true, 800., 1995),
+    (14, true, 600., 1590),
+    (15, false, 200., 196),
+];
+
+/// A predictor that saw these tasks of [`KINDSIZE_4`], in this order.
+fn kindsize_4_after(done: &[usize]) -> Predictor {
+    let mut p = Predictor::new(None);
+    p.set_kinds(&[0..2]);
+    for &i in done {
+        let (_, large, rows, y) = KINDSIZE_4[i];
+        p.observe(&kind_and_rows(large, rows, i), peak(y << 20));
+    }
+    p
+}
+
+#[test]
+fn a_slope_per_kind_is_learned_before_each_kind_has_its_own_model() {
+    // The order the simulated run finished them in. With four tasks of each kind, neither
+    // had its own model yet; a shift per kind fitted neither, and its spread predicted
+    // every small task at 1.7 GB (true: 0.4-0.5), so they ran one at a time.
+    let p = kindsize_4_after(&[0, 1, 2, 3, 15, 9, 5]);
+    for i in [4, 7, 11, 12, 14] {
+        let (_, large, rows, truth) = KINDSIZE_4[i];
+        let got = p.predict(&kind_and_rows(large, rows, i)).unwrap().get() >> 20;
+        assert!(
+            (truth..=truth * 14 / 10).contains(&got),
+            "task {i} (large {large}, {rows} rows): {got} MiB predicted, {truth} MiB true"
+        );
+    }
+}
+
+#[test]
+fn a_rival_slope_per_kind_speaks_only_near_the_values_of_its_kind() {
+    // After six tasks the index, by chance, fitted a slope per kind nearly as well as the
+    // rows did. The large tasks seen had indexes 0-3: extrapolated to index 10, that rival
+    // predicted a large task of 2109 MiB at 7167 MiB, and it ran alone.
+    let p = kindsize_4_after(&[0, 1, 2, 3, 15, 9]);
+    let (_, large, rows, truth) = KINDSIZE_4[10];
+    let got = p.predict(&kind_and_rows(large, rows, 10)).unwrap().get() >> 20;
+    assert!(
+        (truth..=truth * 13 / 10).contains(&got),
+        "{got} MiB predicted, {truth} MiB true"
+    );
+}
