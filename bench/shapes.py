@@ -21,6 +21,9 @@ kernel OOM kill, every task done, no task started reserving nothing.
     kindsize 24 tasks `--model small|large --rows 200..1000`: 100 MiB plus 0.5 or 2.5 MiB a
              row (±5%), so a kind sets how fast memory grows with the rows; the twin's
              features are the kind's columns, the rows and the index ("rows" in the output)
+    kindmix  30 tasks `--arch a|b|c --rows 250..1250 --epochs 1..4`: 80, 150 or 300 MiB plus
+             0.3, 1.0 or 2.0 MiB a row (±5%); the epochs set how long a task holds its peak,
+             not how much it takes ("rows" and "epochs" in the output)
 
 Usage: python3 bench/shapes.py > bench/mixes-shapes.json   (seeds 1-3 of each shape)
 Python 3.11 standard library only; the output has `sweep_bench.py --write-mixes`' format.
@@ -36,7 +39,8 @@ from sweep_bench import GIB, MIB, Task, lower_bound
 TARGET = 4 * GIB
 FLOOR = 256 * MIB
 CAP = 8
-SHAPES = ("huge", "tiny", "leaks", "uniform", "tail", "bimodal", "largest", "kinds", "kindsize")
+SHAPES = ("huge", "tiny", "leaks", "uniform", "tail", "bimodal", "largest", "kinds", "kindsize",
+          "kindmix")
 
 
 def mix(shape: str, seed: int) -> dict:
@@ -44,6 +48,7 @@ def mix(shape: str, seed: int) -> dict:
     tasks: list[Task] = []
     kinds: list[int] = []
     rows_of: list[int] = []
+    epochs_of: list[int] = []
 
     def add(peak, ramp, hold, leak=0.0, wait=0.0):
         tasks.append(Task(len(tasks), int(peak) // MIB * MIB, round(ramp, 2), round(hold, 2),
@@ -99,6 +104,17 @@ def mix(shape: str, seed: int) -> dict:
             rows_of.append(rows)
             add(100 * MIB + rows * per_row[kind] * rng.uniform(0.95, 1.05), rng.uniform(0.5, 2),
                 rng.uniform(1, 4))
+    elif shape == "kindmix":
+        base, per_row = [80 * MIB, 150 * MIB, 300 * MIB], [0.3 * MIB, 1.0 * MIB, 2.0 * MIB]
+        for _ in range(30):
+            kind = rng.randrange(3)
+            rows = rng.choice((250, 500, 750, 1000, 1250))
+            epochs = rng.randrange(1, 5)
+            kinds.append(kind)
+            rows_of.append(rows)
+            epochs_of.append(epochs)
+            add((base[kind] + rows * per_row[kind]) * rng.uniform(0.95, 1.05), rng.uniform(0.5, 1.5),
+                0.6 * epochs + rng.uniform(0, 1))
     else:
         raise ValueError(f"unknown shape {shape!r}; expected one of {', '.join(SHAPES)}")
     bound = lower_bound(tasks, TARGET - FLOOR, CAP)["bound"]
@@ -110,6 +126,8 @@ def mix(shape: str, seed: int) -> dict:
         m["kinds"] = kinds
     if rows_of:
         m["rows"] = rows_of
+    if epochs_of:
+        m["epochs"] = epochs_of
     return m
 
 

@@ -48,7 +48,9 @@ const MIXES_KINDS: &str = include_str!("../../../bench/mixes-kinds.json");
 /// Shapes nobody tuned on (`bench/shapes.py`, seeds 1–3 each): a few huge tasks, many
 /// tiny ones, several leaks, all alike at a third to a half of the machine, one long big
 /// task last in the queue, sleepers that jump to a few MiB or to most of the machine, and
-/// a sweep run largest first, and tasks of three kinds told apart only by the kind's name.
+/// a sweep run largest first, tasks of three kinds told apart only by the kind's name, and
+/// kinds that set how fast memory grows with a size (`kindsize`: two kinds and rows;
+/// `kindmix`: three kinds, rows, and epochs that set only how long a task holds).
 const MIXES_SHAPES: &str = include_str!("../../../bench/mixes-shapes.json");
 /// Seconds per GiB a working task takes to fault its work memory in: a fast machine's rate
 /// (this VM's memhog takes 0.45 s per GiB, 2.8 s under the benchmark's ballast). Taken at
@@ -123,16 +125,19 @@ fn task(idx: usize, row: &[serde_json::Value], idle: f64, before: Bytes) -> SimT
     SimTask::new(script).features(features)
 }
 
-/// The features of task `i` of a mix whose command lines name only a kind, its rows if the
-/// mix has them, and an index (`train --model large --rows 400 --index 7`): one 0/1 column
-/// per kind, as `tasks::features` reads a kind named by a value, then the numbers.
+/// The features of task `i` of a mix whose command lines name only a kind, its rows and
+/// epochs if the mix has them, and an index (`train --model large --rows 400 --index 7`):
+/// one 0/1 column per kind, as `tasks::features` reads a kind named by a value, then the
+/// numbers.
 fn kind_features(m: &serde_json::Value, i: usize) -> Vec<f64> {
     let kind = |j: usize| m["kinds"][j].as_u64().expect("a kind");
     let mut f: Vec<f64> = (0..kind_count(m))
         .map(|k| f64::from(u8::from(k == kind(i) as usize)))
         .collect();
-    if let Some(rows) = m["rows"].as_array() {
-        f.push(rows[i].as_f64().expect("rows"));
+    for numbers in ["rows", "epochs"] {
+        if let Some(values) = m[numbers].as_array() {
+            f.push(values[i].as_f64().expect("a number"));
+        }
     }
     f.push(i as f64);
     f

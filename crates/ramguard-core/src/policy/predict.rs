@@ -86,8 +86,9 @@
 //!    (`bench/sweep_bench.py`, 16 tasks), with four tasks of each kind done, a shift per
 //!    kind predicted every small task at 1.7 GB (true 0.4–0.6) and they ran one at a time.
 //!    With slopes per kind, seeds 1–8 took 2.24 | 2.69× their lower bounds (ideal host |
-//!    2 CPUs) instead of 2.86 | 3.33×, and seeds 9–16, never tuned on, 2.11 | 2.66×
-//!    instead of 2.90 | 3.06×; the `kindsize` shape 1.97 | 2.02 | 2.38× instead of
+//!    the emulated 4 GiB machine) instead of 2.86 | 3.33×, and seeds 9–16, never tuned
+//!    on, 2.11 | 2.66× instead of 2.90 | 3.06×; the `kindsize` shape of
+//!    `tests/policy_mixes.rs` (ideal | 2 CPUs | emulated) 1.97 | 2.02 | 2.38× instead of
 //!    2.06 | 2.22 | 2.61×. The `kinds` mix, whose only number is the index, lost a little:
 //!    2.17 | 2.69× instead of 2.15 | 2.66× (seeds 9–16: 2.38 | 2.76× instead of
 //!    2.36 | 2.74×).
