@@ -42,7 +42,12 @@
 //!    widened by that range's width on each side: three tasks whose hold times of 1.2–3.8 s
 //!    happened to follow their peaks predicted a 200 MiB task holding 8 s at 7.6 GiB, and it
 //!    ran alone. Until three
-//!    values are known, no prediction goes beyond the range seen toward the unsafe side.
+//!    values are known, no prediction goes beyond the range seen toward the unsafe side,
+//!    nor from a fit that uses a feature which took fewer than three distinct values (a
+//!    line through two values of `--epochs` fell through zero at a third and predicted a
+//!    2.7 GiB task at 40 MB; the simulated `kindmix` shape, on the emulated machine: 3.01 →
+//!    2.95× its lower bound, brakes 12 → 6; `tail` brakes 22 → 13 over the three hosts,
+//!    1.20 | 1.26 | 1.37 → 1.20 | 1.25 | 1.39×; no other twin moved by more than 0.001).
 //!    One task that behaves unlike the rest (a leak, a retry storm) must not spoil every
 //!    prediction after it: from six observations on, a point farther than [`OUTLIER`]
 //!    residual deviations from the fit of the others is left out, up to a fifth of the
@@ -234,6 +239,9 @@ pub struct Model {
     /// The lowest and highest value seen in each of each rival's columns, in the order of
     /// `rivals` (a slope per kind: among the kind's tasks).
     rival_ranges: Vec<Vec<(f64, f64)>>,
+    /// Whether the fit, then each rival in the order of `rivals`, uses a feature that took
+    /// fewer than three values: it may not predict beyond what was seen (module doc).
+    two_valued: Vec<bool>,
     /// [`QUANTILE`] of the observations (its mirror for a lower bound), without margin;
     /// cached because admission asks for it for every queued task it considers.
     quantile: Option<f64>,
@@ -290,6 +298,7 @@ impl Model {
             fit: None,
             rivals: Vec::new(),
             rival_ranges: Vec::new(),
+            two_valued: Vec::new(),
             quantile: None,
             range: None,
             fitted_at: 0,
@@ -480,6 +489,12 @@ impl Model {
                 .iter()
                 .map(|r| r.features.iter().map(|&c| self.column_range(c)).collect())
                 .collect();
+            self.two_valued = self
+                .fit
+                .iter()
+                .chain(&self.rivals)
+                .map(|f| self.uses_a_two_valued_feature(f))
+                .collect();
             self.quantile = self.quantile_of_all();
             self.fitted_at = n;
         } else {
@@ -567,11 +582,15 @@ impl Model {
         let rivals = (0..self.rivals.len()).filter(|&i| near(i));
         // A task of a kind nothing observed had: no fit on kinds speaks for it.
         let unseen = self.of_an_unseen_kind(features);
-        let speaks = |fit: &&Fit| !unseen || !fit.features.iter().any(|&f| self.is_kind(f));
-        for fit in self
+        let speaks =
+            |(fit, _): &(&Fit, bool)| !unseen || !fit.features.iter().any(|&f| self.is_kind(f));
+        let first_rival = usize::from(self.fit.is_some());
+        let two_valued = |i: usize| self.two_valued.get(i).copied().unwrap_or(false);
+        for (fit, two_valued) in self
             .fit
             .iter()
-            .chain(rivals.map(|i| &self.rivals[i]))
+            .map(|f| (f, two_valued(0)))
+            .chain(rivals.map(|i| (&self.rivals[i], two_valued(first_rival + i))))
             .filter(speaks)
         {
             let Some(y) = fit.value(features) else {
@@ -582,8 +601,9 @@ impl Model {
                 Side::Upper => y + spread,
                 Side::Lower => y - spread,
             };
-            // A fit through two points may dip anywhere: not beyond what was seen, then.
-            if self.observations.len() < 3 {
+            // A fit through two points, or through two values of a feature, may dip
+            // anywhere: not beyond what was seen, then.
+            if self.observations.len() < 3 || two_valued {
                 y = match self.side {
                     Side::Upper => y.max(self.range.map_or(0.0, |r| r.0)),
                     Side::Lower => y.min(self.range.map_or(0.0, |r| r.1)),
@@ -599,6 +619,26 @@ impl Model {
     fn is_kind(&self, f: usize) -> bool {
         self.kinds.iter().any(|&(k, _)| k == f)
             || f >= self.width && !self.slopes_by_kind.is_empty()
+    }
+
+    /// Returns true if and only if `fit` uses a feature, no kind, that took fewer than three
+    /// distinct values: a line through two values of a feature says nothing of a third.
+    fn uses_a_two_valued_feature(&self, fit: &Fit) -> bool {
+        fit.features
+            .iter()
+            .filter(|&&f| !self.is_kind(f))
+            .any(|&f| {
+                let mut seen: Vec<f64> = Vec::with_capacity(3);
+                for x in self.observations.iter().filter_map(|(xs, _)| xs.get(f)) {
+                    if x.is_finite() && !seen.contains(x) {
+                        seen.push(*x);
+                        if seen.len() == 3 {
+                            return false;
+                        }
+                    }
+                }
+                true
+            })
     }
 
     /// The kind's column whose slope column `c` is, if it is one (`slopes_by_kind`).

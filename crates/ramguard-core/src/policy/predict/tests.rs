@@ -671,3 +671,26 @@ fn a_first_task_short_of_the_kinds_columns_does_not_shift_the_slopes_onto_them()
     m.observe(&[5.0, 1.0], 10.0);
     assert!(m.width >= 3, "slope columns start at {}", m.width);
 }
+
+#[test]
+fn a_line_through_two_values_of_a_feature_predicts_nothing_below_what_was_seen() {
+    // Seed 1 of the `kindmix` shape (`bench/shapes.py`): `--arch a|b|c --rows N --epochs E
+    // --index I`, whose epochs set only how long a task holds its peak. After three tasks,
+    // of 2, 3 and 3 epochs, a line through the epochs fell through zero at 1 epoch, and a
+    // 2.7 GiB task of an arch nothing had finished was predicted at 40 MB, a quarter of the
+    // least peak seen; it was paused and braked.
+    let features = |arch: usize, rows: f64, epochs: f64, index: usize| {
+        let mut f: Vec<f64> = (0..3).map(|k| f64::from(u8::from(k == arch))).collect();
+        f.extend([rows, epochs, index as f64]);
+        f
+    };
+    let mut p = Predictor::new(None);
+    p.set_kinds(&[0..3]);
+    p.observe(&features(0, 250.0, 2.0, 0), peak(154 << 20));
+    p.observe(&features(1, 250.0, 3.0, 2), peak(392 << 20));
+    p.observe(&features(0, 1000.0, 3.0, 1), peak(362 << 20));
+    for (arch, rows, index) in [(2, 1250.0, 5), (1, 750.0, 17)] {
+        let got = p.predict(&features(arch, rows, 1.0, index)).unwrap().get() >> 20;
+        assert!(got >= 154, "arch {arch}, 1 epoch: {got} MiB predicted");
+    }
+}
