@@ -186,6 +186,9 @@ pub struct Fit {
     pub inverse: Vec<Vec<f64>>,
     /// The observations left out as outliers (their indexes in the model's).
     pub left_out: Vec<usize>,
+    /// The fit uses a feature, no kind, that took fewer than three distinct values: it
+    /// may not predict beyond what was seen (module doc). Set by the model.
+    pub two_valued: bool,
 }
 
 impl Fit {
@@ -239,9 +242,6 @@ pub struct Model {
     /// The lowest and highest value seen in each of each rival's columns, in the order of
     /// `rivals` (a slope per kind: among the kind's tasks).
     rival_ranges: Vec<Vec<(f64, f64)>>,
-    /// Whether the fit, then each rival in the order of `rivals`, uses a feature that took
-    /// fewer than three values: it may not predict beyond what was seen (module doc).
-    two_valued: Vec<bool>,
     /// [`QUANTILE`] of the observations (its mirror for a lower bound), without margin;
     /// cached because admission asks for it for every queued task it considers.
     quantile: Option<f64>,
@@ -298,7 +298,6 @@ impl Model {
             fit: None,
             rivals: Vec::new(),
             rival_ranges: Vec::new(),
-            two_valued: Vec::new(),
             quantile: None,
             range: None,
             fitted_at: 0,
@@ -489,12 +488,15 @@ impl Model {
                 .iter()
                 .map(|r| r.features.iter().map(|&c| self.column_range(c)).collect())
                 .collect();
-            self.two_valued = self
+            let two_valued: Vec<bool> = self
                 .fit
                 .iter()
                 .chain(&self.rivals)
                 .map(|f| self.uses_a_two_valued_feature(f))
                 .collect();
+            for (f, two) in self.fit.iter_mut().chain(&mut self.rivals).zip(two_valued) {
+                f.two_valued = two;
+            }
             self.quantile = self.quantile_of_all();
             self.fitted_at = n;
         } else {
@@ -582,15 +584,11 @@ impl Model {
         let rivals = (0..self.rivals.len()).filter(|&i| near(i));
         // A task of a kind nothing observed had: no fit on kinds speaks for it.
         let unseen = self.of_an_unseen_kind(features);
-        let speaks =
-            |(fit, _): &(&Fit, bool)| !unseen || !fit.features.iter().any(|&f| self.is_kind(f));
-        let first_rival = usize::from(self.fit.is_some());
-        let two_valued = |i: usize| self.two_valued.get(i).copied().unwrap_or(false);
-        for (fit, two_valued) in self
+        let speaks = |fit: &&Fit| !unseen || !fit.features.iter().any(|&f| self.is_kind(f));
+        for fit in self
             .fit
             .iter()
-            .map(|f| (f, two_valued(0)))
-            .chain(rivals.map(|i| (&self.rivals[i], two_valued(first_rival + i))))
+            .chain(rivals.map(|i| &self.rivals[i]))
             .filter(speaks)
         {
             let Some(y) = fit.value(features) else {
@@ -603,7 +601,7 @@ impl Model {
             };
             // A fit through two points, or through two values of a feature, may dip
             // anywhere: not beyond what was seen, then.
-            if self.observations.len() < 3 || two_valued {
+            if self.observations.len() < 3 || fit.two_valued {
                 y = match self.side {
                     Side::Upper => y.max(self.range.map_or(0.0, |r| r.0)),
                     Side::Lower => y.min(self.range.map_or(0.0, |r| r.1)),
@@ -617,8 +615,7 @@ impl Model {
 
     /// Returns true if and only if feature `f` is a kind, or a slope per kind.
     fn is_kind(&self, f: usize) -> bool {
-        self.kinds.iter().any(|&(k, _)| k == f)
-            || f >= self.width && !self.slopes_by_kind.is_empty()
+        self.kinds.iter().any(|&(k, _)| k == f) || self.kind_of_slope(f).is_some()
     }
 
     /// Returns true if and only if `fit` uses a feature, no kind, that took fewer than three
@@ -918,19 +915,28 @@ fn best_fit(obs: &[(Vec<f64>, f64)], candidates: &[Candidate]) -> (Option<Fit>, 
     // worst points more easily than the one it must better (a slope for each of eight
     // kinds that did not matter, through 20 tasks, left one out and was chosen over the
     // rows alone 64 times in 200). Judged first, as it is the cheaper.
-    let unexplained = |cols: &[usize]| fit_linear(obs, cols).map_or(1.0, |f| 1.0 - score(&f));
-    let betters = |c: &Candidate| {
-        c.refines.is_empty() || {
-            let mine = unexplained(&c.columns);
-            c.refines
-                .iter()
-                .all(|&r| mine <= MIN_GAIN * unexplained(&candidates[r].columns))
-        }
+    // Each once: a parameter's kinds are refined by the slopes of every feature.
+    let refined = |i: usize| candidates.iter().any(|c| c.refines.contains(&i));
+    let unexplained: Vec<Option<f64>> = candidates
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            (!c.refines.is_empty() || refined(i))
+                .then(|| fit_linear(obs, &c.columns).map_or(1.0, |f| 1.0 - score(&f)))
+        })
+        .collect();
+    let betters = |i: usize| {
+        let mine = unexplained[i].unwrap_or(1.0);
+        candidates[i]
+            .refines
+            .iter()
+            .all(|&r| mine <= MIN_GAIN * unexplained[r].unwrap_or(1.0))
     };
     let mut singles: Vec<Fit> = candidates
         .iter()
-        .filter(|c| betters(c))
-        .filter_map(|c| robust(obs, fit_linear(obs, &c.columns)?))
+        .enumerate()
+        .filter(|&(i, _)| betters(i))
+        .filter_map(|(_, c)| robust(obs, fit_linear(obs, &c.columns)?))
         .filter(|fit| fit.r2 >= MIN_R2)
         .collect();
     singles.sort_by(|a, b| score(b).total_cmp(&score(a)));
@@ -1192,6 +1198,7 @@ fn fit_rows(rows: &[(Vec<f64>, f64)], features: &[usize]) -> Option<Fit> {
         means: mean_x,
         inverse,
         left_out: Vec::new(),
+        two_valued: false,
     };
     let sse: f64 = rows.iter().map(|(xs, y)| (y - fit.at(xs)).powi(2)).sum();
     let syy: f64 = rows.iter().map(|r| (r.1 - mean_y).powi(2)).sum();
