@@ -41,7 +41,10 @@
 //!    only for a task whose value of its feature lies within the range it was fitted on,
 //!    widened by that range's width on each side: three tasks whose hold times of 1.2–3.8 s
 //!    happened to follow their peaks predicted a 200 MiB task holding 8 s at 7.6 GiB, and it
-//!    ran alone. Until three
+//!    ran alone. The range is that of the points the rival kept, not of those it left
+//!    out as outliers: a slope per kind of the index, fitted by chance on two large tasks
+//!    once it left out a third, spoke for a large task at an index as far beyond the two
+//!    as the third lay before them, and predicted it at 5.3 GiB (true 0.58). Until three
 //!    values are known, no prediction goes beyond the range seen toward the unsafe side,
 //!    nor from a fit that uses a feature which took fewer than three distinct values (a
 //!    line through two values of `--epochs` fell through zero at a third and predicted a
@@ -486,7 +489,12 @@ impl Model {
             self.rival_ranges = self
                 .rivals
                 .iter()
-                .map(|r| r.features.iter().map(|&c| self.column_range(c)).collect())
+                .map(|r| {
+                    r.features
+                        .iter()
+                        .map(|&c| self.column_range(c, &r.left_out))
+                        .collect()
+                })
                 .collect();
             let two_valued: Vec<bool> = self
                 .fit
@@ -651,13 +659,14 @@ impl Model {
             .is_none_or(|k| features.get(k) == Some(&1.0))
     }
 
-    /// The lowest and highest value seen in column `c`; of a slope per kind, among the
-    /// kind's tasks.
-    fn column_range(&self, c: usize) -> (f64, f64) {
+    /// The lowest and highest value in column `c` of the observations not in `left_out`;
+    /// of a slope per kind, among the kind's tasks.
+    fn column_range(&self, c: usize, left_out: &[usize]) -> (f64, f64) {
         self.observations
             .iter()
-            .filter(|(xs, _)| self.of_its_kind(c, xs))
-            .filter_map(|(xs, _)| xs.get(c).copied())
+            .enumerate()
+            .filter(|(i, (xs, _))| !left_out.contains(i) && self.of_its_kind(c, xs))
+            .filter_map(|(_, (xs, _))| xs.get(c).copied())
             .filter(|x| x.is_finite())
             .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), x| {
                 (lo.min(x), hi.max(x))

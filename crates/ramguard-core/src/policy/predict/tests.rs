@@ -603,6 +603,22 @@ fn a_rival_slope_per_kind_speaks_only_near_the_values_of_its_kind() {
 }
 
 #[test]
+fn a_rival_is_near_only_the_values_it_was_fitted_on_not_those_it_left_out() {
+    // The finish order of a real run (seed 4, 2026-11-28 05:27). After six tasks a slope
+    // per kind of the index fitted by chance once it left out the first large task (index
+    // 0) as an outlier: the two large tasks it kept, indexes 2 and 3, made its line. Its
+    // range still counted index 0, so index 6 was "near", and a large task of 593 MiB was
+    // predicted at 5463 MiB.
+    let p = kindsize_4_after(&[0, 1, 2, 3, 9, 5]);
+    let (_, large, rows, truth) = KINDSIZE_4[6];
+    let got = p.predict(&kind_and_rows(large, rows, 6)).unwrap().get() >> 20;
+    assert!(
+        (truth..=truth * 3 / 2).contains(&got),
+        "{got} MiB predicted, {truth} MiB true"
+    );
+}
+
+#[test]
 fn a_slope_per_kind_is_not_chosen_where_the_kinds_do_not_matter() {
     // Eight kinds that do not matter; the peak is 2 MB a row, ±20%. The slopes of the rows
     // per kind sum to the rows: they always explain at least as much, and were chosen over
