@@ -32,7 +32,12 @@
 //!    feature within [`RIVAL_GAP`] of the best is kept as a rival and the safest of their
 //!    predictions is taken; chance fits drop out as observations accumulate. A rival must
 //!    also leave no more than [`RIVAL_UNEXPLAINED`] times what the best leaves unexplained
-//!    (plus [`RIVAL_NOISE`]): beside an exact fit, a near one is chance. With two
+//!    (plus [`RIVAL_NOISE`]): beside an exact fit, a near one is chance. Nor is a fit a
+//!    rival that left out, as an outlier, a point the best fit kept: it matched the best
+//!    only on fewer points (a slope per kind of the index, through three large tasks once
+//!    it left out a small one, predicted a large task of 593 MiB at 4.7 GiB; twins of the
+//!    benchmark's `kindsize` mix, seeds 1–16, on the emulated 4 GiB machine: 2.67 → 2.63×
+//!    their lower bounds). With two
 //!    observations, where every feature fits exactly, only lines that pass near the origin
 //!    ([`ORIGIN`]) are believed when there are any: memory grows with a size from near
 //!    nothing, and the wildest chance line is otherwise the safest (40 simulated mixes,
@@ -962,6 +967,8 @@ fn best_fit(obs: &[(Vec<f64>, f64)], candidates: &[Candidate]) -> (Option<Fit>, 
             fit.r2 >= best.r2 - RIVAL_GAP
                 && 1.0 - fit.r2 <= RIVAL_UNEXPLAINED * (1.0 - best.r2) + RIVAL_NOISE
         })
+        // On fewer points than the best, a match is no rival (module doc).
+        .filter(|fit| fit.left_out.iter().all(|i| best.left_out.contains(i)))
         .collect();
     while best.features.len() < MAX_FEATURES && best.r2 < 1.0 - 1e-9 {
         let mut better: Option<Fit> = None;
