@@ -589,6 +589,22 @@ fn a_slope_per_kind_is_learned_before_each_kind_has_its_own_model() {
 }
 
 #[test]
+fn two_kinds_get_their_slopes_after_five_tasks() {
+    // A real run (05:35) finished 1,0,2,3,15 first: three large tasks, two small. A shift
+    // per kind took its spread from the large tasks' sizes and predicted every small task
+    // at 2192 MiB (true: 196-610); the next one ran alone for 5 s.
+    let p = kindsize_4_after(&[1, 0, 2, 3, 15]);
+    for i in [4, 5, 7, 9, 11] {
+        let (_, large, rows, truth) = KINDSIZE_4[i];
+        let got = p.predict(&kind_and_rows(large, rows, i)).unwrap().get() >> 20;
+        assert!(
+            (truth..=truth * 3 / 2).contains(&got),
+            "task {i} ({rows} rows): {got} MiB predicted, {truth} MiB true"
+        );
+    }
+}
+
+#[test]
 fn a_rival_slope_per_kind_speaks_only_near_the_values_of_its_kind() {
     // After six tasks the index, by chance, fitted a slope per kind nearly as well as the
     // rows did. The large tasks seen had indexes 0-3: extrapolated to index 10, that rival
