@@ -503,9 +503,10 @@ impl Model {
                 .rivals
                 .iter()
                 .map(|r| {
+                    let out = mask(&r.left_out, n);
                     r.features
                         .iter()
-                        .map(|&c| self.column_range(c, &r.left_out))
+                        .map(|&c| self.column_range(c, &out))
                         .collect()
                 })
                 .collect();
@@ -672,15 +673,14 @@ impl Model {
             .is_none_or(|k| features.get(k) == Some(&1.0))
     }
 
-    /// The lowest and highest value in column `c` of the observations not in `left_out`;
-    /// of a slope per kind, among the kind's tasks.
-    fn column_range(&self, c: usize, left_out: &[usize]) -> (f64, f64) {
-        let out = mask(left_out, self.observations.len());
+    /// The lowest and highest value in column `c` of the observations not flagged in `out`
+    /// (a fit's left-out points, [`mask`]); of a slope per kind, among the kind's tasks.
+    fn column_range(&self, c: usize, out: &[bool]) -> (f64, f64) {
         self.observations
             .iter()
-            .enumerate()
-            .filter(|&(i, (xs, _))| !out[i] && self.of_its_kind(c, xs))
-            .filter_map(|(_, (xs, _))| xs.get(c).copied())
+            .zip(out)
+            .filter(|&((xs, _), &left)| !left && self.of_its_kind(c, xs))
+            .filter_map(|((xs, _), _)| xs.get(c).copied())
             .filter(|x| x.is_finite())
             .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), x| {
                 (lo.min(x), hi.max(x))
