@@ -524,6 +524,31 @@ def finish_contender(p: subprocess.Popen, timeout_s: float) -> tuple[int | None,
     return code, timed_out
 
 
+def warm_up(target: int, floor: int, rounds: int = 3, quick: float = 1.0) -> float:
+    """Takes and gives back most of the emulated machine's memory before a run, until doing
+    so takes at most `quick` seconds a GiB (at most `rounds` times); returns the last
+    round's seconds a GiB.
+
+    On this VM, memory the guest has not touched for a while is slow to take: right after
+    the ballast was sized, 1 GiB took 4.6-4.8 s to fault in for about 10 s, against
+    0.5-0.6 s otherwise (bench/README.md). Whoever ran first after a resize ran on that slow
+    memory: the first three tasks of a `ramp` run took 8.8-9.9 s where they take 1.6-6.9
+    s. Each contender now starts on memory just taken and given back."""
+    size = max(0, min(target, mem_available()) - floor - 512 * MIB)
+    per_gib = 0.0
+    if size < 256 * MIB:
+        return per_gib
+    for _ in range(rounds):
+        t = time.monotonic()
+        subprocess.run([str(MEMHOG), "--peak", str(size), "--ramp", "0", "--hold", "0"],
+                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                       check=True, timeout=120)
+        per_gib = (time.monotonic() - t) / (size / GIB)
+        if per_gib <= quick:
+            break
+    return per_gib
+
+
 def settle_memory(want: int, slack: int, timeout_s: float = 30) -> int:
     """Waits (with a deadline) until MemAvailable is back above want − slack; returns it."""
     end = time.monotonic() + timeout_s
@@ -646,6 +671,8 @@ class SweepScore:
     timed_out: bool
     brakes: int = 0
     notes: str = ""
+    # Seconds a GiB the last warm-up round took to fault in before the run (warm_up).
+    warm_up_s_per_gib: float | None = None
 
 
 def ramguard_attempts(journal: Path) -> dict[str, tuple[int, float]]:
@@ -714,17 +741,26 @@ def run_sweep_contender(c: Contender, tasks: list[Task], variant: str, args, ref
                "--journal", str(journal), "--progress", "none", "--json", *c.extra]
         stdin_path = None
 
-    # The machine must look the same to everyone: MemAvailable at the target before each run.
-    if not args.no_ballast:
+    # The machine must look the same to everyone: MemAvailable at the target before each run,
+    # and its free memory as quick to take (warm_up).
+    warm = None
+    for sizing in range(0 if args.no_ballast else 3):
+        if args.warm_up and BALLAST.pid:
+            warm = warm_up(args.target, args.floor)
         avail = settle_memory(args.target, args.retarget) if BALLAST.pid else mem_available()
-        if BALLAST.pid is None or abs(avail - args.target) > args.retarget:
-            log(f"ballast: MemAvailable is {fmt_size(avail)}; sizing it to leave {fmt_size(args.target)}")
-            BALLAST.kill()
-            BALLAST.start(mem_available() - args.target, args.floor)
+        if BALLAST.pid is not None and abs(avail - args.target) <= args.retarget:
+            break
+        if sizing == 2:
+            log(f"ballast: MemAvailable is still {fmt_size(avail)} after two sizings; running as it is")
+            break
+        log(f"ballast: MemAvailable is {fmt_size(avail)}; sizing it to leave {fmt_size(args.target)}")
+        BALLAST.kill()
+        BALLAST.start(mem_available() - args.target, args.floor)
     start_avail = args.target if args.no_ballast else mem_available()
 
     w = Watch(floor=args.floor, target=args.target if args.no_ballast else None)
-    log(f"sweep/{variant}: {c.name}: {shlex.join(cmd)}  (MemAvailable {fmt_size(start_avail)})")
+    warmed = "" if warm is None else f", warm-up {warm:.2f} s a GiB"
+    log(f"sweep/{variant}: {c.name}: {shlex.join(cmd)}  (MemAvailable {fmt_size(start_avail)}{warmed})")
     with open(out_path, "wb") as so, open(err_path, "wb") as se, \
             open(stdin_path or os.devnull, "rb") as si:
         t0 = time.monotonic()
@@ -763,7 +799,7 @@ def run_sweep_contender(c: Contender, tasks: list[Task], variant: str, args, ref
         contender=c.name, variant=variant, crashed=w.crashed_at is not None, finished=finished,
         total=len(tasks), makespan_s=makespan, ratio=makespan / bound, wasted_s=wasted,
         min_available=w.min_available, exit_code=code, timed_out=timed_out, brakes=brakes,
-        notes="; ".join(notes),
+        notes="; ".join(notes), warm_up_s_per_gib=warm,
     )
     log(f"  -> crashed={score.crashed} finished={finished}/{len(tasks)} makespan={makespan:.1f}s "
         f"ratio={score.ratio:.2f} wasted={wasted:.1f}s min avail={fmt_size(w.min_available)}")
@@ -1571,6 +1607,9 @@ def main() -> int:
                          "this one, to measure a change side by side; never counted as a peer")
     ap.add_argument("--retarget", default="192M", type=parse_size,
                     help="resize the ballast when MemAvailable drifts this far from the target")
+    ap.add_argument("--no-warm-up", dest="warm_up", action="store_false",
+                    help="start each run without first taking and giving back the emulated machine's "
+                         "memory (warm_up; the runs before 2026-11-28 09:00)")
     ap.add_argument("--timeout-factor", type=float, default=6.0, help="kill a sweep run after this × the bound")
     ap.add_argument("--trivial", type=int, default=1000, help="trivial tasks in the overhead section")
     ap.add_argument("--overhead-jobs", type=int, default=8, help="N for the overhead section")
