@@ -1246,3 +1246,54 @@ fn before_anything_finishes_tasks_working_small_teach_no_small_peak() {
     assert!(report.brakes <= 1, "{}", report.brakes);
     assert!(report.min_available > gib(0.25), "{}", report.min_available);
 }
+
+/// A sweep over three kinds named on the command line (`--model small|medium|large`, one
+/// 0/1 column each, then the index), queued so that the first five tasks are medium and
+/// large ones: small tasks (0.5 GiB) come from the seventh on.
+fn kinds_sweep() -> (Vec<SimTask>, Vec<usize>) {
+    let kinds = [1, 2, 1, 2, 1, 1, 0, 0, 1, 0, 2, 0, 1, 1, 0, 0];
+    let peaks = [0.5, 1.5, 3.5];
+    let tasks = kinds
+        .iter()
+        .enumerate()
+        .map(|(i, &k)| {
+            let mut features = vec![0.0; 3];
+            features[k] = 1.0;
+            features.push(i as f64);
+            ramp(peaks[k], 1.0 + 0.1 * i as f64, 3.0).features(features)
+        })
+        .collect();
+    (tasks, kinds.to_vec())
+}
+
+#[test]
+fn the_cold_start_scouts_a_task_of_each_kind() {
+    // Five unknown tasks start together in the 6 GiB budget. Taken in queue order they would
+    // all be medium or large, and the first small task, of a kind nothing had shown, would
+    // be predicted from the others' peaks and wait for room for a large one. Taken one of
+    // each kind first, the small kind is learned with the others.
+    let (tasks, kinds) = kinds_sweep();
+    #[allow(clippy::single_range_in_vec_init)] // one parameter, its three kinds
+    let model = [0..3];
+    let mut sim = Sim::new(config(), host(), tasks)
+        .with_kinds(&model)
+        .sampling_like_the_supervisor();
+    let report = sim.drive();
+    assert_clean(&report);
+    all_done(&sim, kinds.len());
+    let started = common::starts(&sim);
+    let first: BTreeSet<usize> = started
+        .iter()
+        .filter(|s| s.0 == Duration::ZERO)
+        .map(|s| kinds[s.1])
+        .collect();
+    assert_eq!(first, BTreeSet::from([0, 1, 2]), "{started:?}");
+    for &(at, task, predicted) in &started {
+        if kinds[task] == 0 {
+            assert!(
+                predicted <= gib(1.0),
+                "small task {task} at {at:?}: {predicted}"
+            );
+        }
+    }
+}

@@ -695,9 +695,12 @@ impl Model {
 
     /// Returns true if and only if the task is of a kind no observation had.
     pub fn of_an_unseen_kind(&self, features: &[f64]) -> bool {
-        self.kinds
-            .iter()
-            .any(|&(f, n)| n == 0 && features.get(f) == Some(&1.0))
+        self.unseen_kinds().any(|f| features.get(f) == Some(&1.0))
+    }
+
+    /// The columns of the kinds no observation had.
+    pub fn unseen_kinds(&self) -> impl Iterator<Item = usize> + '_ {
+        self.kinds.iter().filter(|k| k.1 == 0).map(|k| k.0)
     }
 
     /// The margin on a fit's prediction: [`FIT_MARGIN`] once it rests on three observations
