@@ -1609,7 +1609,7 @@ def main() -> int:
                     help="resize the ballast when MemAvailable drifts this far from the target")
     ap.add_argument("--no-warm-up", dest="warm_up", action="store_false",
                     help="start each run without first taking and giving back the emulated machine's "
-                         "memory (warm_up; the runs before 2026-11-28 09:00)")
+                         "memory (warm_up; as every run before the one of 2026-11-28 08:39)")
     ap.add_argument("--timeout-factor", type=float, default=6.0, help="kill a sweep run after this × the bound")
     ap.add_argument("--trivial", type=int, default=1000, help="trivial tasks in the overhead section")
     ap.add_argument("--overhead-jobs", type=int, default=8, help="N for the overhead section")
