@@ -1221,7 +1221,10 @@ fn before_anything_finishes_tasks_working_small_teach_no_small_peak() {
     // the next five unknown tasks predicted at 177 MiB: all started at once, jumped beside
     // the first three, and three tasks were braked. A settled peak is a lower bound of the
     // task's own, not a prediction for others, until something has finished: the next
-    // ones are predicted at the plausible 1 GiB, three start, and one is braked.
+    // ones are predicted at the plausible 1 GiB, and three start. Three tasks that jump
+    // 1.35 GiB in 0.2 s in the same instant are caught at whichever sample comes next:
+    // with a 1 s look-ahead one was braked, with the half second fast growers now get
+    // (`suspend`, "How far ahead") three are, in a run whose samples fall differently.
     let (cfg, host) = small_machine(8);
     let task = || works_then_climbs((0.15, 0.2, 4.0), 0.2, 1.5, 1.0);
     let (sim, report) = run_sampled(cfg, host, (0..8).map(|_| task()).collect());
@@ -1243,7 +1246,7 @@ fn before_anything_finishes_tasks_working_small_teach_no_small_peak() {
         .collect();
     assert_eq!(early.len(), 6, "{early:?}");
     assert!(early.iter().all(|&p| p >= gib(1.0)), "{early:?}");
-    assert!(report.brakes <= 1, "{}", report.brakes);
+    assert!(report.brakes <= 3, "{}", report.brakes);
     assert!(report.min_available > gib(0.25), "{}", report.min_available);
 }
 

@@ -74,13 +74,18 @@ fn a_task_over_its_cap_fails() {
 
 #[test]
 fn a_task_is_paused_for_memory_and_resumed() {
+    // a and b, started together at the plausible 1 GiB, climb to 2.2 GiB together under a
+    // 2 GiB budget: b is paused while a holds its peak, and resumed when a ends.
     let w = Work::new();
     let script = r#"{ "capacity": "4G",
-        "tasks": { "1": [ {"peak": "500M", "ramp": "1s", "hold": "1s"} ],
-                   "2": [ {"peak": "700M", "ramp": "1s", "hold": "2s"} ],
+        "tasks": { "1": [ {"peak": "900M", "ramp": "1s", "hold": "1s"} ],
+                   "2": [ {"peak": "1300M", "ramp": "1s", "hold": "2s"} ],
                    "3": [ {"peak": "300M", "ramp": "500ms", "hold": "1s"} ] } }"#;
     let text = plain_run(&w, script, &["--mem", "2G", "-j", "2"]);
-    assert!(text.contains("1 pause(s)"), "{text}");
+    let order = ["pause   #2 b", "done    #1 a", "resume  #2 b"];
+    let at: Vec<Option<usize>> = order.iter().map(|l| text.find(l)).collect();
+    assert!(at.iter().all(Option::is_some) && at.is_sorted(), "{text}");
+    assert!(text.contains("0 brake(s), 2 pause(s)"), "{text}");
     snapshot!("pause_resume", &text);
 }
 

@@ -1,34 +1,43 @@
 //! Suspend: the policy's middle lever, between refusing a task and braking one.
 //!
-//! Admission may bet (look-ahead on expected ends, cold tasks started together when memory
-//! looks plentiful). When a bet fails, the running tasks' projected memory climbs toward the
-//! limit of admission (`min(available − reserve + Σ current, budget)`). Then the newest task
-//! that is still growing, fast enough that pausing it stops the excess over the next
-//! [`PAUSE_HORIZON`] if any is (pausing a 278 MiB task beside a 2.7 GiB one that climbs does
-//! not help; the simulated `ramp` seed 1 went from 2.01× to 1.69× its lower bound), is
-//! **paused**. Of tasks started in the same instant (the cold start's), the fastest grower
-//! counts as the newest: the order they were admitted in says nothing, and pausing a
-//! 440 MiB task at its peak beside a 2.7 GiB one still climbing stopped little growth,
-//! held its memory, and ended in a brake (40 simulated mixes, cold: median 1.97 → 1.91×
-//! the lower bound, 47 → 23 brakes; on 2 CPUs 1.96× either way, 30 → 24 brakes). A paused
-//! task (SIGSTOP of its whole tree) keeps its memory and the work it did, and stops taking
-//! more. Paused tasks are resumed, oldest first, as soon as
-//! the projection with them running fits again, or as soon as what the tasks hold plus one
-//! [`PAUSE_HORIZON`] of growth, the resumed one's included, leaves three [`APPROACH`]
-//! shares of the limit free: pausing again is cheap, and a projection that only says
-//! "later" is no reason to keep a task stopped (the pause rule below acts on it again when
-//! memory actually nears the limit).
+//! Admission may bet (look-ahead on expected ends, cold tasks started together when memory looks
+//! plentiful). When a bet fails, the running tasks' projected memory climbs toward the limit of
+//! admission (`min(available − reserve + Σ current, budget)`). Then the newest task that is still
+//! growing, fast enough that pausing it stops the excess over the next horizon ("How far ahead",
+//! below) if any is (pausing a 278 MiB task beside a 2.7 GiB one that climbs does not help; the
+//! simulated `ramp` seed 1 went from 2.01× to 1.69× its lower bound), is **paused**. Of tasks
+//! started in the same instant (the cold start's), the fastest grower counts as the newest: the
+//! order they were admitted in says nothing, and pausing a 440 MiB task at its peak beside a
+//! 2.7 GiB one still climbing stopped little growth, held its memory, and ended in a brake (40
+//! simulated mixes, cold: median 1.97 → 1.91× the lower bound, 47 → 23 brakes; on 2 CPUs 1.96×
+//! either way, 30 → 24 brakes). A paused task (SIGSTOP of its whole tree) keeps its memory and the
+//! work it did, and stops taking more. Paused tasks are resumed, oldest first, as soon as the
+//! projection with them running fits again, or as soon as what the tasks hold plus one horizon of
+//! growth, the resumed one's included, leaves three [`APPROACH`] shares of the limit free: pausing
+//! again is cheap, and a projection that only says "later" is no reason to keep a task stopped (the
+//! pause rule below acts on it again when memory actually nears the limit).
 //!
 //! The projection is the admission's ([`super::project`]): every running task as a curve
 //! to its predicted peak and its expected end, a task still climbing extended by what it
-//! would take at its recent rate over [`PAUSE_HORIZON`], a paused or stopping task flat at
-//! what it holds. A task is paused only when the projection exceeds the limit *and* memory
-//! actually approaches it (what tasks hold plus [`PAUSE_HORIZON`] of growth is within
-//! [`APPROACH`] of the limit): a projection that only says "later" is left to time. A task
+//! would take at its recent rate over the horizon, a paused or stopping task flat at what it
+//! holds. A task is paused only when the projection exceeds the limit *and* memory actually
+//! approaches it (what tasks hold plus a horizon of growth is within [`APPROACH`] of the
+//! limit): a projection that only says "later" is left to time. A task
 //! whose peak the model knows grows at most to that peak within the horizon: a task that
 //! took 2.5 GiB in 0.2 s beside a sleeping one was paused at its peak, its pace carried a
 //! second further, and braked when the other woke (40 simulated mixes: mean 1.909× →
 //! 1.898× the lower bound, 2 CPUs 1.929× → 1.921×, brakes 14 → 14 and 21 → 20).
+//!
+//! How far ahead "soon" looks depends on how fast the tasks grow together. Slow growers are
+//! looked ahead [`PAUSE_HORIZON`]: a second of their growth is a small share of the limit,
+//! and the cushion it leaves keeps paused tasks from being braked. Fast growers are looked
+//! ahead only as far as takes them [`GROWTH_SHARE`] of the limit, and never less than
+//! [`MIN_PAUSE_HORIZON`]: a second of a 1 GiB/s ramp is 30% of a 3.5 GiB limit, so a task
+//! nearing the top of its ramp was paused for memory it never took. (In a real `kinds` run,
+//! a 1.1 GiB task was paused 60 MiB short of its peak beside a paused 2.6 GiB one; both
+//! waited 2 s while a 300 MiB task ran alone, and the first was braked.) The same horizon
+//! decides resuming, so that the hysteresis between the two stays in their thresholds.
+//! Figures: BENCHMARKS.md, "A shorter look-ahead for fast growers".
 //!
 //! Rules that keep it safe and moving:
 //! - The oldest task that runs is never paused: something always makes progress. Of tasks
@@ -65,11 +74,18 @@ use super::{
 };
 use crate::units::Bytes;
 
-/// How far ahead a climbing task's recent growth rate is extended when deciding to pause.
+/// How far ahead a climbing task's recent growth rate is extended when deciding to pause,
+/// while what the running tasks would take in that time is at most [`GROWTH_SHARE`] of the
+/// limit.
 pub const PAUSE_HORIZON: Duration = Duration::from_secs(1);
+/// The shortest horizon: tasks that together grow fast are looked ahead only as far as
+/// takes them [`GROWTH_SHARE`] of the limit, but never less than this.
+pub const MIN_PAUSE_HORIZON: Duration = Duration::from_millis(500);
+/// How much of the limit the look-ahead of fast growers covers (module doc).
+pub const GROWTH_SHARE: f64 = 0.10;
 /// A task counts as still growing for at least this long after its peak last grew.
 pub const QUIET_GRACE: Duration = Duration::from_millis(250);
-/// Memory approaches the limit when what tasks hold (plus [`PAUSE_HORIZON`] of growth) is
+/// Memory approaches the limit when what tasks hold (plus a horizon of growth) is
 /// within this share of it.
 pub const APPROACH: f64 = 0.05;
 
@@ -121,7 +137,7 @@ impl Policy {
             let fits = paused
                 .iter()
                 .copied()
-                .find(|&id| self.pressure(now, &[id]).0 <= limit);
+                .find(|&id| self.pressure(now, &[id], self.horizon(now, &[id], limit)).0 <= limit);
             if let Some(first) = fits.or(paused.first().copied()) {
                 self.resume(now, first);
             }
@@ -130,7 +146,8 @@ impl Policy {
         self.protect_a_quiet_twin(now, &mut active);
         let mut paused_now = false;
         loop {
-            let (projected, soon) = self.pressure(now, &active);
+            let horizon = self.horizon(now, &active, limit);
+            let (projected, soon) = self.pressure(now, &active, horizon);
             if projected <= limit || soon < limit * (1.0 - APPROACH) {
                 break;
             }
@@ -149,7 +166,7 @@ impl Policy {
             let excess = soon - limit * (1.0 - APPROACH);
             let enough = growing
                 .iter()
-                .find(|&&(_, r)| r * PAUSE_HORIZON.as_secs_f64() >= excess)
+                .find(|&&(_, r)| r * horizon >= excess)
                 .or(growing.first())
                 .map(|&(id, _)| id);
             let Some(victim) = enough else {
@@ -201,7 +218,12 @@ impl Policy {
         while let Some((&id, rest)) = waiting.split_first() {
             let mut with = active.clone();
             with.push(id);
-            let (projected, soon) = self.pressure(now, &with);
+            // While others still grow, a resumed task is looked ahead the longest horizon.
+            let horizon = match growing {
+                true => PAUSE_HORIZON.as_secs_f64(),
+                false => self.horizon(now, &with, limit),
+            };
+            let (projected, soon) = self.pressure(now, &with, horizon);
             if projected > limit * (1.0 - 2.0 * APPROACH) && soon > limit * (1.0 - 3.0 * APPROACH) {
                 break;
             }
@@ -242,10 +264,9 @@ impl Policy {
     }
 
     /// The highest projected total of the running tasks, with `active` running and every
-    /// other task flat at what it holds; and what they hold plus [`PAUSE_HORIZON`] of the
-    /// active ones' growth.
-    fn pressure(&self, now: Duration, active: &[TaskId]) -> (f64, f64) {
-        let horizon = PAUSE_HORIZON.as_secs_f64();
+    /// other task flat at what it holds; and what they hold plus `horizon` seconds of the
+    /// active ones' growth ([`Policy::horizon`]).
+    fn pressure(&self, now: Duration, active: &[TaskId], horizon: f64) -> (f64, f64) {
         let mut curves = Vec::new();
         let mut soon = 0.0;
         for id in self.running_ids() {
@@ -268,12 +289,7 @@ impl Policy {
                 curve.peak = current;
                 curve.ramp = 0.0;
             }
-            // A paused task being considered for resuming grows as it did when paused.
-            let rate = match self.is_paused(id) {
-                true => Some(self.facts(id).paused_rate).filter(|&r| r > 0.0),
-                false => self.growth_rate(id, now),
-            };
-            if let Some(rate) = rate {
+            if let Some(rate) = self.pace_of(id, now) {
                 // No task grows past --task-mem: it is stopped there.
                 let grown = self.within_cap_f(current + rate * horizon).max(current);
                 // Growth within a learned prediction was reserved at admission, and stops
@@ -292,6 +308,27 @@ impl Policy {
             curves.push(curve);
         }
         (project::highest(&curves), soon)
+    }
+
+    /// How fast a task grows, in bytes a second, for the projection: a paused task being
+    /// considered for resuming grows as it did when paused.
+    fn pace_of(&self, id: TaskId, now: Duration) -> Option<f64> {
+        match self.is_paused(id) {
+            true => Some(self.facts(id).paused_rate).filter(|&r| r > 0.0),
+            false => self.growth_rate(id, now),
+        }
+    }
+
+    /// How far ahead, in seconds, `active` tasks' growth is extended: [`PAUSE_HORIZON`],
+    /// shortened to what takes them [`GROWTH_SHARE`] of the limit together, but never below
+    /// [`MIN_PAUSE_HORIZON`] (module doc).
+    fn horizon(&self, now: Duration, active: &[TaskId], limit: f64) -> f64 {
+        let rate: f64 = active.iter().filter_map(|&id| self.pace_of(id, now)).sum();
+        let (longest, shortest) = (PAUSE_HORIZON.as_secs_f64(), MIN_PAUSE_HORIZON.as_secs_f64());
+        if rate <= 0.0 {
+            return longest;
+        }
+        (GROWTH_SHARE * limit / rate).clamp(shortest, longest)
     }
 
     /// Puts first, among the running tasks started at the same instant as the oldest, one
