@@ -218,8 +218,10 @@ impl Policy {
         while let Some((&id, rest)) = waiting.split_first() {
             let mut with = active.clone();
             with.push(id);
-            // While others still grow, a resumed task is looked ahead the longest horizon.
-            let horizon = match growing {
+            // While others still grow (one just resumed included), a resumed task is looked
+            // ahead the longest horizon.
+            let others_grow = active.iter().any(|&a| self.pace_of(a, now).is_some());
+            let horizon = match others_grow {
                 true => PAUSE_HORIZON.as_secs_f64(),
                 false => self.horizon(now, &with, limit),
             };
