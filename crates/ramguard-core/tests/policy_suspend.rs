@@ -635,6 +635,39 @@ fn paused_time_does_not_count_toward_the_timeout() {
 }
 
 #[test]
+fn tasks_that_fit_together_are_not_paused_for_a_second_of_their_pace() {
+    // Two unknown tasks climb together to 500 MiB and 700 MiB in a second under
+    // `--mem 2G -j 2`: 1.2 GiB, well within the limit. A second of their pace, added to what
+    // they hold half-way, looked like 2.2 GiB, and the larger was paused for 600 ms for
+    // memory it never took (the run snapshot `pause_resume` until 2026-11-28). Fast growers
+    // are now looked ahead only as far as takes them a tenth of the limit, never under half
+    // a second (`suspend`, "How far ahead"): neither is paused.
+    let budget = gib(2.0);
+    let l = ramguard_core::policy::levels::levels(budget, None, None);
+    let cfg = Config {
+        budget,
+        reserve: l.reserve,
+        brake_level: l.brake,
+        hard_level: l.hard,
+        max_jobs: 2,
+        ..config()
+    };
+    let tasks = vec![
+        ramp(0.5, 1.0, 1.0),
+        ramp(0.7, 1.0, 2.0),
+        ramp(0.3, 0.5, 1.0),
+    ];
+    let (sim, report) = run(cfg, Host::new(gib(24.0)), tasks);
+    assert_clean(&report);
+    all_done(&sim, 3);
+    assert_eq!((report.pauses, report.brakes), (0, 0), "{:#?}", sim.log());
+    assert_eq!(
+        times_of(&sim, |a| matches!(a, Action::Start { .. }))[..2],
+        [Duration::ZERO; 2]
+    );
+}
+
+#[test]
 fn short_fast_ramps_are_paused_not_braked() {
     // Six tasks of 150–350 MiB that each reach their peak in half a second and hold it for
     // a second, under `--mem 1G -j 4` on a roomy host. The four started together need
