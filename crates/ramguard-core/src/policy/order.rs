@@ -99,12 +99,11 @@ impl Policy {
     /// runs has: the first waiting task of that kind, however deep in the queue (module
     /// doc, "Scouts").
     fn scouts_first(&self, mut order: Vec<TaskId>) -> Vec<TaskId> {
-        let of_kind = |features: &[f64], k: usize| features.get(k) == Some(&1.0);
         let mut wanted: Vec<usize> = self.predictor.peaks().unseen_kinds().collect();
         wanted.retain(|&k| {
             !self
                 .running_ids()
-                .any(|id| of_kind(&self.specs[id].features, k))
+                .any(|id| predict::of_kind(&self.specs[id].features, k))
         });
         if wanted.is_empty() {
             return order;
@@ -112,8 +111,8 @@ impl Policy {
         let mut scouts = Vec::new();
         for &id in &self.queued {
             let features = &self.specs[id].features;
-            if wanted.iter().any(|&k| of_kind(features, k)) {
-                wanted.retain(|&k| !of_kind(features, k));
+            if wanted.iter().any(|&k| predict::of_kind(features, k)) {
+                wanted.retain(|&k| !predict::of_kind(features, k));
                 scouts.push(id);
                 if wanted.is_empty() {
                     break;

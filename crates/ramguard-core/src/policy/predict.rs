@@ -484,10 +484,10 @@ impl Model {
         }
         self.observations.push((all, y));
         for (f, n) in &mut self.kinds {
-            *n += usize::from(features.get(*f) == Some(&1.0));
+            *n += usize::from(of_kind(features, *f));
         }
         for (f, m) in &mut self.by_kind {
-            if features.get(*f) == Some(&1.0) {
+            if of_kind(features, *f) {
                 m.observe(features, y);
             }
         }
@@ -532,7 +532,7 @@ impl Model {
         let Some(fit) = &self.fit else {
             return Vec::new();
         };
-        let of = |f: usize, i: usize| self.observations[i].0.get(f) == Some(&1.0);
+        let of = |f: usize, i: usize| of_kind(&self.observations[i].0, f);
         self.kinds
             .iter()
             .filter(|&&(f, all)| {
@@ -578,8 +578,7 @@ impl Model {
             .by_kind
             .iter()
             .filter(|(f, m)| {
-                features.get(*f) == Some(&1.0)
-                    && (m.observed() >= KIND_ALONE || self.left_out.contains(f))
+                of_kind(features, *f) && (m.observed() >= KIND_ALONE || self.left_out.contains(f))
             })
             .filter_map(|(_, m)| m.predict(features))
             .reduce(|a, b| self.safer(a, b));
@@ -669,8 +668,7 @@ impl Model {
     /// Returns true unless column `c` is a slope of a kind the task (its expanded
     /// features) is not of.
     fn of_its_kind(&self, c: usize, features: &[f64]) -> bool {
-        self.kind_of_slope(c)
-            .is_none_or(|k| features.get(k) == Some(&1.0))
+        self.kind_of_slope(c).is_none_or(|k| of_kind(features, k))
     }
 
     /// The lowest and highest value in column `c` of the observations not flagged in `out`
@@ -695,7 +693,7 @@ impl Model {
 
     /// Returns true if and only if the task is of a kind no observation had.
     pub fn of_an_unseen_kind(&self, features: &[f64]) -> bool {
-        self.unseen_kinds().any(|f| features.get(f) == Some(&1.0))
+        self.unseen_kinds().any(|f| of_kind(features, f))
     }
 
     /// The columns of the kinds no observation had.
@@ -893,6 +891,12 @@ impl Predictor {
 
 /// A time a task takes at most (the model's upper side), once [`MIN_DURATIONS`] are known;
 /// never below the shortest seen, less the margin (see [`Predictor::duration`]).
+/// Returns true if and only if a task's features mark it of the kind in `column`: a kind is
+/// a 0/1 column, 1 for the tasks of that kind.
+pub(super) fn of_kind(features: &[f64], column: usize) -> bool {
+    features.get(column) == Some(&1.0)
+}
+
 fn longest(model: &Model, features: &[f64]) -> Option<Duration> {
     if model.observed() < MIN_DURATIONS {
         return None;
