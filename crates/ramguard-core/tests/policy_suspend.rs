@@ -642,16 +642,7 @@ fn tasks_that_fit_together_are_not_paused_for_a_second_of_their_pace() {
     // memory it never took (the run snapshot `pause_resume` until 2026-11-28). Fast growers
     // are now looked ahead only as far as takes them a tenth of the limit, never under half
     // a second (`suspend`, "How far ahead"): neither is paused.
-    let budget = gib(2.0);
-    let l = ramguard_core::policy::levels::levels(budget, None, None);
-    let cfg = Config {
-        budget,
-        reserve: l.reserve,
-        brake_level: l.brake,
-        hard_level: l.hard,
-        max_jobs: 2,
-        ..config()
-    };
+    let cfg = with_budget(gib(2.0), 2);
     let tasks = vec![
         ramp(0.5, 1.0, 1.0),
         ramp(0.7, 1.0, 2.0),
@@ -688,16 +679,7 @@ fn short_fast_ramps_are_paused_not_braked() {
                 .features(vec![i as f64])
         })
         .collect();
-    let budget = Bytes(1024 * MIB);
-    let l = ramguard_core::policy::levels::levels(budget, None, None);
-    let cfg = Config {
-        budget,
-        reserve: l.reserve,
-        brake_level: l.brake,
-        hard_level: l.hard,
-        max_jobs: 4,
-        ..config()
-    };
+    let cfg = with_budget(Bytes(1024 * MIB), 4);
     let (sim, report) = run(cfg, Host::new(gib(24.0)), tasks);
     assert_clean(&report);
     all_done(&sim, peaks.len());
@@ -711,16 +693,20 @@ fn short_fast_ramps_are_paused_not_braked() {
 /// 384 MiB, danger line 256 MiB), nothing known about the tasks.
 fn small_machine(jobs: usize) -> (Config, Host) {
     let machine = gib(4.0);
-    let l = ramguard_core::policy::levels::levels(machine, None, None);
-    let cfg = Config {
-        budget: machine,
+    (with_budget(machine, jobs), Host::new(machine))
+}
+
+/// `--mem BUDGET -j JOBS`, with the reserve, brake and hard-kill levels `run` sets for it.
+fn with_budget(budget: Bytes, jobs: usize) -> Config {
+    let l = ramguard_core::policy::levels::levels(budget, None, None);
+    Config {
+        budget,
         reserve: l.reserve,
         brake_level: l.brake,
         hard_level: l.hard,
         max_jobs: jobs,
         ..config()
-    };
-    (cfg, Host::new(machine))
+    }
 }
 
 /// A task that ramps to `work` GiB in `ramp` s and works there until `until` s, then
