@@ -1319,3 +1319,35 @@ fn the_cold_start_scouts_a_task_of_each_kind() {
         }
     }
 }
+
+#[test]
+fn a_paused_task_probes_what_memory_is_left_while_nothing_else_grows() {
+    // Three tasks estimated at 1 GiB start together under `--mem 4G -j 3`. One climbs to
+    // 2.25 GiB at 2 GiB/s after half a second; the other two work at 150 MiB for 8 s before
+    // they take 400 MiB. Memory never comes near the danger line (2.55 GiB at most), but
+    // the projection counts the two quiet tasks at their 1 GiB, so the climber is paused
+    // at about 2 GiB, 200 MiB short of its peak. It waited there until both quiet tasks
+    // ended (10.3 s; in the twin of the benchmark's `late` seed 29, a 2.6 GiB task waited
+    // 7.5 s so beside four quiet ones). With nothing else growing, it is now resumed to
+    // probe what is left (`suspend`, "Probing"), takes its last 200 MiB, and ends first.
+    let (cfg, host) = small_machine(3);
+    let cfg = Config {
+        estimate: Some(gib(1.0)),
+        ..cfg
+    };
+    let climber = works_then_climbs((0.15, 0.2, 0.5), 1.05, 2.25, 1.0);
+    let quiet = || works_then_climbs((0.15, 0.2, 8.0), 0.3, 0.4, 1.0);
+    let (sim, report) = run_sampled(cfg, host, vec![climber, quiet(), quiet()]);
+    assert_clean(&report);
+    all_done(&sim, 3);
+    assert_eq!(report.brakes, 0, "{:#?}", sim.log());
+    assert!(report.min_available > gib(0.25), "{}", report.min_available);
+    let ended = |id: TaskId| {
+        times_of(
+            &sim,
+            |a| matches!(a, Action::Finished { task, .. } if *task == id),
+        )[0]
+    };
+    assert!(ended(0) < secs(4.0), "the climber ended at {:?}", ended(0));
+    assert!(ended(0) < ended(1).min(ended(2)));
+}

@@ -75,7 +75,9 @@ fn a_task_over_its_cap_fails() {
 #[test]
 fn a_task_is_paused_for_memory_and_resumed() {
     // a and b, started together at the plausible 1 GiB, climb to 2.2 GiB together under a
-    // 2 GiB budget: b is paused while a holds its peak, and resumed when a ends.
+    // 2 GiB budget: b is paused. While a holds its peak and nothing else grows, b is resumed
+    // to probe what is left and paused again short of the limit; it is resumed for good
+    // when a ends. c, 300 MiB, probes likewise beside b's peak and ends before b.
     let w = Work::new();
     let script = r#"{ "capacity": "4G",
         "tasks": { "1": [ {"peak": "900M", "ramp": "1s", "hold": "1s"} ],
@@ -83,9 +85,11 @@ fn a_task_is_paused_for_memory_and_resumed() {
                    "3": [ {"peak": "300M", "ramp": "500ms", "hold": "1s"} ] } }"#;
     let text = plain_run(&w, script, &["--mem", "2G", "-j", "2"]);
     let order = ["pause   #2 b", "done    #1 a", "resume  #2 b"];
-    let at: Vec<Option<usize>> = order.iter().map(|l| text.find(l)).collect();
+    let at: Vec<Option<usize>> = order.iter().map(|l| text.rfind(l)).collect();
     assert!(at.iter().all(Option::is_some) && at.is_sorted(), "{text}");
-    assert!(text.contains("0 brake(s), 2 pause(s)"), "{text}");
+    let (c, b) = (text.find("done    #3 c"), text.find("done    #2 b"));
+    assert!(matches!((c, b), (Some(c), Some(b)) if c < b), "{text}");
+    assert!(text.contains("0 brake(s), 3 pause(s)"), "{text}");
     snapshot!("pause_resume", &text);
 }
 

@@ -57,6 +57,17 @@
 //!   others. (Without the settle window a task paused a quarter second after it started
 //!   was braked half a second later: six tasks of 150–350 MiB ramping in 0.5 s under
 //!   `--mem 1G -j 4` took 2 brakes and 6.4 s simulated, now none and 6.0 s.)
+//! - **Probing.** A paused task waits for the projection to fit, and the projection counts
+//!   every task at its predicted peak, a cold one at its plausible size, whether or not it
+//!   will ever take it. So while nothing else grows, the oldest paused task is resumed to
+//!   probe what memory is actually left, if a [`PROBE_HORIZON`] of its growth fits below
+//!   two [`APPROACH`] shares of the limit. Until it is paused again, its growth is looked
+//!   ahead only that long, and it is paused two shares below the limit instead of one: it
+//!   then holds less than makes paused memory due back (the brake above). In the twin of
+//!   the benchmark's `late` seed 29 on the emulated machine, a 2.6 GiB cold task was paused
+//!   at 2.3 GiB beside four quiet ones counted at 1 GiB each and waited 7.5 s, then ended
+//!   at 16.5 s; probing, it ended at 9.7 s (47.2 → 43.1 s). Figures: BENCHMARKS.md,
+//!   "Probing what memory is left".
 //! - A paused task's paused time counts neither toward `--timeout` nor toward its learned
 //!   duration and time to peak; its expected end moves by as much. Its growth is timed on
 //!   the same clock: once resumed, it grows as it did when paused, not as a task that was
@@ -88,6 +99,9 @@ pub const QUIET_GRACE: Duration = Duration::from_millis(250);
 /// Memory approaches the limit when what tasks hold (plus a horizon of growth) is
 /// within this share of it.
 pub const APPROACH: f64 = 0.05;
+/// How far ahead a probing task's growth is extended (module doc, "Probing"): about
+/// what a sample takes to come while memory races, with room to spare.
+pub const PROBE_HORIZON: Duration = Duration::from_millis(250);
 
 impl Policy {
     /// Returns true if and only if the task is running and paused.
@@ -226,10 +240,19 @@ impl Policy {
                 false => self.horizon(now, &with, limit),
             };
             let (projected, soon) = self.pressure(now, &with, horizon);
-            if projected > limit * (1.0 - 2.0 * APPROACH) && soon > limit * (1.0 - 3.0 * APPROACH) {
+            let fits = projected <= limit * (1.0 - 2.0 * APPROACH)
+                || soon <= limit * (1.0 - 3.0 * APPROACH);
+            // With nothing else growing, the oldest paused task probes what memory is left
+            // (module doc, "Probing").
+            let oldest = waiting.len() == paused.len();
+            let probe = !fits && oldest && !others_grow && self.may_probe(now, id, held, limit);
+            if !fits && !probe {
                 break;
             }
             self.resume(now, id);
+            if let Some(f) = self.facts_mut(id) {
+                f.probing = probe;
+            }
             active = with;
             waiting = rest;
         }
@@ -269,6 +292,7 @@ impl Policy {
     /// other task flat at what it holds; and what they hold plus `horizon` seconds of the
     /// active ones' growth ([`Policy::horizon`]).
     fn pressure(&self, now: Duration, active: &[TaskId], horizon: f64) -> (f64, f64) {
+        let limit = self.limit().unwrap_or(0) as f64;
         let mut curves = Vec::new();
         let mut soon = 0.0;
         for id in self.running_ids() {
@@ -292,6 +316,16 @@ impl Policy {
                 curve.ramp = 0.0;
             }
             if let Some(rate) = self.pace_of(id, now) {
+                // A probing task is looked ahead a moment, and stopped a share of the limit
+                // early: paused again, it holds less than makes its memory due back.
+                let probing = self.facts(id).probing;
+                let horizon = match probing {
+                    true => horizon.min(PROBE_HORIZON.as_secs_f64()),
+                    false => horizon,
+                };
+                if probing {
+                    soon += limit * APPROACH;
+                }
                 // No task grows past --task-mem: it is stopped there.
                 let grown = self.within_cap_f(current + rate * horizon).max(current);
                 // Growth within a learned prediction was reserved at admission, and stops
@@ -319,6 +353,14 @@ impl Policy {
             true => Some(self.facts(id).paused_rate).filter(|&r| r > 0.0),
             false => self.growth_rate(id, now),
         }
+    }
+
+    /// Returns true if and only if paused task `id`, resumed, may grow for a
+    /// [`PROBE_HORIZON`] at the pace it was paused at and still leave two [`APPROACH`]
+    /// shares of the limit free, what the running tasks hold being `held`.
+    fn may_probe(&self, now: Duration, id: TaskId, held: f64, limit: f64) -> bool {
+        let rate = self.pace_of(id, now).unwrap_or(0.0);
+        held + rate * PROBE_HORIZON.as_secs_f64() <= limit * (1.0 - 2.0 * APPROACH)
     }
 
     /// How far ahead, in seconds, `active` tasks' growth is extended: [`PAUSE_HORIZON`],
@@ -432,6 +474,7 @@ impl Policy {
         if let Some(f) = self.facts_mut(id) {
             f.paused_rate = rate;
             f.paused_since = Some(now);
+            f.probing = false;
             f.parked = matches!(why, PauseCause::Asleep { .. });
         }
         self.actions.push_back(Action::Pause { task: id });

@@ -352,6 +352,10 @@ pub struct AttemptFacts {
     pub paused_total: Duration,
     /// How fast it grew (bytes/s) when last paused: what it resumes at.
     pub paused_rate: f64,
+    /// Resumed to probe what memory is left while nothing else grew: its growth is looked
+    /// ahead only [`PROBE_HORIZON`](super::suspend::PROBE_HORIZON), until it is paused
+    /// again ([`suspend`](super::suspend), "Probing").
+    pub probing: bool,
     /// Admitted in its quiet start: counted at what it holds meanwhile from the first
     /// instant, not only after it has idled a second (admission's module doc, "Quiet
     /// starts").
@@ -395,6 +399,7 @@ impl AttemptFacts {
         paused_since: None,
         paused_total: Duration::ZERO,
         paused_rate: 0.0,
+        probing: false,
         quiet: false,
         jump_to_park: false,
         busy: None,
