@@ -1351,3 +1351,46 @@ fn a_paused_task_probes_what_memory_is_left_while_nothing_else_grows() {
     assert!(ended(0) < secs(4.0), "the climber ended at {:?}", ended(0));
     assert!(ended(0) < ended(1).min(ended(2)));
 }
+
+#[test]
+fn a_quiet_newcomer_starts_while_a_big_task_it_cannot_peak_beside_ends() {
+    // Tasks work 3–6 s at 150 MiB (how long, their command lines do not say), then take
+    // 2.5 GiB in 0.2 s and hold it 1.5 s, on the 4 GiB machine (limit 3.5 GiB): two never
+    // fit at their peaks together. Four such tasks finished before. Task 0 happens to climb
+    // at once; task 1 works 3 s first. While task 0 held its peak, task 1 waited for it to
+    // end, though it would not jump for 3 s at the least and task 0 was expected to end in
+    // about one: its jump was kept free from now on. It now counts only once its quiet
+    // start may end (`admission`, "Quiet starts"): task 1 starts beside task 0 and works
+    // while task 0 ends.
+    let (cfg, host) = small_machine(2);
+    let history: Vec<(Vec<f64>, Observation)> = [3.0, 4.0, 5.0, 6.0]
+        .iter()
+        .map(|&quiet| {
+            let obs = Observation {
+                peak: gib(2.5),
+                duration: Some(secs(quiet + 1.7)),
+                time_to_peak: Some(secs(quiet + 0.19)),
+                quiet: Some((secs(quiet), Bytes(150 << 20))),
+            };
+            (vec![2.5, 1.5], obs)
+        })
+        .collect();
+    let task =
+        |quiet: f64| works_then_climbs((0.15, 0.1, quiet), 0.2, 2.5, 1.5).features(vec![2.5, 1.5]);
+    let mut sim = Sim::new(cfg, host, vec![task(0.2), task(3.0)]).sampling_like_the_supervisor();
+    sim.policy_mut().learn_from_history(&history);
+    let report = sim.drive();
+    assert_clean(&report);
+    all_done(&sim, 2);
+    let s = starts(&sim);
+    let ended = times_of(&sim, |a| matches!(a, Action::Finished { task: 0, .. }));
+    assert_eq!(s[1].1, 1);
+    assert!(
+        s[1].0 < ended[0],
+        "task 1 at {:?}, task 0 ended {:?}",
+        s[1].0,
+        ended
+    );
+    assert_eq!((report.brakes, report.pauses), (0, 0), "{:#?}", sim.log());
+    assert!(report.min_available > gib(0.3), "{}", report.min_available);
+}

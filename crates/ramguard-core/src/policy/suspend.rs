@@ -289,7 +289,8 @@ impl Policy {
     }
 
     /// The highest projected total of the running tasks, with `active` running and every
-    /// other task flat at what it holds; and what they hold plus `horizon` seconds of the
+    /// other task flat at what it holds (one in its quiet start at the most it holds
+    /// meanwhile, as admission counts it); and what they hold plus `horizon` seconds of the
     /// active ones' growth ([`Policy::horizon`]).
     fn pressure(&self, now: Duration, active: &[TaskId], horizon: f64) -> (f64, f64) {
         let limit = self.limit().unwrap_or(0) as f64;
@@ -310,6 +311,13 @@ impl Policy {
             let Some(mut curve) = self.curve(now, id) else {
                 continue;
             };
+            if let Some(hold) = self.idle_hold(id, now) {
+                // Counted as admission counts it, at what it holds in its quiet start.
+                let hold = (hold.get() as f64).max(current);
+                curve.now = hold;
+                curve.peak = hold;
+                curve.ramp = 0.0;
+            }
             if self.runaway_rate(id, now).is_some() {
                 // Admission extrapolates a runaway far ahead; pausing looks one horizon ahead.
                 curve.peak = current;
