@@ -1068,18 +1068,43 @@ fn the_room_shown_while_tasks_idle_is_the_room_admission_counts() {
 /// 2.5 GiB in 0.2 s and held it 1 s (features `[2.5, 1.0]`); with their quiet starts, or
 /// from a journal that did not keep them.
 fn waited_2_5_gib(with_quiet: bool) -> Vec<(Vec<f64>, Observation)> {
-    [2.0, 4.0, 6.0, 8.0]
+    took_2_5_gib_after(&[2.0, 4.0, 6.0, 8.0], Bytes(5 << 20), 1.0, with_quiet)
+}
+
+/// What finished tasks taught that stood still for each of `quiet` seconds at `held`, then
+/// took 2.5 GiB in 0.2 s and held it `hold` s (features `[2.5, hold]`); with their quiet
+/// starts, or from a journal that did not keep them.
+fn took_2_5_gib_after(
+    quiet: &[f64],
+    held: Bytes,
+    hold: f64,
+    with_quiet: bool,
+) -> Vec<(Vec<f64>, Observation)> {
+    quiet
         .iter()
         .map(|&idle| {
             let obs = Observation {
                 peak: gib(2.5),
-                duration: Some(secs(idle + 1.2)),
+                duration: Some(secs(idle + 0.2 + hold)),
                 time_to_peak: Some(secs(idle + 0.19)),
-                quiet: with_quiet.then(|| (secs(idle), Bytes(5 << 20))),
+                quiet: with_quiet.then(|| (secs(idle), held)),
             };
-            (vec![2.5, 1.0], obs)
+            (vec![2.5, hold], obs)
         })
         .collect()
+}
+
+/// When task 1 started; fails unless it was the second to start, before task 0 ended.
+fn task_1_started_before_task_0_ended(sim: &Sim) -> Duration {
+    let s = starts(sim);
+    let ended = times_of(sim, |a| matches!(a, Action::Finished { task: 0, .. }));
+    assert_eq!(s[1].1, 1);
+    assert!(
+        s[1].0 < ended[0],
+        "task 1 at {:?}, task 0 ended {ended:?}",
+        s[1].0
+    );
+    s[1].0
 }
 
 #[test]
@@ -1098,19 +1123,10 @@ fn a_task_that_holds_its_peak_ends_when_its_hold_says() {
     let report = sim.drive();
     assert_clean(&report);
     all_done(&sim, 2);
-    let s = starts(&sim);
-    let ended = times_of(&sim, |a| matches!(a, Action::Finished { task: 0, .. }));
-    assert_eq!(s[1].1, 1);
+    let started = task_1_started_before_task_0_ended(&sim);
     assert!(
-        s[1].0 < ended[0],
-        "task 1 at {:?}, task 0 ended {:?}",
-        s[1].0,
-        ended
-    );
-    assert!(
-        s[1].0 > secs(6.2),
-        "task 1 at {:?}: before task 0 took its peak",
-        s[1].0
+        started > secs(6.2),
+        "task 1 at {started:?}: before task 0 took its peak"
     );
     assert_eq!(report.brakes, 0);
     assert!(report.min_available > gib(0.3), "{}", report.min_available);
@@ -1363,18 +1379,7 @@ fn a_quiet_newcomer_starts_while_a_big_task_it_cannot_peak_beside_ends() {
     // start may end (`admission`, "Quiet starts"): task 1 starts beside task 0 and works
     // while task 0 ends.
     let (cfg, host) = small_machine(2);
-    let history: Vec<(Vec<f64>, Observation)> = [3.0, 4.0, 5.0, 6.0]
-        .iter()
-        .map(|&quiet| {
-            let obs = Observation {
-                peak: gib(2.5),
-                duration: Some(secs(quiet + 1.7)),
-                time_to_peak: Some(secs(quiet + 0.19)),
-                quiet: Some((secs(quiet), Bytes(150 << 20))),
-            };
-            (vec![2.5, 1.5], obs)
-        })
-        .collect();
+    let history = took_2_5_gib_after(&[3.0, 4.0, 5.0, 6.0], Bytes(150 << 20), 1.5, true);
     let task =
         |quiet: f64| works_then_climbs((0.15, 0.1, quiet), 0.2, 2.5, 1.5).features(vec![2.5, 1.5]);
     let mut sim = Sim::new(cfg, host, vec![task(0.2), task(3.0)]).sampling_like_the_supervisor();
@@ -1382,15 +1387,7 @@ fn a_quiet_newcomer_starts_while_a_big_task_it_cannot_peak_beside_ends() {
     let report = sim.drive();
     assert_clean(&report);
     all_done(&sim, 2);
-    let s = starts(&sim);
-    let ended = times_of(&sim, |a| matches!(a, Action::Finished { task: 0, .. }));
-    assert_eq!(s[1].1, 1);
-    assert!(
-        s[1].0 < ended[0],
-        "task 1 at {:?}, task 0 ended {:?}",
-        s[1].0,
-        ended
-    );
+    task_1_started_before_task_0_ended(&sim);
     assert_eq!((report.brakes, report.pauses), (0, 0), "{:#?}", sim.log());
     assert!(report.min_available > gib(0.3), "{}", report.min_available);
 }
