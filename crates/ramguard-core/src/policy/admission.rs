@@ -316,15 +316,16 @@ impl Policy {
             && !self.is_parked(id)
     }
 
-    /// What a task started now would count as holding if it is admitted in its quiet start
-    /// (the most it holds meanwhile); `None` if it is not.
+    /// How long a task started now stays quiet at the least and what it would count as
+    /// holding meanwhile (the most it holds), if it is admitted in its quiet start; `None`
+    /// if it is not.
     pub(super) fn quiet_newcomer(
         &self,
         now: Duration,
         id: TaskId,
         predicted: Bytes,
         cold: bool,
-    ) -> Option<Bytes> {
+    ) -> Option<(Duration, Bytes)> {
         if cold || self.quiet_unconfirmed(now) {
             return None;
         }
@@ -340,7 +341,7 @@ impl Policy {
                 return None;
             }
         }
-        self.quiet_start(id, predicted).map(|(_, held)| held)
+        self.quiet_start(id, predicted)
     }
 
     /// How soon a task may reach its peak at the earliest; `None` for a cold-started one.
@@ -414,15 +415,15 @@ impl Policy {
 
     /// Returns true if and only if the running tasks' projected memory plus this task's,
     /// started now, stays within [`Policy::limit`] from now on (module doc, "Admission");
-    /// `quiet` is what it would count as holding if admitted in its quiet start
-    /// ([`Policy::quiet_newcomer`]).
+    /// `quiet` is how long it stays quiet and what it would count as holding meanwhile, if
+    /// admitted in its quiet start ([`Policy::quiet_newcomer`]).
     pub(super) fn fits_ahead(
         &self,
         now: Duration,
         id: TaskId,
         predicted: Bytes,
         cold: bool,
-        quiet: Option<Bytes>,
+        quiet: Option<(Duration, Bytes)>,
     ) -> bool {
         let Some(limit) = self.limit() else {
             return false;
@@ -438,7 +439,7 @@ impl Policy {
         // from its start: its whole curve is projected).
         let mut own_jump = 0.0;
         let mut sleepy = false;
-        if let Some(held) = quiet {
+        if let Some((_, held)) = quiet {
             // Counted as it will be once it runs: at what it holds while quiet, its jump
             // to its peak in the one kept free.
             let held = held.get() as f64;
@@ -471,12 +472,7 @@ impl Policy {
         }
         // Its own jump comes no sooner than its quiet start ends: by then, tasks expected to
         // end have given their memory back (module doc, "Quiet starts").
-        let quiet_for = match quiet {
-            Some(_) => self
-                .quiet_start(id, predicted)
-                .map_or(0.0, |(u, _)| u.as_secs_f64()),
-            None => 0.0,
-        };
+        let quiet_for = quiet.map_or(0.0, |(until, _)| until.as_secs_f64());
         project::highest_from(&curves, quiet_for) + others.max(own_jump) <= limit
     }
 

@@ -352,7 +352,7 @@ impl Model {
     }
 
     /// How many observations were of kind `f`.
-    fn of_kind(&self, f: usize) -> usize {
+    fn observed_of_kind(&self, f: usize) -> usize {
         self.kinds.iter().find(|k| k.0 == f).map_or(0, |k| k.1)
     }
 
@@ -377,7 +377,7 @@ impl Model {
                 }
                 let seen: Vec<(usize, usize)> = group
                     .clone()
-                    .map(|f| (f, self.of_kind(f)))
+                    .map(|f| (f, self.observed_of_kind(f)))
                     .filter(|&(_, n)| n > 0)
                     .collect();
                 let &(base, _) = seen.iter().rev().max_by_key(|&&(_, n)| n)?;
@@ -889,14 +889,14 @@ impl Predictor {
     }
 }
 
-/// A time a task takes at most (the model's upper side), once [`MIN_DURATIONS`] are known;
-/// never below the shortest seen, less the margin (see [`Predictor::duration`]).
 /// Returns true if and only if a task's features mark it of the kind in `column`: a kind is
 /// a 0/1 column, 1 for the tasks of that kind.
 pub(super) fn of_kind(features: &[f64], column: usize) -> bool {
     features.get(column) == Some(&1.0)
 }
 
+/// A time a task takes at most (the model's upper side), once [`MIN_DURATIONS`] are known;
+/// never below the shortest seen, less the margin (see [`Predictor::duration`]).
 fn longest(model: &Model, features: &[f64]) -> Option<Duration> {
     if model.observed() < MIN_DURATIONS {
         return None;

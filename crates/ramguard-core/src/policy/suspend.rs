@@ -148,10 +148,11 @@ impl Policy {
         if active.is_empty() {
             // Never deadlock: with nothing else running, the oldest paused task whose
             // projection fits runs, else the oldest (module doc).
-            let fits = paused
-                .iter()
-                .copied()
-                .find(|&id| self.pressure(now, &[id], self.horizon(now, &[id], limit)).0 <= limit);
+            let fits = paused.iter().copied().find(|&id| {
+                self.pressure(now, &[id], self.horizon(now, &[id], limit), limit)
+                    .0
+                    <= limit
+            });
             if let Some(first) = fits.or(paused.first().copied()) {
                 self.resume(now, first);
             }
@@ -161,7 +162,7 @@ impl Policy {
         let mut paused_now = false;
         loop {
             let horizon = self.horizon(now, &active, limit);
-            let (projected, soon) = self.pressure(now, &active, horizon);
+            let (projected, soon) = self.pressure(now, &active, horizon, limit);
             if projected <= limit || soon < limit * (1.0 - APPROACH) {
                 break;
             }
@@ -239,7 +240,7 @@ impl Policy {
                 true => PAUSE_HORIZON.as_secs_f64(),
                 false => self.horizon(now, &with, limit),
             };
-            let (projected, soon) = self.pressure(now, &with, horizon);
+            let (projected, soon) = self.pressure(now, &with, horizon, limit);
             let fits = projected <= limit * (1.0 - 2.0 * APPROACH)
                 || soon <= limit * (1.0 - 3.0 * APPROACH);
             // With nothing else growing, the oldest paused task probes what memory is left
@@ -291,9 +292,8 @@ impl Policy {
     /// The highest projected total of the running tasks, with `active` running and every
     /// other task flat at what it holds (one in its quiet start at the most it holds
     /// meanwhile, as admission counts it); and what they hold plus `horizon` seconds of the
-    /// active ones' growth ([`Policy::horizon`]).
-    fn pressure(&self, now: Duration, active: &[TaskId], horizon: f64) -> (f64, f64) {
-        let limit = self.limit().unwrap_or(0) as f64;
+    /// active ones' growth ([`Policy::horizon`]); `limit` is [`Policy::limit`].
+    fn pressure(&self, now: Duration, active: &[TaskId], horizon: f64, limit: f64) -> (f64, f64) {
         let mut curves = Vec::new();
         let mut soon = 0.0;
         for id in self.running_ids() {
