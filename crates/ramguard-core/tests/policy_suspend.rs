@@ -1391,3 +1391,50 @@ fn a_quiet_newcomer_starts_while_a_big_task_it_cannot_peak_beside_ends() {
     assert_eq!((report.brakes, report.pauses), (0, 0), "{:#?}", sim.log());
     assert!(report.min_available > gib(0.3), "{}", report.min_available);
 }
+
+#[test]
+fn a_quiet_newcomer_whose_jump_does_not_fit_works_beside_a_peak_and_is_paused_at_its_climb() {
+    // Tasks work 2–6 s at 150 MiB (how long, their command lines do not say), then take
+    // 2.5 GiB in 0.2 s and hold it 6 s, on the 4 GiB machine (limit 3.5 GiB): two never fit
+    // at their peaks together. Task 0 climbs at once; task 1 works 4 s first. Its jump
+    // cannot fit before task 0 ends, about 6.4 s on, and the low side of the quiet time
+    // learned does not cover that: it started at 5.2 s, when task 0 was about to end, and
+    // only then began its 4 s of work. Its jump is now left to the pause (`admission`,
+    // "Jumps left to the pause"): it starts once task 0 has run a second (task 0 started
+    // in its quiet start too), works beside task 0's peak, is paused as it climbs, and is
+    // resumed once task 0 has ended.
+    // With `--no-pause`, nothing could stop its climb but the brake: it waits as before.
+    let run = |pause: bool| {
+        let (cfg, host) = small_machine(2);
+        let history = took_2_5_gib_after(&[2.0, 3.0, 5.0, 6.0], Bytes(150 << 20), 6.0, true);
+        let task = |quiet: f64| {
+            works_then_climbs((0.15, 0.1, quiet), 0.2, 2.5, 6.0).features(vec![2.5, 6.0])
+        };
+        let cfg = Config { pause, ..cfg };
+        let mut sim =
+            Sim::new(cfg, host, vec![task(0.2), task(4.0)]).sampling_like_the_supervisor();
+        sim.policy_mut().learn_from_history(&history);
+        let report = sim.drive();
+        assert_clean(&report);
+        all_done(&sim, 2);
+        (sim, report)
+    };
+    let (sim, report) = run(false);
+    let started = starts(&sim)[1].0;
+    assert!(
+        started > secs(4.0),
+        "with --no-pause, task 1 started at {started:?}"
+    );
+    assert_eq!((report.brakes, report.pauses), (0, 0));
+    let (sim, report) = run(true);
+    let started = task_1_started_before_task_0_ended(&sim);
+    assert!(started < secs(1.5), "task 1 started at {started:?}");
+    let paused = times_of(&sim, |a| matches!(a, Action::Pause { task: 1 }));
+    let ended = times_of(&sim, |a| matches!(a, Action::Finished { task: 0, .. }));
+    assert!(
+        paused.first().is_some_and(|&p| p < ended[0]),
+        "task 1 paused at {paused:?}, task 0 ended at {ended:?}"
+    );
+    assert_eq!(report.brakes, 0, "{:#?}", sim.log());
+    assert!(report.min_available > gib(0.3), "{}", report.min_available);
+}

@@ -360,8 +360,9 @@ pub struct AttemptFacts {
     /// instant, not only after it has idled a second (admission's module doc, "Quiet
     /// starts").
     pub quiet: bool,
-    /// Admitted in a sleepy sweep's quiet start without room for its jump: parking is to
-    /// stop it before that jump if it does not fit then ([`park`](super::park)).
+    /// Admitted in its quiet start without room for its jump: parking (in a sleepy sweep)
+    /// or the pause (where tasks work before they climb) is to stop it at that jump if it
+    /// does not fit then ([`park`](super::park), admission's "Jumps left to the pause").
     pub jump_to_park: bool,
     /// When the task last used CPU worth counting, and its CPU time then; `None` until
     /// its CPU time is known ([`park`](super::park)).
