@@ -92,23 +92,22 @@
 //! projected along its whole ramp instead, such a newcomer was paused as it faulted in its
 //! first 150 MiB.
 //!
-//! **Jumps left to the pause.** A newcomer with a learned quiet start whose jump does not fit
-//! even then may start all the same where tasks work before they climb
-//! ([`Policy::jump_left_to_pause`]): what it holds meanwhile must fit beside the running tasks
-//! and the largest idle jump, nothing may be paused, and no other task admitted so may still
-//! wait to jump (and not with `--no-pause`). If its jump does not fit when it comes, the pause stops it as it climbs
-//! ([`suspend`](super::suspend)) and resumes it when room returns; it has done its work
-//! meanwhile instead of waiting in the queue. (Where tasks sleep, parking does this.) The low
-//! side of a learned quiet time is short of many tasks' own (2.4 s learned where the `late`
-//! tasks work 2–8 s), so the timed jump above still kept such newcomers waiting. With the idle
-//! share above, on the simulated mixes (ideal host | 2 CPUs | the emulated 4 GiB machine of
-//! `tests/policy_mixes.rs`): 14 held-out `late`, `heavy` and `idle` seeds (30–36, 30–33,
-//! 30–32) went from 2.19 | 2.41 | 2.77× the lower bound to 2.18 | 2.29 | 2.63×, eight untuned
-//! `late` seeds from 2.26 | 2.48 | 2.96× to 2.27 | 2.43 | 2.83×, `heavy` seeds 1–8 from
-//! 2.29 | 2.43 | 2.70× to 2.24 | 2.37 | 2.55×; every twin together 0.997 | 0.997 | 0.994 of
-//! before (geometric mean), brakes 61 | 71 | 65 → 62 | 73 | 70. The idle share alone gave
-//! 0.996 | 0.998 | 0.996, this rule alone 1.002 | 1.003 | 0.998. Real runs beside the build
-//! before: BENCHMARKS.md.
+//! **Jumps left to the pause.** A newcomer with a learned quiet start whose jump does not fit even
+//! then may start all the same where tasks work before they climb ([`Policy::jump_left_to_pause`]):
+//! what it holds meanwhile must fit beside the running tasks and the largest idle jump, nothing may
+//! be paused, and no other task admitted so may still wait to jump (never with `--no-pause`). If
+//! its jump does not fit when it comes, the pause stops it as it climbs
+//! ([`suspend`](super::suspend)) and resumes it when room returns; it has done its work meanwhile
+//! instead of waiting in the queue. (Where tasks sleep, parking does this.) The low side of a
+//! learned quiet time is short of many tasks' own (2.4 s learned where the `late` tasks work
+//! 2–8 s), so the timed jump above still kept such newcomers waiting. With the idle share above, on
+//! the simulated mixes (ideal host | 2 CPUs | the emulated 4 GiB machine of
+//! `tests/policy_mixes.rs`): 14 held-out `late`, `heavy` and `idle` seeds (30–36, 30–33, 30–32)
+//! went from 2.19 | 2.41 | 2.77× the lower bound to 2.18 | 2.29 | 2.63×, eight untuned `late` seeds
+//! from 2.26 | 2.48 | 2.96× to 2.27 | 2.43 | 2.83×, `heavy` seeds 1–8 from 2.29 | 2.43 | 2.70× to
+//! 2.24 | 2.37 | 2.55×; every twin together 0.997 | 0.997 | 0.994 of before (geometric mean),
+//! brakes 61 | 71 | 65 → 62 | 73 | 70. The idle share alone gave 0.996 | 0.998 | 0.996, this rule
+//! alone 1.002 | 1.003 | 0.998. Real runs beside the build before: BENCHMARKS.md.
 //!
 //! Queue order is task order, or longest expected first once durations are learned per task
 //! ([`order`](super::order)). A task that does not fit may be overtaken by a smaller one later in
