@@ -541,16 +541,8 @@ impl Policy {
         let (Some(limit), Some((_, held))) = (self.limit(), self.quiet_start(id, predicted)) else {
             return false;
         };
-        let held = held.get() as f64;
-        let newcomer = Curve {
-            now: held,
-            peak: held,
-            ramp: 0.0,
-            end: None,
-        };
-        let (curves, jumps) = self.projected_curves(now, Some(newcomer));
-        let others = jumps.iter().map(|&(_, j)| j).fold(0.0, f64::max);
-        project::highest(&curves) + others <= limit as f64
+        // Counted flat at what it holds, it adds that much to every point of the projection.
+        self.projected_highest(now) + held.get() as f64 <= limit as f64
     }
 
     /// When the queue's head, of peak `head`, would fit: the first time ahead after which
